@@ -1,0 +1,30 @@
+/** How P-DATA-TF is re-fragmented toward a receiver (issue: --fragment fit|repack|SIZE). */
+export type FragmentPolicy =
+  | { mode: 'fit' }
+  | { mode: 'repack' }
+  | { mode: 'size'; size: number };
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** Everything the proxy engine needs; the CLI builds it from flags, the config file and defaults. */
+export interface ProxyOptions {
+  listen: Endpoint;
+  upstream: Endpoint;
+  /** Written into the A-ASSOCIATE-AC Maximum Length (what the SCU may send); undefined = unchanged. */
+  maxPdu?: number | undefined;
+  /** Written into the A-ASSOCIATE-RQ Maximum Length (what the SCP may send); undefined = unchanged. */
+  maxPduRq?: number | undefined;
+  fragment: FragmentPolicy;
+  /** Per-PDU chunk log; undefined = off. */
+  csv?: string | undefined;
+  /** Upstream TCP connect timeout in milliseconds; on expiry the SCU gets A-ASSOCIATE-RJ (transient). */
+  connectTimeoutMs: number;
+  /**
+   * After an A-ABORT or A-ASSOCIATE-RJ has been forwarded, or after a protocol error, how long the proxy
+   * waits for the peers to close before it closes both connections (PS3.8 9.1.4 ARTIM).
+   */
+  closeTimeoutMs: number;
+}
