@@ -1,0 +1,45 @@
+// Runs the proxy as a process: logger, recorders, listener, and signal handling.
+
+import pino from 'pino';
+import type { Logger } from 'pino';
+import { ChunkCsvRecorder } from '../record/chunk-csv.js';
+import type { Recorder } from '../record/events.js';
+import type { ProxyOptions } from './options.js';
+import { ProxyServer } from './server.js';
+
+export interface RunOptions {
+  logLevel: string;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { name: 'dicom-pdu-proxy' } });
+}
+
+/**
+ * Start the proxy and run until SIGINT/SIGTERM. On a signal: stop listening, abort associations still in
+ * flight (A-ABORT to both peers), flush the CSV files, and resolve with exit status 0.
+ */
+export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<number> {
+  const log = createLogger(run.logLevel);
+  const recorders: Recorder[] = [];
+  if (options.csv) recorders.push(await ChunkCsvRecorder.open(options.csv));
+  const server = new ProxyServer(options, log, recorders);
+  try {
+    await server.listen();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`dicom-pdu-proxy: --listen ${options.listen.host}:${options.listen.port}: ${e.code ?? e.message}\n`);
+    await Promise.all(recorders.map((r) => r.close()));
+    return 1;
+  }
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  log.info({ signal, active: server.activeAssociations }, 'shutting down');
+  await server.stopListening();
+  await server.abortAll(`proxy shutting down (${signal})`);
+  await Promise.all(recorders.map((r) => r.close()));
+  log.info('stopped');
+  return 0;
+}

@@ -1,0 +1,461 @@
+// One association: the SCU's socket, the upstream socket, and a link each way. The session runs the
+// association state machine (PS3.8 9.2, seen from the middle), rewrites the Maximum Length in the
+// A-ASSOCIATE-RQ/AC, configures each link's re-fragmenter with its receiver's real limit, and tears
+// everything down exactly once.
+
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { AssociatePdu } from '../pdu/associate.js';
+import {
+  calledAe,
+  callingAe,
+  decodeAssociate,
+  implementationClassUid,
+  implementationVersionName,
+  maxLength,
+  presentationContextsAc,
+  presentationContextsRq,
+  rewriteMaxLength,
+} from '../pdu/associate.js';
+import { ABORT_REASON_NAMES, AbortReason, AbortSource, PduType, pduTypeName } from '../pdu/constants.js';
+import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
+import { ProtocolError } from '../pdu/errors.js';
+import type { PduRecord, Recorder } from '../record/events.js';
+import type { InFlight, LinkOwner } from './link.js';
+import { Link } from './link.js';
+import type { ProxyOptions } from './options.js';
+
+const enum State {
+  /** TCP accepted; waiting for the SCU's A-ASSOCIATE-RQ. */
+  AwaitRq,
+  /** RQ received; connecting to the upstream. */
+  Connecting,
+  /** RQ forwarded; waiting for the SCP's AC, RJ or ABORT. */
+  AwaitAc,
+  Established,
+  /** A-RELEASE-RQ seen; P-DATA may still flow until the RP. */
+  Releasing,
+  /** The association ended normally (RP forwarded) or was refused (RJ): closes propagate as they come. */
+  Ended,
+  /** Aborted by a peer, by the proxy, or by a lost connection. */
+  Aborted,
+}
+
+const STATE_NAMES = ['await-rq', 'connecting', 'await-ac', 'established', 'releasing', 'ended', 'aborted'];
+
+export interface SessionSummary {
+  assoc: number;
+  durationMs: number;
+  outcome: 'released' | 'rejected' | 'aborted' | 'closed';
+  reason: string | undefined;
+}
+
+export class Session implements LinkOwner {
+  readonly id: number;
+  private readonly options: ProxyOptions;
+  private readonly log: Logger;
+  private readonly recorders: readonly Recorder[];
+  private readonly onDone: (session: Session) => void;
+  private readonly t0 = performance.now();
+  private readonly scu: Socket;
+  private scp: Socket | undefined;
+  private readonly toScp: Link;
+  private readonly toScu: Link;
+  private state = State.AwaitRq;
+  private outcome: SessionSummary['outcome'] = 'closed';
+  private reason: string | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private scuClosed = false;
+  private scpClosed = true;
+  private finished = false;
+  /** The real limits: what each peer announced itself (0 = none). */
+  private scuMax = 0;
+  private scpMax = 0;
+
+  constructor(id: number, scu: Socket, options: ProxyOptions, log: Logger, recorders: readonly Recorder[], onDone: (s: Session) => void) {
+    this.id = id;
+    this.scu = scu;
+    this.options = options;
+    this.log = log;
+    this.recorders = recorders;
+    this.onDone = onDone;
+    const clock = (): number => (performance.now() - this.t0) * 1000;
+    this.toScp = new Link('to_scp', id, this, clock);
+    this.toScu = new Link('to_scu', id, this, clock);
+    scu.setNoDelay(true);
+    this.toScp.attachSource(scu);
+    this.toScu.attachDest(scu);
+    scu.on('end', () => this.onLegEnd('scu'));
+    scu.on('error', (err) => this.onLegError('scu', err));
+    scu.on('close', () => this.onLegClose('scu'));
+  }
+
+  get stateName(): string {
+    return STATE_NAMES[this.state]!;
+  }
+
+  // ---- LinkOwner -------------------------------------------------------------------------------
+
+  dataAllowed(): boolean {
+    return this.state === State.Established || this.state === State.Releasing;
+  }
+
+  onRecord(record: PduRecord): void {
+    for (const recorder of this.recorders) recorder.pdu(record);
+  }
+
+  onProtocolError(link: Link, err: ProtocolError): void {
+    this.fail(`${link.direction === 'to_scp' ? 'SCU' : 'SCP'} sent ${err.message}`, err.code, err.reason);
+  }
+
+  onControlPdu(link: Link, type: number, pdu: Buffer, record: InFlight): void {
+    const fromScu = link === this.toScp;
+    const sender = fromScu ? 'SCU' : 'SCP';
+    switch (type) {
+      case PduType.AssociateRq:
+        if (!fromScu || this.state !== State.AwaitRq) return this.unexpected(link, type, record, sender);
+        return this.onAssociateRq(pdu, record);
+      case PduType.AssociateAc:
+        if (fromScu || this.state !== State.AwaitAc) return this.unexpected(link, type, record, sender);
+        return this.onAssociateAc(pdu, record);
+      case PduType.AssociateRj:
+        if (fromScu || this.state !== State.AwaitAc) return this.unexpected(link, type, record, sender);
+        this.state = State.Ended;
+        this.outcome = 'rejected';
+        this.reason = describeReject(pdu);
+        this.log.info({ result: decodeReject(pdu) }, 'association rejected by the SCP');
+        link.forward(pdu, record);
+        this.startCloseTimer();
+        return;
+      case PduType.ReleaseRq:
+        if (this.state !== State.Established && this.state !== State.Releasing) return this.unexpected(link, type, record, sender);
+        this.state = State.Releasing;
+        link.forward(pdu, record);
+        return;
+      case PduType.ReleaseRp:
+        if (this.state !== State.Releasing) return this.unexpected(link, type, record, sender);
+        this.state = State.Ended;
+        this.outcome = 'released';
+        link.forward(pdu, record);
+        this.startCloseTimer();
+        return;
+      case PduType.Abort: {
+        const fields = decodeAbort(pdu);
+        this.outcome = 'aborted';
+        this.reason = `${sender} sent A-ABORT (${describeAbort(fields)})`;
+        this.log.info({ from: sender, abort: describeAbort(fields) }, 'association aborted by a peer');
+        if (this.state === State.AwaitRq || this.state === State.Connecting) {
+          // Nothing upstream to tell yet.
+          link.drop(record);
+          this.state = State.Aborted;
+          this.closeBoth();
+          return;
+        }
+        this.state = State.Aborted;
+        link.forward(pdu, record);
+        this.startCloseTimer();
+        return;
+      }
+      default:
+        // The framer only delivers known types here; P-DATA goes through the link.
+        return this.unexpected(link, type, record, sender);
+    }
+  }
+
+  // ---- Association negotiation ----------------------------------------------------------------
+
+  private onAssociateRq(raw: Buffer, record: InFlight): void {
+    const rq = this.decode(raw, 'SCU');
+    if (!rq) return;
+    this.scuMax = this.maxLengthOf(rq, 'SCU');
+    let out = raw;
+    let written = this.scuMax;
+    if (this.options.maxPduRq !== undefined) {
+      written = this.options.maxPduRq;
+      out = rewriteMaxLength(raw, rq, written);
+    }
+    // What the SCP may send back is bounded by what it was told; the SCU's real limit bounds the proxy.
+    this.toScu.announcedMax = written;
+    this.log.info(
+      {
+        peer: `${this.scu.remoteAddress}:${this.scu.remotePort}`,
+        callingAe: callingAe(rq),
+        calledAe: calledAe(rq),
+        maxLength: this.scuMax,
+        implementationClassUid: implementationClassUid(rq),
+        implementationVersionName: implementationVersionName(rq),
+        contexts: presentationContextsRq(rq).map((c) => ({ id: c.id, abstractSyntax: c.abstractSyntax, transferSyntaxes: c.transferSyntaxes })),
+      },
+      'association requested',
+    );
+    this.toScp.forward(out, record);
+    this.state = State.Connecting;
+    this.connectUpstream();
+  }
+
+  private onAssociateAc(raw: Buffer, record: InFlight): void {
+    const ac = this.decode(raw, 'SCP');
+    if (!ac) return;
+    this.scpMax = this.maxLengthOf(ac, 'SCP');
+    let out = raw;
+    let written = this.scpMax;
+    if (this.options.maxPdu !== undefined) {
+      written = this.options.maxPdu;
+      out = rewriteMaxLength(raw, ac, written);
+    }
+    this.toScp.announcedMax = written;
+    this.toScp.refragmenter.configure(this.scpMax, this.options.fragment);
+    this.toScu.refragmenter.configure(this.scuMax, this.options.fragment);
+    this.state = State.Established;
+    this.log.info(
+      {
+        maxPdu: {
+          toScp: { scpAnnounced: this.scpMax, writtenToScu: written },
+          toScu: { scuAnnounced: this.scuMax, writtenToScp: this.toScu.announcedMax },
+        },
+        fragment: this.options.fragment.mode === 'size' ? this.options.fragment.size : this.options.fragment.mode,
+        implementationClassUid: implementationClassUid(ac),
+        implementationVersionName: implementationVersionName(ac),
+        contexts: presentationContextsAc(ac).map((c) =>
+          c.result === 0 ? { id: c.id, result: 'accepted', transferSyntax: c.transferSyntax } : { id: c.id, result: contextResultName(c.result) },
+        ),
+      },
+      'association negotiated',
+    );
+    this.toScu.forward(out, record);
+  }
+
+  private decode(raw: Buffer, sender: string): AssociatePdu | undefined {
+    try {
+      return decodeAssociate(raw);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.fail(`${sender} sent ${err.message}`, err.code, err.reason);
+      return undefined;
+    }
+  }
+
+  private maxLengthOf(pdu: AssociatePdu, sender: string): number {
+    const value = maxLength(pdu);
+    if (value === undefined) {
+      this.log.warn({ from: sender }, 'no Maximum Length sub-item: treated as no maximum (0)');
+      return 0;
+    }
+    return value;
+  }
+
+  private connectUpstream(): void {
+    const { host, port } = this.options.upstream;
+    const scp = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    this.scp = scp;
+    this.scpClosed = false;
+    this.scu.pause();
+    this.connectTimer = setTimeout(() => {
+      this.upstreamUnavailable(`no connection to ${host}:${port} within ${this.options.connectTimeoutMs} ms`);
+      scp.destroy();
+    }, this.options.connectTimeoutMs);
+    scp.once('connect', () => {
+      clearTimeout(this.connectTimer);
+      if (this.state !== State.Connecting) {
+        scp.destroy();
+        return;
+      }
+      this.state = State.AwaitAc;
+      this.toScu.attachSource(scp);
+      this.toScp.attachDest(scp);
+      this.scu.resume();
+    });
+    scp.on('end', () => this.onLegEnd('scp'));
+    scp.on('error', (err) => {
+      if (this.state === State.Connecting) {
+        clearTimeout(this.connectTimer);
+        this.upstreamUnavailable(`${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+      } else {
+        this.onLegError('scp', err);
+      }
+    });
+    scp.on('close', () => this.onLegClose('scp'));
+  }
+
+  private upstreamUnavailable(why: string): void {
+    if (this.state !== State.Connecting) return;
+    this.state = State.Ended;
+    this.outcome = 'rejected';
+    this.reason = `upstream unavailable: ${why}`;
+    this.log.warn({ reason: this.reason }, 'association rejected: upstream unavailable');
+    this.toScu.sendGenerated(encodeUpstreamUnavailableReject());
+    this.scu.resume();
+    this.scu.end();
+    this.startCloseTimer();
+  }
+
+  // ---- Errors and teardown ---------------------------------------------------------------------
+
+  private unexpected(link: Link, type: number, record: InFlight, sender: string): void {
+    link.drop(record);
+    this.fail(`${sender} sent ${pduTypeName(type)} in state ${this.stateName}`, 'unexpected-pdu', AbortReason.UnexpectedPdu);
+  }
+
+  /** A protocol error: A-ABORT (source 2, `reason`) to both peers, one warn line, both legs closed. */
+  private fail(message: string, code: string, reason: AbortReason): void {
+    if (this.state === State.Aborted) return;
+    const wasConnecting = this.state === State.Connecting || this.state === State.AwaitRq;
+    this.state = State.Aborted;
+    this.outcome = 'aborted';
+    this.reason = `protocol error: ${message}`;
+    this.log.warn({ code, abortReason: ABORT_REASON_NAMES[reason], reason: message }, 'protocol error: association aborted');
+    this.toScp.stop();
+    this.toScu.stop();
+    const abort = encodeAbort(AbortSource.ServiceProvider, reason);
+    this.abortLeg(this.toScu, this.scu, abort);
+    if (this.scp && !wasConnecting) this.abortLeg(this.toScp, this.scp, abort);
+    else this.scp?.destroy();
+    this.startCloseTimer();
+  }
+
+  /** Send A-ABORT toward one peer and half-close; if a PDU is half written, the abort cannot be framed: reset. */
+  private abortLeg(link: Link, socket: Socket, abort: Buffer): void {
+    if (socket.destroyed) return;
+    if (link.sendGenerated(abort)) socket.end();
+    else socket.destroy();
+  }
+
+  private onLegEnd(leg: 'scu' | 'scp'): void {
+    const other = leg === 'scu' ? this.toScp : this.toScu;
+    switch (this.state) {
+      case State.AwaitRq:
+      case State.Connecting:
+        this.outcome = 'closed';
+        this.reason ??= `${leg.toUpperCase()} closed before the association was requested`;
+        this.closeBoth();
+        return;
+      case State.AwaitAc:
+      case State.Established:
+      case State.Releasing:
+        this.lostLeg(leg, 'closed the connection');
+        return;
+      case State.Ended:
+      case State.Aborted:
+        // Normal end of an association: pass the FIN on (half-close).
+        other.endOutput();
+        return;
+    }
+  }
+
+  private onLegError(leg: 'scu' | 'scp', err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code ?? err.message;
+    if (this.state === State.Ended || this.state === State.Aborted) {
+      this.log.debug({ leg, err: code }, 'socket error after the association ended');
+      this.closeBoth();
+      return;
+    }
+    this.lostLeg(leg, `failed (${code})`);
+  }
+
+  /** One leg went away while the association was live: A-ABORT to the other, then close both. */
+  private lostLeg(leg: 'scu' | 'scp', what: string): void {
+    if (this.state === State.Aborted) return;
+    this.state = State.Aborted;
+    this.outcome = 'aborted';
+    this.reason = `${leg.toUpperCase()} ${what} during the association`;
+    this.log.warn({ leg, reason: this.reason }, 'connection lost: association aborted');
+    this.toScp.stop();
+    this.toScu.stop();
+    const abort = encodeAbort(AbortSource.ServiceProvider, AbortReason.NotSpecified);
+    if (leg === 'scu') {
+      if (this.scp) this.abortLeg(this.toScp, this.scp, abort);
+      this.scu.destroy();
+    } else {
+      this.abortLeg(this.toScu, this.scu, abort);
+      this.scp?.destroy();
+    }
+    this.startCloseTimer();
+  }
+
+  private onLegClose(leg: 'scu' | 'scp'): void {
+    if (leg === 'scu') this.scuClosed = true;
+    else this.scpClosed = true;
+    if (leg === 'scp' && this.state === State.Connecting) return; // upstreamUnavailable handles it
+    if (this.scuClosed && this.scpClosed) this.finish();
+    else if (this.state !== State.Ended && this.state !== State.Aborted && this.state !== State.AwaitRq) {
+      // A full close without a FIN first (reset): same as losing the leg.
+      this.lostLeg(leg, 'closed the connection');
+    }
+  }
+
+  /** Bound how long the proxy waits for the peers to close after the association is over (ARTIM). */
+  private startCloseTimer(): void {
+    if (this.closeTimer) return;
+    this.closeTimer = setTimeout(() => {
+      this.log.debug('close timeout: closing both connections');
+      this.closeBoth();
+    }, this.options.closeTimeoutMs);
+    this.closeTimer.unref();
+  }
+
+  private closeBoth(): void {
+    this.scu.destroy();
+    this.scp?.destroy();
+  }
+
+  /** Abort the association from the proxy's side (shutdown): A-ABORT to both, then close. */
+  abort(why: string): void {
+    if (this.finished) return;
+    if (this.state === State.Ended || this.state === State.Aborted || this.state === State.AwaitRq) {
+      this.closeBoth();
+      return;
+    }
+    const upstreamConnected = this.state !== State.Connecting;
+    this.state = State.Aborted;
+    this.outcome = 'aborted';
+    this.reason = why;
+    this.log.warn({ reason: why }, 'association aborted by the proxy');
+    this.toScp.stop();
+    this.toScu.stop();
+    const abort = encodeAbort(AbortSource.ServiceProvider, AbortReason.NotSpecified);
+    this.abortLeg(this.toScu, this.scu, abort);
+    if (this.scp && upstreamConnected) this.abortLeg(this.toScp, this.scp, abort);
+    else this.scp?.destroy();
+    this.startCloseTimer();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.closeTimer);
+    clearTimeout(this.connectTimer);
+    this.toScp.abandon();
+    this.toScu.abandon();
+    const up = this.toScp.counters;
+    const down = this.toScu.counters;
+    this.log.info(
+      {
+        durationMs: Math.round(performance.now() - this.t0),
+        outcome: this.outcome,
+        reason: this.reason,
+        toScp: { bytesIn: up.bytesIn, pdusIn: up.pdusIn, bytesOut: up.bytesOut, pdusOut: up.pdusOut, violations: up.violations, largestPduIn: this.toScp.largestPduIn },
+        toScu: { bytesIn: down.bytesIn, pdusIn: down.pdusIn, bytesOut: down.bytesOut, pdusOut: down.pdusOut, violations: down.violations, largestPduIn: this.toScu.largestPduIn },
+      },
+      'association closed',
+    );
+    if (up.violations + down.violations > 0) {
+      this.log.warn(
+        { toScp: up.violations, toScu: down.violations },
+        'peers sent PDUs over the Maximum Length announced to them; repaired by re-fragmenting',
+      );
+    }
+    this.onDone(this);
+  }
+}
+
+function describeReject(pdu: Buffer): string {
+  const { result, source, reason } = decodeReject(pdu);
+  return `A-ASSOCIATE-RJ result ${result} source ${source} reason ${reason}`;
+}
+
+function contextResultName(result: number): string {
+  return ['accepted', 'user-rejection', 'no-reason', 'abstract-syntax-not-supported', 'transfer-syntaxes-not-supported'][result] ?? `result-${result}`;
+}
