@@ -65,6 +65,8 @@ export class Link implements FrameHandler, PDataSink {
   private receivedPayload = 0;
   private seq = 0;
   private paused = false;
+  /** Where the output PDU in progress starts in the unflushed batch; undefined once any of it was flushed. */
+  private openPduMark: { entries: number; lastLength: number } | undefined;
   private readonly onDrain = (): void => {
     this.paused = false;
     this.source?.resume();
@@ -193,6 +195,11 @@ export class Link implements FrameHandler, PDataSink {
 
   // ---- PDataSink -------------------------------------------------------------------------------
 
+  pduStart(): void {
+    const last = this.batch[this.batch.length - 1];
+    this.openPduMark = { entries: this.batch.length, lastLength: last ? last.length : 0 };
+  }
+
   write(bytes: Buffer): void {
     if (bytes.length === 0) return;
     this.counters.bytesOut += bytes.length;
@@ -207,6 +214,7 @@ export class Link implements FrameHandler, PDataSink {
   }
 
   pduEnd(length: number): void {
+    this.openPduMark = undefined;
     this.counters.pdusOut++;
     const record = this.current ?? this.lastData;
     if (record) {
@@ -236,7 +244,16 @@ export class Link implements FrameHandler, PDataSink {
    * waiting to be merged. Returns false when an output PDU is half written, so the PDU cannot be framed.
    */
   sendGenerated(pdu: Buffer): boolean {
-    if (this.refragmenter.midPdu) return false;
+    if (this.refragmenter.midPdu) {
+      // The PDU in progress can be withdrawn only if none of it has reached the socket yet.
+      const mark = this.openPduMark;
+      if (!mark) return false;
+      this.batch.length = mark.entries;
+      const last = this.batch[mark.entries - 1];
+      if (last && last.length !== mark.lastLength) this.batch[mark.entries - 1] = last.subarray(0, mark.lastLength);
+      this.openPduMark = undefined;
+      this.refragmenter.abandonOutput();
+    }
     this.write(pdu);
     this.counters.pdusOut++;
     this.flush();
@@ -251,6 +268,7 @@ export class Link implements FrameHandler, PDataSink {
     const batch = this.batch;
     if (dest.destroyed || dest.writableEnded) {
       this.batch = [];
+      this.openPduMark = undefined;
       for (const record of ready) this.owner.onRecord(record);
       return;
     }
@@ -259,6 +277,7 @@ export class Link implements FrameHandler, PDataSink {
       return;
     }
     this.batch = [];
+    this.openPduMark = undefined;
     const onWritten =
       ready.length > 0 ? (err?: Error | null) => this.report(ready, err ? undefined : this.clock()) : undefined;
     let ok = true;

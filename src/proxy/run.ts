@@ -37,8 +37,10 @@ export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
   log.info({ signal, active: server.activeAssociations }, 'shutting down');
-  await server.stopListening();
+  // server.close() only completes once every connection is gone: stop accepting, abort, then wait.
+  const stopped = server.stopListening();
   await server.abortAll(`proxy shutting down (${signal})`);
+  await stopped;
   await Promise.all(recorders.map((r) => r.close()));
   log.info('stopped');
   return 0;

@@ -1,4 +1,4 @@
-// Re-fragmentation of P-DATA-TF toward one receiver (PS3.8 Annex E; rules in docs/PROTOCOL-NOTES.md).
+// Re-fragmentation of P-DATA-TF toward one receiver (PS3.8 Annex E; the rules are explained in docs/HOW-IT-WORKS.md).
 //
 // Pure and streaming: it consumes the framer's P-DATA events and writes output bytes to a sink. It never
 // holds a whole input PDU. What it may hold is, in repack/SIZE mode only, the fragment bytes of one stream
@@ -17,6 +17,8 @@ import { fragmentSizeFor, singlePdvHeader, singlePdvPduLength } from '../pdu/pda
 import type { FragmentPolicy } from '../proxy/options.js';
 
 export interface PDataSink {
+  /** An outgoing P-DATA-TF starts with the next write. */
+  pduStart(): void;
   /** Append bytes to the outgoing stream. The sink may keep them but must not write into them. */
   write(bytes: Buffer): void;
   /** An outgoing P-DATA-TF has been written completely; `length` is its PDU-length field. */
@@ -85,7 +87,10 @@ export class Refragmenter {
   dataStart(length: number, header: Buffer): void {
     this.inputLength = length;
     this.passthrough = !this.merge && (this.maxLength === 0 || length <= this.maxLength);
-    if (this.passthrough) this.sink.write(header);
+    if (this.passthrough) {
+      this.sink.pduStart();
+      this.sink.write(header);
+    }
   }
 
   pdvStart(itemLength: number, contextId: number, mch: number, header: Buffer): void {
@@ -144,6 +149,14 @@ export class Refragmenter {
     }
   }
 
+  /** Forget the output PDU in progress (its unwritten bytes were discarded by the sink). */
+  abandonOutput(): void {
+    this.passthrough = false;
+    this.outRemaining = 0;
+    this.pending = [];
+    this.pendingLength = 0;
+  }
+
   pdvEnd(): void {
     // Nothing to do: every byte of the PDV has been written or is pending.
   }
@@ -182,6 +195,7 @@ export class Refragmenter {
   /** Start an output PDU of `fragmentLength` bytes; pending bytes go first. */
   private open(fragmentLength: number, last: boolean): void {
     const mch = (this.inMch & MCH_COMMAND) | (last ? MCH_LAST : 0);
+    this.sink.pduStart();
     this.sink.write(singlePdvHeader(fragmentLength, this.inContextId, mch));
     this.outLength = singlePdvPduLength(fragmentLength);
     let remaining = fragmentLength;

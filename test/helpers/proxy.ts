@@ -1,0 +1,118 @@
+// Start the real CLI (bin/dicom-pdu-proxy.js, built by `npm run build`) as a child process on a free port,
+// collect its pino JSON log lines, and stop it with SIGTERM.
+
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js');
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  assoc?: number;
+  [key: string]: unknown;
+}
+
+export class ProxyProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly logs: LogLine[] = [];
+  stderr = '';
+  private stdoutRest = '';
+  private waiters: Array<{ test: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+
+  private constructor(child: ChildProcess, port: number) {
+    this.child = child;
+    this.port = port;
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (text: string) => {
+      const lines = (this.stdoutRest + text).split('\n');
+      this.stdoutRest = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!line.trim()) continue;
+        let parsed: LogLine;
+        try {
+          parsed = JSON.parse(line) as LogLine;
+        } catch {
+          parsed = { level: 0, msg: `unparsed: ${line}` };
+        }
+        this.logs.push(parsed);
+        this.waiters = this.waiters.filter((w) => {
+          if (!w.test(parsed)) return true;
+          w.resolve(parsed);
+          return false;
+        });
+      }
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (text: string) => (this.stderr += text));
+  }
+
+  /** Spawn the proxy listening on 127.0.0.1:<free port>; resolves once it logged 'listening'. */
+  static async start(args: string[], timeoutMs = 10_000): Promise<ProxyProcess> {
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, '--listen', `127.0.0.1:${port}`, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: REPO_ROOT,
+    });
+    const proxy = new ProxyProcess(child, port);
+    running.add(proxy);
+    child.once('exit', () => running.delete(proxy));
+    await proxy.waitForLog((l) => l.msg === 'listening', timeoutMs);
+    return proxy;
+  }
+
+  /** Resolve with the first log line (past or future) that passes `test`. */
+  waitForLog(test: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+    const seen = this.logs.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`no matching proxy log line within ${timeoutMs} ms; stderr: ${this.stderr}\nlogs: ${JSON.stringify(this.logs.slice(-10))}`));
+      }, timeoutMs);
+      const done = (l: LogLine): void => {
+        clearTimeout(timer);
+        resolve(l);
+      };
+      this.waiters.push({ test, resolve: done });
+      this.child.once('exit', () => {
+        clearTimeout(timer);
+        reject(new Error(`proxy exited; stderr: ${this.stderr}`));
+      });
+    });
+  }
+
+  /** SIGTERM, then wait for exit (SIGKILL after `timeoutMs`). Resolves with the exit code. */
+  async stop(timeoutMs = 10_000): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    const exited = new Promise<number | null>((resolve) => this.child.once('exit', (code) => resolve(code)));
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+const running = new Set<ProxyProcess>();
+
+/** Kill every proxy still running (for test teardown). */
+export async function stopAllProxies(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop()));
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
