@@ -2,6 +2,12 @@
 // Thin launcher: the compiled CLI lives in dist/ (built by `npm run build`, which `npm ci` runs via `prepare`).
 import { main } from '../dist/cli/main.js';
 
+// `dicom-pdu-proxy --help | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 main(process.argv).then(
   (code) => {
     if (typeof code === 'number') process.exitCode = code;

@@ -1,0 +1,124 @@
+// The command line: a thin layer over config/ and proxy/. The proxy is the default command, so
+// `dicom-pdu-proxy --upstream pacs:104 ...` runs it; other commands (stats, bench) go next to it.
+// Every usage error, commander's own included, is ONE line on stderr and exit status 2.
+
+import { createRequire } from 'node:module';
+import { Command, CommanderError } from 'commander';
+import type { RawSettings } from '../config/config.js';
+import { loadSettings } from '../config/config.js';
+import { ConfigError } from '../config/errors.js';
+import { runProxy } from '../proxy/run.js';
+
+export const PROGRAM = 'dicom-pdu-proxy';
+export const EXIT_USAGE = 2;
+
+const require = createRequire(import.meta.url);
+// ../../package.json from src/cli/ (tsx) and from dist/cli/ (tsc) alike.
+const { version } = require('../../package.json') as { version: string };
+
+const PROXY_HELP_AFTER = `
+SIZE is bytes, or a number with KB, MB or GB, 1024-based as DICOM tools count (16KB = 16384,
+1MB = 1048576; KiB/MiB/GiB accepted too). 0 means "no maximum".
+--config FILE is JSON with the keys listen, upstream, maxPdu, maxPduRq, fragment, csv, logLevel,
+connectTimeoutMs, closeTimeoutMs; flags override it, and it overrides config/default.json.
+
+Examples:
+  # Let the modality send 1 MB PDUs to a PACS that accepts 16 KB (the proxy cuts them back); log every PDU
+  $ ${PROGRAM} --listen 11112 --upstream pacs:104 --max-pdu 1MB --csv chunks.csv
+
+  # Ask the PACS for 64 KB PDUs on C-FIND / C-GET responses, whatever the workstation announced
+  $ ${PROGRAM} --upstream pacs:104 --max-pdu-rq 64KB
+
+  # Regroup every message into 100 KB PDUs where the receivers allow it
+  $ ${PROGRAM} --upstream pacs:104 --fragment 100KB`;
+
+/** What commander gives the proxy action: strings, undefined when the flag is absent (no commander defaults). */
+interface ProxyFlags {
+  listen?: string;
+  upstream?: string;
+  maxPdu?: string;
+  maxPduRq?: string;
+  fragment?: string;
+  csv?: string;
+  logLevel?: string;
+  config?: string;
+  connectTimeout?: string;
+  closeTimeout?: string;
+}
+
+function usageError(message: string): number {
+  process.stderr.write(`${PROGRAM}: ${message}\n`);
+  return EXIT_USAGE;
+}
+
+/** Commander's messages, made one line: "error: unknown option '--nope'\n(Did you mean --nop?)". */
+function oneLine(message: string): string {
+  return message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** Build the command tree. The chosen command's work is handed back through `setRun`, run after parsing. */
+function buildProgram(setRun: (run: () => Promise<number>) => void): Command {
+  const program = new Command(PROGRAM)
+    .description("Transparent DICOM upper-layer proxy: rewrites the negotiated Maximum Length, re-fragments P-DATA-TF within each receiver's real limit, and logs the timing of every PDU to CSV.")
+    .version(version, '-V, --version', 'print the version and exit')
+    // Inherited by the commands created below: no process.exit, no usage dump; errors are printed by main().
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined })
+    .showHelpAfterError(false);
+
+  program
+    .command('proxy', { isDefault: true })
+    .description('run the proxy (the default command: "proxy" may be left out)')
+    .usage('--upstream HOST:PORT [options]')
+    .configureHelp({ commandUsage: (cmd) => `${PROGRAM} ${cmd.usage()}` })
+    .helpOption('-h, --help', 'print this help and exit')
+    .option('--listen <[HOST:]PORT>', 'where SCUs connect (default 0.0.0.0:11112; port 0 = any free port)')
+    .option('--upstream <HOST:PORT>', 'the SCP (required); IPv6 as [::1]:104')
+    .option('--max-pdu <SIZE>', 'Maximum Length written into the A-ASSOCIATE-AC: what the SCU may send (default: as the SCP announced)')
+    .option('--max-pdu-rq <SIZE>', 'Maximum Length written into the A-ASSOCIATE-RQ: what the SCP may send back (default: unchanged)')
+    .option('--fragment <fit|repack|SIZE>', 'how P-DATA-TF is re-fragmented toward each receiver (default fit)')
+    .option('--csv <FILE>', 'per-PDU chunk log (created, or truncated)')
+    .option('--log-level <LEVEL>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--config <FILE>', 'JSON file with the same settings; flags override it')
+    .option('--connect-timeout <MS>', 'upstream connect timeout; then the SCU gets A-ASSOCIATE-RJ (default 10000)')
+    .option('--close-timeout <MS>', 'how long to wait for peers to close after release/abort (default 30000)')
+    .addHelpText('after', PROXY_HELP_AFTER)
+    .action((flags: ProxyFlags) => {
+      const raw: RawSettings = {
+        listen: flags.listen,
+        upstream: flags.upstream,
+        maxPdu: flags.maxPdu,
+        maxPduRq: flags.maxPduRq,
+        fragment: flags.fragment,
+        csv: flags.csv,
+        logLevel: flags.logLevel,
+        connectTimeoutMs: flags.connectTimeout,
+        closeTimeoutMs: flags.closeTimeout,
+      };
+      const settings = loadSettings(raw, flags.config);
+      for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
+      setRun(() => runProxy(settings.options, { logLevel: settings.logLevel }));
+    });
+
+  // `--help` without a command shows the proxy's help (the default command); `help` lists the commands.
+  program.helpOption(false);
+  return program;
+}
+
+/** Parse `argv` (process.argv: node, script, args...), validate, and run. Resolves with the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  let run: (() => Promise<number>) | undefined;
+  const program = buildProgram((r) => (run = r));
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help, --version and `help` are "errors" under exitOverride, with exit code 0.
+      if (err.exitCode === 0) return 0;
+      return usageError(oneLine(err.message));
+    }
+    if (err instanceof ConfigError) return usageError(err.message);
+    throw err;
+  }
+  return run ? run() : 0;
+}

@@ -1,0 +1,107 @@
+// The built CLI (bin/dicom-pdu-proxy.js → dist/, built by `npm run build`, which `npm test` runs first):
+// every bad flag or value exits 2 with exactly one line on stderr, naming the flag and the value.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BIN = path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js');
+const BUILT = fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js'));
+const skip = BUILT ? false : 'dist/ is not built: run `npm run build` (npm test does it first)';
+
+const { version } = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-cli-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 20_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const UP = ['--upstream', '127.0.0.1:104'];
+
+describe('bad flags and values: exit 2, one stderr line naming flag and value, nothing on stdout', { skip }, () => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ['--max-pdu 12XB', [...UP, '--max-pdu', '12XB'], /^dicom-pdu-proxy: --max-pdu: "12XB" is not a size \(bytes, or a number with KB\/MB\/GB\)$/],
+    ['--max-pdu -1', [...UP, '--max-pdu', '-1'], /^dicom-pdu-proxy: --max-pdu: "-1" is not a size/],
+    ['--max-pdu=-1', [...UP, '--max-pdu=-1'], /^dicom-pdu-proxy: --max-pdu: "-1" is not a size/],
+    ['--max-pdu 4294967296', [...UP, '--max-pdu', '4294967296'], /^dicom-pdu-proxy: --max-pdu: "4294967296" is over 4294967295 bytes/],
+    ['--max-pdu 1.1B', [...UP, '--max-pdu', '1.1B'], /^dicom-pdu-proxy: --max-pdu: "1.1B" is not a whole number of bytes$/],
+    ['--max-pdu-rq abc', [...UP, '--max-pdu-rq', 'abc'], /^dicom-pdu-proxy: --max-pdu-rq: "abc" is not a size/],
+    ['missing --upstream', ['--max-pdu', '1MB'], /^dicom-pdu-proxy: --upstream HOST:PORT is required/],
+    ['--upstream without host', ['--upstream', '104'], /^dicom-pdu-proxy: --upstream: "104" is not HOST:PORT$/],
+    ['--upstream port 0', ['--upstream', 'pacs:0'], /^dicom-pdu-proxy: --upstream: "pacs:0": port 0 is not in 1\.\.65535$/],
+    ['--listen 70000', [...UP, '--listen', '70000'], /^dicom-pdu-proxy: --listen: "70000": port 70000 is not in 0\.\.65535$/],
+    ['--fragment weird', [...UP, '--fragment', 'weird'], /^dicom-pdu-proxy: --fragment: "weird" is not fit, repack or a size$/],
+    ['--log-level loud', [...UP, '--log-level', 'loud'], /^dicom-pdu-proxy: --log-level: "loud" is not a log level/],
+    ['--connect-timeout 10s', [...UP, '--connect-timeout', '10s'], /^dicom-pdu-proxy: --connect-timeout: "10s" is not a whole number of milliseconds/],
+    ['--close-timeout 0', [...UP, '--close-timeout', '0'], /^dicom-pdu-proxy: --close-timeout: "0" is not a whole number of milliseconds/],
+    ['unknown flag --nope', [...UP, '--nope'], /^dicom-pdu-proxy: unknown option '--nope'$/],
+    ['misspelt flag (commander suggestion kept on the same line)', [...UP, '--max-pd', '1MB'], /^dicom-pdu-proxy: unknown option '--max-pd' \(Did you mean --max-pdu\?\)$/],
+    ['flag without its value', [...UP, '--max-pdu'], /^dicom-pdu-proxy: option '--max-pdu <SIZE>' argument missing$/],
+    ['stray argument', [...UP, 'extra'], /^dicom-pdu-proxy: too many arguments/],
+    ['--config missing file', [...UP, '--config', path.join(dir, 'missing.json')], /^dicom-pdu-proxy: config file .*missing\.json: cannot read it \(ENOENT\)$/],
+  ];
+  for (const [name, args, message] of cases) {
+    test(name, () => {
+      const r = cli(args);
+      assert.equal(r.status, 2, `exit status; stderr: ${r.stderr}`);
+      assert.equal(r.stdout, '');
+      assert.ok(r.stderr.endsWith('\n'), 'stderr ends with a newline');
+      const lines = r.stderr.slice(0, -1).split('\n');
+      assert.equal(lines.length, 1, `exactly one stderr line, got: ${r.stderr}`);
+      assert.match(lines[0]!, message);
+    });
+  }
+
+  test('a bad value in the --config file names the file and the key', () => {
+    const file = path.join(dir, 'bad.json');
+    fs.writeFileSync(file, JSON.stringify({ upstream: 'pacs:104', maxPdu: '12XB' }));
+    const r = cli(['--config', file]);
+    assert.equal(r.status, 2);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, `dicom-pdu-proxy: config file ${file}: maxPdu: "12XB" is not a size (bytes, or a number with KB/MB/GB)\n`);
+  });
+
+  test('an unknown key in the --config file is named', () => {
+    const file = path.join(dir, 'unknown.json');
+    fs.writeFileSync(file, JSON.stringify({ upstream: 'pacs:104', maxPDU: 1 }));
+    const r = cli(['--config', file]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, new RegExp(`^dicom-pdu-proxy: config file .*unknown\\.json: unknown key "maxPDU"[^\\n]*\\n$`));
+  });
+});
+
+describe('--help and --version', { skip }, () => {
+  test('--version prints the package version', () => {
+    const r = cli(['--version']);
+    assert.equal(r.status, 0);
+    assert.equal(r.stdout, `${version}\n`);
+    assert.equal(r.stderr, '');
+  });
+
+  for (const args of [['--help'], ['-h'], ['proxy', '--help']]) {
+    test(`${args.join(' ')} shows the proxy's flags and examples`, () => {
+      const r = cli(args);
+      assert.equal(r.status, 0);
+      assert.equal(r.stderr, '');
+      assert.match(r.stdout, /^Usage: dicom-pdu-proxy --upstream HOST:PORT \[options\]/);
+      for (const flag of ['--listen', '--upstream', '--max-pdu', '--max-pdu-rq', '--fragment', '--csv', '--log-level', '--config', '--connect-timeout', '--close-timeout']) {
+        assert.ok(r.stdout.includes(`${flag} <`), `help lists ${flag}`);
+      }
+      assert.match(r.stdout, /Examples:\n {2}# .*\n {2}\$ dicom-pdu-proxy --listen 11112 --upstream pacs:104 --max-pdu 1MB --csv chunks\.csv/);
+    });
+  }
+
+  test('`help` lists the commands', () => {
+    const r = cli(['help']);
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /Commands:\n {2}proxy \[options\]/);
+  });
+});
