@@ -1,0 +1,174 @@
+// npm run bench:relay — DCMTK storescu --repeat N of a 16 MiB image to storescp --ignore, through:
+// a direct connection, a plain Node socket.pipe relay, HAProxy (tcp mode) and socat when installed, and
+// dicom-pdu-proxy with the chunk CSV off and on. Rounds are interleaved (every target once per round, in a
+// rotating order) so that machine noise hits all targets alike; medians are compared.
+//
+// Options: --rounds N (default 7), --repeat N images per run (default 20), --pdu 4KB,16KB,128KB
+// --image-bytes N (default 16 MiB of pixel data), --targets direct,pipe,haproxy,socat,proxy,proxy-csv
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseSize } from '../src/cli/size.js';
+import { writeTestDicom } from '../test/helpers/dicom-file.js';
+import { freePort } from '../test/helpers/ports.js';
+import { killAll, runToExit, spawnPeer, waitForPort } from '../test/helpers/procs.js';
+import type { PeerProcess } from '../test/helpers/procs.js';
+import { REPO_ROOT } from '../test/helpers/proxy.js';
+
+interface Args {
+  rounds: number;
+  repeat: number;
+  pdus: number[];
+  imageBytes: number;
+  targets: string[];
+}
+
+function parseArgs(argv: string[]): Args {
+  const get = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  return {
+    rounds: Number(get('--rounds') ?? 7),
+    repeat: Number(get('--repeat') ?? 20),
+    pdus: (get('--pdu') ?? '16KB,4KB,128KB').split(',').map(parseSize),
+    imageBytes: parseSize(get('--image-bytes') ?? '16MB'),
+    targets: (get('--targets') ?? 'direct,pipe,haproxy,socat,proxy,proxy-csv').split(','),
+  };
+}
+
+function has(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Target {
+  name: string;
+  port: number;
+  process?: PeerProcess;
+}
+
+async function startTarget(name: string, scpPort: number, dir: string): Promise<Target | undefined> {
+  if (name === 'direct') return { name, port: scpPort };
+  const port = await freePort();
+  let proc: PeerProcess;
+  switch (name) {
+    case 'pipe':
+      proc = spawnPeer(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'pipe-relay.ts'), String(port), String(scpPort)], { name, cwd: REPO_ROOT });
+      break;
+    case 'haproxy': {
+      if (!has('haproxy')) return undefined;
+      const cfg = path.join(dir, 'haproxy.cfg');
+      fs.writeFileSync(
+        cfg,
+        [
+          'global',
+          '  maxconn 256',
+          'defaults',
+          '  mode tcp',
+          '  timeout connect 5s',
+          '  timeout client 60s',
+          '  timeout server 60s',
+          'frontend dicom',
+          `  bind 127.0.0.1:${port}`,
+          '  default_backend pacs',
+          'backend pacs',
+          `  server scp 127.0.0.1:${scpPort}`,
+          '',
+        ].join('\n'),
+      );
+      proc = spawnPeer('haproxy', ['-db', '-f', cfg], { name });
+      break;
+    }
+    case 'socat':
+      if (!has('socat')) return undefined;
+      proc = spawnPeer('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `TCP:127.0.0.1:${scpPort}`], { name });
+      break;
+    case 'proxy':
+    case 'proxy-csv': {
+      const args = [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
+      if (name === 'proxy-csv') args.push('--csv', path.join(dir, 'chunks.csv'));
+      proc = spawnPeer(process.execPath, args, { name, cwd: REPO_ROOT });
+      break;
+    }
+    default:
+      throw new Error(`unknown target ${name}`);
+  }
+  await waitForPort(port, 15_000);
+  return { name, port, process: proc };
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-relay-'));
+  const image = path.join(dir, 'image.dcm');
+  await writeTestDicom(image, { pixelBytes: args.imageBytes, seed: 7 });
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  console.log(`bench:relay — storescu --repeat ${args.repeat} of a ${(args.imageBytes / 1048576).toFixed(0)} MiB image to storescp --ignore`);
+  console.log(`machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${args.rounds} interleaved rounds, medians\n`);
+  try {
+    for (const pdu of args.pdus) {
+      const scpPort = await freePort();
+      const scp = spawnPeer('storescp', ['--ignore', '--max-pdu', String(pdu), '--aetitle', 'STORESCP', String(scpPort)], { name: 'storescp' });
+      await waitForPort(scpPort, 10_000);
+      const targets: Target[] = [];
+      for (const name of args.targets) {
+        const t = await startTarget(name, scpPort, dir);
+        if (t) targets.push(t);
+        else console.log(`(${name} not installed: skipped)`);
+      }
+      const times = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+      for (let round = 0; round < args.rounds; round++) {
+        const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
+        for (const t of order) {
+          const r = await runToExit(
+            'storescu',
+            ['-aec', 'STORESCP', '--max-pdu', String(pdu), '--repeat', String(args.repeat), '127.0.0.1', String(t.port), image],
+            { timeoutMs: 300_000, name: 'storescu' },
+          );
+          if (r.code !== 0) throw new Error(`storescu via ${t.name} failed: ${r.stderr.slice(-500)}`);
+          times.get(t.name)!.push(r.durationMs / 1000);
+        }
+        process.stderr.write(`  ${pdu} B: round ${round + 1}/${args.rounds}\r`);
+      }
+      process.stderr.write('\n');
+      const ref = times.has('haproxy') ? median(times.get('haproxy')!) : undefined;
+      const direct = times.has('direct') ? median(times.get('direct')!) : undefined;
+      const mb = (args.repeat * args.imageBytes) / 1e6;
+      console.log(`PDU ${pdu} bytes (storescp --max-pdu ${pdu}):`);
+      console.log('  target       median s   min s   max s    MB/s   speed vs haproxy   vs direct');
+      for (const t of targets) {
+        const v = times.get(t.name)!;
+        const m = median(v);
+        const vsRef = ref ? (ref / m).toFixed(2) + 'x' : '-';
+        const vsDirect = direct ? (direct / m).toFixed(2) + 'x' : '-';
+        console.log(
+          `  ${t.name.padEnd(10)} ${m.toFixed(3).padStart(9)} ${Math.min(...v).toFixed(3).padStart(7)} ${Math.max(...v).toFixed(3).padStart(7)} ${(mb / m).toFixed(0).padStart(7)} ${vsRef.padStart(18)} ${vsDirect.padStart(11)}`,
+        );
+      }
+      console.log('');
+      for (const t of targets) await t.process?.kill();
+      await scp.kill();
+    }
+  } finally {
+    await killAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
