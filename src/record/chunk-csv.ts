@@ -1,10 +1,8 @@
 // The per-PDU chunk log (--csv). One row per PDU received by the proxy, written once it was forwarded.
-// Rows are queued by pdu() (never blocks the proxy) and handed to fast-csv in batches on a later tick.
+// Rows are queued by pdu() (never blocks the proxy) and written in batches off the hot path.
 
 import fs from 'node:fs';
 import { once } from 'node:events';
-import { format } from 'fast-csv';
-import type { CsvFormatterStream, FormatterRow as Row } from 'fast-csv';
 import type { PduRecord, Recorder } from './events.js';
 
 /** The columns, in order. Scripts depend on these names: add, never rename. */
@@ -46,40 +44,52 @@ export function chunkCsvRow(r: PduRecord): Array<string | number> {
   ];
 }
 
+/** Rows are written when this many are queued, or this long after the first one, whichever comes first. */
+const CSV_BATCH_ROWS = 4096;
+const CSV_BATCH_MS = 200;
+
+/**
+ * Writes rows in batches (CSV_BATCH_ROWS or CSV_BATCH_MS), one string and one file write per batch. Every field is a number or a word from a
+ * fixed vocabulary (direction, PDU type, kind), so no field ever needs quoting and a row is a plain join.
+ * fast-csv's formatter stream was measured at 3.7 µs per row against 0.4 µs for this (bench:relay at
+ * 4 KB PDUs: the CSV then cost 15% of throughput, over the 10% budget); fast-csv remains the reader.
+ */
 export class ChunkCsvRecorder implements Recorder {
-  private readonly csv: CsvFormatterStream<Row, Row>;
   private readonly file: fs.WriteStream;
-  private queue: Array<Array<string | number>> = [];
-  private scheduled = false;
+  private queue: string[] = [];
+  private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
   private constructor(file: fs.WriteStream) {
     this.file = file;
-    this.csv = format({ headers: [...CHUNK_CSV_COLUMNS], writeHeaders: true, includeEndRowDelimiter: true });
-    this.csv.pipe(file);
+    this.file.write(`${CHUNK_CSV_COLUMNS.join(',')}\n`);
   }
 
   /** Create (truncate) `path` and write the header row. Rejects if the file cannot be opened. */
   static async open(path: string): Promise<ChunkCsvRecorder> {
     const file = fs.createWriteStream(path, { flags: 'w' });
-    await once(file, 'open');
+    await Promise.race([once(file, 'open'), once(file, 'error').then(([err]) => Promise.reject(err as Error))]);
     return new ChunkCsvRecorder(file);
   }
 
   pdu(record: PduRecord): void {
     if (this.closed) return;
-    this.queue.push(chunkCsvRow(record));
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.drainQueue());
+    this.queue.push(chunkCsvRow(record).join(','));
+    if (this.queue.length >= CSV_BATCH_ROWS) {
+      this.drainQueue();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => this.drainQueue(), CSV_BATCH_MS);
+      this.timer.unref();
     }
   }
 
   private drainQueue(): void {
-    this.scheduled = false;
-    const rows = this.queue;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.queue.length === 0) return;
+    const text = `${this.queue.join('\n')}\n`;
     this.queue = [];
-    for (const row of rows) this.csv.write(row);
+    this.file.write(text);
   }
 
   async close(): Promise<void> {
@@ -87,7 +97,7 @@ export class ChunkCsvRecorder implements Recorder {
     this.closed = true;
     this.drainQueue();
     const finished = once(this.file, 'finish');
-    this.csv.end();
+    this.file.end();
     await finished;
   }
 }

@@ -2,7 +2,7 @@
 // Datasets are compared byte for byte; DCMTK's own debug output shows what it was told.
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
+import { parseFile } from 'fast-csv';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,10 +58,17 @@ interface CsvRow {
   [column: string]: string;
 }
 
-function readCsv(file: string): CsvRow[] {
-  const [header, ...lines] = fs.readFileSync(file, 'utf8').trim().split('\n');
-  const columns = header!.split(',');
-  return lines.map((line) => Object.fromEntries(line.split(',').map((v, i) => [columns[i]!, v])));
+/** Read the chunk CSV with fast-csv's parser: it must be well-formed CSV with a header row. */
+async function readCsv(file: string): Promise<CsvRow[]> {
+  const rows: CsvRow[] = [];
+  await new Promise<void>((resolve, reject) => {
+    parseFile<CsvRow, CsvRow>(file, { headers: true, strictColumnHandling: true })
+      .on('error', reject)
+      .on('data-invalid', (row: unknown) => reject(new Error(`invalid CSV row ${JSON.stringify(row)}`)))
+      .on('data', (row: CsvRow) => rows.push(row))
+      .on('end', () => resolve());
+  });
+  return rows;
 }
 
 describe('DCMTK storescu -> proxy -> storescp (bit-preserving, real max 16 KB)', { timeout: 120_000 }, () => {
@@ -89,7 +96,7 @@ describe('DCMTK storescu -> proxy -> storescp (bit-preserving, real max 16 KB)',
       await proxy.waitForLog((l) => l.msg === 'association closed');
       assert.equal(await proxy.stop(), 0);
 
-      const data = readCsv(csv).filter((row) => row.direction === 'to_scp' && row.type === 'P-DATA-TF');
+      const data = (await readCsv(csv)).filter((row) => row.direction === 'to_scp' && row.type === 'P-DATA-TF');
       const largestIn = Math.max(...data.map((row) => Number(row.length)));
       const largestOut = Math.max(...data.map((row) => Number(row.out_max_length)));
       t.diagnostic(`storescu sent PDUs up to ${largestIn} bytes; the proxy sent up to ${largestOut}`);
