@@ -21,6 +21,11 @@ export function createLogger(level: string): Logger {
  */
 export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<number> {
   const log = createLogger(run.logLevel);
+  // Handlers first: a signal that arrives while starting up still gets a clean shutdown.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
   const recorders: Recorder[] = [];
   if (options.csv) recorders.push(await ChunkCsvRecorder.open(options.csv));
   const server = new ProxyServer(options, log, recorders);
@@ -32,10 +37,7 @@ export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<
     await Promise.all(recorders.map((r) => r.close()));
     return 1;
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
+  const signal = await signalled;
   log.info({ signal, active: server.activeAssociations }, 'shutting down');
   // server.close() only completes once every connection is gone: stop accepting, abort, then wait.
   const stopped = server.stopListening();
