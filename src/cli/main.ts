@@ -4,8 +4,8 @@
 
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
-import type { RawSettings } from '../config/config.js';
-import { loadSettings } from '../config/config.js';
+import type { Environment, RawSettings } from '../config/config.js';
+import { ENV_CONFIG, ENV_PREFIX, SETTINGS, envName, loadSettings } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
 import { runProxy } from '../proxy/run.js';
 
@@ -20,7 +20,10 @@ const PROXY_HELP_AFTER = `
 SIZE is bytes, or a number with KB, MB or GB, 1024-based as DICOM tools count (16KB = 16384,
 1MB = 1048576; KiB/MiB/GiB accepted too). 0 means "no maximum".
 --config FILE is JSON with the keys listen, upstream, maxPdu, maxPduRq, fragment, csv, logLevel,
-connectTimeoutMs, closeTimeoutMs; flags override it, and it overrides config/default.json.
+connectTimeoutMs, closeTimeoutMs; it overrides config/default.json.
+Each option can be set in the environment too: ${ENV_PREFIX}<FLAG IN UPPER SNAKE CASE>, e.g.
+${envName(SETTINGS.maxPdu)} for ${SETTINGS.maxPdu}, ${ENV_CONFIG} for --config (empty = not set; an unknown
+${ENV_PREFIX}* variable is an error). Flags win over the environment, which wins over the --config file.
 
 Examples:
   # Let the modality send 1 MB PDUs to a PACS that accepts 16 KB (the proxy cuts them back); log every PDU
@@ -30,7 +33,11 @@ Examples:
   $ ${PROGRAM} --upstream pacs:104 --max-pdu-rq 64KB
 
   # Regroup every message into 100 KB PDUs where the receivers allow it
-  $ ${PROGRAM} --upstream pacs:104 --fragment 100KB`;
+  $ ${PROGRAM} --upstream pacs:104 --fragment 100KB
+
+  # In Docker: settings from the environment, flags after the image name; CSV logs on a volume
+  $ docker run -p 11112:11112 -v dpp-logs:/logs -e ${envName(SETTINGS.upstream)}=pacs:104 -e ${envName(SETTINGS.csv)}=/logs/chunks.csv \\
+      ${PROGRAM} --max-pdu 1MB`;
 
 /** What commander gives the proxy action: strings, undefined when the flag is absent (no commander defaults). */
 interface ProxyFlags {
@@ -57,7 +64,7 @@ function oneLine(message: string): string {
 }
 
 /** Build the command tree. The chosen command's work is handed back through `setRun`, run after parsing. */
-function buildProgram(setRun: (run: () => Promise<number>) => void): Command {
+function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => void): Command {
   const program = new Command(PROGRAM)
     .description("Transparent DICOM upper-layer proxy: rewrites the negotiated Maximum Length, re-fragments P-DATA-TF within each receiver's real limit, and logs the timing of every PDU to CSV.")
     .version(version, '-V, --version', 'print the version and exit')
@@ -79,7 +86,7 @@ function buildProgram(setRun: (run: () => Promise<number>) => void): Command {
     .option('--fragment <fit|repack|SIZE>', 'how P-DATA-TF is re-fragmented toward each receiver (default fit)')
     .option('--csv <FILE>', 'per-PDU chunk log (created, or truncated)')
     .option('--log-level <LEVEL>', 'fatal, error, warn, info, debug, trace or silent (default info)')
-    .option('--config <FILE>', 'JSON file with the same settings; flags override it')
+    .option('--config <FILE>', 'JSON file with the same settings; the environment and flags override it')
     .option('--connect-timeout <MS>', 'upstream connect timeout; then the SCU gets A-ASSOCIATE-RJ (default 10000)')
     .option('--close-timeout <MS>', 'how long to wait for peers to close after release/abort (default 30000)')
     .addHelpText('after', PROXY_HELP_AFTER)
@@ -95,7 +102,7 @@ function buildProgram(setRun: (run: () => Promise<number>) => void): Command {
         connectTimeoutMs: flags.connectTimeout,
         closeTimeoutMs: flags.closeTimeout,
       };
-      const settings = loadSettings(raw, flags.config);
+      const settings = loadSettings(raw, flags.config, { env });
       for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
       setRun(() => runProxy(settings.options, { logLevel: settings.logLevel }));
     });
@@ -105,10 +112,13 @@ function buildProgram(setRun: (run: () => Promise<number>) => void): Command {
   return program;
 }
 
-/** Parse `argv` (process.argv: node, script, args...), validate, and run. Resolves with the exit status. */
-export async function main(argv: string[]): Promise<number> {
+/**
+ * Parse `argv` (process.argv: node, script, args...) and the PDU_PROXY_* variables of `env`, validate, and
+ * run. Resolves with the exit status.
+ */
+export async function main(argv: string[], env: Environment = process.env): Promise<number> {
   let run: (() => Promise<number>) | undefined;
-  const program = buildProgram((r) => (run = r));
+  const program = buildProgram(env, (r) => (run = r));
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,7 +1,8 @@
-// Settings come in layers, later layers win: config/default.json, then the --config file, then the flags.
-// null or absent means "not set in this layer". Each value is validated with the name of the layer it came
-// from, so an error names the flag (`--max-pdu`) or the file and key (`config file x.json: maxPdu`).
-// A new layer (environment variables, say) is one more entry in the list built by loadSettings().
+// Settings come in layers, later layers win: config/default.json, then the --config file, then the
+// environment (PDU_PROXY_*), then the flags. null, absent or (in the environment) empty means "not set in
+// this layer". Each value is validated with the name of the layer it came from, so an error names the flag
+// (`--max-pdu`), the file and key (`config file x.json: maxPdu`) or the variable
+// (`environment PDU_PROXY_MAX_PDU`). A new layer is one more entry in the list built by loadSettings().
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -55,9 +56,12 @@ function isSettingKey(key: string): key is SettingKey {
   return Object.hasOwn(SETTINGS, key);
 }
 
-/** Read a JSON config file as a layer; unreadable files, bad JSON and unknown keys are ConfigErrors. */
-export function fileLayer(file: string): Layer {
-  const label = `config file ${file}`;
+/**
+ * Read a JSON config file as a layer; unreadable files, bad JSON and unknown keys are ConfigErrors.
+ * `from` names where the file name came from when that was not --config (`PDU_PROXY_CONFIG`).
+ */
+export function fileLayer(file: string, from?: string): Layer {
+  const label = from === undefined ? `config file ${file}` : `config file ${file} (from ${from})`;
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -84,6 +88,89 @@ export function fileLayer(file: string): Layer {
 /** Command-line flags as a layer (values as commander gives them: strings, or undefined when absent). */
 export function flagLayer(values: RawSettings): Layer {
   return { values, name: (key) => SETTINGS[key] };
+}
+
+/** Environment variables are PDU_PROXY_ + the flag's name in upper snake case: --max-pdu → PDU_PROXY_MAX_PDU. */
+export const ENV_PREFIX = 'PDU_PROXY_';
+
+/** The flag that names a config file (not a setting itself: it adds a layer). */
+export const CONFIG_FLAG = '--config';
+
+/** The environment variable for a flag: `--max-pdu` → `PDU_PROXY_MAX_PDU`. */
+export function envName(flag: string): string {
+  return ENV_PREFIX + flag.replace(/^-+/, '').replace(/-/g, '_').toUpperCase();
+}
+
+/** PDU_PROXY_CONFIG: the config file, when --config is not given. */
+export const ENV_CONFIG = envName(CONFIG_FLAG);
+
+/** Every variable the proxy reads, in SETTINGS order, then PDU_PROXY_CONFIG; each with its key (or 'config'). */
+export const ENV_VARIABLES: ReadonlyMap<string, SettingKey | 'config'> = new Map<string, SettingKey | 'config'>([
+  ...(Object.keys(SETTINGS) as SettingKey[]).map((key): [string, SettingKey] => [envName(SETTINGS[key]), key]),
+  [ENV_CONFIG, 'config'],
+]);
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface EnvironmentSettings {
+  /** The settings from PDU_PROXY_* variables, named `environment PDU_PROXY_MAX_PDU` in messages. */
+  layer: Layer;
+  /** PDU_PROXY_CONFIG, when set (and not empty). */
+  configFile: string | undefined;
+}
+
+/** An empty value (or only blanks) is "not set": compose's `VAR: ${X:-}` should not count as a value. */
+function envValue(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
+
+function levenshtein(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/** The known variables closest to a misspelt one (case, underscores and up to 2 letters apart), if any. */
+function suggestEnv(name: string): string[] {
+  const squash = (n: string) => n.toUpperCase().slice(ENV_PREFIX.length).replace(/[^A-Z0-9]/g, '');
+  const wrong = squash(name);
+  let best: string[] = [];
+  let bestDistance = 3;
+  for (const known of ENV_VARIABLES.keys()) {
+    const d = levenshtein(wrong, squash(known));
+    if (d < bestDistance) [best, bestDistance] = [[known], d];
+    else if (d === bestDistance) best.push(known);
+  }
+  return best;
+}
+
+/**
+ * The PDU_PROXY_* variables as a layer. A variable that starts with PDU_PROXY_ (in any case) but is not one
+ * the proxy reads is a ConfigError: a typo like PDU_PROXY_MAXPDU must not be silently ignored.
+ */
+export function environmentSettings(env: Environment): EnvironmentSettings {
+  const values: RawSettings = {};
+  let configFile: string | undefined;
+  for (const name of Object.keys(env).sort()) {
+    if (!name.toUpperCase().startsWith(ENV_PREFIX)) continue;
+    const key = ENV_VARIABLES.get(name);
+    if (key === undefined) {
+      const close = suggestEnv(name);
+      const hint = close.length > 0 ? `; did you mean ${close.join(' or ')}?` : '';
+      throw new ConfigError(`environment ${name}: unknown variable${hint} (known: ${[...ENV_VARIABLES.keys()].join(', ')})`);
+    }
+    const value = envValue(env[name]);
+    if (value === undefined) continue;
+    if (key === 'config') configFile = value;
+    else values[key] = value;
+  }
+  return { layer: { values, name: (key) => `environment ${envName(SETTINGS[key])}` }, configFile };
 }
 
 interface Picked {
@@ -167,7 +254,9 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
   const warnings: string[] = [];
 
   const upstream = pick(layers, 'upstream');
-  if (!upstream) throw new ConfigError(`--upstream HOST:PORT is required (the SCP to forward to)`);
+  if (!upstream) {
+    throw new ConfigError(`--upstream HOST:PORT is required (the SCP to forward to; or set ${envName(SETTINGS.upstream)}, or "upstream" in a --config file)`);
+  }
   const listen = pick(layers, 'listen');
   const fragment = pick(layers, 'fragment');
   const csv = pick(layers, 'csv');
@@ -188,11 +277,23 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
   return { options, logLevel: level, warnings };
 }
 
-/** The standard layering, lowest first: the defaults file, the optional --config file, the flags. */
-export function loadSettings(flags: RawSettings, configFile?: string, defaultsFile = DEFAULT_CONFIG_PATH): Settings {
+export interface LoadOptions {
+  /** Where PDU_PROXY_* variables are read: the CLI passes process.env; none by default. */
+  env?: Environment;
+  defaultsFile?: string;
+}
+
+/**
+ * The standard layering, lowest first: the defaults file, the config file (--config, else PDU_PROXY_CONFIG),
+ * the environment, the flags.
+ */
+export function loadSettings(flags: RawSettings, configFile?: string, { env = {}, defaultsFile = DEFAULT_CONFIG_PATH }: LoadOptions = {}): Settings {
+  // The environment is checked first: an unknown PDU_PROXY_* variable is reported even when flags are fine.
+  const environment = environmentSettings(env);
   const layers: Layer[] = [fileLayer(defaultsFile)];
   if (configFile !== undefined) layers.push(fileLayer(configFile));
-  // (environment variables go here)
+  else if (environment.configFile !== undefined) layers.push(fileLayer(environment.configFile, ENV_CONFIG));
+  layers.push(environment.layer);
   layers.push(flagLayer(flags));
   return resolveSettings(layers);
 }

@@ -2,7 +2,7 @@
 // every bad flag or value exits 2 with exactly one line on stderr, naming the flag and the value.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,9 +19,21 @@ const { version } = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.jso
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-cli-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 20_000 });
+/** This process's environment without PDU_PROXY_* variables (a developer's shell may set some). */
+const BASE_ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('PDU_PROXY_')));
+
+function cli(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 20_000, env: { ...BASE_ENV, ...env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function oneLineError(r: { status: number | null; stdout: string; stderr: string }, message: RegExp): void {
+  assert.equal(r.status, 2, `exit status; stderr: ${r.stderr}`);
+  assert.equal(r.stdout, '');
+  assert.ok(r.stderr.endsWith('\n'), 'stderr ends with a newline');
+  const lines = r.stderr.slice(0, -1).split('\n');
+  assert.equal(lines.length, 1, `exactly one stderr line, got: ${r.stderr}`);
+  assert.match(lines[0]!, message);
 }
 
 const UP = ['--upstream', '127.0.0.1:104'];
@@ -78,6 +90,84 @@ describe('bad flags and values: exit 2, one stderr line naming flag and value, n
   });
 });
 
+describe('environment variables: bad ones exit 2 with one line naming the variable', { skip }, () => {
+  const cases: Array<[string, Record<string, string>, string[], RegExp]> = [
+    ['PDU_PROXY_MAX_PDU=12XB', { PDU_PROXY_MAX_PDU: '12XB' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_MAX_PDU: "12XB" is not a size \(bytes, or a number with KB\/MB\/GB\)$/],
+    ['PDU_PROXY_UPSTREAM=pacs', { PDU_PROXY_UPSTREAM: 'pacs' }, [], /^dicom-pdu-proxy: environment PDU_PROXY_UPSTREAM: "pacs" is not HOST:PORT$/],
+    ['PDU_PROXY_LOG_LEVEL=loud', { PDU_PROXY_LOG_LEVEL: 'loud' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_LOG_LEVEL: "loud" is not a log level/],
+    ['PDU_PROXY_CLOSE_TIMEOUT=soon', { PDU_PROXY_CLOSE_TIMEOUT: 'soon' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_CLOSE_TIMEOUT: "soon" is not a whole number of milliseconds/],
+    ['typo PDU_PROXY_MAXPDU', { PDU_PROXY_MAXPDU: '1MB' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_MAXPDU: unknown variable; did you mean PDU_PROXY_MAX_PDU\? \(known: PDU_PROXY_LISTEN, /],
+    ['PDU_PROXY_CONFIG missing file', { PDU_PROXY_CONFIG: path.join(dir, 'missing.json') }, UP, /^dicom-pdu-proxy: config file .*missing\.json \(from PDU_PROXY_CONFIG\): cannot read it \(ENOENT\)$/],
+    ['no upstream anywhere', {}, [], /^dicom-pdu-proxy: --upstream HOST:PORT is required \(the SCP to forward to; or set PDU_PROXY_UPSTREAM, or "upstream" in a --config file\)$/],
+  ];
+  for (const [name, env, args, message] of cases) {
+    test(name, () => oneLineError(cli(args, env), message));
+  }
+
+  test('a bad value in the PDU_PROXY_CONFIG file names the file and the key', () => {
+    const file = path.join(dir, 'env-bad.json');
+    fs.writeFileSync(file, JSON.stringify({ upstream: 'pacs:104', maxPdu: '12XB' }));
+    const r = cli([], { PDU_PROXY_CONFIG: file });
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, `dicom-pdu-proxy: config file ${file} (from PDU_PROXY_CONFIG): maxPdu: "12XB" is not a size (bytes, or a number with KB/MB/GB)\n`);
+  });
+
+  test('warnings name the variable, and the proxy runs on', async () => {
+    const r = await runUntilListening([], { PDU_PROXY_UPSTREAM: '127.0.0.1:9', PDU_PROXY_LISTEN: '127.0.0.1:0', PDU_PROXY_MAX_PDU: '16383' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /^dicom-pdu-proxy: warning: environment PDU_PROXY_MAX_PDU: 16383 is odd/);
+  });
+});
+
+describe('the proxy runs from the environment alone; flags > environment > config file', { skip }, () => {
+  test('upstream, sizes, fragment and CSV from the layers', async () => {
+    const file = path.join(dir, 'layers.json');
+    const csv = path.join(dir, 'env-chunks.csv');
+    fs.writeFileSync(file, JSON.stringify({ upstream: 'filepacs:104', maxPdu: '16KB', maxPduRq: '8KB', fragment: 'repack' }));
+    const r = await runUntilListening(['--max-pdu-rq', '64KB'], {
+      PDU_PROXY_CONFIG: file,
+      PDU_PROXY_LISTEN: '127.0.0.1:0',
+      PDU_PROXY_UPSTREAM: '127.0.0.1:9',
+      PDU_PROXY_MAX_PDU: '1MB',
+      PDU_PROXY_MAX_PDU_RQ: '32KB',
+      PDU_PROXY_CSV: csv,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const listening = r.stdout.split('\n').map((line) => (line ? (JSON.parse(line) as Record<string, unknown>) : {})).find((o) => o.msg === 'listening');
+    assert.ok(listening, `a "listening" log line, got: ${r.stdout}`);
+    assert.equal(listening.upstream, '127.0.0.1:9'); // environment over file
+    assert.equal(listening.maxPdu, 1048576); // environment over file
+    assert.equal(listening.maxPduRq, 65536); // flag over environment and file
+    assert.equal(listening.fragment, 'repack'); // file
+    assert.ok(fs.existsSync(csv), 'PDU_PROXY_CSV file created');
+  });
+});
+
+/** Start the built CLI, wait for its "listening" log line, then SIGTERM it and collect its output. */
+function runUntilListening(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: { ...BASE_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let signalled = false;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      // run.ts installs its SIGTERM handler just after "listening" is logged: give it a moment.
+      if (!signalled && stdout.includes('"msg":"listening"')) {
+        signalled = true;
+        setTimeout(() => child.kill('SIGTERM'), 300);
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
 describe('--help and --version', { skip }, () => {
   test('--version prints the package version', () => {
     const r = cli(['--version']);
@@ -96,6 +186,8 @@ describe('--help and --version', { skip }, () => {
         assert.ok(r.stdout.includes(`${flag} <`), `help lists ${flag}`);
       }
       assert.match(r.stdout, /Examples:\n {2}# .*\n {2}\$ dicom-pdu-proxy --listen 11112 --upstream pacs:104 --max-pdu 1MB --csv chunks\.csv/);
+      assert.match(r.stdout, /PDU_PROXY_MAX_PDU for --max-pdu, PDU_PROXY_CONFIG for --config/);
+      assert.match(r.stdout, /\$ docker run .*-e PDU_PROXY_UPSTREAM=pacs:104 .*\\\n +dicom-pdu-proxy --max-pdu 1MB/);
     });
   }
 
