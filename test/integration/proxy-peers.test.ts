@@ -107,6 +107,30 @@ describe('DCMTK storescu -> proxy -> storescp (bit-preserving, real max 16 KB)',
     });
   }
 
+  for (const [fragment, expectedOut] of [['repack', 131072], ['100KB', 102400]] as const) {
+    test(`--fragment ${fragment}: storescu's 4 KB PDUs are merged up to ${expectedOut} for a 128 KB storescp, bit-identical`, async (t) => {
+      const outDir = await freshDir(`store-${fragment}`);
+      const csv = path.join(tmp, `chunks-${fragment}.csv`);
+      const scp = await startStorescp({ outDir, maxPdu: 131072 });
+      t.after(() => scp.stop());
+      const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--max-pdu', '4KB', '--fragment', fragment, '--csv', csv]);
+      t.after(() => proxy.stop());
+      const r = await storescu({ port: proxy.port, calledAet: scp.aet, aet: 'STORESCU', files: [small.path!] });
+      assert.equal(r.code, 0, r.stderr.slice(-3000));
+      assert.deepEqual(dcmtkErrors(r), []);
+      const got = receivedFor(scp.receivedFiles(), small);
+      assert.ok(got && datasetBytes(got).equals(datasetBytes(small.path!)), 'dataset bytes identical');
+      await proxy.waitForLog((l) => l.msg === 'association closed');
+      assert.equal(await proxy.stop(), 0);
+      const data = (await readCsv(csv)).filter((row) => row.direction === 'to_scp' && row.type === 'P-DATA-TF' && row.kind === 'dataset');
+      assert.ok(data.every((row) => Number(row.length) <= 4096), 'storescu kept to the 4 KB it was told');
+      const outs = data.map((row) => Number(row.out_max_length)).filter((n) => n > 0);
+      assert.equal(Math.max(...outs), expectedOut, `merged PDUs reach exactly ${expectedOut}`);
+      const sent = data.reduce((n, row) => n + Number(row.out_pdus), 0);
+      assert.ok(sent < data.length / 10, `${data.length} PDUs in, ${sent} out`);
+    });
+  }
+
   test('echoscu through the proxy', async (t) => {
     const scp = await startStorescp({ outDir: await freshDir('echo') });
     t.after(() => scp.stop());

@@ -240,6 +240,29 @@ describe('protocol errors end the association with A-ABORT and leave others alon
     }
   });
 
+  test('A-RELEASE-RQ/RP pass unchanged; each FIN is passed on as a half-close', async () => {
+    const scp = await FakeScp.listen();
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`]);
+    try {
+      const a = await associate(proxy, scp);
+      a.scu.send(encodeReleaseRq());
+      assert.deepEqual((await a.up.waitForPdus(2))[1], encodeReleaseRq());
+      a.up.send(encodeReleaseRp());
+      assert.deepEqual((await a.scu.waitForPdus(2))[1], encodeReleaseRp());
+      // The SCP closes first (as DCMTK does after RP): the SCU sees the FIN while its side stays writable.
+      a.up.socket.end();
+      await a.scu.ended;
+      assert.ok(!a.scu.socket.writableEnded, 'half-close only: the SCU side is still open');
+      a.scu.socket.end();
+      await a.up.ended;
+      const closed = await proxy.waitForLog((l) => l.msg === 'association closed');
+      assert.equal(closed.outcome, 'released');
+    } finally {
+      await proxy.stop();
+      await scp.close();
+    }
+  });
+
   test('A-ABORT from a peer is forwarded unchanged', async () => {
     const scp = await FakeScp.listen();
     const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`]);
