@@ -74,6 +74,8 @@ export class Session implements LinkOwner {
   /** The real limits: what each peer announced itself (0 = none). */
   private scuMax = 0;
   private scpMax = 0;
+  /** A-RELEASE-RQs forwarded and not yet answered (2 during a release collision). */
+  private releaseRpsAwaited = 0;
 
   constructor(id: number, scu: Socket, options: ProxyOptions, log: Logger, recorders: readonly Recorder[], onDone: (s: Session) => void) {
     this.id = id;
@@ -132,14 +134,17 @@ export class Session implements LinkOwner {
         return;
       case PduType.ReleaseRq:
         if (this.state !== State.Established && this.state !== State.Releasing) return this.unexpected(link, type, record, sender);
+        // Both peers may request release at once (release collision, PS3.8 9.2.2): each RQ gets its RP.
+        this.releaseRpsAwaited++;
         this.state = State.Releasing;
         link.forward(pdu, record);
         return;
       case PduType.ReleaseRp:
         if (this.state !== State.Releasing) return this.unexpected(link, type, record, sender);
+        link.forward(pdu, record);
+        if (--this.releaseRpsAwaited > 0) return;
         this.state = State.Ended;
         this.outcome = 'released';
-        link.forward(pdu, record);
         this.startCloseTimer();
         return;
       case PduType.Abort: {

@@ -263,6 +263,29 @@ describe('protocol errors end the association with A-ABORT and leave others alon
     }
   });
 
+  test('release collision: both peers send A-RELEASE-RQ, each RP is forwarded, the association is released', async () => {
+    const scp = await FakeScp.listen();
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`]);
+    try {
+      const a = await associate(proxy, scp);
+      a.scu.send(encodeReleaseRq());
+      a.up.send(encodeReleaseRq());
+      assert.deepEqual((await a.up.waitForPdus(2))[1], encodeReleaseRq());
+      assert.deepEqual((await a.scu.waitForPdus(2))[1], encodeReleaseRq());
+      a.scu.send(encodeReleaseRp());
+      a.up.send(encodeReleaseRp());
+      assert.deepEqual((await a.up.waitForPdus(3))[2], encodeReleaseRp());
+      assert.deepEqual((await a.scu.waitForPdus(3))[2], encodeReleaseRp());
+      a.up.socket.end();
+      a.scu.socket.end();
+      const closed = await proxy.waitForLog((l) => l.msg === 'association closed');
+      assert.equal(closed.outcome, 'released');
+    } finally {
+      await proxy.stop();
+      await scp.close();
+    }
+  });
+
   test('A-ABORT from a peer is forwarded unchanged', async () => {
     const scp = await FakeScp.listen();
     const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`]);
