@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import { freePort } from './ports.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -106,13 +106,4 @@ export async function stopAllProxies(): Promise<void> {
   await Promise.all([...running].map((p) => p.stop()));
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
