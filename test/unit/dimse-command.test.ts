@@ -27,11 +27,7 @@ import {
   commandSet,
 } from '../fixtures/annotated-commands.js';
 
-interface DcmjsElement {
-  vr: string;
-  Value?: unknown[];
-}
-const { DicomMessage, ReadBufferStream } = (dcmjs as unknown as { data: { DicomMessage: { _read(s: unknown, ts: string, o: object): Record<string, DcmjsElement> }; ReadBufferStream: new (b: ArrayBuffer) => unknown } }).data;
+const { DicomMessage, ReadBufferStream } = dcmjs.data;
 
 /** dcmjs's reading of a command set: tag (gggg eeee, upper case hex) -> first value. */
 function dcmjsRead(bytes: Buffer): Map<string, unknown> {
