@@ -376,7 +376,10 @@ export function responseUs(m: MessageRecord): number | undefined {
   return Math.max(0, m.responseFirstByteUs - m.requestForwardedUs);
 }
 
-/** First request byte → last byte of the final response. */
+/**
+ * First request byte → last byte of the final response, from the whole microseconds the CSV shows, so
+ * that duration_ms is exactly (response_last_byte_us - request_first_byte_us) / 1000 of its own row.
+ */
 export function durationUs(m: MessageRecord): number | undefined {
-  return m.responseLastByteUs === undefined ? undefined : m.responseLastByteUs - m.requestFirstByteUs;
+  return m.responseLastByteUs === undefined ? undefined : Math.round(m.responseLastByteUs) - Math.round(m.requestFirstByteUs);
 }

@@ -125,8 +125,11 @@ export class Session implements LinkOwner {
     for (const recorder of this.messageRecorders) recorder.message!(message);
   }
 
+  /** Warned once per association (a peer could send many); the rest at debug, all counted in the summary. */
   private onUndecodable(direction: Direction, why: string): void {
-    this.log.warn({ from: direction === 'to_scp' ? 'SCU' : 'SCP', reason: why }, 'DIMSE command set not decodable: message not tracked');
+    const fields = { from: direction === 'to_scp' ? 'SCU' : 'SCP', reason: why };
+    if (this.tracker.undecodable === 1) this.log.warn(fields, 'DIMSE command set not decodable: message not tracked');
+    else this.log.debug(fields, 'DIMSE command set not decodable: message not tracked');
   }
 
   onProtocolError(link: Link, err: ProtocolError): void {

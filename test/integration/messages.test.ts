@@ -18,6 +18,10 @@ import { startDimseScp } from '../helpers/dimse-peer.js';
 import { killAll } from '../helpers/procs.js';
 import { ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
 import { ThrottledStoreScp, slowStore } from '../helpers/throttled-peers.js';
+import { FakeScp, RawPeer, buildAc, buildRq } from '../helpers/raw.js';
+import { encodeReleaseRp, encodeReleaseRq } from '../../src/pdu/control.js';
+import { encodePData } from '../../src/pdu/pdata.js';
+import { C_ECHO_RQ, C_ECHO_RSP } from '../fixtures/annotated-commands.js';
 
 const MiB = 1024 * 1024;
 let tmp = '';
@@ -217,5 +221,45 @@ describe('where the time went: each constructed delay moves its own column', { t
     assert.ok(num(row, 'scu_idle_ms') >= 800, '5 sleeps of 200 ms');
     assert.ok(num(row, 'upstream_blocked_ms') < 100);
     assert.ok(num(row, 'scp_response_ms') < 300);
+  });
+});
+
+describe('command sets the proxy cannot decode', { timeout: 60_000 }, () => {
+  test('forwarded unchanged, warned once, counted; the next message is still tracked', async (t) => {
+    const scp = await FakeScp.listen();
+    t.after(() => scp.close());
+    const file = path.join(tmp, 'undecodable.csv');
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--messages-csv', file]);
+    t.after(() => proxy.stop());
+    const scu = await RawPeer.connect(proxy.port);
+    scu.send(buildRq({ maxLength: 16384 }));
+    const up = await scp.nextPeer();
+    await up.waitForPdus(1);
+    up.send(buildAc({ maxLength: 16384 }));
+    await scu.waitForPdus(1);
+    // Two command sets that are not group 0000 implicit VR LE, then a C-ECHO-RQ.
+    const garbage = [Buffer.from('080018000200000041420000', 'hex'), Buffer.from('0000000104000000', 'hex')];
+    const sent = [...garbage, C_ECHO_RQ].map((fragment) => encodePData([{ contextId: 1, command: true, last: true, fragment }]));
+    for (const pdu of sent) scu.send(pdu);
+    const seen = await up.waitForPdus(4);
+    assert.deepEqual(seen.slice(1), sent, 'forwarded byte for byte');
+    up.send(encodePData([{ contextId: 1, command: true, last: true, fragment: C_ECHO_RSP }]));
+    await scu.waitForPdus(2);
+    scu.send(encodeReleaseRq());
+    await up.waitForPdus(5);
+    up.send(encodeReleaseRp());
+    await scu.waitForPdus(3);
+    scu.socket.end();
+    up.socket.end();
+    const closed = await proxy.waitForLog((l) => l.msg === 'association closed');
+    assert.equal(closed.outcome, 'released');
+    assert.equal(closed.undecodableCommands, 2);
+    assert.equal(closed.messages, 1);
+    const warned = proxy.logs.filter((l) => l.msg === 'DIMSE command set not decodable: message not tracked');
+    assert.equal(warned.length, 1, 'one warn line, not one per message');
+    assert.equal(warned[0]!.from, 'SCU');
+    assert.equal(await proxy.stop(), 0);
+    const rows = await readMessages(file);
+    assert.deepEqual(rows.map((r) => [r.command, r.status]), [['C-ECHO-RQ', '0000']]);
   });
 });

@@ -207,3 +207,13 @@ describe('--messages-csv setting', () => {
     assert.match(r.stdout, /--messages-csv <FILE>/);
   });
 });
+
+describe('duration_ms matches its own row', () => {
+  test('(response_last_byte_us - request_first_byte_us) / 1000 exactly, whatever the sub-microsecond parts', () => {
+    for (const [first, last] of [[1000.4, 117838.6], [0.5, 1.49], [999.5, 2000.5], [12.345, 116850.9]]) {
+      const row = messageCsvRow({ ...STORE, requestFirstByteUs: first!, responseLastByteUs: last! });
+      const [rqFirst, rspLast, duration] = [row[8], row[11], row[12]].map(Number);
+      assert.equal(duration!.toFixed(3), ((rspLast! - rqFirst!) / 1000).toFixed(3), `${first} ${last}`);
+    }
+  });
+});
