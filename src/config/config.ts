@@ -279,6 +279,10 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
     // Set only when given, so the options of a run without it read as before.
     options.messagesCsv = requireString(messagesCsv, 'a file name');
     if (options.messagesCsv === '') throw new ConfigError(`${messagesCsv.name}: "" is not a file name`);
+    if (options.csv !== undefined && path.resolve(options.csv) === path.resolve(options.messagesCsv)) {
+      // The chunk CSV truncates its file: both logs in one file would spoil each other.
+      throw new ConfigError(`${messagesCsv.name}: ${JSON.stringify(options.messagesCsv)} is the chunk CSV file too (${csv!.name}); give each log its own file`);
+    }
   }
   const level = logLevel ? named(logLevel, parseLogLevel, requireString(logLevel, LOG_LEVELS.join(', '))) : 'info';
   return { options, logLevel: level, warnings };

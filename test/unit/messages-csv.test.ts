@@ -187,6 +187,14 @@ describe('--messages-csv setting', () => {
     assert.throws(() => loadSettings(base, file), (e: unknown) => e instanceof ConfigError && /: messagesCsv: "" is not a file name$/.test(e.message));
   });
 
+  test('the same file as the chunk CSV is refused', () => {
+    assert.throws(
+      () => loadSettings({ ...base, csv: 'logs/x.csv', messagesCsv: './logs/../logs/x.csv' }),
+      (e: unknown) => e instanceof ConfigError && /^--messages-csv: "\.\/logs\/\.\.\/logs\/x\.csv" is the chunk CSV file too \(--csv\); give each log its own file$/.test(e.message),
+    );
+    assert.equal(loadSettings({ ...base, csv: 'chunks.csv', messagesCsv: 'messages.csv' }).options.messagesCsv, 'messages.csv');
+  });
+
   const built = fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js'));
   test('the CLI refuses a foreign file: exit 2, one line naming the flag', { skip: built ? false : 'dist/ not built' }, () => {
     const file = tmpFile();
