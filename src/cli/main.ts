@@ -32,6 +32,9 @@ Examples:
   # Ask the PACS for 64 KB PDUs on C-FIND / C-GET responses, whatever the workstation announced
   $ ${PROGRAM} --upstream pacs:104 --max-pdu-rq 64KB
 
+  # One row per DIMSE message with where its time went; runs with other settings append to the same file
+  $ ${PROGRAM} --upstream pacs:104 --max-pdu 1MB --messages-csv messages.csv
+
   # Regroup every message into 100 KB PDUs where the receivers allow it
   $ ${PROGRAM} --upstream pacs:104 --fragment 100KB
 

@@ -18,10 +18,10 @@ import { startDimseScp } from '../helpers/dimse-peer.js';
 import { killAll } from '../helpers/procs.js';
 import { ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
 import { ThrottledStoreScp, slowStore } from '../helpers/throttled-peers.js';
-import { FakeScp, RawPeer, buildAc, buildRq } from '../helpers/raw.js';
+import { EXPLICIT_LE, FakeScp, RawPeer, SECONDARY_CAPTURE, buildAc, buildRq } from '../helpers/raw.js';
 import { encodeReleaseRp, encodeReleaseRq } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';
-import { C_ECHO_RQ, C_ECHO_RSP } from '../fixtures/annotated-commands.js';
+import { C_ECHO_RQ, C_ECHO_RSP, commandSet } from '../fixtures/annotated-commands.js';
 
 const MiB = 1024 * 1024;
 let tmp = '';
@@ -261,5 +261,40 @@ describe('command sets the proxy cannot decode', { timeout: 60_000 }, () => {
     assert.equal(await proxy.stop(), 0);
     const rows = await readMessages(file);
     assert.deepEqual(rows.map((r) => [r.command, r.status]), [['C-ECHO-RQ', '0000']]);
+  });
+});
+
+describe('an association cut short', { timeout: 60_000 }, () => {
+  test('SIGTERM mid-data set: the row is written with the bytes so far, no last byte, no status', async (t) => {
+    const scp = await startStorescp({ outDir: await freshDir('cut'), extraArgs: ['--ignore'] });
+    t.after(() => scp.stop());
+    const file = path.join(tmp, 'cut.csv');
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--messages-csv', file, '--close-timeout', '3000']);
+    t.after(() => proxy.stop());
+    const scu = await RawPeer.connect(proxy.port);
+    t.after(() => scu.destroy());
+    scu.send(buildRq({ called: scp.aet, maxLength: 16384, contexts: [{ id: 1, abstractSyntax: SECONDARY_CAPTURE, transferSyntaxes: [EXPLICIT_LE] }] }));
+    const [ac] = await scu.waitForPdus(1);
+    assert.equal(ac![0], 0x02, 'accepted');
+    const command = commandSet([[0x0002, SECONDARY_CAPTURE], [0x0100, 0x0001], [0x0110, 5], [0x0700, 0], [0x0800, 0], [0x1000, small.sopInstanceUid]]);
+    scu.send(encodePData([{ contextId: 1, command: true, last: true, fragment: command }]));
+    scu.send(encodePData([{ contextId: 1, command: false, last: false, fragment: datasetBytes(small.path!).subarray(0, 10_000) }]));
+    await proxy.waitForLog((l) => l.msg === 'association negotiated');
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the data reaches the proxy
+    const stopped = proxy.stop();
+    const [, abort] = await scu.waitForPdus(2);
+    assert.equal(abort![0], 0x07, 'the SCU gets an A-ABORT');
+    scu.destroy();
+    assert.equal(await stopped, 0);
+    const rows = await readMessages(file);
+    assert.equal(rows.length, 1);
+    const row = rows[0]!;
+    assert.deepEqual(
+      [row.command, row.message_id, row.bytes, row.request_last_byte_us, row.response_first_byte_us, row.duration_ms, row.status],
+      ['C-STORE-RQ', '5', '10000', '', '', '', ''],
+    );
+    const closed = proxy.logs.find((l) => l.msg === 'association closed')!;
+    assert.equal(closed.outcome, 'aborted');
+    assert.equal(closed.messages, 1);
   });
 });
