@@ -178,8 +178,9 @@ export class MessageTracker implements PDataObserver {
       s.commandPieces = [];
       return;
     }
-    // Views of socket chunks, kept (never written) until the command set is complete.
-    s.commandPieces.push(bytes);
+    // Copied, not kept as views: a view would keep its whole socket chunk alive, and a peer sending a
+    // command set a byte per chunk could then pin far more memory than the 64 KiB cap.
+    s.commandPieces.push(Buffer.from(bytes));
     s.commandLength += bytes.length;
   }
 
