@@ -86,7 +86,7 @@ function run(chunks: Buffer[], tracked: boolean): { ms: number; rows: number } {
         onPdu() {},
         onDataStart: (length, header, first) => {
           refragmenter.dataStart(length, header);
-          tracker.dataStart('to_scp', first);
+          tracker.dataStart('to_scp', first, leg.idle, 0);
         },
         onPdvStart: (itemLength, ctx, mch, header) => {
           refragmenter.pdvStart(itemLength, ctx, mch, header);

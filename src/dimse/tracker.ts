@@ -25,8 +25,12 @@ export interface LegTimes {
 
 /** What a link tells the tracker, in stream order. `time`s are the link's chunk receive times. */
 export interface PDataObserver {
-  /** A P-DATA-TF starts; its first byte arrived at `firstByteUs`. */
-  dataStart(direction: Direction, firstByteUs: number): void;
+  /**
+   * A P-DATA-TF starts; its first byte arrived at `firstByteUs`, when the leg's LegTimes read `idleUs` and
+   * `blockedUs` (the link passes the values of the chunk that held the first byte, which may be an earlier
+   * chunk than the one completing the header).
+   */
+  dataStart(direction: Direction, firstByteUs: number, idleUs: number, blockedUs: number): void;
   pdvStart(direction: Direction, contextId: number, mch: number): void;
   pdvData(direction: Direction, bytes: Buffer): void;
   /** The PDV's last byte arrived at `timeUs`; `pdu` is the record of the PDU holding it. */
@@ -132,12 +136,11 @@ export class MessageTracker implements PDataObserver {
 
   // ---- PDataObserver ----------------------------------------------------------------------------
 
-  dataStart(direction: Direction, firstByteUs: number): void {
+  dataStart(direction: Direction, firstByteUs: number, idleUs: number, blockedUs: number): void {
     const s = this.streams[direction];
-    const leg = this.legs[direction];
     s.pduFirstByteUs = firstByteUs;
-    s.pduIdleUs = leg.idleUs();
-    s.pduBlockedUs = leg.blockedUs();
+    s.pduIdleUs = idleUs;
+    s.pduBlockedUs = blockedUs;
   }
 
   pdvStart(direction: Direction, contextId: number, mch: number): void {

@@ -76,6 +76,11 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   /** When the previous chunk was done with (processed and written), and blockedUs() then; -1 before any. */
   private chunkDoneUs = -1;
   private blockedAtChunkDoneUs = 0;
+  /** The totals when the current chunk arrived (idle including the wait for it), and for the chunk before. */
+  private chunkIdleUs = 0;
+  private chunkBlockedUs = 0;
+  private prevChunkIdleUs = 0;
+  private prevChunkBlockedUs = 0;
   /** Where the output PDU in progress starts in the unflushed batch; undefined once any of it was flushed. */
   private openPduMark: { entries: number; lastLength: number } | undefined;
   private readonly onDrain = (): void => {
@@ -117,10 +122,17 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     this.counters.bytesIn += chunk.length;
     this.chunkTime = this.clock();
     const observed = this.observer !== undefined;
-    if (observed && this.chunkDoneUs >= 0) {
-      // The wait since the previous chunk, less the time the proxy itself held the sender paused.
-      const idle = this.chunkTime - this.chunkDoneUs - (this.blockedUs() - this.blockedAtChunkDoneUs);
-      if (idle > 0) this.idleTotalUs += idle;
+    if (observed) {
+      const blocked = this.blockedUs();
+      if (this.chunkDoneUs >= 0) {
+        // The wait since the previous chunk, less the time the proxy itself held the sender paused.
+        const idle = this.chunkTime - this.chunkDoneUs - (blocked - this.blockedAtChunkDoneUs);
+        if (idle > 0) this.idleTotalUs += idle;
+      }
+      this.prevChunkIdleUs = this.chunkIdleUs;
+      this.prevChunkBlockedUs = this.chunkBlockedUs;
+      this.chunkIdleUs = this.idleTotalUs;
+      this.chunkBlockedUs = blocked;
     }
     try {
       this.framer.push(chunk, this.chunkTime, this);
@@ -190,7 +202,17 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     }
     this.current = this.newRecord(header[0]!, length, firstByteTime);
     this.refragmenter.dataStart(length, header);
-    this.observer?.dataStart(this.direction, firstByteTime);
+    if (this.observer) {
+      // A header split over chunks started in the previous one (a 6-byte header spans two at most, unless a
+      // sender's chunks are under 6 bytes: then the wait between those tiny chunks is not the message's).
+      const now = firstByteTime === this.chunkTime;
+      this.observer.dataStart(
+        this.direction,
+        firstByteTime,
+        now ? this.chunkIdleUs : this.prevChunkIdleUs,
+        now ? this.chunkBlockedUs : this.prevChunkBlockedUs,
+      );
+    }
   }
 
   onPdvStart(itemLength: number, contextId: number, mch: number, header: Buffer): void {

@@ -174,6 +174,8 @@ export interface SlowStoreOptions {
   pieces: number;
   /** ... with this long a sleep before each one after the first. */
   sleepMs: number;
+  /** Send the command PDU's first 3 bytes, sleep this long, then the rest (a header split over chunks). */
+  headerSplitMs?: number;
 }
 
 /**
@@ -194,7 +196,14 @@ export async function slowStore(o: SlowStoreOptions): Promise<number | undefined
       [0x0800, 0x0000],
       [0x1000, o.sopInstanceUid],
     ]);
-    peer.send(pdata(1, MCH_COMMAND | MCH_LAST, command));
+    const commandPdu = pdata(1, MCH_COMMAND | MCH_LAST, command);
+    if (o.headerSplitMs !== undefined) {
+      peer.send(commandPdu.subarray(0, 3));
+      await sleep(o.headerSplitMs);
+      peer.send(commandPdu.subarray(3));
+    } else {
+      peer.send(commandPdu);
+    }
     const size = Math.ceil(o.dataset.length / o.pieces / 2) * 2; // even fragments
     for (let i = 0, at = 0; at < o.dataset.length; i++, at += size) {
       if (i > 0) await sleep(o.sleepMs);

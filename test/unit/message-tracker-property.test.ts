@@ -43,7 +43,7 @@ function send(t: MessageTracker, m: Msg, cuts: number[], perPdu: number, piece: 
   }
   for (let i = 0; i < pdvs.length; i += perPdu) {
     const rec = record(m.direction);
-    t.dataStart(m.direction, clock.us++);
+    t.dataStart(m.direction, clock.us++, 0, 0);
     for (const pdv of pdvs.slice(i, i + perPdu)) {
       // PDVs in stream order; one P-DATA-TF may hold the end of the command and the start of the data set.
       t.pdvStart(m.direction, 1, pdv.mch);
@@ -117,7 +117,7 @@ describe('MessageTracker properties', () => {
         for (const e of events) {
           switch (e.kind) {
             case 'start':
-              t.dataStart(e.dir, us++);
+              t.dataStart(e.dir, us++, 0, 0);
               break;
             case 'pdv':
               t.pdvStart(e.dir, 1, e.mch);

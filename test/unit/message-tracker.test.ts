@@ -70,7 +70,7 @@ class Harness {
   /** One P-DATA-TF: first byte at `firstUs`, every PDV's last byte at `endUs`. */
   pdu(direction: Direction, firstUs: number, endUs: number, pdvs: Pdv[]): PduRecord {
     const record = pduRecord(direction, firstUs);
-    this.tracker.dataStart(direction, firstUs);
+    this.tracker.dataStart(direction, firstUs, this.legs[direction].idle, this.legs[direction].blocked);
     for (const pdv of pdvs) {
       const mch = (pdv.command ? COMMAND : 0) | (pdv.last ? LAST : 0);
       this.tracker.pdvStart(direction, pdv.contextId ?? 1, mch);
