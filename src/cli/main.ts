@@ -19,7 +19,7 @@ const { version } = require('../../package.json') as { version: string };
 const PROXY_HELP_AFTER = `
 SIZE is bytes, or a number with KB, MB or GB, 1024-based as DICOM tools count (16KB = 16384,
 1MB = 1048576; KiB/MiB/GiB accepted too). 0 means "no maximum".
---config FILE is JSON with the keys listen, upstream, maxPdu, maxPduRq, fragment, csv, logLevel,
+--config FILE is JSON with the keys listen, upstream, maxPdu, maxPduRq, fragment, csv, messagesCsv, logLevel,
 connectTimeoutMs, closeTimeoutMs; it overrides config/default.json.
 Each option can be set in the environment too: ${ENV_PREFIX}<FLAG IN UPPER SNAKE CASE>, e.g.
 ${envName(SETTINGS.maxPdu)} for ${SETTINGS.maxPdu}, ${ENV_CONFIG} for --config (empty = not set; an unknown
@@ -31,6 +31,9 @@ Examples:
 
   # Ask the PACS for 64 KB PDUs on C-FIND / C-GET responses, whatever the workstation announced
   $ ${PROGRAM} --upstream pacs:104 --max-pdu-rq 64KB
+
+  # One row per DIMSE message with where its time went; runs with other settings append to the same file
+  $ ${PROGRAM} --upstream pacs:104 --max-pdu 1MB --messages-csv messages.csv
 
   # Regroup every message into 100 KB PDUs where the receivers allow it
   $ ${PROGRAM} --upstream pacs:104 --fragment 100KB
@@ -47,6 +50,7 @@ interface ProxyFlags {
   maxPduRq?: string;
   fragment?: string;
   csv?: string;
+  messagesCsv?: string;
   logLevel?: string;
   config?: string;
   connectTimeout?: string;
@@ -85,6 +89,7 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     .option('--max-pdu-rq <SIZE>', 'Maximum Length written into the A-ASSOCIATE-RQ: what the SCP may send back (default: unchanged)')
     .option('--fragment <fit|repack|SIZE>', 'how P-DATA-TF is re-fragmented toward each receiver (default fit)')
     .option('--csv <FILE>', 'per-PDU chunk log (created, or truncated)')
+    .option('--messages-csv <FILE>', 'per-message log: one row per DIMSE request, with where the time went (appended to)')
     .option('--log-level <LEVEL>', 'fatal, error, warn, info, debug, trace or silent (default info)')
     .option('--config <FILE>', 'JSON file with the same settings; the environment and flags override it')
     .option('--connect-timeout <MS>', 'upstream connect timeout; then the SCU gets A-ASSOCIATE-RJ (default 10000)')
@@ -98,6 +103,7 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         maxPduRq: flags.maxPduRq,
         fragment: flags.fragment,
         csv: flags.csv,
+        messagesCsv: flags.messagesCsv,
         logLevel: flags.logLevel,
         connectTimeoutMs: flags.connectTimeout,
         closeTimeoutMs: flags.closeTimeout,

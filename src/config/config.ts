@@ -20,6 +20,7 @@ export const SETTINGS = {
   maxPduRq: '--max-pdu-rq',
   fragment: '--fragment',
   csv: '--csv',
+  messagesCsv: '--messages-csv',
   logLevel: '--log-level',
   connectTimeoutMs: '--connect-timeout',
   closeTimeoutMs: '--close-timeout',
@@ -260,6 +261,7 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
   const listen = pick(layers, 'listen');
   const fragment = pick(layers, 'fragment');
   const csv = pick(layers, 'csv');
+  const messagesCsv = pick(layers, 'messagesCsv');
   const logLevel = pick(layers, 'logLevel');
 
   const options: ProxyOptions = {
@@ -273,6 +275,15 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
     closeTimeoutMs: msSetting(layers, 'closeTimeoutMs'),
   };
   if (options.csv === '') throw new ConfigError(`${csv!.name}: "" is not a file name`);
+  if (messagesCsv) {
+    // Set only when given, so the options of a run without it read as before.
+    options.messagesCsv = requireString(messagesCsv, 'a file name');
+    if (options.messagesCsv === '') throw new ConfigError(`${messagesCsv.name}: "" is not a file name`);
+    if (options.csv !== undefined && path.resolve(options.csv) === path.resolve(options.messagesCsv)) {
+      // The chunk CSV truncates its file: both logs in one file would spoil each other.
+      throw new ConfigError(`${messagesCsv.name}: ${JSON.stringify(options.messagesCsv)} is the chunk CSV file too (${csv!.name}); give each log its own file`);
+    }
+  }
   const level = logLevel ? named(logLevel, parseLogLevel, requireString(logLevel, LOG_LEVELS.join(', '))) : 'info';
   return { options, logLevel: level, warnings };
 }

@@ -11,6 +11,7 @@ import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, pduTypeName } from '../pdu/co
 import { ProtocolError } from '../pdu/errors.js';
 import type { FrameHandler } from '../pdu/framer.js';
 import { PduFramer } from '../pdu/framer.js';
+import type { LegTimes, PDataObserver } from '../dimse/tracker.js';
 import type { Direction, PduRecord } from '../record/events.js';
 import type { PDataSink } from '../transform/refragment.js';
 import { Refragmenter } from '../transform/refragment.js';
@@ -42,7 +43,7 @@ export interface LinkCounters {
   violations: number;
 }
 
-export class Link implements FrameHandler, PDataSink {
+export class Link implements FrameHandler, PDataSink, LegTimes {
   readonly direction: Direction;
   readonly refragmenter: Refragmenter;
   readonly counters: LinkCounters = { bytesIn: 0, pdusIn: 0, bytesOut: 0, pdusOut: 0, violations: 0 };
@@ -50,6 +51,8 @@ export class Link implements FrameHandler, PDataSink {
   announcedMax = 0;
   /** Largest PDU-length this link received. */
   largestPduIn = 0;
+  /** Told about P-DATA as it arrives (message tracking); undefined = nobody listens, no cost. */
+  observer: PDataObserver | undefined;
 
   private readonly owner: LinkOwner;
   private readonly assoc: number;
@@ -65,9 +68,23 @@ export class Link implements FrameHandler, PDataSink {
   private receivedPayload = 0;
   private seq = 0;
   private paused = false;
+  // Where the time went (LegTimes): cumulative microseconds spent waiting for the sender while not pausing
+  // it (kept only with an observer: it costs a clock read per chunk), and spent with the sender paused.
+  private idleTotalUs = 0;
+  private pausedTotalUs = 0;
+  private pausedSinceUs = 0;
+  /** When the previous chunk was done with (processed and written), and blockedUs() then; -1 before any. */
+  private chunkDoneUs = -1;
+  private blockedAtChunkDoneUs = 0;
+  /** The totals when the current chunk arrived (idle including the wait for it), and for the chunk before. */
+  private chunkIdleUs = 0;
+  private chunkBlockedUs = 0;
+  private prevChunkIdleUs = 0;
+  private prevChunkBlockedUs = 0;
   /** Where the output PDU in progress starts in the unflushed batch; undefined once any of it was flushed. */
   private openPduMark: { entries: number; lastLength: number } | undefined;
   private readonly onDrain = (): void => {
+    this.pausedTotalUs += this.clock() - this.pausedSinceUs;
     this.paused = false;
     this.source?.resume();
   };
@@ -104,6 +121,19 @@ export class Link implements FrameHandler, PDataSink {
   private onChunk(chunk: Buffer): void {
     this.counters.bytesIn += chunk.length;
     this.chunkTime = this.clock();
+    const observed = this.observer !== undefined;
+    if (observed) {
+      const blocked = this.blockedUs();
+      if (this.chunkDoneUs >= 0) {
+        // The wait since the previous chunk, less the time the proxy itself held the sender paused.
+        const idle = this.chunkTime - this.chunkDoneUs - (blocked - this.blockedAtChunkDoneUs);
+        if (idle > 0) this.idleTotalUs += idle;
+      }
+      this.prevChunkIdleUs = this.chunkIdleUs;
+      this.prevChunkBlockedUs = this.chunkBlockedUs;
+      this.chunkIdleUs = this.idleTotalUs;
+      this.chunkBlockedUs = blocked;
+    }
     try {
       this.framer.push(chunk, this.chunkTime, this);
     } catch (err) {
@@ -113,6 +143,20 @@ export class Link implements FrameHandler, PDataSink {
       );
     }
     this.flush();
+    if (observed) {
+      this.chunkDoneUs = this.clock();
+      this.blockedAtChunkDoneUs = this.blockedUs();
+    }
+  }
+
+  // ---- LegTimes ----------------------------------------------------------------------------------
+
+  idleUs(): number {
+    return this.idleTotalUs;
+  }
+
+  blockedUs(): number {
+    return this.paused ? this.pausedTotalUs + (this.clock() - this.pausedSinceUs) : this.pausedTotalUs;
   }
 
   private newRecord(type: number, length: number, firstByteTime: number): InFlight {
@@ -158,6 +202,17 @@ export class Link implements FrameHandler, PDataSink {
     }
     this.current = this.newRecord(header[0]!, length, firstByteTime);
     this.refragmenter.dataStart(length, header);
+    if (this.observer) {
+      // A header split over chunks started in the previous one (a 6-byte header spans two at most, unless a
+      // sender's chunks are under 6 bytes: then the wait between those tiny chunks is not the message's).
+      const now = firstByteTime === this.chunkTime;
+      this.observer.dataStart(
+        this.direction,
+        firstByteTime,
+        now ? this.chunkIdleUs : this.prevChunkIdleUs,
+        now ? this.chunkBlockedUs : this.prevChunkBlockedUs,
+      );
+    }
   }
 
   onPdvStart(itemLength: number, contextId: number, mch: number, header: Buffer): void {
@@ -172,15 +227,18 @@ export class Link implements FrameHandler, PDataSink {
     record.pdvs++;
     if (mch & MCH_LAST) record.last = true;
     this.refragmenter.pdvStart(itemLength, contextId, mch, header);
+    this.observer?.pdvStart(this.direction, contextId, mch);
   }
 
   onPdvData(bytes: Buffer): void {
     this.receivedPayload += bytes.length;
     this.refragmenter.pdvData(bytes);
+    this.observer?.pdvData(this.direction, bytes);
   }
 
   onPdvEnd(): void {
     this.refragmenter.pdvEnd();
+    this.observer?.pdvEnd(this.direction, this.chunkTime, this.current!);
   }
 
   onDataEnd(): void {
@@ -292,6 +350,7 @@ export class Link implements FrameHandler, PDataSink {
     }
     if (!ok && !this.paused && this.source) {
       this.paused = true;
+      this.pausedSinceUs = this.clock();
       this.source.pause();
       dest.once('drain', this.onDrain);
     }

@@ -20,6 +20,8 @@ export interface ProxyOptions {
   fragment: FragmentPolicy;
   /** Per-PDU chunk log; undefined = off. */
   csv?: string | undefined;
+  /** Per-message log (appended to when it exists); undefined = off. */
+  messagesCsv?: string | undefined;
   /** Upstream TCP connect timeout in milliseconds; on expiry the SCU gets A-ASSOCIATE-RJ (transient). */
   connectTimeoutMs: number;
   /**

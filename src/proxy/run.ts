@@ -3,6 +3,7 @@
 import pino from 'pino';
 import type { Logger } from 'pino';
 import { ChunkCsvRecorder } from '../record/chunk-csv.js';
+import { MessagesCsvRecorder } from '../record/messages-csv.js';
 import type { Recorder } from '../record/events.js';
 import type { ProxyOptions } from './options.js';
 import { ProxyServer } from './server.js';
@@ -28,6 +29,16 @@ export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<
   });
   const recorders: Recorder[] = [];
   if (options.csv) recorders.push(await ChunkCsvRecorder.open(options.csv));
+  if (options.messagesCsv) {
+    try {
+      recorders.push(await MessagesCsvRecorder.open(options.messagesCsv));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      process.stderr.write(`dicom-pdu-proxy: --messages-csv ${e.code ? `${options.messagesCsv}: ${e.code}` : e.message}\n`);
+      await Promise.all(recorders.map((r) => r.close()));
+      return 2;
+    }
+  }
   const server = new ProxyServer(options, log, recorders);
   try {
     await server.listen();

@@ -22,7 +22,9 @@ import {
 import { ABORT_REASON_NAMES, AbortReason, AbortSource, PduType, pduTypeName } from '../pdu/constants.js';
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import { ProtocolError } from '../pdu/errors.js';
-import type { PduRecord, Recorder } from '../record/events.js';
+import { MessageTracker } from '../dimse/tracker.js';
+import type { Direction, MessageRecord, PduRecord, Recorder } from '../record/events.js';
+import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
 import type { ProxyOptions } from './options.js';
@@ -56,7 +58,9 @@ export class Session implements LinkOwner {
   readonly id: number;
   private readonly options: ProxyOptions;
   private readonly log: Logger;
-  private readonly recorders: readonly Recorder[];
+  private readonly pduRecorders: readonly Recorder[];
+  private readonly messageRecorders: readonly Recorder[];
+  private readonly tracker: MessageTracker;
   private readonly onDone: (session: Session) => void;
   private readonly t0 = performance.now();
   private readonly scu: Socket;
@@ -82,11 +86,19 @@ export class Session implements LinkOwner {
     this.scu = scu;
     this.options = options;
     this.log = log;
-    this.recorders = recorders;
+    this.pduRecorders = recorders.filter((r) => r.pdu);
+    this.messageRecorders = recorders.filter((r) => r.message);
     this.onDone = onDone;
     const clock = (): number => (performance.now() - this.t0) * 1000;
     this.toScp = new Link('to_scp', id, this, clock);
     this.toScu = new Link('to_scu', id, this, clock);
+    // Message tracking feeds the messages CSV, the debug line per message and the summary's time split.
+    this.tracker = new MessageTracker(id, { to_scp: this.toScp, to_scu: this.toScu }, performance.timeOrigin + this.t0, {
+      message: (m) => this.onMessage(m),
+      undecodable: (direction, why) => this.onUndecodable(direction, why),
+    });
+    this.toScp.observer = this.tracker;
+    this.toScu.observer = this.tracker;
     scu.setNoDelay(true);
     this.toScp.attachSource(scu);
     this.toScu.attachDest(scu);
@@ -106,7 +118,20 @@ export class Session implements LinkOwner {
   }
 
   onRecord(record: PduRecord): void {
-    for (const recorder of this.recorders) recorder.pdu(record);
+    for (const recorder of this.pduRecorders) recorder.pdu!(record);
+    this.tracker.forwarded(record);
+  }
+
+  private onMessage(message: MessageRecord): void {
+    if (this.log.isLevelEnabled('debug')) this.log.debug(messageLogFields(message), 'message completed');
+    for (const recorder of this.messageRecorders) recorder.message!(message);
+  }
+
+  /** Warned once per association (a peer could send many); the rest at debug, all counted in the summary. */
+  private onUndecodable(direction: Direction, why: string): void {
+    const fields = { from: direction === 'to_scp' ? 'SCU' : 'SCP', reason: why };
+    if (this.tracker.undecodable === 1) this.log.warn(fields, 'DIMSE command set not decodable: message not tracked');
+    else this.log.debug(fields, 'DIMSE command set not decodable: message not tracked');
   }
 
   onProtocolError(link: Link, err: ProtocolError): void {
@@ -212,6 +237,7 @@ export class Session implements LinkOwner {
       out = rewriteMaxLength(raw, ac, written);
     }
     this.toScp.announcedMax = written;
+    this.tracker.setLimits(written, this.scpMax);
     this.toScp.refragmenter.configure(this.scpMax, this.options.fragment);
     this.toScu.refragmenter.configure(this.scuMax, this.options.fragment);
     this.state = State.Established;
@@ -434,6 +460,7 @@ export class Session implements LinkOwner {
     clearTimeout(this.connectTimer);
     this.toScp.abandon();
     this.toScu.abandon();
+    this.tracker.close();
     const up = this.toScp.counters;
     const down = this.toScu.counters;
     this.log.info(
@@ -443,6 +470,7 @@ export class Session implements LinkOwner {
         reason: this.reason,
         toScp: { bytesIn: up.bytesIn, pdusIn: up.pdusIn, bytesOut: up.bytesOut, pdusOut: up.pdusOut, violations: up.violations, largestPduIn: this.toScp.largestPduIn },
         toScu: { bytesIn: down.bytesIn, pdusIn: down.pdusIn, bytesOut: down.bytesOut, pdusOut: down.pdusOut, violations: down.violations, largestPduIn: this.toScu.largestPduIn },
+        ...timeSplitSummary(this.tracker.totals, this.tracker.undecodable),
       },
       'association closed',
     );

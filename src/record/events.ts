@@ -35,7 +35,48 @@ export interface PduRecord {
 }
 
 export interface Recorder {
-  pdu(record: PduRecord): void;
+  /** Per-PDU records (chunk CSV). */
+  pdu?(record: PduRecord): void;
+  /** Per-message records (messages CSV). */
+  message?(record: MessageRecord): void;
   /** Write out what is queued and release the file; resolves when it is on disk. */
   close(): Promise<void>;
+}
+
+/**
+ * One DIMSE request and its responses (--messages-csv), reported once the final response has arrived and
+ * the request's last byte was forwarded, or when the association ended. Times are microseconds since the
+ * association's TCP accept (the chunk CSV's clock); undefined where the event never happened.
+ */
+export interface MessageRecord {
+  assoc: number;
+  /** Which way the request travelled: to_scp (sent by the SCU) or to_scu (sent by the SCP: C-GET sub-operations). */
+  direction: Direction;
+  messageId: number;
+  /** C-STORE-RQ, C-FIND-RQ, ... or 0xHHHH. */
+  command: string;
+  contextId: number;
+  /** AffectedSOPInstanceUID of the request, '' when absent. */
+  sopInstanceUid: string;
+  /** Dataset bytes of the request (its dataset fragments summed). */
+  bytes: number;
+  /** The Maximum Length the SCU was told in the A-ASSOCIATE-AC (after any rewrite). */
+  maxPdu: number;
+  /** The SCP's own Maximum Length from its A-ASSOCIATE-AC. */
+  scpMaxPdu: number;
+  requestFirstByteUs: number;
+  requestLastByteUs: number | undefined;
+  /** When the request's last byte was handed to the kernel toward its receiver. */
+  requestForwardedUs: number | undefined;
+  responseFirstByteUs: number | undefined;
+  responseLastByteUs: number | undefined;
+  /** Within the request: the proxy waited for the request's sender while not pausing it. */
+  senderIdleUs: number;
+  /** From the request's first byte to its last byte forwarded: the proxy paused the sender because the receiver was not reading. */
+  receiverBlockedUs: number;
+  pendingResponses: number;
+  /** The final (non-Pending) response's Status; undefined when none came. */
+  status: number | undefined;
+  /** Wall-clock time of requestFirstByteUs, ISO-8601 UTC. */
+  startedAt: string;
 }

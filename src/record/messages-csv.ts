@@ -1,0 +1,196 @@
+// The per-message log (--messages-csv): one row per DIMSE request and its responses, with where the time
+// went. Rows are queued by message() (never blocks the proxy) and written in batches off the hot path.
+// An existing non-empty file is appended to (no second header), so runs with different settings
+// accumulate in one file; its first line must be this header, or the proxy refuses to start.
+
+import fs from 'node:fs';
+import { once } from 'node:events';
+import type { TimeSplit } from '../dimse/tracker.js';
+import { durationUs, responseUs } from '../dimse/tracker.js';
+import { statusHex } from '../dimse/command.js';
+import type { Direction, MessageRecord, Recorder } from './events.js';
+
+/** The columns, in order: a contract with `stats` and `bench` (and users' scripts). Add at the end, never rename. */
+export const MESSAGES_CSV_COLUMNS = [
+  'assoc',
+  'message_id',
+  'command',
+  'context_id',
+  'sop_instance_uid',
+  'bytes',
+  'max_pdu',
+  'scp_max_pdu',
+  'request_first_byte_us',
+  'request_last_byte_us',
+  'response_first_byte_us',
+  'response_last_byte_us',
+  'duration_ms',
+  'scu_idle_ms',
+  'upstream_blocked_ms',
+  'scp_response_ms',
+  'pending_responses',
+  'status',
+  'started_at',
+] as const;
+
+export const MESSAGES_CSV_HEADER = MESSAGES_CSV_COLUMNS.join(',');
+
+const us = (v: number | undefined): string | number => (v === undefined ? '' : Math.round(v));
+const ms = (v: number | undefined): string => (v === undefined ? '' : (v / 1000).toFixed(3));
+
+/** RFC 4180 quoting, only where needed: the UID comes from a peer and could hold anything. */
+function csvField(text: string): string {
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export function messageCsvRow(m: MessageRecord): Array<string | number> {
+  return [
+    m.assoc,
+    m.messageId,
+    m.command,
+    m.contextId,
+    csvField(m.sopInstanceUid),
+    m.bytes,
+    m.maxPdu,
+    m.scpMaxPdu,
+    us(m.requestFirstByteUs),
+    us(m.requestLastByteUs),
+    us(m.responseFirstByteUs),
+    us(m.responseLastByteUs),
+    ms(durationUs(m)),
+    ms(m.senderIdleUs),
+    ms(m.receiverBlockedUs),
+    ms(responseUs(m)),
+    m.pendingResponses,
+    m.status === undefined ? '' : statusHex(m.status),
+    m.startedAt,
+  ];
+}
+
+/** The debug log line for a completed message: the CSV's values, as numbers, camel-cased. */
+export function messageLogFields(m: MessageRecord): Record<string, unknown> {
+  const round3 = (v: number | undefined): number | undefined => (v === undefined ? undefined : Math.round(v) / 1000);
+  return {
+    direction: m.direction,
+    messageId: m.messageId,
+    command: m.command,
+    contextId: m.contextId,
+    sopInstanceUid: m.sopInstanceUid || undefined,
+    bytes: m.bytes,
+    maxPdu: m.maxPdu,
+    scpMaxPdu: m.scpMaxPdu,
+    durationMs: round3(durationUs(m)),
+    scuIdleMs: round3(m.senderIdleUs),
+    upstreamBlockedMs: round3(m.receiverBlockedUs),
+    scpResponseMs: round3(responseUs(m)),
+    pendingResponses: m.pendingResponses,
+    status: m.status === undefined ? undefined : statusHex(m.status),
+    startedAt: m.startedAt,
+  };
+}
+
+/**
+ * The association summary's time split. Top level: requests from the SCU (the contract's names). Requests
+ * the SCP sent (C-GET's C-STORE sub-operations) have the roles swapped and are kept apart in scpRequests.
+ */
+export function timeSplitSummary(totals: Readonly<Record<Direction, TimeSplit>>, undecodable: number): Record<string, unknown> {
+  const r = (v: number): number => Math.round(v) / 1000;
+  const up = totals.to_scp;
+  const down = totals.to_scu;
+  const out: Record<string, unknown> = {
+    messages: up.messages,
+    scuIdleMs: r(up.idleUs),
+    upstreamBlockedMs: r(up.blockedUs),
+    scpResponseMs: r(up.responseUs),
+  };
+  if (down.messages > 0) {
+    out.scpRequests = { messages: down.messages, scpIdleMs: r(down.idleUs), scuBlockedMs: r(down.blockedUs), scuResponseMs: r(down.responseUs) };
+  }
+  if (undecodable > 0) out.undecodableCommands = undecodable;
+  return out;
+}
+
+/** Rows are written when this many are queued, or this long after the first one, whichever comes first. */
+const CSV_BATCH_ROWS = 1024;
+const CSV_BATCH_MS = 200;
+
+export class MessagesCsvRecorder implements Recorder {
+  private readonly file: fs.WriteStream;
+  private queue: string[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(file: fs.WriteStream, prefix: string) {
+    this.file = file;
+    if (prefix) this.file.write(prefix);
+  }
+
+  /**
+   * Open `path` for appending. A missing or empty file gets the header; an existing one must start with
+   * it (else MessagesCsvFileError: appending rows to another file would spoil it). Rejects if the file
+   * cannot be opened.
+   */
+  static async open(path: string): Promise<MessagesCsvRecorder> {
+    const handle = await fs.promises.open(path, 'a+');
+    let prefix: string;
+    try {
+      prefix = await headerPrefix(handle, path);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    const file = fs.createWriteStream(path, { fd: handle, flags: 'a' });
+    return new MessagesCsvRecorder(file, prefix);
+  }
+
+  message(record: MessageRecord): void {
+    if (this.closed) return;
+    this.queue.push(messageCsvRow(record).join(','));
+    if (this.queue.length >= CSV_BATCH_ROWS) {
+      this.drainQueue();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => this.drainQueue(), CSV_BATCH_MS);
+      this.timer.unref();
+    }
+  }
+
+  private drainQueue(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.queue.length === 0) return;
+    const text = `${this.queue.join('\n')}\n`;
+    this.queue = [];
+    this.file.write(text);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.drainQueue();
+    const finished = once(this.file, 'finish');
+    this.file.end();
+    await finished;
+  }
+}
+
+export class MessagesCsvFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MessagesCsvFileError';
+  }
+}
+
+/** What to write before the first row: the header (new file), a newline (last row unterminated), or nothing. */
+async function headerPrefix(handle: fs.promises.FileHandle, path: string): Promise<string> {
+  const { size } = await handle.stat();
+  if (size === 0) return `${MESSAGES_CSV_HEADER}\n`;
+  const head = Buffer.alloc(Math.min(size, MESSAGES_CSV_HEADER.length + 2));
+  await handle.read(head, 0, head.length, 0);
+  const firstLine = head.toString('latin1').split(/\r?\n/)[0];
+  if (firstLine !== MESSAGES_CSV_HEADER) {
+    throw new MessagesCsvFileError(`${path} exists and does not start with the messages CSV header; not appending to it`);
+  }
+  const last = Buffer.alloc(1);
+  await handle.read(last, 0, 1, size - 1);
+  return last[0] === 0x0a ? '' : '\n';
+}
