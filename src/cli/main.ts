@@ -9,6 +9,7 @@ import { ENV_CONFIG, ENV_PREFIX, SETTINGS, envName, loadSettings } from '../conf
 import { ConfigError } from '../config/errors.js';
 import { runProxy } from '../proxy/run.js';
 import { addStatsCommand } from './stats-command.js';
+import { addBenchCommand } from './bench-command.js';
 
 export const PROGRAM = 'dicom-pdu-proxy';
 export const EXIT_USAGE = 2;
@@ -109,6 +110,7 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     });
 
   addStatsCommand(program, setRun, usageError);
+  addBenchCommand(program, setRun);
 
   // `--help` without a command shows the proxy's help (the default command); `help` lists the commands.
   program.helpOption(false);
