@@ -174,19 +174,20 @@ function describeFailures(outcomes: readonly ImageOutcome[]): string {
   return [...reasons].map(([why, n]) => `${n} x ${why}`).join('; ');
 }
 
+/** cli-progress bar on a TTY (lines are logged above it); plain lines otherwise. */
 class Progress {
+  private multi: cliProgress.MultiBar | undefined;
   private bar: cliProgress.SingleBar | undefined;
-  private done = 0;
   constructor(
     private readonly io: BenchIo,
-    private readonly total: number,
+    total: number,
   ) {
     if (io.stderr.isTTY) {
-      this.bar = new cliProgress.SingleBar(
+      this.multi = new cliProgress.MultiBar(
         { stream: io.stderr as NodeJS.WriteStream, format: '{bar} {value}/{total} images | {setting} | {duration_formatted} elapsed, ETA {eta_formatted}', hideCursor: true },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(total, 0, { setting: '' });
+      this.bar = this.multi.create(total, 0, { setting: '' });
     }
   }
   setting(text: string): void {
@@ -194,19 +195,16 @@ class Progress {
     else this.io.stderr.write(`${text}: sending\n`);
   }
   image(): void {
-    this.done++;
-    this.bar?.update(this.done);
+    this.bar?.increment();
   }
   line(text: string): void {
-    if (this.bar) {
-      // Print above the bar.
-      this.bar.stop();
-      this.io.stderr.write(`${text}\n`);
-      this.bar.start(this.total, this.done, {});
+    if (this.multi) {
+      this.multi.log(`${text}\n`);
+      this.multi.update(); // redraw now: flushes the line above the bar
     } else this.io.stderr.write(`${text}\n`);
   }
   stop(): void {
-    this.bar?.stop();
+    this.multi?.stop();
   }
 }
 
