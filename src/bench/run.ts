@@ -94,7 +94,7 @@ interface WorkerRun {
 }
 
 /** Run `parallel` workers sending `count` images in all to host:port; every image gets an outcome. */
-async function runWorkers(o: BenchOptions, image: ImageSet, port: number, count: number, onImage: () => void): Promise<WorkerRun> {
+async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: number, count: number, onImage: () => void): Promise<WorkerRun> {
   const t0 = performance.now();
   let lastReady = t0;
   const outcomes: ImageOutcome[] = [];
@@ -103,7 +103,7 @@ async function runWorkers(o: BenchOptions, image: ImageSet, port: number, count:
   const runs = shares.map(async (share, w) => {
     const job: WorkerJob = {
       scu: o.scu,
-      host: LOOPBACK,
+      host,
       port,
       callingAet: o.callingAet,
       calledAet: o.calledAet,
@@ -266,7 +266,9 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
 
     // Warm-up (not counted): one image per sender straight to the SCP, to estimate the whole run.
     {
-      const warm = await runWorkers(o, imageSets[0]!, o.upstream ? o.upstream.port : scpPort!, o.parallel, () => undefined);
+      const warm = o.upstream
+        ? await runWorkers(o, imageSets[0]!, o.upstream.host, o.upstream.port, o.parallel, () => undefined)
+        : await runWorkers(o, imageSets[0]!, LOOPBACK, scpPort!, o.parallel, () => undefined);
       const bad = warm.outcomes.filter((x) => x.status !== STATUS_SUCCESS);
       if (bad.length === warm.outcomes.length && bad.every((x) => x.error !== undefined)) {
         say(`bench: the warm-up images could not be sent: ${describeFailures(warm.outcomes)}`);
@@ -305,7 +307,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
           port = scp.port;
           stopAfter = scp.child;
         }
-        const run = await runWorkers(o, s.image, port, o.count, () => progress.image());
+        const run = await runWorkers(o, s.image, LOOPBACK, port, o.count, () => progress.image());
         await stopAfter.stop(); // the proxy flushes its CSV files on SIGTERM
         children.splice(children.indexOf(stopAfter), 1);
         const row = await settingRow(label, run.outcomes, messagesCsv);
