@@ -91,6 +91,8 @@ interface WorkerRun {
   /** Spawn -> last worker ready, and last ready -> last worker done (ms). */
   startMs: number;
   sendMs: number;
+  /** Mean interval between consecutive images of one sender (image, release, next association): a steady round. */
+  cycleMs: number | undefined;
 }
 
 /** Run `parallel` workers sending `count` images in all to host:port; every image gets an outcome. */
@@ -98,6 +100,7 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
   const t0 = performance.now();
   let lastReady = t0;
   const outcomes: ImageOutcome[] = [];
+  const cycles: number[] = [];
   const shares = Array.from({ length: Math.min(o.parallel, count) }, (_, w) => Math.floor(count / o.parallel) + (w < count % o.parallel ? 1 : 0));
   let first = 0;
   const runs = shares.map(async (share, w) => {
@@ -113,6 +116,7 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
       timeoutMs: SCU_TIMEOUT_MS,
     };
     const mine: ImageOutcome[] = [];
+    let previous: number | undefined;
     const child = new Child(`scu worker ${w + 1}`, process.execPath, [...nodeScript('scu-worker'), JSON.stringify(job)]);
     child.onLine((line) => {
       if (!line.startsWith('{')) return;
@@ -121,6 +125,9 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
         lastReady = Math.max(lastReady, performance.now());
         return;
       }
+      const now = performance.now();
+      if (previous !== undefined) cycles.push(now - previous);
+      previous = now;
       const bytes = image.datasetBytes[msg.file] ?? 0;
       mine.push('error' in msg ? { error: msg.error, bytes } : { ms: msg.ms, status: msg.status, bytes });
       onImage();
@@ -134,7 +141,8 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
     outcomes.push(...mine);
   });
   await Promise.all(runs);
-  return { outcomes, startMs: lastReady - t0, sendMs: performance.now() - lastReady };
+  const cycleMs = cycles.length > 0 ? cycles.reduce((a, b) => a + b, 0) / cycles.length : undefined;
+  return { outcomes, startMs: lastReady - t0, sendMs: performance.now() - lastReady, cycleMs };
 }
 
 /** The table row of one setting, from the senders' measurements and (when written) the messages CSV. */
@@ -264,20 +272,26 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     }
     if (!messagesSupported && o.modes.includes('proxy')) say('bench: this proxy has no --messages-csv: the time split columns stay empty');
 
-    // Warm-up (not counted): one image per sender straight to the SCP, to estimate the whole run.
+    // Warm-up (not counted): two images per sender straight to the SCP. The first is cold (JIT, caches);
+    // the interval to the second is a steady round, from which the whole run is estimated.
     {
+      const warmCount = 2 * o.parallel;
       const warm = o.upstream
-        ? await runWorkers(o, imageSets[0]!, o.upstream.host, o.upstream.port, o.parallel, () => undefined)
-        : await runWorkers(o, imageSets[0]!, LOOPBACK, scpPort!, o.parallel, () => undefined);
+        ? await runWorkers(o, imageSets[0]!, o.upstream.host, o.upstream.port, warmCount, () => undefined)
+        : await runWorkers(o, imageSets[0]!, LOOPBACK, scpPort!, warmCount, () => undefined);
       const bad = warm.outcomes.filter((x) => x.status !== STATUS_SUCCESS);
       if (bad.length === warm.outcomes.length && bad.every((x) => x.error !== undefined)) {
         say(`bench: the warm-up images could not be sent: ${describeFailures(warm.outcomes)}`);
         return 1;
       }
-      // Per setting: senders start-up + a proxy start (~0.5 s) + rounds of `parallel` images, scaled by image size.
+      // Per setting: senders' start-up + a proxy start (~0.5 s) + rounds of `parallel` images, scaled by image size.
       const rounds = Math.ceil(o.count / o.parallel);
-      const estimate = settings.reduce((sum, st) => sum + warm.startMs / 1000 + 0.5 + (rounds * warm.sendMs * sizeRatio(st.image, imageSets[0]!)) / 1000, 0);
-      say(`bench: warm-up: ${o.parallel} images in ${(warm.sendMs / 1000).toFixed(2)} s (senders ready in ${(warm.startMs / 1000).toFixed(2)} s); estimated total about ${humanSeconds(estimate)}`);
+      const cycleMs = warm.cycleMs ?? warm.sendMs;
+      const estimate = settings.reduce((sum, st) => sum + warm.startMs / 1000 + 0.5 + (rounds * cycleMs * sizeRatio(st.image, imageSets[0]!)) / 1000, 0);
+      say(
+        `bench: warm-up: ${warm.outcomes.length} images in ${(warm.sendMs / 1000).toFixed(2)} s (senders ready in ${(warm.startMs / 1000).toFixed(2)} s, ` +
+          `then ${(cycleMs / 1000).toFixed(2)} s per round of ${o.parallel}); estimated total about ${humanSeconds(estimate)}`,
+      );
       if (bad.length > 0) say(`bench: warning: ${bad.length} warm-up image(s) not acknowledged with Success: ${describeFailures(bad)}`);
     }
 

@@ -3,6 +3,7 @@
 // against an SCP that refuses some stores (failure accounting).
 
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
 import { readCsvFile } from '../../src/stats/csv.js';
 import type { CsvRow } from '../../src/stats/csv.js';
 import { startStorescp } from '../helpers/dcmtk.js';
+import { writeTestDicom } from '../helpers/dicom-file.js';
 import { killAll, runToExit, spawnPeer } from '../helpers/procs.js';
 import type { RunResult } from '../helpers/procs.js';
 import { BIN, REPO_ROOT } from '../helpers/proxy.js';
@@ -112,6 +114,21 @@ describe('bench', () => {
     assert.match(r.stdout, /^16KB direct\s+2\s+0\s/m);
   });
 
+  test('--image FILE...: real files sent round-robin; image_bytes is their mean dataset size', async () => {
+    const a = await writeTestDicom(path.join(tmp, 'a.dcm'), { pixelBytes: 100_000, seed: 21 });
+    const b = await writeTestDicom(path.join(tmp, 'b.dcm'), { pixelBytes: 300_000, seed: 22 });
+    const out = path.join(tmp, 'files');
+    const storeDir = path.join(tmp, 'files-store');
+    const r = await bench(['--image', a.path!, b.path!, '--pdu', '16KB', '--count', '4', '--parallel', '2', '--store-dir', storeDir, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = await results(out);
+    assert.equal(rows[0]!.image_bytes, String(Math.round((a.datasetLength + b.datasetLength) / 2)));
+    assert.equal(rows[0]!.failures, '0');
+    assert.ok(existsSync(path.join(out, 'chunks-16KB-2files.csv')));
+    // 4 warm-up (2 per sender) + 4 images, each with its own SOP Instance UID, kept by the embedded SCP.
+    assert.equal((await readdir(storeDir)).filter((f) => f.endsWith('.dcm')).length, 8);
+  });
+
   test('--upstream DCMTK storescp: the proxy re-fragments every swept size down to its real 16KB', async () => {
     const scpDir = path.join(tmp, 'storescp');
     await rm(scpDir, { recursive: true, force: true });
@@ -123,8 +140,8 @@ describe('bench', () => {
       assert.equal(r.code, 0, r.stderr);
       const rows = await results(out);
       assert.deepEqual(rows.map((x) => x.failures), ['0', '0']);
-      // 2 warm-up images + 2 x 4: every one stored, each with its own SOP Instance UID.
-      assert.equal(storescp.receivedFiles().length, 10);
+      // 4 warm-up images (2 per sender) + 2 x 4: every one stored, each with its own SOP Instance UID.
+      assert.equal(storescp.receivedFiles().length, 12);
       const big = await toScpLengths(path.join(out, 'chunks-1MB-512KB.csv'));
       assert.ok(big.received > 16 * KB, `SCU sent ${big.received}`);
       assert.equal(big.sent, 16 * KB);
@@ -150,9 +167,11 @@ describe('bench', () => {
     try {
       const port = Number((await scp.waitForOutput(/^listening (\d+)$/m, 15_000))[1]);
       const out = path.join(tmp, 'failing');
-      // Stores 1-2 are the warm-up; then 6 images = stores 3..8, of which 3 and 6 are refused.
+      // Stores 1-4 are the warm-up (2 per sender; store 3 is refused there: a warning, not counted);
+      // then 6 images = stores 5..10, of which 6 and 9 are refused.
       const r = await bench(['--upstream', `127.0.0.1:${port}`, '--pdu', '16KB', '--count', '6', '--parallel', '2', '--image-size', '64KB', '--out', out]);
       assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /warning: 1 warm-up image\(s\) not acknowledged with Success: 1 x status a700/);
       assert.match(r.stderr, /2 of 6 images were NOT acknowledged with Success: 2 x status a700/);
       assert.match(r.stdout, /^16KB\s+6\s+2\s/m);
       const rows = await results(out);
@@ -168,6 +187,6 @@ describe('bench', () => {
     const port = await freePort();
     const r = await bench(['--upstream', `127.0.0.1:${port}`, '--pdu', '16KB', '--count', '2', '--parallel', '1', '--image-size', '64KB', '--out', path.join(tmp, 'nothere')]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /warm-up images could not be sent: 1 x network error: .*ECONNREFUSED/);
+    assert.match(r.stderr, /warm-up images could not be sent: 2 x network error: .*ECONNREFUSED/);
   });
 });
