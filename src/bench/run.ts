@@ -43,7 +43,7 @@ interface ImageSet {
   datasetBytes: number[];
 }
 
-interface ImageOutcome {
+export interface ImageOutcome {
   ms?: number;
   status?: string;
   error?: string;
@@ -146,7 +146,7 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
 }
 
 /** The table row of one setting, from the senders' measurements and (when written) the messages CSV. */
-async function settingRow(label: string, outcomes: readonly ImageOutcome[], messagesCsv: string | undefined): Promise<ResultRow> {
+export async function settingRow(label: string, outcomes: readonly ImageOutcome[], messagesCsv: string | undefined): Promise<ResultRow> {
   const acked = outcomes.filter((x) => x.ms !== undefined);
   const seconds = acked.map((x) => x.ms! / 1000);
   const row: ResultRow = {
@@ -310,6 +310,8 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
         const t = performance.now();
         if (s.mode === 'proxy') {
           messagesCsv = messagesSupported ? path.join(o.out, `messages-${tag}.csv`) : undefined;
+          // The proxy appends to an existing messages CSV; this setting's split must come from this run only.
+          if (messagesCsv) rmSync(messagesCsv, { force: true });
           const proxy = await startProxy(target(), s.pdu, path.join(o.out, `chunks-${tag}.csv`), messagesCsv);
           children.push(proxy.child);
           port = proxy.port;

@@ -104,3 +104,27 @@ test('results.csv rows follow the header', () => {
   assert.equal(row.length, RESULTS_CSV_COLUMNS.length);
   assert.deepEqual(row, ['16384', '16777600', '4', '4', '2.000000', '1.000000', '3.000000', '2.000000', '3.000000', '8.000', '', '', '1.500', '1', 'proxy', 'dcmjs']);
 });
+
+test("a setting's row: times from the senders, failures by status, the split from the proxy's messages CSV", async () => {
+  const { settingRow } = await import('../../src/bench/run.js');
+  const { fileURLToPath } = await import('node:url');
+  const fixture = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'stats', 'messages.csv');
+  const outcomes = [
+    { ms: 1000, status: '0000', bytes: MB },
+    { ms: 3000, status: '0000', bytes: MB },
+    { ms: 2000, status: 'a700', bytes: MB },
+    { error: 'network error: ECONNRESET', bytes: MB },
+  ];
+  const row = await settingRow('16KB', outcomes, fixture);
+  assert.equal(row.count, 4);
+  assert.equal(row.failures, 2);
+  assert.deepEqual(row.seconds, { n: 3, mean: 2, min: 1, max: 3, p50: 2, p95: 3 });
+  assert.equal(row.mbPerS, 3 / 6); // 3 MiB answered in 6 s
+  // Means over the 7 answered C-STORE rows of the fixture: idle (10+20+30+40+1+2+3)/7, blocked 100/7,
+  // scp (5+5+5+5+10+20+30)/7.
+  assert.ok(Math.abs(row.scuIdleMs! - 106 / 7) < 1e-9);
+  assert.ok(Math.abs(row.upstreamBlockedMs! - 100 / 7) < 1e-9);
+  assert.ok(Math.abs(row.scpResponseMs! - 80 / 7) < 1e-9);
+  const without = await settingRow('16KB', outcomes, undefined);
+  assert.equal(without.scpResponseMs, undefined);
+});
