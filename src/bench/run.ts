@@ -230,7 +230,10 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'dpp-bench-'));
   const children: Child[] = [];
   const onSigint = (): void => {
-    void Promise.all(children.map((c) => c.stop(1000))).finally(() => process.exit(130));
+    void Promise.all(children.map((c) => c.stop(1000))).finally(() => {
+      rmSync(tmp, { recursive: true, force: true });
+      process.exit(130);
+    });
   };
   process.once('SIGINT', onSigint);
   try {
