@@ -345,7 +345,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     // Output: results.csv, chart.svg, the table.
     writeFileSync(path.join(o.out, 'results.csv'), [RESULTS_CSV_COLUMNS.join(','), ...results.map((r) => resultsCsvRow(r).join(','))].join('\n') + '\n');
     const series = o.modes.map((mode) => ({ series: mode, rows: results.filter((r) => r.mode === mode).map((r) => ({ ...r.row, label: r.row.label.replace(/ (proxy|direct)$/, '') })) }));
-    const svg = await renderSvg(experimentSpec(series, 'max PDU', `seconds per image: ${imageSets.map((x) => x.label).join(', ')}, ${o.parallel} sender${o.parallel === 1 ? "" : "s"} (${o.scu})`));
+    const svg = await renderSvg(experimentSpec(series, 'max PDU', `seconds per image: ${imageSets.map((x) => x.label).join(', ')}, ${o.parallel} sender${o.parallel === 1 ? '' : 's'} (${o.scu})`));
     writeFileSync(path.join(o.out, 'chart.svg'), svg);
     io.stdout.write(renderResultTable(results.map((r) => r.row), 'max_pdu'));
     const failed = allOutcomes.filter((x) => x.status !== STATUS_SUCCESS);
