@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseSize } from '../src/cli/size.js';
-import { writeTestDicom } from '../test/helpers/dicom-file.js';
+import { writeTestDicom } from '../src/dicom/synthetic.js';
 import { freePort } from '../test/helpers/ports.js';
 import { killAll, runToExit, spawnPeer, waitForPort } from '../test/helpers/procs.js';
 import type { PeerProcess } from '../test/helpers/procs.js';

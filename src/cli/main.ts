@@ -8,6 +8,8 @@ import type { Environment, RawSettings } from '../config/config.js';
 import { ENV_CONFIG, ENV_PREFIX, SETTINGS, envName, loadSettings } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
 import { runProxy } from '../proxy/run.js';
+import { addStatsCommand } from './stats-command.js';
+import { addBenchCommand } from './bench-command.js';
 
 export const PROGRAM = 'dicom-pdu-proxy';
 export const EXIT_USAGE = 2;
@@ -112,6 +114,9 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
       for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
       setRun(() => runProxy(settings.options, { logLevel: settings.logLevel }));
     });
+
+  addStatsCommand(program, setRun, usageError);
+  addBenchCommand(program, setRun);
 
   // `--help` without a command shows the proxy's help (the default command); `help` lists the commands.
   program.helpOption(false);

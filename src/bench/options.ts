@@ -1,0 +1,145 @@
+// bench's settings: defaults are the original experiment; every value is validated here (ConfigError:
+// one line naming the flag, exit status 2).
+
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from '../config/errors.js';
+import { formatEndpoint, parseUpstream } from '../cli/endpoint.js';
+import { parseSize } from '../cli/size.js';
+import type { Endpoint } from '../proxy/options.js';
+
+/** The experiment: PACS restarted at these sizes, 4 SCUs, 16MB images, 100 images per setting. */
+export const DEFAULT_PDUS = '16KB,100KB,500KB,1MB,10MB,20MB';
+export const DEFAULT_IMAGE_SIZE = '16MB';
+export const DEFAULT_PARALLEL = 4;
+export const DEFAULT_COUNT = 100;
+/** --quick: the same six sizes, fewer and smaller images (under 60 s on 2 cores). */
+export const QUICK_IMAGE_SIZE = '2MB';
+export const QUICK_COUNT = 8;
+export const DEFAULT_CALLED_AET = 'ANY-SCP';
+export const DEFAULT_CALLING_AET = 'PDU-BENCH';
+/** A Maximum Length must hold one PDV item header (4 + 2) and an even fragment: PS3.8 9.3.5. */
+const MIN_PDU = 8;
+/** AE titles: 1-16 characters of the default repertoire, no backslash, not all spaces (PS3.5 6.2). */
+const AE_TITLE = /^(?=.*\S)[\x20-\x5b\x5d-\x7e]{1,16}$/;
+
+export type ScuKind = 'dcmjs' | 'dcmtk';
+export type BenchMode = 'proxy' | 'direct';
+
+export interface BenchOptions {
+  pdus: number[];
+  /** Synthetic image sizes (pixel data bytes); empty when `images` are given. */
+  imageSizes: number[];
+  /** Real DICOM files (--image), sent round-robin. */
+  images: string[];
+  parallel: number;
+  count: number;
+  upstream: Endpoint | undefined;
+  calledAet: string;
+  callingAet: string;
+  scu: ScuKind;
+  modes: BenchMode[];
+  out: string;
+  storeDir: string | undefined;
+  quick: boolean;
+}
+
+export interface BenchFlags {
+  pdu?: string;
+  imageSize?: string;
+  image?: string[];
+  parallel?: string;
+  count?: string;
+  upstream?: string;
+  calledAet?: string;
+  callingAet?: string;
+  scu?: string;
+  direct?: boolean;
+  both?: boolean;
+  out?: string;
+  storeDir?: string;
+  quick?: boolean;
+}
+
+function sizeList(flag: string, text: string): number[] {
+  const items = text.split(',').map((s) => s.trim());
+  if (items.length === 0 || items.some((s) => s === '')) throw new ConfigError(`${flag}: ${JSON.stringify(text)} is not a comma-separated list of sizes`);
+  return items.map((s) => {
+    try {
+      return parseSize(s);
+    } catch (err) {
+      throw new ConfigError(`${flag}: ${(err as Error).message}`);
+    }
+  });
+}
+
+function positiveInt(flag: string, text: string, max: number): number {
+  const n = Number(text.trim());
+  if (!/^\d+$/.test(text.trim()) || n < 1 || n > max) throw new ConfigError(`${flag}: ${JSON.stringify(text)} is not a whole number in 1..${max}`);
+  return n;
+}
+
+function aeTitle(flag: string, text: string): string {
+  if (!AE_TITLE.test(text)) throw new ConfigError(`${flag}: ${JSON.stringify(text)} is not an AE title (1-16 characters, no backslash)`);
+  return text;
+}
+
+/** "2026-11-25T10-20-03" (UTC, no colons: a portable directory name). */
+export function timestampName(d = new Date()): string {
+  return d.toISOString().slice(0, 19).replace(/:/g, '-');
+}
+
+export function benchOptions(flags: BenchFlags, cwd = process.cwd()): BenchOptions {
+  const pdus = sizeList('--pdu', flags.pdu ?? DEFAULT_PDUS);
+  for (const p of pdus) {
+    if (p !== 0 && (p < MIN_PDU || p % 2 !== 0)) throw new ConfigError(`--pdu: ${p} bytes is not an even Maximum Length of at least ${MIN_PDU} (or 0)`);
+  }
+  const images = (flags.image ?? []).map((f) => path.resolve(cwd, f));
+  if (images.length > 0 && flags.imageSize !== undefined) throw new ConfigError('--image and --image-size exclude each other');
+  for (const f of images) {
+    if (!existsSync(f)) throw new ConfigError(`--image: ${f}: no such file`);
+    const head = readFileSync(f).subarray(128, 132).toString('latin1');
+    if (head !== 'DICM') throw new ConfigError(`--image: ${f} is not a DICOM Part 10 file (no DICM at offset 128)`);
+  }
+  const quick = flags.quick === true;
+  const imageSizes = images.length > 0 ? [] : sizeList('--image-size', flags.imageSize ?? (quick ? QUICK_IMAGE_SIZE : DEFAULT_IMAGE_SIZE));
+  for (const s of imageSizes) {
+    if (s < 2 || s % 2 !== 0) throw new ConfigError(`--image-size: ${s} bytes is not an even number of pixel bytes >= 2`);
+  }
+  const parallel = positiveInt('--parallel', flags.parallel ?? String(DEFAULT_PARALLEL), 64);
+  const count = positiveInt('--count', flags.count ?? String(quick ? QUICK_COUNT : DEFAULT_COUNT), 1_000_000);
+  const upstream = flags.upstream !== undefined ? parseUpstreamFlag(flags.upstream) : undefined;
+  const scu = flags.scu ?? 'dcmjs';
+  if (scu !== 'dcmjs' && scu !== 'dcmtk') throw new ConfigError(`--scu: ${JSON.stringify(scu)} is not dcmjs or dcmtk`);
+  if (flags.direct && flags.both) throw new ConfigError('--direct and --both exclude each other');
+  const modes: BenchMode[] = flags.both ? ['proxy', 'direct'] : flags.direct ? ['direct'] : ['proxy'];
+  if (upstream && modes.includes('direct')) {
+    throw new ConfigError('--direct/--both need the embedded SCP: a real SCP (--upstream) cannot be told which maximum to announce');
+  }
+  if (upstream && flags.storeDir !== undefined) throw new ConfigError('--store-dir is for the embedded SCP; with --upstream the SCP keeps what it keeps');
+  return {
+    pdus,
+    imageSizes,
+    images,
+    parallel,
+    count,
+    upstream,
+    calledAet: aeTitle('--called-aet', flags.calledAet ?? DEFAULT_CALLED_AET),
+    callingAet: aeTitle('--calling-aet', flags.callingAet ?? DEFAULT_CALLING_AET),
+    scu,
+    modes,
+    out: path.resolve(cwd, flags.out ?? path.join('results', timestampName())),
+    storeDir: flags.storeDir !== undefined ? path.resolve(cwd, flags.storeDir) : undefined,
+    quick,
+  };
+}
+
+function parseUpstreamFlag(text: string): Endpoint {
+  try {
+    return parseUpstream(text);
+  } catch (err) {
+    throw new ConfigError(`--upstream: ${(err as Error).message}`);
+  }
+}
+
+export { formatEndpoint };

@@ -1,0 +1,59 @@
+// results.csv: one row per setting. The columns of the issue (a contract: add, never rename), then the
+// time split from the proxy's messages CSV (empty in --direct, or when the proxy has no --messages-csv),
+// the failures, and which mode and sender produced the row.
+
+import type { ResultRow } from '../stats/table.js';
+import type { BenchMode, ScuKind } from './options.js';
+
+export const RESULTS_CSV_COLUMNS = [
+  'pdu_bytes',
+  'image_bytes',
+  'parallel',
+  'images',
+  'mean_s',
+  'min_s',
+  'max_s',
+  'p50_s',
+  'p95_s',
+  'mb_per_s',
+  'scu_idle_ms',
+  'upstream_blocked_ms',
+  'scp_response_ms',
+  'failures',
+  'mode',
+  'scu',
+] as const;
+
+export interface SettingResult {
+  row: ResultRow;
+  mode: BenchMode;
+  pdu: number;
+  /** Dataset bytes of one image (mean over the files when several). */
+  imageBytes: number;
+  parallel: number;
+  scu: ScuKind;
+}
+
+const f = (v: number | undefined, digits: number): string => (v === undefined ? '' : v.toFixed(digits));
+
+export function resultsCsvRow(r: SettingResult): string[] {
+  const s = r.row.seconds;
+  return [
+    String(r.pdu),
+    String(r.imageBytes),
+    String(r.parallel),
+    String(r.row.count),
+    f(s?.mean, 6),
+    f(s?.min, 6),
+    f(s?.max, 6),
+    f(s?.p50, 6),
+    f(s?.p95, 6),
+    f(r.row.mbPerS, 3),
+    f(r.row.scuIdleMs, 3),
+    f(r.row.upstreamBlockedMs, 3),
+    f(r.row.scpResponseMs, 3),
+    String(r.row.failures),
+    r.mode,
+    r.scu,
+  ];
+}

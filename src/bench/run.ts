@@ -1,0 +1,371 @@
+// bench: the max-PDU experiment in one command. For each setting (max PDU x image) it starts the proxy
+// (the real CLI, its own process) with --max-pdu set, --parallel SCU worker processes sending --count
+// images through it to the SCP (embedded, its own process, or --upstream), collects every image's time
+// and status, and writes results.csv, the proxy's CSV logs and chart.svg to --out.
+
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import cliProgress from 'cli-progress';
+import { formatSize } from '../cli/size.js';
+import { datasetOffset, writeTestDicom } from '../dicom/synthetic.js';
+import { experimentSpec, renderSvg } from '../stats/chart.js';
+import { readCsvFile } from '../stats/csv.js';
+import { messagesRow, STATUS_SUCCESS } from '../stats/messages.js';
+import { mbPerSecond, summarize } from '../stats/summary.js';
+import { renderResultTable } from '../stats/table.js';
+import type { ResultRow } from '../stats/table.js';
+import { Child, nodeScript, PROXY_BIN } from './child.js';
+import { formatEndpoint } from './options.js';
+import type { BenchMode, BenchOptions } from './options.js';
+import { RESULTS_CSV_COLUMNS, resultsCsvRow } from './results.js';
+import type { SettingResult } from './results.js';
+import type { WorkerJob, WorkerLine } from './scu-worker.js';
+
+/** What the embedded SCP announces behind the proxy: above every swept size, so each reaches it unchanged. */
+export const EMBEDDED_SCP_MAX_PDU = 64 * 1024 * 1024;
+/** dcmjs-dimse connect/association/PDU timeouts and storescu -ta/-td/-to. */
+const SCU_TIMEOUT_MS = 120_000;
+const START_TIMEOUT_MS = 30_000;
+const LOOPBACK = '127.0.0.1';
+
+export interface BenchIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+interface ImageSet {
+  label: string;
+  files: string[];
+  /** Dataset bytes (after the Part 10 meta header) per file: what a C-STORE carries. */
+  datasetBytes: number[];
+}
+
+export interface ImageOutcome {
+  ms?: number;
+  status?: string;
+  error?: string;
+  bytes: number;
+}
+
+/**
+ * TRANSITIONAL: the proxy writes the messages CSV only once branch `messages` is merged; until then it
+ * rejects --messages-csv. Ask its --help. Remove this check (always pass the flag) after the merge.
+ */
+export function proxyHasMessagesCsv(): boolean {
+  const r = spawnSync(process.execPath, [PROXY_BIN, '--help'], { encoding: 'utf8', timeout: 15_000 });
+  return r.status === 0 && r.stdout.includes('--messages-csv');
+}
+
+function storescuOnPath(): boolean {
+  const r = spawnSync('storescu', ['--version'], { encoding: 'utf8', timeout: 15_000 });
+  return r.error === undefined && r.status === 0;
+}
+
+/** Per-setting file names: results/…/chunks-16KB-16MB.csv. */
+function fileTag(pdu: number, image: ImageSet, mode: BenchMode): string {
+  return `${formatSize(pdu)}-${image.label}${mode === 'direct' ? '-direct' : ''}`;
+}
+
+async function startScp(maxPdu: number, storeDir: string | undefined): Promise<{ child: Child; port: number }> {
+  const args = [...nodeScript('scp-process'), '--port', '0', '--max-pdu', String(maxPdu)];
+  if (storeDir) args.push('--store-dir', storeDir);
+  const child = new Child('embedded SCP', process.execPath, args);
+  const m = await child.waitForLine(/^listening (\d+)$/, START_TIMEOUT_MS);
+  return { child, port: Number(m[1]) };
+}
+
+async function startProxy(upstream: string, pdu: number, chunkCsv: string, messagesCsv: string | undefined): Promise<{ child: Child; port: number }> {
+  const args = [PROXY_BIN, '--listen', `${LOOPBACK}:0`, '--upstream', upstream, '--max-pdu', String(pdu), '--csv', chunkCsv];
+  if (messagesCsv) args.push('--messages-csv', messagesCsv);
+  const child = new Child('proxy', process.execPath, args);
+  const m = await child.waitForLine(/"msg":"listening"/, START_TIMEOUT_MS);
+  const listen = (JSON.parse(m.input!) as { listen: string }).listen;
+  return { child, port: Number(listen.slice(listen.lastIndexOf(':') + 1)) };
+}
+
+interface WorkerRun {
+  outcomes: ImageOutcome[];
+  /** Spawn -> last worker ready, and last ready -> last worker done (ms). */
+  startMs: number;
+  sendMs: number;
+  /** Mean interval between consecutive images of one sender (image, release, next association): a steady round. */
+  cycleMs: number | undefined;
+}
+
+/** Run `parallel` workers sending `count` images in all to host:port; every image gets an outcome. */
+async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: number, count: number, onImage: () => void): Promise<WorkerRun> {
+  const t0 = performance.now();
+  let lastReady = t0;
+  const outcomes: ImageOutcome[] = [];
+  const cycles: number[] = [];
+  const shares = Array.from({ length: Math.min(o.parallel, count) }, (_, w) => Math.floor(count / o.parallel) + (w < count % o.parallel ? 1 : 0));
+  let first = 0;
+  const runs = shares.map(async (share, w) => {
+    const job: WorkerJob = {
+      scu: o.scu,
+      host,
+      port,
+      callingAet: o.callingAet,
+      calledAet: o.calledAet,
+      files: image.files,
+      first: (first += share) - share,
+      count: share,
+      timeoutMs: SCU_TIMEOUT_MS,
+    };
+    const mine: ImageOutcome[] = [];
+    let previous: number | undefined;
+    const child = new Child(`scu worker ${w + 1}`, process.execPath, [...nodeScript('scu-worker'), JSON.stringify(job)]);
+    child.onLine((line) => {
+      if (!line.startsWith('{')) return;
+      const msg = JSON.parse(line) as WorkerLine;
+      if ('ready' in msg) {
+        lastReady = Math.max(lastReady, performance.now());
+        return;
+      }
+      const now = performance.now();
+      if (previous !== undefined) cycles.push(now - previous);
+      previous = now;
+      const bytes = image.datasetBytes[msg.file] ?? 0;
+      mine.push('error' in msg ? { error: msg.error, bytes } : { ms: msg.ms, status: msg.status, bytes });
+      onImage();
+    });
+    const { code, signal } = await child.exited;
+    // An image the worker never reported is a failure too, never a gap.
+    while (mine.length < share) {
+      mine.push({ error: `SCU worker ${w + 1} ended (${signal ?? `exit ${code}`}) before reporting it: ${child.stderr.split('\n').pop() ?? ''}`, bytes: 0 });
+      onImage();
+    }
+    outcomes.push(...mine);
+  });
+  await Promise.all(runs);
+  const cycleMs = cycles.length > 0 ? cycles.reduce((a, b) => a + b, 0) / cycles.length : undefined;
+  return { outcomes, startMs: lastReady - t0, sendMs: performance.now() - lastReady, cycleMs };
+}
+
+/** The table row of one setting, from the senders' measurements and (when written) the messages CSV. */
+export async function settingRow(label: string, outcomes: readonly ImageOutcome[], messagesCsv: string | undefined): Promise<ResultRow> {
+  const acked = outcomes.filter((x) => x.ms !== undefined);
+  const seconds = acked.map((x) => x.ms! / 1000);
+  const row: ResultRow = {
+    label,
+    count: outcomes.length,
+    failures: outcomes.filter((x) => x.status !== STATUS_SUCCESS).length,
+    seconds: summarize(seconds),
+    mbPerS: mbPerSecond(
+      acked.reduce((s, x) => s + x.bytes, 0),
+      seconds.reduce((s, v) => s + v, 0),
+    ),
+    scuIdleMs: undefined,
+    upstreamBlockedMs: undefined,
+    scpResponseMs: undefined,
+  };
+  if (messagesCsv && existsSync(messagesCsv) && statSync(messagesCsv).size > 0) {
+    const file = await readCsvFile(messagesCsv);
+    const split = messagesRow(label, file.rows.filter((r) => r.command === 'C-STORE-RQ'));
+    row.scuIdleMs = split.scuIdleMs;
+    row.upstreamBlockedMs = split.upstreamBlockedMs;
+    row.scpResponseMs = split.scpResponseMs;
+  }
+  return row;
+}
+
+function describeFailures(outcomes: readonly ImageOutcome[]): string {
+  const reasons = new Map<string, number>();
+  for (const x of outcomes) {
+    if (x.status === STATUS_SUCCESS) continue;
+    const why = x.error ?? `status ${x.status}`;
+    reasons.set(why, (reasons.get(why) ?? 0) + 1);
+  }
+  return [...reasons].map(([why, n]) => `${n} x ${why}`).join('; ');
+}
+
+/** cli-progress bar on a TTY (lines are logged above it); plain lines otherwise. */
+class Progress {
+  private multi: cliProgress.MultiBar | undefined;
+  private bar: cliProgress.SingleBar | undefined;
+  constructor(
+    private readonly io: BenchIo,
+    total: number,
+  ) {
+    if (io.stderr.isTTY) {
+      this.multi = new cliProgress.MultiBar(
+        { stream: io.stderr as NodeJS.WriteStream, format: '{bar} {value}/{total} images | {setting} | {duration_formatted} elapsed, ETA {eta_formatted}', hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar = this.multi.create(total, 0, { setting: '' });
+    }
+  }
+  setting(text: string): void {
+    if (this.bar) this.bar.update({ setting: text });
+    else this.io.stderr.write(`${text}: sending\n`);
+  }
+  image(): void {
+    this.bar?.increment();
+  }
+  line(text: string): void {
+    if (this.multi) {
+      this.multi.log(`${text}\n`);
+      this.multi.update(); // redraw now: flushes the line above the bar
+    } else this.io.stderr.write(`${text}\n`);
+  }
+  stop(): void {
+    this.multi?.stop();
+  }
+}
+
+function humanSeconds(s: number): string {
+  return s < 90 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
+  const say = (text: string): void => void io.stderr.write(`${text}\n`);
+  if (o.scu === 'dcmtk' && !storescuOnPath()) {
+    say('dicom-pdu-proxy bench: --scu dcmtk needs DCMTK storescu on PATH (Debian/Ubuntu: apt-get install dcmtk)');
+    return 2;
+  }
+  mkdirSync(o.out, { recursive: true });
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'dpp-bench-'));
+  const children: Child[] = [];
+  const onSigint = (): void => {
+    void Promise.all(children.map((c) => c.stop(1000))).finally(() => {
+      rmSync(tmp, { recursive: true, force: true });
+      process.exit(130);
+    });
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    // Images: synthetic ones written once; real ones as given.
+    const imageSets: ImageSet[] = [];
+    if (o.images.length > 0) {
+      const bytes = o.images.map((f) => {
+        const b = readFileSync(f);
+        return b.length - datasetOffset(b);
+      });
+      imageSets.push({ label: o.images.length === 1 ? path.basename(o.images[0]!) : `${o.images.length}files`, files: o.images, datasetBytes: bytes });
+    } else {
+      for (const size of o.imageSizes) {
+        const info = await writeTestDicom(path.join(tmp, `image-${size}.dcm`), { pixelBytes: size, seed: 1 });
+        imageSets.push({ label: formatSize(size), files: [info.path!], datasetBytes: [info.datasetLength] });
+      }
+    }
+    const messagesSupported = o.modes.includes('proxy') && proxyHasMessagesCsv();
+    const settings = o.modes.flatMap((mode) => imageSets.flatMap((image) => o.pdus.map((pdu) => ({ mode, image, pdu }))));
+    const labelOf = (s: (typeof settings)[number]): string =>
+      [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : '', o.modes.length > 1 ? s.mode : ''].filter(Boolean).join(' ');
+
+    // The SCP behind the proxy: the real one, or the embedded one announcing a large maximum.
+    const scpMax = Math.max(EMBEDDED_SCP_MAX_PDU, ...o.pdus);
+    let scpPort: number | undefined;
+    const target = (): string => (o.upstream ? formatEndpoint(o.upstream) : `${LOOPBACK}:${scpPort}`);
+    if (!o.upstream) {
+      const scp = await startScp(scpMax, o.storeDir);
+      children.push(scp.child);
+      scpPort = scp.port;
+    }
+    say(
+      `bench: ${settings.length} settings (max PDU ${o.pdus.map(formatSize).join(', ')}; image ${imageSets.map((i) => i.label).join(', ')}; ` +
+        `${o.modes.join(' and ')}), ${o.count} images each, ${o.parallel} ${o.scu === 'dcmtk' ? 'storescu' : 'dcmjs-dimse'} senders in parallel; ` +
+        `SCP ${o.upstream ? formatEndpoint(o.upstream) : `embedded (announces ${formatSize(scpMax)})`}; output ${o.out}`,
+    );
+    if (o.scu === 'dcmtk' && o.pdus.some((p) => p === 0 || p > 131072)) {
+      say('bench: note: storescu never sends PDUs over 128KB (DCMTK caps its send limit at 131072): settings above 128KB measure 128KB PDUs; the chunk CSVs show it');
+    }
+    if (!messagesSupported && o.modes.includes('proxy')) say('bench: this proxy has no --messages-csv: the time split columns stay empty');
+
+    // Warm-up (not counted): two images per sender straight to the SCP. The first is cold (JIT, caches);
+    // the interval to the second is a steady round, from which the whole run is estimated.
+    {
+      const warmCount = 2 * o.parallel;
+      const warm = o.upstream
+        ? await runWorkers(o, imageSets[0]!, o.upstream.host, o.upstream.port, warmCount, () => undefined)
+        : await runWorkers(o, imageSets[0]!, LOOPBACK, scpPort!, warmCount, () => undefined);
+      const bad = warm.outcomes.filter((x) => x.status !== STATUS_SUCCESS);
+      if (bad.length === warm.outcomes.length && bad.every((x) => x.error !== undefined)) {
+        say(`bench: the warm-up images could not be sent: ${describeFailures(warm.outcomes)}`);
+        return 1;
+      }
+      // Per setting: senders' start-up + a proxy start (~0.5 s) + rounds of `parallel` images, scaled by image size.
+      const rounds = Math.ceil(o.count / o.parallel);
+      const cycleMs = warm.cycleMs ?? warm.sendMs;
+      const estimate = settings.reduce((sum, st) => sum + warm.startMs / 1000 + 0.5 + (rounds * cycleMs * sizeRatio(st.image, imageSets[0]!)) / 1000, 0);
+      say(
+        `bench: warm-up: ${warm.outcomes.length} images in ${(warm.sendMs / 1000).toFixed(2)} s (senders ready in ${(warm.startMs / 1000).toFixed(2)} s, ` +
+          `then ${(cycleMs / 1000).toFixed(2)} s per round of ${o.parallel}); estimated total about ${humanSeconds(estimate)}`,
+      );
+      if (bad.length > 0) say(`bench: warning: ${bad.length} warm-up image(s) not acknowledged with Success: ${describeFailures(bad)}`);
+    }
+
+    const progress = new Progress(io, settings.length * o.count);
+    const results: SettingResult[] = [];
+    const allOutcomes: ImageOutcome[] = [];
+    const started = performance.now();
+    try {
+      for (const [i, s] of settings.entries()) {
+        const label = labelOf(s);
+        const tag = fileTag(s.pdu, s.image, s.mode);
+        progress.setting(`[${i + 1}/${settings.length}] ${label}`);
+        let port: number;
+        let stopAfter: Child;
+        let messagesCsv: string | undefined;
+        const t = performance.now();
+        if (s.mode === 'proxy') {
+          messagesCsv = messagesSupported ? path.join(o.out, `messages-${tag}.csv`) : undefined;
+          // The proxy appends to an existing messages CSV; this setting's split must come from this run only.
+          if (messagesCsv) rmSync(messagesCsv, { force: true });
+          const proxy = await startProxy(target(), s.pdu, path.join(o.out, `chunks-${tag}.csv`), messagesCsv);
+          children.push(proxy.child);
+          port = proxy.port;
+          stopAfter = proxy.child;
+        } else {
+          // --direct: the embedded SCP itself announces this size (one SCP process per setting).
+          const scp = await startScp(s.pdu, o.storeDir);
+          children.push(scp.child);
+          port = scp.port;
+          stopAfter = scp.child;
+        }
+        const run = await runWorkers(o, s.image, LOOPBACK, port, o.count, () => progress.image());
+        await stopAfter.stop(); // the proxy flushes its CSV files on SIGTERM
+        children.splice(children.indexOf(stopAfter), 1);
+        const row = await settingRow(label, run.outcomes, messagesCsv);
+        allOutcomes.push(...run.outcomes);
+        results.push({ row, mode: s.mode, pdu: s.pdu, imageBytes: meanBytes(s.image), parallel: o.parallel, scu: o.scu });
+        const failures = row.failures > 0 ? `, ${row.failures} FAILED (${describeFailures(run.outcomes)})` : '';
+        progress.line(
+          `[${i + 1}/${settings.length}] ${label}: ${row.count} images, mean ${row.seconds ? row.seconds.mean.toFixed(3) : '-'} s` +
+            `, ${row.mbPerS ? row.mbPerS.toFixed(1) : '-'} MB/s per sender${failures} (${((performance.now() - t) / 1000).toFixed(1)} s)`,
+        );
+      }
+    } finally {
+      progress.stop();
+    }
+
+    // Output: results.csv, chart.svg, the table.
+    writeFileSync(path.join(o.out, 'results.csv'), [RESULTS_CSV_COLUMNS.join(','), ...results.map((r) => resultsCsvRow(r).join(','))].join('\n') + '\n');
+    const series = o.modes.map((mode) => ({ series: mode, rows: results.filter((r) => r.mode === mode).map((r) => ({ ...r.row, label: r.row.label.replace(/ (proxy|direct)$/, '') })) }));
+    const svg = await renderSvg(experimentSpec(series, 'max PDU', `seconds per image: ${imageSets.map((x) => x.label).join(', ')}, ${o.parallel} sender${o.parallel === 1 ? '' : 's'} (${o.scu})`));
+    writeFileSync(path.join(o.out, 'chart.svg'), svg);
+    io.stdout.write(renderResultTable(results.map((r) => r.row), 'max_pdu'));
+    const failed = allOutcomes.filter((x) => x.status !== STATUS_SUCCESS);
+    say(`bench: ${allOutcomes.length} images in ${humanSeconds((performance.now() - started) / 1000)}; seconds per image as measured by the senders, MB = 2^20 bytes; results in ${o.out}`);
+    if (failed.length > 0) {
+      say(`bench: ${failed.length} of ${allOutcomes.length} images were NOT acknowledged with Success: ${describeFailures(failed)}`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    await Promise.all(children.map((c) => c.stop()));
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function meanBytes(image: ImageSet): number {
+  return Math.round(image.datasetBytes.reduce((s, b) => s + b, 0) / image.datasetBytes.length);
+}
+
+function sizeRatio(a: ImageSet, b: ImageSet): number {
+  return meanBytes(a) / meanBytes(b);
+}

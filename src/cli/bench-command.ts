@@ -1,0 +1,58 @@
+// The `bench` command: argument parsing only; the work is in src/bench/.
+
+import type { Command } from 'commander';
+import {
+  DEFAULT_CALLED_AET,
+  DEFAULT_CALLING_AET,
+  DEFAULT_COUNT,
+  DEFAULT_IMAGE_SIZE,
+  DEFAULT_PARALLEL,
+  DEFAULT_PDUS,
+  QUICK_COUNT,
+  QUICK_IMAGE_SIZE,
+  benchOptions,
+} from '../bench/options.js';
+import type { BenchFlags } from '../bench/options.js';
+import { runBench } from '../bench/run.js';
+
+const BENCH_HELP_AFTER = `
+Each setting (max PDU x image) runs SCU processes -> the proxy (its own process, --max-pdu set to the
+setting) -> the SCP. Without --upstream the SCP is embedded (dcmjs-dimse, its own process) and announces
+64MB, so each swept size reaches it unchanged. Every image must be acknowledged with Success: failures are
+counted, reported, and make the exit status 1. Seconds per image are measured by the senders; MB = 2^20.
+Output in --out: results.csv, chunks-<pdu>-<image>.csv (the proxy's --csv), messages-<pdu>-<image>.csv
+(--messages-csv, when the proxy has it), chart.svg.
+
+Examples:
+  $ dicom-pdu-proxy bench                      # the experiment: about 5 min on 2 cores
+  $ dicom-pdu-proxy bench --quick              # same six sizes, 8 images of 2MB: under a minute
+  $ dicom-pdu-proxy bench --upstream pacs:104 --called-aet PACS --pdu 16KB,1MB --count 20
+  $ dicom-pdu-proxy bench --both --pdu 16KB,1MB   # through the proxy and direct, side by side`;
+
+export function addBenchCommand(program: Command, setRun: (run: () => Promise<number>) => void): void {
+  program
+    .command('bench')
+    .description('sweep max PDU sizes: parallel SCUs -> proxy -> SCP (embedded or --upstream); table, results.csv, chart')
+    .usage('[options]')
+    .helpOption('-h, --help', 'print this help and exit')
+    .option('--pdu <LIST>', `max PDU sizes to sweep, comma-separated (default ${DEFAULT_PDUS})`)
+    .option('--image-size <LIST>', `synthetic image sizes (pixel data) to sweep (default ${DEFAULT_IMAGE_SIZE}; --quick ${QUICK_IMAGE_SIZE})`)
+    .option('--image <FILE...>', 'send these DICOM files instead (round-robin)')
+    .option('--parallel <N>', `SCU processes sending at once (default ${DEFAULT_PARALLEL})`)
+    .option('--count <N>', `images per setting (default ${DEFAULT_COUNT}; --quick ${QUICK_COUNT})`)
+    .option('--quick', 'the same sizes with fewer, smaller images (under 60 s)')
+    .option('--upstream <HOST:PORT>', 'a real SCP instead of the embedded one (the proxy rewrites; the SCP stays as configured)')
+    .option('--called-aet <AET>', `called AE title (default ${DEFAULT_CALLED_AET})`)
+    .option('--calling-aet <AET>', `calling AE title (default ${DEFAULT_CALLING_AET})`)
+    .option('--scu <dcmjs|dcmtk>', 'the sender: dcmjs-dimse Client (default) or DCMTK storescu')
+    .option('--direct', 'no proxy: the embedded SCP itself announces each size (the native baseline)')
+    .option('--both', 'each setting through the proxy and direct, side by side')
+    .option('--out <DIR>', 'output directory (default results/<UTC timestamp>)')
+    .option('--store-dir <DIR>', 'the embedded SCP writes every received image here')
+    .addHelpText('after', BENCH_HELP_AFTER)
+    .action((flags: BenchFlags) => {
+      // A bad value throws a ConfigError: main() prints it as one line, exit status 2.
+      const options = benchOptions(flags);
+      setRun(() => runBench(options, { stdout: process.stdout, stderr: process.stderr }));
+    });
+}

@@ -1,0 +1,53 @@
+// The `stats` command: argument parsing only; the work is in src/stats/.
+
+import type { Command } from 'commander';
+import { DEFAULT_GROUP_BY, StatsUsageError, stats } from '../stats/command.js';
+
+interface StatsFlags {
+  by?: string;
+  svg?: string;
+  timeline?: string;
+}
+
+const STATS_HELP_AFTER = `
+A messages CSV (--messages-csv) gives the experiment's table: one row per ${DEFAULT_GROUP_BY} (16KB, 100KB,
+1MB...) with n, failed (status not 0000), mean/min/max/p50/p95 seconds per message (p = nearest rank),
+MB/s (MB = 1048576 bytes: dataset bytes / summed durations) and the time split (mean ms per message).
+A chunk CSV (--csv) gives, per association and direction: PDUs, bytes, P-DATA-TF lengths, violations repaired.
+The kind of each file is told by its header; several files are read as one.
+
+Examples:
+  $ dicom-pdu-proxy stats messages.csv
+  $ dicom-pdu-proxy stats messages.csv --by command --svg chart.svg
+  $ dicom-pdu-proxy stats chunks.csv --timeline 3 --svg assoc3.svg`;
+
+/** Register `stats`; `fail` turns a usage error into the one-line message + exit status 2. */
+export function addStatsCommand(
+  program: Command,
+  setRun: (run: () => Promise<number>) => void,
+  fail: (message: string) => number,
+): void {
+  program
+    .command('stats')
+    .description('print the experiment table from messages CSVs, or per-association PDU summaries from chunk CSVs')
+    .usage('FILE... [--by COLUMN] [--svg FILE] [--timeline ASSOC]')
+    .helpOption('-h, --help', 'print this help and exit')
+    .argument('<FILE...>', 'messages CSV (--messages-csv) and/or chunk CSV (--csv) files')
+    .option('--by <COLUMN>', `messages CSV column to group by: max_pdu (default), command, assoc, scp_max_pdu...`)
+    .option('--svg <FILE>', 'write an SVG chart: mean with min-max bars per group (or the --timeline)')
+    .option('--timeline <ASSOC>', "with --svg: draw this association's PDUs over time from a chunk CSV")
+    .addHelpText('after', STATS_HELP_AFTER)
+    .action((files: string[], flags: StatsFlags) => {
+      setRun(async () => {
+        try {
+          const out = await stats(files, flags);
+          process.stdout.write(out.text);
+          if (out.svgWritten) process.stderr.write(`chart written to ${out.svgWritten}\n`);
+          return 0;
+        } catch (err) {
+          if (err instanceof StatsUsageError) return fail(err.message);
+          throw err;
+        }
+      });
+    });
+}

@@ -1,0 +1,85 @@
+// SVG charts with vega-lite, rendered in Node by vega's headless View (renderer 'none': no browser, no
+// canvas). Two charts: the experiment (mean with min-max bars per group) and one association's timeline.
+
+import * as vega from 'vega';
+import { compile } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import { num } from './csv.js';
+import type { CsvRow } from './csv.js';
+import type { ResultRow } from './table.js';
+
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+export interface ExperimentSeries {
+  /** Legend entry (e.g. "proxy", "direct"); one series when all rows share it. */
+  series: string;
+  rows: readonly ResultRow[];
+}
+
+/** Mean seconds per group (point) with a min-max bar (rule); groups on x in the given order. */
+export function experimentSpec(series: readonly ExperimentSeries[], xTitle: string, title: string): TopLevelSpec {
+  const values = series.flatMap((s) =>
+    s.rows
+      .filter((r) => r.seconds !== undefined)
+      .map((r) => ({ group: r.label, series: s.series, mean: r.seconds!.mean, min: r.seconds!.min, max: r.seconds!.max, n: r.seconds!.n })),
+  );
+  const order = [...new Set(series.flatMap((s) => s.rows.map((r) => r.label)))];
+  const x = { field: 'group', type: 'ordinal' as const, sort: order, title: xTitle, axis: { labelAngle: 0 } };
+  const color = series.length > 1 ? { color: { field: 'series', type: 'nominal' as const, title: null } } : {};
+  const xOffset = series.length > 1 ? { xOffset: { field: 'series', type: 'nominal' as const } } : {};
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    width: Math.max(320, order.length * 70),
+    height: 260,
+    data: { values },
+    encoding: { x, ...xOffset, ...color },
+    layer: [
+      {
+        mark: { type: 'rule', strokeWidth: 2 },
+        encoding: { y: { field: 'min', type: 'quantitative', title: 'seconds per image (mean, min-max)' }, y2: { field: 'max' } },
+      },
+      {
+        mark: { type: 'point', filled: true, size: 70 },
+        encoding: {
+          y: { field: 'mean', type: 'quantitative' },
+          tooltip: [
+            { field: 'group', title: xTitle },
+            { field: 'mean', format: '.3f' },
+            { field: 'min', format: '.3f' },
+            { field: 'max', format: '.3f' },
+            { field: 'n' },
+          ],
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/** The PDUs of one association from a chunk CSV: PDU length against arrival time, both directions. */
+export function timelineSpec(rows: readonly CsvRow[], assoc: string): TopLevelSpec {
+  const values = rows
+    .filter((r) => r.assoc === assoc)
+    .map((r) => ({ ms: (num(r.last_byte_us) ?? 0) / 1000, length: num(r.length) ?? 0, direction: r.direction, type: r.type }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `association ${assoc}: PDUs over time`,
+    width: 640,
+    height: 280,
+    data: { values },
+    mark: { type: 'point', filled: true, size: 14 },
+    encoding: {
+      x: { field: 'ms', type: 'quantitative', title: 'last byte received (ms since accept)' },
+      y: { field: 'length', type: 'quantitative', title: 'PDU length (bytes)' },
+      color: { field: 'direction', type: 'nominal' },
+      shape: { field: 'type', type: 'nominal' },
+    },
+  } as TopLevelSpec;
+}

@@ -1,0 +1,76 @@
+// `dicom-pdu-proxy stats FILE...`: the experiment's table from messages CSVs, per-association summaries
+// from chunk CSVs, and SVG charts.
+
+import { writeFile } from 'node:fs/promises';
+import { CsvInputError, readCsvFile } from './csv.js';
+import type { CsvFile } from './csv.js';
+import { experimentSpec, renderSvg, timelineSpec } from './chart.js';
+import { renderChunkTable, summarizeChunks } from './chunks.js';
+import { groupMessages } from './messages.js';
+import { renderResultTable } from './table.js';
+
+export interface StatsOptions {
+  /** Messages CSV column to group by (default max_pdu). */
+  by?: string;
+  /** Write a chart here: the experiment's chart, or with `timeline` the association's timeline. */
+  svg?: string;
+  /** Association id whose PDUs are drawn (needs a chunk CSV and `svg`). */
+  timeline?: string;
+}
+
+export const DEFAULT_GROUP_BY = 'max_pdu';
+
+/** A bad argument or input file: one line for the user, exit status 2. */
+export class StatsUsageError extends Error {}
+
+export interface StatsOutput {
+  text: string;
+  svgWritten?: string;
+}
+
+export async function stats(paths: readonly string[], options: StatsOptions): Promise<StatsOutput> {
+  if (paths.length === 0) throw new StatsUsageError('stats: give at least one CSV file');
+  if (options.timeline !== undefined && !options.svg) throw new StatsUsageError('--timeline needs --svg FILE');
+  let files: CsvFile[];
+  try {
+    files = await Promise.all(paths.map((p) => readCsvFile(p)));
+  } catch (err) {
+    if (err instanceof CsvInputError) throw new StatsUsageError(err.message);
+    throw err;
+  }
+  const messages = files.filter((f) => f.kind === 'messages');
+  const chunks = files.filter((f) => f.kind === 'chunks');
+  const by = options.by ?? DEFAULT_GROUP_BY;
+  if (options.by !== undefined && messages.length === 0) throw new StatsUsageError('--by needs a messages CSV (--messages-csv)');
+  for (const f of messages) {
+    if (!f.columns.includes(by)) throw new StatsUsageError(`--by: ${JSON.stringify(by)} is not a column of ${f.path} (${f.columns.join(', ')})`);
+  }
+
+  const parts: string[] = [];
+  const rows = groupMessages(messages.flatMap((f) => f.rows), by);
+  if (messages.length > 0) {
+    const n = rows.reduce((s, r) => s + r.count, 0);
+    parts.push(`${n} messages from ${messages.length} messages CSV file(s), by ${by}; seconds per message, MB = 2^20 bytes, split = mean ms per message\n`);
+    parts.push(renderResultTable(rows, by));
+  }
+  for (const f of chunks) {
+    parts.push(`${parts.length > 0 ? '\n' : ''}${f.path}: ${f.rows.length} PDUs (bytes on the wire = length + 6; lengths are the PDU-length field)\n`);
+    parts.push(renderChunkTable(summarizeChunks(f.rows)));
+  }
+
+  let svgWritten: string | undefined;
+  if (options.svg) {
+    let svg: string;
+    if (options.timeline !== undefined) {
+      const source = chunks.find((f) => f.rows.some((r) => r.assoc === options.timeline));
+      if (!source) throw new StatsUsageError(`--timeline: association ${options.timeline} is in no chunk CSV given`);
+      svg = await renderSvg(timelineSpec(source.rows, options.timeline));
+    } else {
+      if (messages.length === 0) throw new StatsUsageError('--svg needs a messages CSV (or --timeline ASSOC with a chunk CSV)');
+      svg = await renderSvg(experimentSpec([{ series: 'messages', rows }], by, `time per message by ${by}`));
+    }
+    await writeFile(options.svg, svg);
+    svgWritten = options.svg;
+  }
+  return { text: parts.join(''), svgWritten };
+}

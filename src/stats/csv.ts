@@ -1,0 +1,81 @@
+// Reading the proxy's CSV files: the messages CSV (--messages-csv) and the chunk CSV (--csv). The kind of
+// a file is told by its header, so `stats` takes either without a flag. Read with fast-csv's parser.
+
+import fs from 'node:fs';
+import { parse } from 'fast-csv';
+
+/** The messages CSV header (the shared contract with the proxy), in order. */
+export const MESSAGES_CSV_COLUMNS = [
+  'assoc',
+  'message_id',
+  'command',
+  'context_id',
+  'sop_instance_uid',
+  'bytes',
+  'max_pdu',
+  'scp_max_pdu',
+  'request_first_byte_us',
+  'request_last_byte_us',
+  'response_first_byte_us',
+  'response_last_byte_us',
+  'duration_ms',
+  'scu_idle_ms',
+  'upstream_blocked_ms',
+  'scp_response_ms',
+  'pending_responses',
+  'status',
+  'started_at',
+] as const;
+
+/** The columns `stats` needs from a chunk CSV (the recorder may add columns; it never renames). */
+export const CHUNK_CSV_REQUIRED = ['assoc', 'direction', 'seq', 'type', 'length', 'first_byte_us', 'last_byte_us', 'violation'] as const;
+const MESSAGES_CSV_REQUIRED = ['assoc', 'command', 'bytes', 'max_pdu', 'duration_ms', 'status'] as const;
+
+export type CsvKind = 'messages' | 'chunks';
+export type CsvRow = Record<string, string>;
+
+export interface CsvFile {
+  path: string;
+  kind: CsvKind;
+  columns: string[];
+  rows: CsvRow[];
+}
+
+export class CsvInputError extends Error {}
+
+/** messages or chunks, from the header; undefined when it is neither. */
+export function detectKind(columns: readonly string[]): CsvKind | undefined {
+  const has = (names: readonly string[]): boolean => names.every((n) => columns.includes(n));
+  if (columns[1] === 'message_id' && has(MESSAGES_CSV_REQUIRED)) return 'messages';
+  if (columns[1] === 'direction' && has(CHUNK_CSV_REQUIRED)) return 'chunks';
+  return undefined;
+}
+
+/** Read one CSV file whole (files are per experiment: thousands of rows, not millions). */
+export async function readCsvFile(path: string): Promise<CsvFile> {
+  let columns: string[] = [];
+  const rows: CsvRow[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const input = fs.createReadStream(path);
+    input.once('error', (err: NodeJS.ErrnoException) => reject(new CsvInputError(`${path}: ${err.code ?? err.message}`)));
+    input
+      .pipe(parse({ headers: true, ignoreEmpty: true, trim: true }))
+      .on('headers', (h: string[]) => (columns = h))
+      .on('data', (row: CsvRow) => rows.push(row))
+      .on('error', (err: Error) => reject(new CsvInputError(`${path}: ${err.message}`)))
+      .on('end', () => resolve());
+  });
+  if (columns.length === 0) throw new CsvInputError(`${path}: empty file (no CSV header)`);
+  const kind = detectKind(columns);
+  if (!kind) {
+    throw new CsvInputError(`${path}: not a messages CSV (--messages-csv) nor a chunk CSV (--csv): header starts ${columns.slice(0, 3).join(',')}`);
+  }
+  return { path, kind, columns, rows };
+}
+
+/** A number from a CSV field; undefined when the field is empty or not a finite number. */
+export function num(text: string | undefined): number | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const n = Number(text);
+  return Number.isFinite(n) ? n : undefined;
+}

@@ -1,0 +1,54 @@
+// The experiment's table: one row per group (per max PDU by default), shared by `stats` and `bench`.
+
+import type { Summary } from './summary.js';
+
+/** One row of the experiment's table. Times in seconds, the split in milliseconds (means per message). */
+export interface ResultRow {
+  label: string;
+  /** Messages (images) in the group, failed ones included. */
+  count: number;
+  /** Not acknowledged with status Success (0000): error status, or no final response at all. */
+  failures: number;
+  /** Over the messages that got a final response; undefined when none did. */
+  seconds: Summary | undefined;
+  mbPerS: number | undefined;
+  scuIdleMs: number | undefined;
+  upstreamBlockedMs: number | undefined;
+  scpResponseMs: number | undefined;
+}
+
+const fixed = (v: number | undefined, digits: number): string => (v === undefined ? '-' : v.toFixed(digits));
+
+/** Plain text, two spaces apart: numbers right-aligned, words (and the first column) left-aligned. */
+export function renderColumns(header: readonly string[], body: ReadonlyArray<readonly string[]>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
+  const numeric = header.map((_, i) => i > 0 && body.every((r) => /^(-|[-\d.]+)$/.test(r[i] ?? '-')));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...body.map(line)].join('\n') + '\n';
+}
+
+export const RESULT_HEADER = ['', 'n', 'failed', 'mean s', 'min s', 'max s', 'p50 s', 'p95 s', 'MB/s', 'scu_idle ms', 'upstream_blocked ms', 'scp_response ms'] as const;
+
+/** The table as text; `title` names the first column (e.g. max_pdu). MB = 2^20 bytes. */
+export function renderResultTable(rows: readonly ResultRow[], title: string): string {
+  const header = [title, ...RESULT_HEADER.slice(1)];
+  const body = rows.map((r) => [
+    r.label,
+    String(r.count),
+    String(r.failures),
+    fixed(r.seconds?.mean, 3),
+    fixed(r.seconds?.min, 3),
+    fixed(r.seconds?.max, 3),
+    fixed(r.seconds?.p50, 3),
+    fixed(r.seconds?.p95, 3),
+    fixed(r.mbPerS, 2),
+    fixed(r.scuIdleMs, 1),
+    fixed(r.upstreamBlockedMs, 1),
+    fixed(r.scpResponseMs, 1),
+  ]);
+  return renderColumns(header, body);
+}

@@ -1,0 +1,192 @@
+// `dicom-pdu-proxy bench` end to end: the real CLI with its own child processes (proxy, embedded SCP, SCU
+// workers), against the embedded SCP, DCMTK storescp (--upstream), with DCMTK storescu as the sender, and
+// against an SCP that refuses some stores (failure accounting).
+
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { proxyHasMessagesCsv } from '../../src/bench/run.js';
+import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
+import { readCsvFile } from '../../src/stats/csv.js';
+import type { CsvRow } from '../../src/stats/csv.js';
+import { startStorescp } from '../helpers/dcmtk.js';
+import { writeTestDicom } from '../helpers/dicom-file.js';
+import { killAll, runToExit, spawnPeer } from '../helpers/procs.js';
+import type { RunResult } from '../helpers/procs.js';
+import { BIN, REPO_ROOT } from '../helpers/proxy.js';
+
+let tmp = '';
+const KB = 1024;
+const MB = 1024 * 1024;
+
+before(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'bench-test-'));
+});
+
+after(async () => {
+  await killAll();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+function bench(args: string[], timeoutMs = 120_000): Promise<RunResult> {
+  return runToExit(process.execPath, [BIN, 'bench', ...args], { timeoutMs, cwd: tmp, name: 'bench' });
+}
+
+async function results(out: string): Promise<CsvRow[]> {
+  const text = await readFile(path.join(out, 'results.csv'), 'utf8');
+  assert.equal(text.split('\n')[0], RESULTS_CSV_COLUMNS.join(','));
+  return text
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => Object.fromEntries(line.split(',').map((v, i) => [RESULTS_CSV_COLUMNS[i]!, v])));
+}
+
+/** Largest P-DATA-TF length the proxy received from the SCU, and sent toward the SCP, in a chunk CSV. */
+async function toScpLengths(file: string): Promise<{ received: number; sent: number; pdata: number }> {
+  const { rows } = await readCsvFile(file);
+  const pdata = rows.filter((r) => r.direction === 'to_scp' && r.type === 'P-DATA-TF');
+  return {
+    received: Math.max(...pdata.map((r) => Number(r.length))),
+    sent: Math.max(...pdata.map((r) => Number(r.out_max_length))),
+    pdata: pdata.length,
+  };
+}
+
+function assertTimes(row: CsvRow): void {
+  const [min, p50, mean, p95, max] = [row.min_s, row.p50_s, row.mean_s, row.p95_s, row.max_s].map(Number);
+  assert.ok(min! > 0, `min_s ${row.min_s}`);
+  assert.ok(min! <= p50! && p50! <= p95! && p95! <= max!, JSON.stringify(row));
+  assert.ok(min! <= mean! && mean! <= max!, JSON.stringify(row));
+  assert.ok(Number(row.mb_per_s) > 0);
+}
+
+describe('bench', () => {
+  test('--quick: the six sizes through the proxy to the embedded SCP; results.csv, chunk CSVs, chart', async () => {
+    const out = path.join(tmp, 'quick');
+    const r = await bench(['--quick', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /estimated total about/);
+    const rows = await results(out);
+    const sizes = [16 * KB, 100 * KB, 500 * KB, 1 * MB, 10 * MB, 20 * MB];
+    assert.deepEqual(rows.map((x) => Number(x.pdu_bytes)), sizes);
+    for (const row of rows) {
+      assert.equal(row.images, '8');
+      assert.equal(row.parallel, '4');
+      assert.equal(row.failures, '0');
+      assert.equal(row.mode, 'proxy');
+      assert.equal(row.scu, 'dcmjs');
+      assert.ok(Number(row.image_bytes) > 2 * MB && Number(row.image_bytes) < 2 * MB + 1024, row.image_bytes);
+      assertTimes(row);
+      // Split columns: filled once the proxy writes --messages-csv, empty before.
+      if (proxyHasMessagesCsv()) assert.notEqual(row.scp_response_ms, '');
+      else assert.equal(row.scp_response_ms, '');
+    }
+    // The table: one row per setting.
+    for (const label of ['16KB', '100KB', '500KB', '1MB', '10MB', '20MB']) assert.match(r.stdout, new RegExp(`^${label}\\s+8\\s+0\\s`, 'm'));
+    // What the sender really did at each setting: up to the AC's value, never over it; dcmjs-dimse sends
+    // a 2 MB dataset as one PDV in one PDU when allowed.
+    for (const size of sizes) {
+      const { received, sent } = await toScpLengths(path.join(out, `chunks-${size >= MB ? `${size / MB}MB` : `${size / KB}KB`}-2MB.csv`));
+      assert.ok(received <= size && sent === received, `${size}: received ${received}, sent ${sent}`);
+      if (size === 16 * KB) assert.equal(received, 16 * KB);
+      if (size >= 10 * MB) assert.ok(received > 2 * MB, `${size}: ${received}`);
+    }
+    const svg = await readFile(path.join(out, 'chart.svg'), 'utf8');
+    assert.match(svg, /^<svg /);
+    assert.ok(svg.trimEnd().endsWith('</svg>'));
+    assert.match(svg, />500KB</);
+  });
+
+  test('--both: the same settings through the proxy and direct (the SCP announces each size itself)', async () => {
+    const out = path.join(tmp, 'both');
+    const r = await bench(['--both', '--pdu', '16KB,1MB', '--count', '2', '--parallel', '1', '--image-size', '1MB', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = await results(out);
+    assert.deepEqual(rows.map((x) => `${x.mode} ${x.pdu_bytes} ${x.failures}`), ['proxy 16384 0', 'proxy 1048576 0', 'direct 16384 0', 'direct 1048576 0']);
+    for (const row of rows) assertTimes(row);
+    for (const row of rows.filter((x) => x.mode === 'direct')) assert.equal(row.scp_response_ms, '');
+    const files = (await readdir(out)).sort();
+    assert.deepEqual(files.filter((f) => f.startsWith('chunks-')), ['chunks-16KB-1MB.csv', 'chunks-1MB-1MB.csv']);
+    assert.match(r.stdout, /^16KB direct\s+2\s+0\s/m);
+  });
+
+  test('--image FILE...: real files sent round-robin; image_bytes is their mean dataset size', async () => {
+    const a = await writeTestDicom(path.join(tmp, 'a.dcm'), { pixelBytes: 100_000, seed: 21 });
+    const b = await writeTestDicom(path.join(tmp, 'b.dcm'), { pixelBytes: 300_000, seed: 22 });
+    const out = path.join(tmp, 'files');
+    const storeDir = path.join(tmp, 'files-store');
+    const r = await bench(['--image', a.path!, b.path!, '--pdu', '16KB', '--count', '4', '--parallel', '2', '--store-dir', storeDir, '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = await results(out);
+    assert.equal(rows[0]!.image_bytes, String(Math.round((a.datasetLength + b.datasetLength) / 2)));
+    assert.equal(rows[0]!.failures, '0');
+    assert.ok(existsSync(path.join(out, 'chunks-16KB-2files.csv')));
+    // 4 warm-up (2 per sender) + 4 images, each with its own SOP Instance UID, kept by the embedded SCP.
+    assert.equal((await readdir(storeDir)).filter((f) => f.endsWith('.dcm')).length, 8);
+  });
+
+  test('--upstream DCMTK storescp: the proxy re-fragments every swept size down to its real 16KB', async () => {
+    const scpDir = path.join(tmp, 'storescp');
+    await rm(scpDir, { recursive: true, force: true });
+    await (await import('node:fs/promises')).mkdir(scpDir);
+    const storescp = await startStorescp({ outDir: scpDir, logLevel: 'quiet' });
+    try {
+      const out = path.join(tmp, 'upstream');
+      const r = await bench(['--upstream', `127.0.0.1:${storescp.port}`, '--called-aet', storescp.aet, '--calling-aet', 'BENCHTEST', '--pdu', '16KB,1MB', '--count', '4', '--parallel', '2', '--image-size', '512KB', '--out', out]);
+      assert.equal(r.code, 0, r.stderr);
+      const rows = await results(out);
+      assert.deepEqual(rows.map((x) => x.failures), ['0', '0']);
+      // 4 warm-up images (2 per sender) + 2 x 4: every one stored, each with its own SOP Instance UID.
+      assert.equal(storescp.receivedFiles().length, 12);
+      const big = await toScpLengths(path.join(out, 'chunks-1MB-512KB.csv'));
+      assert.ok(big.received > 16 * KB, `SCU sent ${big.received}`);
+      assert.equal(big.sent, 16 * KB);
+    } finally {
+      await storescp.stop();
+    }
+  });
+
+  test('--scu dcmtk: storescu sends, capped at 128KB PDUs whatever the AC says, and the output says so', async () => {
+    const out = path.join(tmp, 'dcmtk');
+    const r = await bench(['--scu', 'dcmtk', '--pdu', '16KB,1MB', '--count', '4', '--parallel', '2', '--image-size', '1MB', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /storescu never sends PDUs over 128KB/);
+    const rows = await results(out);
+    assert.deepEqual(rows.map((x) => `${x.scu} ${x.failures}`), ['dcmtk 0', 'dcmtk 0']);
+    for (const row of rows) assertTimes(row);
+    assert.equal((await toScpLengths(path.join(out, 'chunks-16KB-1MB.csv'))).received, 16 * KB - 6);
+    assert.equal((await toScpLengths(path.join(out, 'chunks-1MB-1MB.csv'))).received, 128 * KB - 6);
+  });
+
+  test('failures: an SCP refusing every 3rd store makes bench count them, report them and exit 1', async () => {
+    const scp = spawnPeer(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'bench', 'scp-process.ts'), '--port', '0', '--max-pdu', String(MB), '--fail-every', '3'], { name: 'failing scp', cwd: REPO_ROOT });
+    try {
+      const port = Number((await scp.waitForOutput(/^listening (\d+)$/m, 15_000))[1]);
+      const out = path.join(tmp, 'failing');
+      // Stores 1-4 are the warm-up (2 per sender; store 3 is refused there: a warning, not counted);
+      // then 6 images = stores 5..10, of which 6 and 9 are refused.
+      const r = await bench(['--upstream', `127.0.0.1:${port}`, '--pdu', '16KB', '--count', '6', '--parallel', '2', '--image-size', '64KB', '--out', out]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /warning: 1 warm-up image\(s\) not acknowledged with Success: 1 x status a700/);
+      assert.match(r.stderr, /2 of 6 images were NOT acknowledged with Success: 2 x status a700/);
+      assert.match(r.stdout, /^16KB\s+6\s+2\s/m);
+      const rows = await results(out);
+      assert.equal(rows[0]!.failures, '2');
+      assert.equal(rows[0]!.images, '6');
+    } finally {
+      await scp.kill();
+    }
+  });
+
+  test('an SCP that is not there: the images are failures with the reason, exit 1', async () => {
+    const { freePort } = await import('../helpers/ports.js');
+    const port = await freePort();
+    const r = await bench(['--upstream', `127.0.0.1:${port}`, '--pdu', '16KB', '--count', '2', '--parallel', '1', '--image-size', '64KB', '--out', path.join(tmp, 'nothere')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /warm-up images could not be sent: 2 x network error: .*ECONNREFUSED/);
+  });
+});

@@ -1,0 +1,130 @@
+// bench's settings: the experiment's defaults, --quick, and one clear line (exit 2) for every bad value.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { benchOptions } from '../../src/bench/options.js';
+import { RESULTS_CSV_COLUMNS, resultsCsvRow } from '../../src/bench/results.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { main } from '../../src/cli/main.js';
+
+const KB = 1024;
+const MB = 1024 * KB;
+
+test('defaults are the experiment: six sizes, 16MB images, 4 senders, 100 images, through the proxy', () => {
+  const o = benchOptions({}, '/w');
+  assert.deepEqual(o.pdus, [16 * KB, 100 * KB, 500 * KB, MB, 10 * MB, 20 * MB]);
+  assert.deepEqual(o.imageSizes, [16 * MB]);
+  assert.equal(o.parallel, 4);
+  assert.equal(o.count, 100);
+  assert.deepEqual(o.modes, ['proxy']);
+  assert.equal(o.scu, 'dcmjs');
+  assert.equal(o.upstream, undefined);
+  assert.equal(o.calledAet, 'ANY-SCP');
+  assert.match(o.out, /^\/w\/results\/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d$/);
+});
+
+test('--quick: the same sizes, fewer and smaller images; explicit values still win', () => {
+  const q = benchOptions({ quick: true });
+  assert.deepEqual(q.pdus, benchOptions({}).pdus);
+  assert.deepEqual([q.imageSizes, q.count], [[2 * MB], 8]);
+  const q2 = benchOptions({ quick: true, count: '3', imageSize: '64KB,1MB' });
+  assert.deepEqual([q2.imageSizes, q2.count], [[64 * KB, MB], 3]);
+});
+
+test('modes, upstream and AE titles', () => {
+  assert.deepEqual(benchOptions({ direct: true }).modes, ['direct']);
+  assert.deepEqual(benchOptions({ both: true }).modes, ['proxy', 'direct']);
+  const u = benchOptions({ upstream: 'pacs:104', calledAet: 'PACS', callingAet: 'MOD1' });
+  assert.deepEqual(u.upstream, { host: 'pacs', port: 104 });
+  assert.deepEqual([u.calledAet, u.callingAet], ['PACS', 'MOD1']);
+});
+
+test('every bad value is a ConfigError naming the flag', () => {
+  const bad: Array<[Parameters<typeof benchOptions>[0], RegExp]> = [
+    [{ pdu: '16KB,,1MB' }, /^--pdu: .* not a comma-separated list/],
+    [{ pdu: 'big' }, /^--pdu: "big" is not a size/],
+    [{ pdu: '16385' }, /^--pdu: 16385 bytes is not an even Maximum Length/],
+    [{ imageSize: '3' }, /^--image-size: 3 bytes is not an even/],
+    [{ parallel: '0' }, /^--parallel: "0" is not a whole number in 1\.\.64/],
+    [{ count: '1.5' }, /^--count: "1\.5" is not a whole number/],
+    [{ scu: 'pynetdicom' }, /^--scu: "pynetdicom" is not dcmjs or dcmtk/],
+    [{ upstream: 'pacs' }, /^--upstream: "pacs" is not HOST:PORT/],
+    [{ direct: true, both: true }, /^--direct and --both exclude each other/],
+    [{ direct: true, upstream: 'pacs:104' }, /^--direct\/--both need the embedded SCP/],
+    [{ calledAet: 'A\\B' }, /^--called-aet: .* is not an AE title/],
+    [{ callingAet: 'X'.repeat(17) }, /^--calling-aet: .* is not an AE title/],
+    [{ image: ['/nonexistent.dcm'] }, /^--image: \/nonexistent\.dcm: no such file/],
+    [{ image: ['/x.dcm'], imageSize: '1MB' }, /^--image and --image-size exclude each other/],
+  ];
+  for (const [flags, message] of bad) assert.throws(() => benchOptions(flags), (e: Error) => e instanceof ConfigError && message.test(e.message), JSON.stringify(flags));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-opt-'));
+  try {
+    const notDicom = path.join(dir, 'x.txt');
+    writeFileSync(notDicom, 'hello');
+    assert.throws(() => benchOptions({ image: [notDicom] }), /is not a DICOM Part 10 file/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the CLI: a bad bench flag is one line on stderr and exit status 2', async () => {
+  const lines: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stderr.write;
+  try {
+    assert.equal(await main(['node', 'cli', 'bench', '--count', 'many']), 2);
+    assert.equal(await main(['node', 'cli', 'bench', '--nope']), 2);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.deepEqual(lines, ['dicom-pdu-proxy: --count: "many" is not a whole number in 1..1000000\n', "dicom-pdu-proxy: unknown option '--nope'\n"]);
+});
+
+test('results.csv rows follow the header', () => {
+  const row = resultsCsvRow({
+    row: {
+      label: '16KB',
+      count: 4,
+      failures: 1,
+      seconds: { n: 3, mean: 2, min: 1, max: 3, p50: 2, p95: 3 },
+      mbPerS: 8,
+      scuIdleMs: undefined,
+      upstreamBlockedMs: undefined,
+      scpResponseMs: 1.5,
+    },
+    mode: 'proxy',
+    pdu: 16384,
+    imageBytes: 16777600,
+    parallel: 4,
+    scu: 'dcmjs',
+  });
+  assert.equal(row.length, RESULTS_CSV_COLUMNS.length);
+  assert.deepEqual(row, ['16384', '16777600', '4', '4', '2.000000', '1.000000', '3.000000', '2.000000', '3.000000', '8.000', '', '', '1.500', '1', 'proxy', 'dcmjs']);
+});
+
+test("a setting's row: times from the senders, failures by status, the split from the proxy's messages CSV", async () => {
+  const { settingRow } = await import('../../src/bench/run.js');
+  const { fileURLToPath } = await import('node:url');
+  const fixture = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'stats', 'messages.csv');
+  const outcomes = [
+    { ms: 1000, status: '0000', bytes: MB },
+    { ms: 3000, status: '0000', bytes: MB },
+    { ms: 2000, status: 'a700', bytes: MB },
+    { error: 'network error: ECONNRESET', bytes: MB },
+  ];
+  const row = await settingRow('16KB', outcomes, fixture);
+  assert.equal(row.count, 4);
+  assert.equal(row.failures, 2);
+  assert.deepEqual(row.seconds, { n: 3, mean: 2, min: 1, max: 3, p50: 2, p95: 3 });
+  assert.equal(row.mbPerS, 3 / 6); // 3 MiB answered in 6 s
+  // Means over the 7 answered C-STORE rows of the fixture: idle (10+20+30+40+1+2+3)/7, blocked 100/7,
+  // scp (5+5+5+5+10+20+30)/7.
+  assert.ok(Math.abs(row.scuIdleMs! - 106 / 7) < 1e-9);
+  assert.ok(Math.abs(row.upstreamBlockedMs! - 100 / 7) < 1e-9);
+  assert.ok(Math.abs(row.scpResponseMs! - 80 / 7) < 1e-9);
+  const without = await settingRow('16KB', outcomes, undefined);
+  assert.equal(without.scpResponseMs, undefined);
+});

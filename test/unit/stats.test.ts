@@ -1,0 +1,129 @@
+// `stats` on fixed CSV fixtures: every figure below was computed by hand from
+// test/fixtures/stats/messages.csv and chunks.csv (see the comments).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stats, StatsUsageError } from '../../src/stats/command.js';
+import { percentile, summarize } from '../../src/stats/summary.js';
+import { detectKind, MESSAGES_CSV_COLUMNS } from '../../src/stats/csv.js';
+
+const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'stats');
+const MESSAGES = path.join(FIXTURES, 'messages.csv');
+const CHUNKS = path.join(FIXTURES, 'chunks.csv');
+
+/** Lines of a table as arrays of cells (cells are separated by two or more spaces). */
+function cells(text: string): string[][] {
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((l) => l.trim().split(/\s{2,}/));
+}
+
+test('nearest-rank percentiles and summary', () => {
+  assert.equal(percentile([1, 2, 3, 6], 50), 2);
+  assert.equal(percentile([1, 2, 3, 6], 95), 6);
+  assert.equal(percentile([5], 95), 5);
+  assert.deepEqual(summarize([3, 1, 2, 6]), { n: 4, mean: 3, min: 1, max: 6, p50: 2, p95: 6 });
+  assert.equal(summarize([]), undefined);
+});
+
+test('the messages CSV header of the contract is detected; the chunk CSV too', () => {
+  assert.equal(detectKind([...MESSAGES_CSV_COLUMNS]), 'messages');
+  const chunkHeader = readFileSync(CHUNKS, 'utf8').split('\n')[0]!.split(',');
+  assert.equal(detectKind(chunkHeader), 'chunks');
+  assert.equal(detectKind(['a', 'b']), undefined);
+  assert.deepEqual(readFileSync(MESSAGES, 'utf8').split('\n')[0]!.split(','), [...MESSAGES_CSV_COLUMNS]);
+});
+
+test('stats on a messages CSV prints exact, hand-checked numbers per max_pdu', async () => {
+  const { text } = await stats([MESSAGES], {});
+  const rows = cells(text).slice(1); // first line: the caption
+  assert.deepEqual(rows[0], ['max_pdu', 'n', 'failed', 'mean s', 'min s', 'max s', 'p50 s', 'p95 s', 'MB/s', 'scu_idle ms', 'upstream_blocked ms', 'scp_response ms']);
+  // 16KB: durations 1, 2, 3, 6 s; 4 x 1 MiB in 12 s = 0.333 MB/s; idle (10+20+30+40)/4; blocked 100/4; scp 5.
+  assert.deepEqual(rows[1], ['16KB', '4', '0', '3.000', '1.000', '6.000', '2.000', '6.000', '0.33', '25.0', '25.0', '5.0']);
+  // 1MB: 4 requests, a700 and one without a response are failures; times from the 3 answered:
+  // 0.5, 1.5, 0.25 s -> mean 0.75, p50 (rank 2) 0.5, p95 (rank 3) 1.5; 3 x 2 MiB in 2.25 s = 2.67 MB/s.
+  assert.deepEqual(rows[2], ['1MB', '4', '2', '0.750', '0.250', '1.500', '0.500', '1.500', '2.67', '2.0', '0.0', '20.0']);
+  assert.equal(rows.length, 3);
+  assert.match(text, /^8 messages from 1 messages CSV file\(s\), by max_pdu/);
+});
+
+test('stats --by assoc and --by command regroup the same rows', async () => {
+  const byAssoc = cells((await stats([MESSAGES], { by: 'assoc' })).text).slice(2);
+  // assoc 1: 1 s and 2 s; 2 MiB in 3 s = 0.67 MB/s.
+  assert.deepEqual(byAssoc[0], ['1', '2', '0', '1.500', '1.000', '2.000', '1.000', '2.000', '0.67', '15.0', '0.0', '5.0']);
+  assert.deepEqual(byAssoc.map((r) => r[0]), ['1', '2', '3']);
+  const byCommand = cells((await stats([MESSAGES], { by: 'command' })).text).slice(2);
+  assert.equal(byCommand.length, 1);
+  assert.deepEqual(byCommand[0]!.slice(0, 3), ['C-STORE-RQ', '8', '2']);
+});
+
+test('stats on a chunk CSV prints PDUs, bytes, length distribution and violations per association', async () => {
+  const { text } = await stats([CHUNKS], {});
+  const rows = cells(text).slice(1);
+  assert.deepEqual(rows[0], ['assoc', 'direction', 'PDUs', 'bytes', 'P-DATA-TF', 'min len', 'p50 len', 'max len', 'most common lengths', 'violations repaired']);
+  // to_scp: 200+74+16384+16384+20000+100+4 = 53146, + 7 headers of 6 = 53188; lengths 74 100 16384 16384 20000.
+  assert.deepEqual(rows[1], ['1', 'to_scp', '7', '53188', '5', '74', '16384', '20000', '16384x2 20000x1 100x1', '1']);
+  // to_scu: 180 + 84 + 4 + 3 x 6 = 286.
+  assert.deepEqual(rows[2], ['1', 'to_scu', '3', '286', '1', '84', '84', '84', '84x1', '0']);
+  assert.deepEqual(rows[3], ['2', 'to_scp', '1', '206', '0', '-', '-', '-', '-', '0']);
+  assert.deepEqual(rows[4], ['2', 'to_scu', '1', '10', '0', '-', '-', '-', '-', '0']);
+});
+
+/** Well-formed XML: every tag closed in order, one root <svg>. Enough for the SVG vega writes. */
+function assertWellFormedSvg(svg: string): void {
+  assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  const stack: string[] = [];
+  const body = svg.replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, '').replace(/<!--[\s\S]*?-->/g, '');
+  for (const m of body.matchAll(/<(\/?)([A-Za-z][\w:-]*)((?:[^>"']|"[^"]*"|'[^']*')*?)(\/?)>/g)) {
+    const [, close, name, , selfClose] = m;
+    if (selfClose) continue;
+    if (close) assert.equal(stack.pop(), name, `</${name}> closes the wrong element`);
+    else stack.push(name!);
+  }
+  assert.deepEqual(stack, []);
+  assert.ok(svg.trimEnd().endsWith('</svg>'));
+}
+
+test('--svg renders the experiment chart; --timeline draws one association', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'stats-svg-'));
+  try {
+    const chart = path.join(dir, 'chart.svg');
+    await stats([MESSAGES], { svg: chart });
+    const svg = readFileSync(chart, 'utf8');
+    assertWellFormedSvg(svg);
+    assert.match(svg, />16KB</);
+    assert.match(svg, />1MB</);
+    const timeline = path.join(dir, 'timeline.svg');
+    await stats([CHUNKS], { svg: timeline, timeline: '1' });
+    const tsvg = readFileSync(timeline, 'utf8');
+    assertWellFormedSvg(tsvg);
+    assert.match(tsvg, /to_scp/);
+    assert.match(tsvg, /to_scu/);
+    // 10 PDUs of association 1 are drawn as symbols, and no more.
+    assert.equal((tsvg.match(/<path [^>]*aria-roledescription="point"/g) ?? []).length, 10);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bad input: one clear message', async () => {
+  await assert.rejects(stats([], {}), StatsUsageError);
+  await assert.rejects(stats(['/nonexistent/x.csv'], {}), /nonexistent\/x\.csv: ENOENT/);
+  await assert.rejects(stats([MESSAGES], { by: 'nope' }), /--by: "nope" is not a column/);
+  await assert.rejects(stats([CHUNKS], { by: 'command' }), /--by needs a messages CSV/);
+  await assert.rejects(stats([CHUNKS], { svg: '/tmp/x.svg', timeline: '99' }), /association 99 is in no chunk CSV/);
+  await assert.rejects(stats([MESSAGES], { timeline: '1' }), /--timeline needs --svg/);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'stats-bad-'));
+  try {
+    const bad = path.join(dir, 'bad.csv');
+    (await import('node:fs')).writeFileSync(bad, 'a,b,c\n1,2,3\n');
+    await assert.rejects(stats([bad], {}), /not a messages CSV \(--messages-csv\) nor a chunk CSV/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
