@@ -50,15 +50,6 @@ export interface ImageOutcome {
   bytes: number;
 }
 
-/**
- * TRANSITIONAL: the proxy writes the messages CSV only once branch `messages` is merged; until then it
- * rejects --messages-csv. Ask its --help. Remove this check (always pass the flag) after the merge.
- */
-export function proxyHasMessagesCsv(): boolean {
-  const r = spawnSync(process.execPath, [PROXY_BIN, '--help'], { encoding: 'utf8', timeout: 15_000 });
-  return r.status === 0 && r.stdout.includes('--messages-csv');
-}
-
 function storescuOnPath(): boolean {
   const r = spawnSync('storescu', ['--version'], { encoding: 'utf8', timeout: 15_000 });
   return r.error === undefined && r.status === 0;
@@ -251,7 +242,6 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
         imageSets.push({ label: formatSize(size), files: [info.path!], datasetBytes: [info.datasetLength] });
       }
     }
-    const messagesSupported = o.modes.includes('proxy') && proxyHasMessagesCsv();
     const settings = o.modes.flatMap((mode) => imageSets.flatMap((image) => o.pdus.map((pdu) => ({ mode, image, pdu }))));
     const labelOf = (s: (typeof settings)[number]): string =>
       [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : '', o.modes.length > 1 ? s.mode : ''].filter(Boolean).join(' ');
@@ -273,7 +263,6 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     if (o.scu === 'dcmtk' && o.pdus.some((p) => p === 0 || p > 131072)) {
       say('bench: note: storescu never sends PDUs over 128KB (DCMTK caps its send limit at 131072): settings above 128KB measure 128KB PDUs; the chunk CSVs show it');
     }
-    if (!messagesSupported && o.modes.includes('proxy')) say('bench: this proxy has no --messages-csv: the time split columns stay empty');
 
     // Warm-up (not counted): two images per sender straight to the SCP. The first is cold (JIT, caches);
     // the interval to the second is a steady round, from which the whole run is estimated.
@@ -312,7 +301,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
         let messagesCsv: string | undefined;
         const t = performance.now();
         if (s.mode === 'proxy') {
-          messagesCsv = messagesSupported ? path.join(o.out, `messages-${tag}.csv`) : undefined;
+          messagesCsv = path.join(o.out, `messages-${tag}.csv`);
           // The proxy appends to an existing messages CSV; this setting's split must come from this run only.
           if (messagesCsv) rmSync(messagesCsv, { force: true });
           const proxy = await startProxy(target(), s.pdu, path.join(o.out, `chunks-${tag}.csv`), messagesCsv);

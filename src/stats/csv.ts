@@ -4,28 +4,8 @@
 import fs from 'node:fs';
 import { parse } from 'fast-csv';
 
-/** The messages CSV header (the shared contract with the proxy), in order. */
-export const MESSAGES_CSV_COLUMNS = [
-  'assoc',
-  'message_id',
-  'command',
-  'context_id',
-  'sop_instance_uid',
-  'bytes',
-  'max_pdu',
-  'scp_max_pdu',
-  'request_first_byte_us',
-  'request_last_byte_us',
-  'response_first_byte_us',
-  'response_last_byte_us',
-  'duration_ms',
-  'scu_idle_ms',
-  'upstream_blocked_ms',
-  'scp_response_ms',
-  'pending_responses',
-  'status',
-  'started_at',
-] as const;
+/** The messages CSV header, as the proxy writes it (one definition: src/record/messages-csv.ts). */
+export { MESSAGES_CSV_COLUMNS } from '../record/messages-csv.js';
 
 /** The columns `stats` needs from a chunk CSV (the recorder may add columns; it never renames). */
 export const CHUNK_CSV_REQUIRED = ['assoc', 'direction', 'seq', 'type', 'length', 'first_byte_us', 'last_byte_us', 'violation'] as const;
