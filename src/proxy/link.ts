@@ -50,6 +50,8 @@ export class Link implements FrameHandler, PDataSink {
   announcedMax = 0;
   /** Largest PDU-length this link received. */
   largestPduIn = 0;
+  /** Presentation context ids accepted in the A-ASSOCIATE-AC (1 = accepted); a PDV on any other aborts. */
+  acceptedContexts: Uint8Array | undefined;
 
   private readonly owner: LinkOwner;
   private readonly assoc: number;
@@ -161,6 +163,9 @@ export class Link implements FrameHandler, PDataSink {
   }
 
   onPdvStart(itemLength: number, contextId: number, mch: number, header: Buffer): void {
+    if (this.acceptedContexts !== undefined && this.acceptedContexts[contextId] !== 1) {
+      throw new ProtocolError('unknown-context-id', `PDV on presentation context ${contextId}, which the A-ASSOCIATE-AC did not accept`);
+    }
     const record = this.current!;
     const kind = mch & MCH_COMMAND ? 'command' : 'dataset';
     if (record.pdvs === 0) {

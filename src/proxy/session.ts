@@ -23,6 +23,7 @@ import { ABORT_REASON_NAMES, AbortReason, AbortSource, PduType, pduTypeName } fr
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import { ProtocolError } from '../pdu/errors.js';
 import type { PduRecord, Recorder } from '../record/events.js';
+import type { Admission } from './admission.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
 import type { ProxyOptions } from './options.js';
@@ -68,6 +69,10 @@ export class Session implements LinkOwner {
   private reason: string | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
+  private artimTimer: NodeJS.Timeout | undefined;
+  private readonly admission: Admission | undefined;
+  /** Admitted by the server (counted against --max-associations until the session finishes). */
+  admitted = false;
   private scuClosed = false;
   private scpClosed = true;
   private finished = false;
@@ -75,8 +80,17 @@ export class Session implements LinkOwner {
   private scuMax = 0;
   private scpMax = 0;
 
-  constructor(id: number, scu: Socket, options: ProxyOptions, log: Logger, recorders: readonly Recorder[], onDone: (s: Session) => void) {
+  constructor(
+    id: number,
+    scu: Socket,
+    options: ProxyOptions,
+    log: Logger,
+    recorders: readonly Recorder[],
+    onDone: (s: Session) => void,
+    admission?: Admission,
+  ) {
     this.id = id;
+    this.admission = admission;
     this.scu = scu;
     this.options = options;
     this.log = log;
@@ -91,6 +105,9 @@ export class Session implements LinkOwner {
     scu.on('end', () => this.onLegEnd('scu'));
     scu.on('error', (err) => this.onLegError('scu', err));
     scu.on('close', () => this.onLegClose('scu'));
+    // PS3.8 9.1.4: ARTIM runs from the accept until the A-ASSOCIATE-RQ; a fixed deadline, so dribbling
+    // bytes does not extend it.
+    this.artimTimer = setTimeout(() => this.onArtimExpired(), options.artimTimeoutMs);
   }
 
   get stateName(): string {
@@ -168,8 +185,10 @@ export class Session implements LinkOwner {
   // ---- Association negotiation ----------------------------------------------------------------
 
   private onAssociateRq(raw: Buffer, record: InFlight): void {
+    clearTimeout(this.artimTimer);
     const rq = this.decode(raw, 'SCU');
     if (!rq) return;
+    if (!this.admit(rq, record)) return;
     this.scuMax = this.maxLengthOf(rq, 'SCU');
     let out = raw;
     let written = this.scuMax;
@@ -207,6 +226,9 @@ export class Session implements LinkOwner {
       out = rewriteMaxLength(raw, ac, written);
     }
     this.toScp.announcedMax = written;
+    const accepted = acceptedContextTable(presentationContextsAc(ac));
+    this.toScp.acceptedContexts = accepted;
+    this.toScu.acceptedContexts = accepted;
     this.toScp.refragmenter.configure(this.scpMax, this.options.fragment);
     this.toScu.refragmenter.configure(this.scuMax, this.options.fragment);
     this.state = State.Established;
@@ -422,11 +444,80 @@ export class Session implements LinkOwner {
     this.startCloseTimer();
   }
 
+  // ---- Admission, timers, drain (issue 6) -------------------------------------------------------------
+
+  /** Ask the server; a refused RQ gets the server's A-ASSOCIATE-RJ and the connection is closed. */
+  private admit(rq: AssociatePdu, record: InFlight): boolean {
+    const peerAddress = this.scu.remoteAddress;
+    const refusal = this.admission?.admit({ peerAddress, callingAe: callingAe(rq) });
+    if (!refusal) {
+      this.admitted = this.admission !== undefined;
+      if (this.options.idleTimeoutMs > 0) {
+        this.scu.setTimeout(this.options.idleTimeoutMs, () => this.onIdle());
+      }
+      return true;
+    }
+    this.toScp.drop(record);
+    this.state = State.Ended;
+    this.outcome = 'rejected';
+    this.reason = `rejected by the proxy: ${refusal.reason}`;
+    // Peer strings are values of fields, never part of the message or of a key.
+    this.log.warn(
+      { code: refusal.code, reason: refusal.reason, peer: peerAddress, callingAe: callingAe(rq), calledAe: calledAe(rq), result: decodeReject(refusal.reject) },
+      'association rejected by the proxy',
+    );
+    this.toScu.sendGenerated(refusal.reject);
+    this.scu.end();
+    this.startCloseTimer();
+    return false;
+  }
+
+  private onArtimExpired(): void {
+    if (this.state !== State.AwaitRq || this.finished) return;
+    this.state = State.Ended;
+    this.outcome = 'closed';
+    this.reason = `no A-ASSOCIATE-RQ within ${this.options.artimTimeoutMs} ms (ARTIM)`;
+    this.log.warn({ reason: this.reason, bytesIn: this.toScp.counters.bytesIn }, 'connection closed: no association requested');
+    this.closeBoth();
+  }
+
+  /** The SCU connection saw no traffic either way for --idle-timeout: abort the association. */
+  private onIdle(): void {
+    if (this.state !== State.AwaitAc && this.state !== State.Established && this.state !== State.Releasing) return;
+    this.abort(`idle: nothing sent or received for ${this.options.idleTimeoutMs} ms (--idle-timeout)`);
+  }
+
+  /** True while the connection has not sent an A-ASSOCIATE-RQ yet. */
+  get awaitingRq(): boolean {
+    return this.state === State.AwaitRq;
+  }
+
+  /** Bytes received from the SCU so far. */
+  get bytesFromScu(): number {
+    return this.toScp.counters.bytesIn;
+  }
+
+  /** Close a connection that has not asked for an association (drain, or too many such connections). */
+  closeBeforeRq(why: string): void {
+    if (this.state !== State.AwaitRq || this.finished) return;
+    this.state = State.Ended;
+    this.outcome = 'closed';
+    this.reason = why;
+    this.log.info({ reason: why }, 'connection closed before an association was requested');
+    this.closeBoth();
+  }
+
+  /** Close both connections now, whatever the state (after a second signal, once the A-ABORTs had their chance). */
+  destroy(): void {
+    this.closeBoth();
+  }
+
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.closeTimer);
     clearTimeout(this.connectTimer);
+    clearTimeout(this.artimTimer);
     this.toScp.abandon();
     this.toScu.abandon();
     const up = this.toScp.counters;
@@ -454,6 +545,13 @@ export class Session implements LinkOwner {
 function describeReject(pdu: Buffer): string {
   const { result, source, reason } = decodeReject(pdu);
   return `A-ASSOCIATE-RJ result ${result} source ${source} reason ${reason}`;
+}
+
+/** Accepted presentation context ids as a 256-entry table (1 = accepted) for the per-PDV check. */
+function acceptedContextTable(contexts: ReadonlyArray<{ id: number; result: number }>): Uint8Array {
+  const table = new Uint8Array(256);
+  for (const c of contexts) if (c.result === 0) table[c.id] = 1;
+  return table;
 }
 
 function contextResultName(result: number): string {
