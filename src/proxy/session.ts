@@ -338,11 +338,11 @@ export class Session implements LinkOwner {
     this.startCloseTimer();
   }
 
-  /** Send A-ABORT toward one peer and half-close; if a PDU is half written, the abort cannot be framed: reset. */
+  /** Send A-ABORT toward one peer and half-close; if a PDU is half written, the abort cannot be framed: reset (RST). */
   private abortLeg(link: Link, socket: Socket, abort: Buffer): void {
     if (socket.destroyed) return;
     if (link.sendGenerated(abort)) socket.end();
-    else socket.destroy();
+    else socket.resetAndDestroy();
   }
 
   private onLegEnd(leg: 'scu' | 'scp'): void {
