@@ -238,7 +238,7 @@ const cases: HostileCase[] = [
 let scpForDribble: FakeScp | undefined;
 
 describe('hostile input through a running proxy', () => {
-  let scp: FakeScp;
+  let scp: Awaited<ReturnType<typeof FakeScp.listen>>;
   let proxy: ProxyProcess;
   let healthy: RawAssociation;
   let baselineRss = 0;
