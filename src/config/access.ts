@@ -49,8 +49,6 @@ export function aeAllowed(list: readonly string[], callingAe: string): boolean {
   return list.includes(ae);
 }
 
-const MAPPED_V4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
-
 /** A matcher for a peer list; `undefined` address (socket already gone) never matches. */
 export function peerMatcher(rules: readonly PeerRule[]): (address: string | undefined) => boolean {
   const list = new net.BlockList();
@@ -58,10 +56,6 @@ export function peerMatcher(rules: readonly PeerRule[]): (address: string | unde
     if (r.prefix === undefined) list.addAddress(r.address, r.family);
     else list.addSubnet(r.address, r.prefix, r.family);
   }
-  return (address) => {
-    if (address === undefined) return false;
-    const mapped = MAPPED_V4.exec(address);
-    if (mapped) return list.check(mapped[1]!, 'ipv4') || list.check(address, 'ipv6');
-    return list.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
-  };
+  // BlockList matches an IPv4 rule against the IPv4-mapped IPv6 form too (a dual-stack listener's view).
+  return (address) => address !== undefined && list.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
 }
