@@ -191,7 +191,7 @@ describe('faults', () => {
 });
 
 describe('concurrency', () => {
-  test('100 concurrent associations through one proxy to storescp: every dataset arrives bit-identical', async () => {
+  test('100 concurrent associations through one proxy to storescp: every dataset arrives bit-identical', async (t) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-conc-'));
     const storescp = await startStorescp({ outDir: dir, logLevel: 'quiet', extraArgs: ['--fork'] });
     // --max-pdu 64KB: the senders may send 64 KB PDUs; the proxy cuts them to storescp's 16 KB.
@@ -216,7 +216,10 @@ describe('concurrency', () => {
         const fragmentBytes = 2048 * (1 + ((i * 7) % 31));
         jobs.push(storeDataset({ port: proxy.port, calledAe: storescp.aet, dataset, sopInstanceUid: info.sopInstanceUid, fragmentBytes, afterAc, timeoutMs: 60_000 }));
       }
+      const t0 = Date.now();
       const statuses = await Promise.all(jobs);
+      const bytes = [...sent.values()].reduce((n, d) => n + d.length, 0);
+      t.diagnostic(`${N} associations, ${(bytes / 1048576).toFixed(1)} MiB of datasets, ${Date.now() - t0} ms from first connect to last release (storescp --fork)`);
       assert.deepEqual(statuses, new Array(N).fill(0), 'every C-STORE succeeded');
       const files = storescp.receivedFiles();
       assert.equal(files.length, N);

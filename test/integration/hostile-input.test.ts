@@ -293,18 +293,19 @@ describe('hostile input through a running proxy', () => {
     });
   }
 
-  test('the healthy association releases normally; no internal errors were logged', async () => {
+  test('the healthy association releases normally; no internal errors were logged', async (t) => {
     await release(healthy);
     const closed = await proxy.waitForLog((l) => l.msg === 'association closed' && l.assoc === 1);
     assert.equal(closed.outcome, 'released');
     assert.equal(proxy.logs.filter((l) => String(l.reason ?? '').includes('internal error')).length, 0);
     assert.ok(proxy.logs.every((l) => l.level < 50), 'no error or fatal log lines');
     assert.ok(peakRss > 0);
+    t.diagnostic(`proxy RSS ${(baselineRss / MiB).toFixed(1)} MiB at the start, peak ${(peakRss / MiB).toFixed(1)} MiB over ${cases.length} hostile cases`);
   });
 });
 
 describe('a 4 GiB P-DATA-TF claim followed by a stall', () => {
-  test('is streamed with bounded memory, and --idle-timeout ends it with A-ABORT', async () => {
+  test('is streamed with bounded memory, and --idle-timeout ends it with A-ABORT', async (t) => {
     const scp = await FakeScp.listen();
     const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--idle-timeout', '1500']);
     try {
@@ -323,6 +324,7 @@ describe('a 4 GiB P-DATA-TF claim followed by a stall', () => {
       await a.up.waitForBytes(RQ.length + pieces * (16384 + 6), 20_000);
       const rss = rssBytes(proxy.child.pid!);
       assert.ok(rss - baseline < RSS_GROWTH_LIMIT, `RSS grew by ${rss - baseline} bytes while streaming 32 MiB`);
+      t.diagnostic(`proxy RSS ${(baseline / MiB).toFixed(1)} MiB before, ${(rss / MiB).toFixed(1)} MiB after 32 MiB of a 4 GiB P-DATA-TF`);
       // Silence: the idle timeout aborts. The SCU gets a framed A-ABORT; the SCP, mid-PDU, a reset or an A-ABORT.
       await expectAbort(a.scu, 1, ABORT_NOT_SPECIFIED);
       await Promise.race([a.up.ended, a.up.closed]);
