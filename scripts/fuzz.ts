@@ -27,6 +27,8 @@ const started = Date.now();
 try {
   const pid = proxy.child.pid!;
   await healthCheck(proxy.port);
+  // The baseline once the health check's association is fully closed (both legs).
+  await proxy.waitForLog((l) => l.msg === 'association closed' && l.assoc === 1);
   const baselineFds = fdCount(pid);
   const baselineRss = rssBytes(pid);
   let seed = firstSeed;

@@ -79,6 +79,30 @@ describe('faults', () => {
     }
   });
 
+  test('the upstream resets while the proxy holds the SCU back (backpressure): A-ABORT, and both close at once', async () => {
+    const scp = await FakeScp.listen();
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`]); // --close-timeout 30 s
+    try {
+      const a = await associate(proxy, scp);
+      a.up.socket.pause(); // the SCP stops reading: the proxy must stop reading the SCU
+      const block = dataPdu(16000, 7);
+      for (let i = 0; i < 1000; i++) a.scu.socket.write(block); // 16 MB, more than the socket buffers hold
+      await new Promise((r) => setTimeout(r, 500));
+      a.up.socket.resetAndDestroy();
+      await a.scu.ended;
+      assert.deepEqual(a.scu.pdus()[1], ABORT_NOT_SPECIFIED);
+      a.scu.socket.end();
+      const t0 = Date.now();
+      const closed = await proxy.waitForLog((l) => l.msg === 'association closed', 5000);
+      assert.equal(closed.outcome, 'aborted');
+      assert.ok(Date.now() - t0 < 5000, 'not held until the close timeout');
+      await a.scu.waitClosed();
+    } finally {
+      await proxy.stop();
+      await scp.close();
+    }
+  });
+
   test('the SCU dies between PDUs: the SCP gets A-ABORT; dying inside a PDU: the SCP connection is reset', async () => {
     const scp = await FakeScp.listen();
     const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`]);

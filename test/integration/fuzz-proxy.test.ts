@@ -21,6 +21,8 @@ test(`${STREAMS} random and mutated streams through the proxy: no crash, all clo
   try {
     const pid = proxy.child.pid!;
     await healthCheck(proxy.port);
+    // The baseline once the health check's association is fully closed (both legs).
+    await proxy.waitForLog((l) => l.msg === 'association closed' && l.assoc === 1);
     const baselineFds = fdCount(pid);
     const baselineRss = rssBytes(pid);
     const results = await runStreams(proxy.port, FIRST_SEED, STREAMS, 8, 5000);
