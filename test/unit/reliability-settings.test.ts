@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
 import { aeAllowed, parseAeTitle, parsePeerRule, peerMatcher } from '../../src/config/access.js';
 import { loadSettings } from '../../src/config/config.js';
 import { ConfigError } from '../../src/config/errors.js';
@@ -144,6 +145,18 @@ describe('admission decisions', () => {
   test('access is checked before the limit: a stranger is told "not recognized", not "try later"', () => {
     const rules = new AdmissionRules({ maxAssociations: 1, allowCallingAet: ['MR1'] });
     assert.equal(rules.decide(req, { draining: true, associations: 5 })?.code, 'calling-ae-not-allowed');
+  });
+});
+
+describe('docker-compose.yml', () => {
+  test('the proxy service gets more time to stop than the default --drain-timeout', () => {
+    const compose = YAML.parse(fs.readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as {
+      services: Record<string, { stop_grace_period?: string }>;
+    };
+    const grace = compose.services.proxy?.stop_grace_period ?? '10s'; // docker's default
+    const m = /^(\d+)s$/.exec(grace);
+    assert.ok(m, `stop_grace_period ${grace} in seconds`);
+    assert.ok(Number(m[1]) * 1000 > loadSettings(UP).options.drainTimeoutMs, `${grace} is longer than the drain`);
   });
 });
 
