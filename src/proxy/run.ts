@@ -21,8 +21,8 @@ const ABORT_GRACE_MS = 2000;
 /**
  * Start the proxy and run until SIGINT/SIGTERM. On a signal: stop listening, let associations in flight
  * finish (at most --drain-timeout), flush the CSV files, and resolve with exit status 0. A second signal, or
- * the drain timeout, aborts what is left (A-ABORT to both peers); the exit status is then 1, because
- * associations were cut short.
+ * the drain timeout, aborts what is left (A-ABORT to both peers); the exit status is then 1 if a live
+ * association was cut short.
  */
 export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<number> {
   const log = createLogger(run.logLevel);

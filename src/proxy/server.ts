@@ -11,9 +11,9 @@ import type { ProxyOptions } from './options.js';
 import { Session } from './session.js';
 
 /**
- * Connections that have not sent an A-ASSOCIATE-RQ yet, at most. A real SCU sends its RQ within
- * milliseconds of connecting; connections that stay silent only hold file descriptors until ARTIM closes
- * them. Past this many, the oldest silent connection is closed to make room, so a flood of idle
+ * Connections that have not sent a whole A-ASSOCIATE-RQ yet, at most. A real SCU sends its RQ within
+ * milliseconds of connecting; connections that do not only hold file descriptors until ARTIM closes them.
+ * Past this many, the oldest such connection is closed to make room, so a flood of idle or dribbling
  * connections can never keep a real association out (nor exhaust the process's file descriptors).
  */
 export const MAX_PENDING_CONNECTIONS = 256;
@@ -131,19 +131,20 @@ export class ProxyServer {
   }
 
   /**
-   * Abort every association in flight (A-ABORT to both peers) and wait until all are closed; peers that
-   * have not closed after `graceMs` are disconnected. Resolves with the number of sessions it ended.
+   * Abort every association in flight (A-ABORT to both peers), close every other connection, and wait
+   * until all are closed; peers that have not closed after `graceMs` are disconnected. Resolves with the
+   * number of live associations that were cut short.
    */
   async abortAll(why: string, graceMs = this.options.closeTimeoutMs): Promise<number> {
-    const count = this.sessions.size;
+    let aborted = 0;
     const idle = this.whenIdle();
-    for (const session of this.sessions) session.abort(why);
+    for (const session of this.sessions) if (session.abort(why)) aborted++;
     const timer = setTimeout(() => {
       for (const session of this.sessions) session.destroy();
     }, graceMs);
     await idle;
     clearTimeout(timer);
-    return count;
+    return aborted;
   }
 
   whenIdle(): Promise<void> {

@@ -423,12 +423,15 @@ export class Session implements LinkOwner {
     this.scp?.destroy();
   }
 
-  /** Abort the association from the proxy's side (shutdown): A-ABORT to both, then close. */
-  abort(why: string): void {
-    if (this.finished) return;
+  /**
+   * Abort the association from the proxy's side (shutdown, idle): A-ABORT to both, then close. Returns
+   * whether a live association was cut short (false when there was none: it just closes the connections).
+   */
+  abort(why: string): boolean {
+    if (this.finished) return false;
     if (this.state === State.Ended || this.state === State.Aborted || this.state === State.AwaitRq) {
       this.closeBoth();
-      return;
+      return false;
     }
     const upstreamConnected = this.state !== State.Connecting;
     this.state = State.Aborted;
@@ -442,6 +445,7 @@ export class Session implements LinkOwner {
     if (this.scp && upstreamConnected) this.abortLeg(this.toScp, this.scp, abort);
     else this.scp?.destroy();
     this.startCloseTimer();
+    return true;
   }
 
   // ---- Admission, timers, drain (issue 6) -------------------------------------------------------------

@@ -44,7 +44,7 @@ describe('faults', () => {
       const [rj] = await scu.waitForPdus(1, 5000);
       const took = Date.now() - t0;
       assert.deepEqual(rj, RJ_UNAVAILABLE);
-      assert.ok(took <= 3500, `RJ after ${took} ms`);
+      assert.ok(took <= 4000, `RJ after ${took} ms (the timer is 3000 ms; the margin is for a loaded test machine)`);
       assert.ok(took >= 2500, `RJ after ${took} ms: it was the connect timeout, not a refusal`);
       const warn = await proxy.waitForLog((l) => l.msg.includes('upstream unavailable'));
       assert.match(String(warn.reason), /no connection to .* within 3000 ms/);

@@ -93,17 +93,17 @@ describe('ARTIM (--artim-timeout)', () => {
 
 describe('idle timeout (--idle-timeout)', () => {
   test('traffic keeps an association alive; silence in both directions aborts it toward both peers', async () => {
-    await withProxy(['--idle-timeout', '700'], async (proxy, scp) => {
+    await withProxy(['--idle-timeout', '1000'], async (proxy, scp) => {
       const a = await associate(proxy, scp);
-      for (let i = 0; i < 6; i++) {
-        await sleep(250);
-        await exchange(a); // 1.5 s in all, never 700 ms silent
+      for (let i = 0; i < 8; i++) {
+        await sleep(200);
+        await exchange(a); // 1.6 s in all, never 1 s silent
       }
       const upBefore = a.up.pdus().length;
       const scuBefore = a.scu.pdus().length;
       const t0 = Date.now();
       const [toScu, toScp] = await Promise.all([a.scu.waitForPdus(scuBefore + 1, 3000), a.up.waitForPdus(upBefore + 1, 3000)]);
-      assert.ok(Date.now() - t0 >= 600);
+      assert.ok(Date.now() - t0 >= 900);
       assert.deepEqual(toScu[scuBefore], ABORT_NOT_SPECIFIED);
       assert.deepEqual(toScp[upBefore], ABORT_NOT_SPECIFIED);
       const line = await proxy.waitForLog((l) => l.msg === 'association aborted by the proxy');
