@@ -52,7 +52,7 @@ interface HostileCase {
   code?: string;
   /** Establish an association first (through the fake SCP) and attack from inside it. */
   established: boolean;
-  run(scu: RawPeer, assoc: RawAssociation | undefined): Promise<void>;
+  run(scu: RawPeer, assoc: RawAssociation | undefined, scp: FakeScp): Promise<void>;
 }
 
 const RQ = buildRq({ maxLength: 16384 });
@@ -218,10 +218,10 @@ const cases: HostileCase[] = [
   {
     name: 'byte-by-byte dribbling of the RQ and of a P-DATA-TF works',
     established: false,
-    async run(scu) {
+    async run(scu, _a, scp) {
       // Not an attack that must fail: a slow sender is still served, just slowly.
       await dribble(scu, RQ);
-      const up = await scpForDribble!.nextPeer();
+      const up = await scp.nextPeer();
       const [rq] = await up.waitForPdus(1);
       assert.deepEqual(rq, RQ);
       up.send(buildAc({ maxLength: 16384 }));
@@ -235,8 +235,6 @@ const cases: HostileCase[] = [
   },
 ];
 
-let scpForDribble: FakeScp | undefined;
-
 describe('hostile input through a running proxy', () => {
   let scp: Awaited<ReturnType<typeof FakeScp.listen>>;
   let proxy: ProxyProcess;
@@ -246,7 +244,6 @@ describe('hostile input through a running proxy', () => {
 
   before(async () => {
     scp = await FakeScp.listen();
-    scpForDribble = scp;
     proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`]);
     healthy = await associate(proxy, scp);
     // Many waits on one long-lived peer and one process: not a leak.
@@ -275,7 +272,7 @@ describe('hostile input through a running proxy', () => {
       } else {
         scu = await RawPeer.connect(proxy.port);
       }
-      await c.run(scu, a);
+      await c.run(scu, a, scp);
       await scu.waitClosed();
       const closed = await proxy.waitForLog((l) => l.msg === 'association closed' && l.assoc === id);
       if (c.code) {
