@@ -21,8 +21,8 @@ const { version } = require('../../package.json') as { version: string };
 const PROXY_HELP_AFTER = `
 SIZE is bytes, or a number with KB, MB or GB, 1024-based as DICOM tools count (16KB = 16384,
 1MB = 1048576; KiB/MiB/GiB accepted too). 0 means "no maximum".
---config FILE is JSON with the keys listen, upstream, maxPdu, maxPduRq, fragment, csv, messagesCsv, logLevel,
-connectTimeoutMs, closeTimeoutMs; it overrides config/default.json.
+--config FILE is JSON with the keys ${Object.keys(SETTINGS).join(', ')};
+it overrides config/default.json.
 Each option can be set in the environment too: ${ENV_PREFIX}<FLAG IN UPPER SNAKE CASE>, e.g.
 ${envName(SETTINGS.maxPdu)} for ${SETTINGS.maxPdu}, ${ENV_CONFIG} for --config (empty = not set; an unknown
 ${ENV_PREFIX}* variable is an error). Flags win over the environment, which wins over the --config file.
@@ -57,6 +57,12 @@ interface ProxyFlags {
   config?: string;
   connectTimeout?: string;
   closeTimeout?: string;
+  artimTimeout?: string;
+  idleTimeout?: string;
+  drainTimeout?: string;
+  maxAssociations?: string;
+  allowCallingAet?: string;
+  allowPeer?: string;
 }
 
 function usageError(message: string): number {
@@ -94,8 +100,14 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     .option('--messages-csv <FILE>', 'per-message log: one row per DIMSE request, with where the time went (appended to)')
     .option('--log-level <LEVEL>', 'fatal, error, warn, info, debug, trace or silent (default info)')
     .option('--config <FILE>', 'JSON file with the same settings; the environment and flags override it')
-    .option('--connect-timeout <MS>', 'upstream connect timeout; then the SCU gets A-ASSOCIATE-RJ (default 10000)')
+    .option('--connect-timeout <MS>', 'upstream connect timeout; then the SCU gets A-ASSOCIATE-RJ (default 3000)')
     .option('--close-timeout <MS>', 'how long to wait for peers to close after release/abort (default 30000)')
+    .option('--artim-timeout <MS>', 'close a connection that sends no A-ASSOCIATE-RQ within MS of connecting (default 30000)')
+    .option('--idle-timeout <MS>', 'A-ABORT an association silent in both directions for MS; 0 = never (default 600000)')
+    .option('--drain-timeout <MS>', 'on SIGTERM/SIGINT, let associations finish for up to MS, then abort them (default 30000)')
+    .option('--max-associations <N>', 'associations at once; more get A-ASSOCIATE-RJ (transient, local limit); 0 = no limit (default 0)')
+    .option('--allow-calling-aet <LIST>', 'comma-separated calling AE titles allowed; others get A-ASSOCIATE-RJ (default: any)')
+    .option('--allow-peer <LIST>', 'comma-separated peer IPs or CIDR blocks allowed; others get A-ASSOCIATE-RJ (default: any)')
     .addHelpText('after', PROXY_HELP_AFTER)
     .action((flags: ProxyFlags) => {
       const raw: RawSettings = {
@@ -109,6 +121,12 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         logLevel: flags.logLevel,
         connectTimeoutMs: flags.connectTimeout,
         closeTimeoutMs: flags.closeTimeout,
+        artimTimeoutMs: flags.artimTimeout,
+        idleTimeoutMs: flags.idleTimeout,
+        drainTimeoutMs: flags.drainTimeout,
+        maxAssociations: flags.maxAssociations,
+        allowCallingAet: flags.allowCallingAet,
+        allowPeer: flags.allowPeer,
       };
       const settings = loadSettings(raw, flags.config, { env });
       for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseListen, parseUpstream } from '../cli/endpoint.js';
 import { parseSize } from '../cli/size.js';
 import type { FragmentPolicy, ProxyOptions } from '../proxy/options.js';
+import { parseAeTitle, parsePeerRule } from './access.js';
 import { ConfigError } from './errors.js';
 
 /** Setting keys (as written in config files), with the flag that sets each one. */
@@ -24,6 +25,12 @@ export const SETTINGS = {
   logLevel: '--log-level',
   connectTimeoutMs: '--connect-timeout',
   closeTimeoutMs: '--close-timeout',
+  artimTimeoutMs: '--artim-timeout',
+  idleTimeoutMs: '--idle-timeout',
+  drainTimeoutMs: '--drain-timeout',
+  maxAssociations: '--max-associations',
+  allowCallingAet: '--allow-calling-aet',
+  allowPeer: '--allow-peer',
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -52,6 +59,7 @@ export const DEFAULT_CONFIG_PATH = path.resolve(path.dirname(fileURLToPath(impor
 const SMALL_PDU = 4096;
 
 const MAX_TIMEOUT_MS = 2 ** 31 - 1; // setTimeout's limit
+const MAX_ASSOCIATIONS = 1_000_000;
 
 function isSettingKey(key: string): key is SettingKey {
   return Object.hasOwn(SETTINGS, key);
@@ -224,15 +232,35 @@ function sizeSetting(layers: readonly Layer[], key: 'maxPdu' | 'maxPduRq', warni
   return size;
 }
 
-function msSetting(layers: readonly Layer[], key: 'connectTimeoutMs' | 'closeTimeoutMs'): number {
+type MsKey = 'connectTimeoutMs' | 'closeTimeoutMs' | 'artimTimeoutMs' | 'idleTimeoutMs' | 'drainTimeoutMs';
+
+/** A whole number of milliseconds; `min` 0 where 0 means "off". */
+function msSetting(layers: readonly Layer[], key: MsKey, min = 1): number {
+  return wholeSetting(layers, key, min, MAX_TIMEOUT_MS, 'milliseconds');
+}
+
+function wholeSetting(layers: readonly Layer[], key: MsKey | 'maxAssociations', min: number, max: number, unit: string): number {
   const got = pick(layers, key);
   if (!got) throw new ConfigError(`${SETTINGS[key]}: no value (config/default.json should hold "${key}")`);
   const value = got.value;
   const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_TIMEOUT_MS) {
-    throw new ConfigError(`${got.name}: ${JSON.stringify(value)} is not a whole number of milliseconds (1..${MAX_TIMEOUT_MS})`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${got.name}: ${JSON.stringify(value)} is not a whole number of ${unit} (${min}..${max})`);
   }
   return n;
+}
+
+/** A comma-separated list (or, in a config file, a JSON array of strings); not set or empty = no list. */
+function listSetting<T>(layers: readonly Layer[], key: 'allowCallingAet' | 'allowPeer', parse: (item: string) => T): T[] | undefined {
+  const got = pick(layers, key);
+  if (!got) return undefined;
+  let items: string[];
+  if (typeof got.value === 'string') items = got.value.split(',');
+  else if (Array.isArray(got.value) && got.value.every((v) => typeof v === 'string')) items = got.value as string[];
+  else throw new ConfigError(`${got.name}: ${JSON.stringify(got.value)} must be a comma-separated string or an array of strings`);
+  const out = items.map((i) => i.trim()).filter((i) => i.length > 0);
+  if (out.length === 0) return undefined;
+  return out.map((item) => named(got, parse, item));
 }
 
 /** `fit`, `repack` or a SIZE (regroup into PDUs of that size, within each receiver's limit; 0 = the limit). */
@@ -273,6 +301,12 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
     csv: csv ? requireString(csv, 'a file name') : undefined,
     connectTimeoutMs: msSetting(layers, 'connectTimeoutMs'),
     closeTimeoutMs: msSetting(layers, 'closeTimeoutMs'),
+    artimTimeoutMs: msSetting(layers, 'artimTimeoutMs'),
+    idleTimeoutMs: msSetting(layers, 'idleTimeoutMs', 0),
+    drainTimeoutMs: msSetting(layers, 'drainTimeoutMs', 0),
+    maxAssociations: wholeSetting(layers, 'maxAssociations', 0, MAX_ASSOCIATIONS, 'associations'),
+    allowCallingAet: listSetting(layers, 'allowCallingAet', parseAeTitle),
+    allowPeer: listSetting(layers, 'allowPeer', parsePeerRule),
   };
   if (options.csv === '') throw new ConfigError(`${csv!.name}: "" is not a file name`);
   if (messagesCsv) {

@@ -12,6 +12,7 @@ export type ProtocolErrorCode =
   | 'pdv-too-short'
   | 'pdv-overrun'
   | 'pdv-header-truncated'
+  | 'unknown-context-id'
   | 'unexpected-pdu';
 
 const REASON_BY_CODE: Record<ProtocolErrorCode, AbortReason> = {
@@ -25,6 +26,7 @@ const REASON_BY_CODE: Record<ProtocolErrorCode, AbortReason> = {
   'pdv-too-short': AbortReason.InvalidPduParameterValue,
   'pdv-overrun': AbortReason.InvalidPduParameterValue,
   'pdv-header-truncated': AbortReason.InvalidPduParameterValue,
+  'unknown-context-id': AbortReason.InvalidPduParameterValue,
   'unexpected-pdu': AbortReason.UnexpectedPdu,
 };
 

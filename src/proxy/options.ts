@@ -1,3 +1,5 @@
+import type { PeerRule } from '../config/access.js';
+
 /** How P-DATA-TF is re-fragmented toward a receiver (issue: --fragment fit|repack|SIZE). */
 export type FragmentPolicy =
   | { mode: 'fit' }
@@ -29,4 +31,16 @@ export interface ProxyOptions {
    * waits for the peers to close before it closes both connections (PS3.8 9.1.4 ARTIM).
    */
   closeTimeoutMs: number;
+  /** No A-ASSOCIATE-RQ within this many ms of the TCP accept: the connection is closed (PS3.8 9.1.4 ARTIM). */
+  artimTimeoutMs: number;
+  /** Nothing sent or received on the SCU connection for this long once the RQ arrived: A-ABORT both. 0 = off. */
+  idleTimeoutMs: number;
+  /** After SIGTERM/SIGINT, how long associations in flight may take to finish before they are aborted. */
+  drainTimeoutMs: number;
+  /** Associations (connections that have sent an A-ASSOCIATE-RQ and been admitted) at once; 0 = no limit. */
+  maxAssociations: number;
+  /** Calling AE titles allowed (trimmed, case-sensitive); undefined = any. */
+  allowCallingAet?: string[] | undefined;
+  /** Peer addresses allowed (IP or CIDR); undefined = any. */
+  allowPeer?: PeerRule[] | undefined;
 }

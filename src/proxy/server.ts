@@ -5,8 +5,18 @@ import net from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Recorder } from '../record/events.js';
+import type { AdmissionRequest, Refusal } from './admission.js';
+import { AdmissionRules } from './admission.js';
 import type { ProxyOptions } from './options.js';
 import { Session } from './session.js';
+
+/**
+ * Connections that have not sent a whole A-ASSOCIATE-RQ yet, at most. A real SCU sends its RQ within
+ * milliseconds of connecting; connections that do not only hold file descriptors until ARTIM closes them.
+ * Past this many, the oldest such connection is closed to make room, so a flood of idle or dribbling
+ * connections can never keep a real association out (nor exhaust the process's file descriptors).
+ */
+export const MAX_PENDING_CONNECTIONS = 256;
 
 export class ProxyServer {
   private readonly options: ProxyOptions;
@@ -14,6 +24,10 @@ export class ProxyServer {
   private readonly recorders: readonly Recorder[];
   private readonly server: Server;
   private readonly sessions = new Set<Session>();
+  private readonly rules: AdmissionRules;
+  /** Admitted associations not finished yet (what --max-associations counts). */
+  private associations = 0;
+  private draining = false;
   private nextId = 1;
   private idleWaiters: Array<() => void> = [];
 
@@ -21,6 +35,7 @@ export class ProxyServer {
     this.options = options;
     this.log = log;
     this.recorders = recorders;
+    this.rules = new AdmissionRules(options);
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
   }
@@ -57,12 +72,40 @@ export class ProxyServer {
     const id = this.nextId++;
     const log = this.log.child({ assoc: id });
     log.debug({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'connection accepted');
-    const session = new Session(id, socket, this.options, log, this.recorders, (s) => this.sessionDone(s));
+    this.boundPending();
+    const session = new Session(id, socket, this.options, log, this.recorders, (s) => this.sessionDone(s), {
+      admit: (request) => this.admit(request),
+    });
     this.sessions.add(session);
+  }
+
+  /** Make room for one more connection without an RQ: close the oldest such one when at the bound. */
+  private boundPending(): void {
+    let pending = 0;
+    let oldest: Session | undefined;
+    for (const s of this.sessions) {
+      if (!s.awaitingRq) continue;
+      pending++;
+      oldest ??= s; // a Set iterates in insertion order: the first is the oldest
+    }
+    if (pending >= MAX_PENDING_CONNECTIONS && oldest) {
+      oldest.closeBeforeRq(`${pending} connections without an A-ASSOCIATE-RQ: the oldest is closed to make room`);
+    }
+  }
+
+  private admit(request: AdmissionRequest): Refusal | undefined {
+    const refusal = this.rules.decide(request, { draining: this.draining, associations: this.associations });
+    if (!refusal) this.associations++;
+    return refusal;
+  }
+
+  get admittedAssociations(): number {
+    return this.associations;
   }
 
   private sessionDone(session: Session): void {
     this.sessions.delete(session);
+    if (session.admitted) this.associations--;
     if (this.sessions.size === 0) {
       for (const wake of this.idleWaiters.splice(0)) wake();
     }
@@ -76,11 +119,32 @@ export class ProxyServer {
     });
   }
 
-  /** Abort every association in flight (A-ABORT to both peers) and wait until all are closed. */
-  async abortAll(why: string): Promise<void> {
+  /**
+   * Begin a graceful stop: RQs from now on get A-ASSOCIATE-RJ (transient), connections that have sent
+   * nothing yet are closed, associations in flight carry on. Stop listening separately.
+   */
+  drain(): void {
+    this.draining = true;
+    for (const session of this.sessions) {
+      if (session.awaitingRq && session.bytesFromScu === 0) session.closeBeforeRq('the proxy is shutting down');
+    }
+  }
+
+  /**
+   * Abort every association in flight (A-ABORT to both peers), close every other connection, and wait
+   * until all are closed; peers that have not closed after `graceMs` are disconnected. Resolves with the
+   * number of live associations that were cut short.
+   */
+  async abortAll(why: string, graceMs = this.options.closeTimeoutMs): Promise<number> {
+    let aborted = 0;
     const idle = this.whenIdle();
-    for (const session of this.sessions) session.abort(why);
+    for (const session of this.sessions) if (session.abort(why)) aborted++;
+    const timer = setTimeout(() => {
+      for (const session of this.sessions) session.destroy();
+    }, graceMs);
     await idle;
+    clearTimeout(timer);
+    return aborted;
   }
 
   whenIdle(): Promise<void> {

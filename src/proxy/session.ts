@@ -24,6 +24,7 @@ import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUn
 import { ProtocolError } from '../pdu/errors.js';
 import { MessageTracker } from '../dimse/tracker.js';
 import type { Direction, MessageRecord, PduRecord, Recorder } from '../record/events.js';
+import type { Admission } from './admission.js';
 import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
@@ -72,6 +73,10 @@ export class Session implements LinkOwner {
   private reason: string | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
+  private artimTimer: NodeJS.Timeout | undefined;
+  private readonly admission: Admission | undefined;
+  /** Admitted by the server (counted against --max-associations until the session finishes). */
+  admitted = false;
   private scuClosed = false;
   private scpClosed = true;
   private finished = false;
@@ -81,8 +86,17 @@ export class Session implements LinkOwner {
   /** A-RELEASE-RQs forwarded and not yet answered (2 during a release collision). */
   private releaseRpsAwaited = 0;
 
-  constructor(id: number, scu: Socket, options: ProxyOptions, log: Logger, recorders: readonly Recorder[], onDone: (s: Session) => void) {
+  constructor(
+    id: number,
+    scu: Socket,
+    options: ProxyOptions,
+    log: Logger,
+    recorders: readonly Recorder[],
+    onDone: (s: Session) => void,
+    admission?: Admission,
+  ) {
     this.id = id;
+    this.admission = admission;
     this.scu = scu;
     this.options = options;
     this.log = log;
@@ -105,6 +119,9 @@ export class Session implements LinkOwner {
     scu.on('end', () => this.onLegEnd('scu'));
     scu.on('error', (err) => this.onLegError('scu', err));
     scu.on('close', () => this.onLegClose('scu'));
+    // PS3.8 9.1.4: ARTIM runs from the accept until the A-ASSOCIATE-RQ; a fixed deadline, so dribbling
+    // bytes does not extend it.
+    this.artimTimer = setTimeout(() => this.onArtimExpired(), options.artimTimeoutMs);
   }
 
   get stateName(): string {
@@ -198,8 +215,10 @@ export class Session implements LinkOwner {
   // ---- Association negotiation ----------------------------------------------------------------
 
   private onAssociateRq(raw: Buffer, record: InFlight): void {
+    clearTimeout(this.artimTimer);
     const rq = this.decode(raw, 'SCU');
     if (!rq) return;
+    if (!this.admit(rq, record)) return;
     this.scuMax = this.maxLengthOf(rq, 'SCU');
     let out = raw;
     let written = this.scuMax;
@@ -238,6 +257,9 @@ export class Session implements LinkOwner {
     }
     this.toScp.announcedMax = written;
     this.tracker.setLimits(written, this.scpMax);
+    const accepted = acceptedContextTable(presentationContextsAc(ac));
+    this.toScp.acceptedContexts = accepted;
+    this.toScu.acceptedContexts = accepted;
     this.toScp.refragmenter.configure(this.scpMax, this.options.fragment);
     this.toScu.refragmenter.configure(this.scuMax, this.options.fragment);
     this.state = State.Established;
@@ -347,11 +369,11 @@ export class Session implements LinkOwner {
     this.startCloseTimer();
   }
 
-  /** Send A-ABORT toward one peer and half-close; if a PDU is half written, the abort cannot be framed: reset. */
+  /** Send A-ABORT toward one peer and half-close; if a PDU is half written, the abort cannot be framed: reset (RST). */
   private abortLeg(link: Link, socket: Socket, abort: Buffer): void {
     if (socket.destroyed) return;
     if (link.sendGenerated(abort)) socket.end();
-    else socket.destroy();
+    else socket.resetAndDestroy();
   }
 
   private onLegEnd(leg: 'scu' | 'scp'): void {
@@ -432,12 +454,15 @@ export class Session implements LinkOwner {
     this.scp?.destroy();
   }
 
-  /** Abort the association from the proxy's side (shutdown): A-ABORT to both, then close. */
-  abort(why: string): void {
-    if (this.finished) return;
+  /**
+   * Abort the association from the proxy's side (shutdown, idle): A-ABORT to both, then close. Returns
+   * whether a live association was cut short (false when there was none: it just closes the connections).
+   */
+  abort(why: string): boolean {
+    if (this.finished) return false;
     if (this.state === State.Ended || this.state === State.Aborted || this.state === State.AwaitRq) {
       this.closeBoth();
-      return;
+      return false;
     }
     const upstreamConnected = this.state !== State.Connecting;
     this.state = State.Aborted;
@@ -451,6 +476,75 @@ export class Session implements LinkOwner {
     if (this.scp && upstreamConnected) this.abortLeg(this.toScp, this.scp, abort);
     else this.scp?.destroy();
     this.startCloseTimer();
+    return true;
+  }
+
+  // ---- Admission, timers, drain (issue 6) -------------------------------------------------------------
+
+  /** Ask the server; a refused RQ gets the server's A-ASSOCIATE-RJ and the connection is closed. */
+  private admit(rq: AssociatePdu, record: InFlight): boolean {
+    const peerAddress = this.scu.remoteAddress;
+    const refusal = this.admission?.admit({ peerAddress, callingAe: callingAe(rq) });
+    if (!refusal) {
+      this.admitted = this.admission !== undefined;
+      if (this.options.idleTimeoutMs > 0) {
+        this.scu.setTimeout(this.options.idleTimeoutMs, () => this.onIdle());
+      }
+      return true;
+    }
+    this.toScp.drop(record);
+    this.state = State.Ended;
+    this.outcome = 'rejected';
+    this.reason = `rejected by the proxy: ${refusal.reason}`;
+    // Peer strings are values of fields, never part of the message or of a key.
+    this.log.warn(
+      { code: refusal.code, reason: refusal.reason, peer: peerAddress, callingAe: callingAe(rq), calledAe: calledAe(rq), result: decodeReject(refusal.reject) },
+      'association rejected by the proxy',
+    );
+    this.toScu.sendGenerated(refusal.reject);
+    this.scu.end();
+    this.startCloseTimer();
+    return false;
+  }
+
+  private onArtimExpired(): void {
+    if (this.state !== State.AwaitRq || this.finished) return;
+    this.state = State.Ended;
+    this.outcome = 'closed';
+    this.reason = `no A-ASSOCIATE-RQ within ${this.options.artimTimeoutMs} ms (ARTIM)`;
+    this.log.warn({ reason: this.reason, bytesIn: this.toScp.counters.bytesIn }, 'connection closed: no association requested');
+    this.closeBoth();
+  }
+
+  /** The SCU connection saw no traffic either way for --idle-timeout: abort the association. */
+  private onIdle(): void {
+    if (this.state !== State.AwaitAc && this.state !== State.Established && this.state !== State.Releasing) return;
+    this.abort(`idle: nothing sent or received for ${this.options.idleTimeoutMs} ms (--idle-timeout)`);
+  }
+
+  /** True while the connection has not sent an A-ASSOCIATE-RQ yet. */
+  get awaitingRq(): boolean {
+    return this.state === State.AwaitRq;
+  }
+
+  /** Bytes received from the SCU so far. */
+  get bytesFromScu(): number {
+    return this.toScp.counters.bytesIn;
+  }
+
+  /** Close a connection that has not asked for an association (drain, or too many such connections). */
+  closeBeforeRq(why: string): void {
+    if (this.state !== State.AwaitRq || this.finished) return;
+    this.state = State.Ended;
+    this.outcome = 'closed';
+    this.reason = why;
+    this.log.info({ reason: why }, 'connection closed before an association was requested');
+    this.closeBoth();
+  }
+
+  /** Close both connections now, whatever the state (after a second signal, once the A-ABORTs had their chance). */
+  destroy(): void {
+    this.closeBoth();
   }
 
   private finish(): void {
@@ -458,6 +552,7 @@ export class Session implements LinkOwner {
     this.finished = true;
     clearTimeout(this.closeTimer);
     clearTimeout(this.connectTimer);
+    clearTimeout(this.artimTimer);
     this.toScp.abandon();
     this.toScu.abandon();
     this.tracker.close();
@@ -487,6 +582,13 @@ export class Session implements LinkOwner {
 function describeReject(pdu: Buffer): string {
   const { result, source, reason } = decodeReject(pdu);
   return `A-ASSOCIATE-RJ result ${result} source ${source} reason ${reason}`;
+}
+
+/** Accepted presentation context ids as a 256-entry table (1 = accepted) for the per-PDV check. */
+function acceptedContextTable(contexts: ReadonlyArray<{ id: number; result: number }>): Uint8Array {
+  const table = new Uint8Array(256);
+  for (const c of contexts) if (c.result === 0) table[c.id] = 1;
+  return table;
 }
 
 function contextResultName(result: number): string {

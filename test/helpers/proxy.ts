@@ -87,13 +87,19 @@ export class ProxyProcess {
     });
   }
 
-  /** SIGTERM, then wait for exit (SIGKILL after `timeoutMs`). Resolves with the exit code. */
-  async stop(timeoutMs = 10_000): Promise<number | null> {
+  /**
+   * SIGTERM (the proxy drains: associations in flight may finish); if it has not exited after `drainMs`, a
+   * second SIGTERM (it aborts what is left); SIGKILL after `timeoutMs`. Resolves with the exit code: 0 when
+   * nothing was in flight, 1 when the second signal had to abort associations a test left open.
+   */
+  async stop(timeoutMs = 10_000, drainMs = 1000): Promise<number | null> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
     const exited = new Promise<number | null>((resolve) => this.child.once('exit', (code) => resolve(code)));
     this.child.kill('SIGTERM');
+    const second = setTimeout(() => this.child.kill('SIGTERM'), drainMs);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
     const code = await exited;
+    clearTimeout(second);
     clearTimeout(timer);
     return code;
   }

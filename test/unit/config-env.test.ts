@@ -42,6 +42,12 @@ const ALL_VARIABLES = [
   'PDU_PROXY_LOG_LEVEL',
   'PDU_PROXY_CONNECT_TIMEOUT',
   'PDU_PROXY_CLOSE_TIMEOUT',
+  'PDU_PROXY_ARTIM_TIMEOUT',
+  'PDU_PROXY_IDLE_TIMEOUT',
+  'PDU_PROXY_DRAIN_TIMEOUT',
+  'PDU_PROXY_MAX_ASSOCIATIONS',
+  'PDU_PROXY_ALLOW_CALLING_AET',
+  'PDU_PROXY_ALLOW_PEER',
   'PDU_PROXY_CONFIG',
 ];
 
@@ -89,6 +95,12 @@ describe('precedence: flags > environment > config file > config/default.json', 
     logLevel: 'debug',
     connectTimeoutMs: 5000,
     closeTimeoutMs: 7000,
+    artimTimeoutMs: 30000,
+    idleTimeoutMs: 600000,
+    drainTimeoutMs: 30000,
+    maxAssociations: 0,
+    allowCallingAet: undefined,
+    allowPeer: undefined,
   });
   const env: Environment = {
     PDU_PROXY_LISTEN: '127.0.0.2:3000',
@@ -110,6 +122,12 @@ describe('precedence: flags > environment > config file > config/default.json', 
     csv: 'env.csv',
     connectTimeoutMs: 600,
     closeTimeoutMs: 700,
+    artimTimeoutMs: 30000,
+    idleTimeoutMs: 600000,
+    drainTimeoutMs: 30000,
+    maxAssociations: 0,
+    allowCallingAet: undefined,
+    allowPeer: undefined,
   };
 
   test('the environment beats the defaults', () => {
@@ -149,6 +167,12 @@ describe('precedence: flags > environment > config file > config/default.json', 
       csv: 'flag.csv',
       connectTimeoutMs: 100,
       closeTimeoutMs: 200,
+      artimTimeoutMs: 30000,
+      idleTimeoutMs: 600000,
+      drainTimeoutMs: 30000,
+      maxAssociations: 0,
+      allowCallingAet: undefined,
+      allowPeer: undefined,
     });
     assert.equal(s.logLevel, 'error');
   });

@@ -53,8 +53,14 @@ describe('config/default.json', () => {
       maxPduRq: undefined,
       fragment: { mode: 'fit' },
       csv: undefined,
-      connectTimeoutMs: 10000,
+      connectTimeoutMs: 3000,
       closeTimeoutMs: 30000,
+      artimTimeoutMs: 30000,
+      idleTimeoutMs: 600000,
+      drainTimeoutMs: 30000,
+      maxAssociations: 0,
+      allowCallingAet: undefined,
+      allowPeer: undefined,
     });
     assert.equal(s.logLevel, 'info');
     assert.deepEqual(s.warnings, []);
@@ -89,6 +95,12 @@ describe('precedence: flags > --config file > config/default.json', () => {
       csv: 'file.csv',
       connectTimeoutMs: 5000,
       closeTimeoutMs: 7000,
+      artimTimeoutMs: 30000,
+      idleTimeoutMs: 600000,
+      drainTimeoutMs: 30000,
+      maxAssociations: 0,
+      allowCallingAet: undefined,
+      allowPeer: undefined,
     });
     assert.equal(s.logLevel, 'debug');
   });
@@ -117,6 +129,12 @@ describe('precedence: flags > --config file > config/default.json', () => {
       csv: 'flag.csv',
       connectTimeoutMs: 100,
       closeTimeoutMs: 200,
+      artimTimeoutMs: 30000,
+      idleTimeoutMs: 600000,
+      drainTimeoutMs: 30000,
+      maxAssociations: 0,
+      allowCallingAet: undefined,
+      allowPeer: undefined,
     });
     assert.equal(s.logLevel, 'warn');
   });
@@ -129,7 +147,7 @@ describe('precedence: flags > --config file > config/default.json', () => {
     assert.equal(s.logLevel, 'error');
     assert.deepEqual(s.options.upstream, { host: 'filepacs', port: 104 });
     assert.deepEqual(s.options.listen, { host: '0.0.0.0', port: 11112 }); // from default.json
-    assert.equal(s.options.connectTimeoutMs, 10000); // from default.json
+    assert.equal(s.options.connectTimeoutMs, 3000); // from default.json
   });
 
   test('a layer is just values + a namer: the last layer that sets a key wins', () => {
