@@ -280,7 +280,7 @@ describe('command sets the proxy cannot decode', { timeout: 60_000 }, () => {
 });
 
 describe('an association cut short', { timeout: 60_000 }, () => {
-  test('SIGTERM mid-data set: the row is written with the bytes so far, no last byte, no status', async (t) => {
+  test('shutdown mid-data set: the row is written with the bytes so far, no last byte, no status', async (t) => {
     const scp = await startStorescp({ outDir: await freshDir('cut'), extraArgs: ['--ignore'] });
     t.after(() => scp.stop());
     const file = path.join(tmp, 'cut.csv');
@@ -296,11 +296,12 @@ describe('an association cut short', { timeout: 60_000 }, () => {
     scu.send(encodePData([{ contextId: 1, command: false, last: false, fragment: datasetBytes(small.path!).subarray(0, 10_000) }]));
     await proxy.waitForLog((l) => l.msg === 'association negotiated');
     await new Promise((resolve) => setTimeout(resolve, 300)); // the data reaches the proxy
-    const stopped = proxy.stop();
+    // SIGTERM drains (the SCU never finishes), the second SIGTERM 200 ms later aborts what is in flight.
+    const stopped = proxy.stop(10_000, 200);
     const [, abort] = await scu.waitForPdus(2);
     assert.equal(abort![0], 0x07, 'the SCU gets an A-ABORT');
     scu.destroy();
-    assert.equal(await stopped, 0);
+    assert.equal(await stopped, 1, 'exit status 1: an association in flight was cut');
     const rows = await readMessages(file);
     assert.equal(rows.length, 1);
     const row = rows[0]!;
