@@ -1,4 +1,4 @@
-// docs/CONFIGURATION.md's settings table against the code: one row per SETTINGS key with its flag, its
+// The README's settings table (docs/CONFIGURATION.md points to it) against the code: one row per SETTINGS key with its flag, its
 // environment variable and its config/default.json value, plus the --config / PDU_PROXY_CONFIG row.
 
 import assert from 'node:assert/strict';
@@ -11,18 +11,19 @@ import type { SettingKey } from '../../src/config/config.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'CONFIGURATION.md'), 'utf8');
+const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
 const defaults = JSON.parse(fs.readFileSync(DEFAULT_CONFIG_PATH, 'utf8')) as Record<string, unknown>;
 
-/** The rows of the table under "## Settings", as cells. */
+/** The rows of the README's table under "### Settings", as cells. */
 function settingsRows(): string[][] {
-  const section = doc.slice(doc.indexOf('## Settings'));
+  const section = readme.slice(readme.indexOf('### Settings'));
   const lines = section.split('\n').slice(1);
   const start = lines.findIndex((l) => l.startsWith('|'));
   const table = lines.slice(start, start + lines.slice(start).findIndex((l) => !l.startsWith('|')));
   return table.slice(2).map((row) => row.slice(1, -1).split(' | ').map((c) => c.trim()));
 }
 
-describe('docs/CONFIGURATION.md', () => {
+describe('README settings table and docs/CONFIGURATION.md', () => {
   const rows = settingsRows();
 
   test('one row per setting, plus the config file row', () => {
@@ -47,7 +48,7 @@ describe('docs/CONFIGURATION.md', () => {
   });
 
   test('every variable the CLI reads is documented', () => {
-    for (const name of ENV_VARIABLES.keys()) assert.ok(doc.includes(`\`${name}\``), name);
+    for (const name of ENV_VARIABLES.keys()) assert.ok(readme.includes(`\`${name}\``), name);
   });
 
   test('states the precedence', () => {
