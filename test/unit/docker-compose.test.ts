@@ -102,8 +102,13 @@ describe('docker-compose.yml as YAML', () => {
     const logs = volumes(proxy!).find((v) => IMAGE_VOLUMES.includes(v.target));
     assert.ok(logs, `a volume on ${IMAGE_VOLUMES.join(', ')}: ${JSON.stringify(proxy!.volumes)}`);
     assert.ok(Object.hasOwn(compose.volumes ?? {}, logs.source), `top-level volume ${logs.source}`);
-    const csv = environment(proxy!).PDU_PROXY_CSV ?? '';
-    assert.ok(csv.startsWith(`${logs.target}/`), `PDU_PROXY_CSV ${csv} is on the volume`);
+    for (const name of ['PDU_PROXY_CSV', 'PDU_PROXY_MESSAGES_CSV']) {
+      const csv = environment(proxy!)[name] ?? '';
+      assert.ok(csv.startsWith(`${logs.target}/`), `${name} ${csv} is on the volume`);
+    }
+    const command = bench!.command as string[];
+    assert.ok(command[command.indexOf('--out') + 1]!.startsWith(`${logs.target}/`), 'bench results on the volume');
+    assert.ok(volumes(bench!).some((v) => v.target === logs.target), 'bench mounts the log volume');
   });
 
   test('command: is a list (exec form), appended to the ENTRYPOINT', () => {
@@ -130,9 +135,14 @@ describe("the proxy service's settings start the CLI", { skip: BUILT ? false : '
     const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('PDU_PROXY_')));
     const env = environment(proxy!);
     const csv = path.join(dir, path.basename(env.PDU_PROXY_CSV ?? 'chunks.csv'));
-    // A flag wins over the environment: --listen moves the port; the CSV moves off the volume path.
+    const messagesCsv = path.join(dir, path.basename(env.PDU_PROXY_MESSAGES_CSV ?? 'messages.csv'));
+    // A flag wins over the environment: --listen moves the port; the CSV files move off the volume path.
     const args = [...(proxy!.command as string[]), '--listen', '127.0.0.1:0'];
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...base, ...env, PDU_PROXY_CSV: csv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: dir,
+      env: { ...base, ...env, PDU_PROXY_CSV: csv, PDU_PROXY_MESSAGES_CSV: messagesCsv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     const status = await new Promise<number | null>((resolve, reject) => {
@@ -158,6 +168,7 @@ describe("the proxy service's settings start the CLI", { skip: BUILT ? false : '
     assert.equal(listening.upstream, env.PDU_PROXY_UPSTREAM);
     assert.equal(listening.maxPdu, 1048576); // --max-pdu 1MB from command:
     assert.ok(fs.existsSync(csv));
+    assert.ok(fs.existsSync(messagesCsv));
   });
 });
 
