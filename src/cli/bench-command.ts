@@ -13,7 +13,6 @@ import {
   benchOptions,
 } from '../bench/options.js';
 import type { BenchFlags } from '../bench/options.js';
-import { runBench } from '../bench/run.js';
 
 const BENCH_HELP_AFTER = `
 Each setting (max PDU x image) runs SCU processes -> the proxy (its own process, --max-pdu set to the
@@ -53,6 +52,10 @@ export function addBenchCommand(program: Command, setRun: (run: () => Promise<nu
     .action((flags: BenchFlags) => {
       // A bad value throws a ConfigError: main() prints it as one line, exit status 2.
       const options = benchOptions(flags);
-      setRun(() => runBench(options, { stdout: process.stdout, stderr: process.stderr }));
+      setRun(async () => {
+        // Loaded on use: bench pulls in dcmjs-dimse and vega, which the proxy command does not need.
+        const { runBench } = await import('../bench/run.js');
+        return runBench(options, { stdout: process.stdout, stderr: process.stderr });
+      });
     });
 }

@@ -1,14 +1,14 @@
 // SVG charts with vega-lite, rendered in Node by vega's headless View (renderer 'none': no browser, no
 // canvas). Two charts: the experiment (mean with min-max bars per group) and one association's timeline.
 
-import * as vega from 'vega';
-import { compile } from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 import { num } from './csv.js';
 import type { CsvRow } from './csv.js';
 import type { ResultRow } from './table.js';
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  // Loaded on first use: vega is large, and the proxy command (same CLI) must start fast and small.
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
