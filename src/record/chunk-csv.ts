@@ -3,6 +3,7 @@
 
 import fs from 'node:fs';
 import { once } from 'node:events';
+import { BatchedLines } from './batched-lines.js';
 import type { PduRecord, Recorder } from './events.js';
 
 /** The columns, in order. Scripts depend on these names: add, never rename. */
@@ -55,14 +56,11 @@ const CSV_BATCH_MS = 200;
  * 4 KB PDUs: the CSV then cost 15% of throughput, over the 10% budget); fast-csv remains the reader.
  */
 export class ChunkCsvRecorder implements Recorder {
-  private readonly file: fs.WriteStream;
-  private queue: string[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private closed = false;
+  private readonly lines: BatchedLines;
 
   private constructor(file: fs.WriteStream) {
-    this.file = file;
-    this.file.write(`${CHUNK_CSV_COLUMNS.join(',')}\n`);
+    this.lines = new BatchedLines(file, CSV_BATCH_ROWS, CSV_BATCH_MS);
+    this.lines.writeNow(`${CHUNK_CSV_COLUMNS.join(',')}\n`);
   }
 
   /** Create (truncate) `path` and write the header row. Rejects if the file cannot be opened. */
@@ -73,31 +71,10 @@ export class ChunkCsvRecorder implements Recorder {
   }
 
   pdu(record: PduRecord): void {
-    if (this.closed) return;
-    this.queue.push(chunkCsvRow(record).join(','));
-    if (this.queue.length >= CSV_BATCH_ROWS) {
-      this.drainQueue();
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => this.drainQueue(), CSV_BATCH_MS);
-      this.timer.unref();
-    }
+    this.lines.push(chunkCsvRow(record).join(','));
   }
 
-  private drainQueue(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.queue.length === 0) return;
-    const text = `${this.queue.join('\n')}\n`;
-    this.queue = [];
-    this.file.write(text);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.drainQueue();
-    const finished = once(this.file, 'finish');
-    this.file.end();
-    await finished;
+  close(): Promise<void> {
+    return this.lines.close();
   }
 }

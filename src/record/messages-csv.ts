@@ -4,10 +4,10 @@
 // accumulate in one file; its first line must be this header, or the proxy refuses to start.
 
 import fs from 'node:fs';
-import { once } from 'node:events';
 import type { TimeSplit } from '../dimse/tracker.js';
 import { durationUs, responseUs } from '../dimse/tracker.js';
 import { statusHex } from '../dimse/command.js';
+import { BatchedLines } from './batched-lines.js';
 import type { Direction, MessageRecord, Recorder } from './events.js';
 
 /** The columns, in order: a contract with `stats` and `bench` (and users' scripts). Add at the end, never rename. */
@@ -115,14 +115,11 @@ const CSV_BATCH_ROWS = 1024;
 const CSV_BATCH_MS = 200;
 
 export class MessagesCsvRecorder implements Recorder {
-  private readonly file: fs.WriteStream;
-  private queue: string[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private closed = false;
+  private readonly lines: BatchedLines;
 
   private constructor(file: fs.WriteStream, prefix: string) {
-    this.file = file;
-    if (prefix) this.file.write(prefix);
+    this.lines = new BatchedLines(file, CSV_BATCH_ROWS, CSV_BATCH_MS);
+    if (prefix) this.lines.writeNow(prefix);
   }
 
   /**
@@ -144,32 +141,11 @@ export class MessagesCsvRecorder implements Recorder {
   }
 
   message(record: MessageRecord): void {
-    if (this.closed) return;
-    this.queue.push(messageCsvRow(record).join(','));
-    if (this.queue.length >= CSV_BATCH_ROWS) {
-      this.drainQueue();
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => this.drainQueue(), CSV_BATCH_MS);
-      this.timer.unref();
-    }
+    this.lines.push(messageCsvRow(record).join(','));
   }
 
-  private drainQueue(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.queue.length === 0) return;
-    const text = `${this.queue.join('\n')}\n`;
-    this.queue = [];
-    this.file.write(text);
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.drainQueue();
-    const finished = once(this.file, 'finish');
-    this.file.end();
-    await finished;
+  close(): Promise<void> {
+    return this.lines.close();
   }
 }
 
