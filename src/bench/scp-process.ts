@@ -10,11 +10,11 @@
 // 0xA700 (Refused: out of resources) instead of Success: it makes bench's failure accounting testable.
 // Prints `listening <port>` when ready; exits 0 on SIGTERM/SIGINT.
 
-import net from 'node:net';
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import dcmjsDimse from 'dcmjs-dimse';
+import { hostScp, storeThenRespond } from './scp-host.js';
 
 const { Implementation, Scp, log } = dcmjsDimse;
 const { CEchoResponse, CStoreResponse } = dcmjsDimse.responses;
@@ -95,42 +95,8 @@ class BenchScp extends Scp {
       respond(STATUS_OUT_OF_RESOURCES);
       return;
     }
-    const dataset = request.getDataset();
-    if (!storeDir || !dataset) {
-      respond(Status.Success);
-      return;
-    }
-    // Acknowledge once the file is on disk.
-    const file = path.join(storeDir, `${request.getAffectedSopInstanceUid()}.dcm`);
-    dataset.toFile(file, (err) => {
-      if (err) process.stderr.write(`writing ${file} failed: ${err.message}\n`);
-      respond(err ? Status.ProcessingFailure : Status.Success);
-    });
+    storeThenRespond(request, storeDir, respond);
   }
 }
 
-const clients = new Set<net.Socket>();
-const server = net.createServer((socket) => {
-  clients.add(socket);
-  socket.once('close', () => clients.delete(socket));
-  const scp = new BenchScp(socket);
-  scp.on('networkError', (err: Error) => {
-    process.stderr.write(`networkError: ${err.message}\n`);
-    socket.destroy();
-  });
-});
-server.on('error', (err) => {
-  process.stderr.write(`scp-process: ${err.message}\n`);
-  process.exit(1);
-});
-server.listen(port, values.host, () => {
-  process.stdout.write(`listening ${(server.address() as net.AddressInfo).port}\n`);
-});
-
-function shutdown(): void {
-  server.close();
-  for (const s of clients) s.destroy();
-  process.exit(0);
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
+hostScp((socket) => new BenchScp(socket), port, values.host!, 'scp-process');

@@ -14,11 +14,11 @@
 // SCU announced (the behaviour the proxy must repair). With --respect-rq-max that call is skipped and
 // dcmjs-dimse uses min(RQ value, maxPdu) for both the AC and its own sends.
 
-import net from 'node:net';
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import dcmjsDimse from 'dcmjs-dimse';
+import { hostScp, storeThenRespond } from '../../src/bench/scp-host.js';
 
 const { Dataset, Implementation, Scp, log } = dcmjsDimse;
 const { CEchoResponse, CFindResponse, CGetResponse, CStoreResponse } = dcmjsDimse.responses;
@@ -185,44 +185,9 @@ class DimseScp extends Scp {
       response.setStatus(status);
       callback(response);
     };
-    const dataset = request.getDataset();
-    if (!storeDir || !dataset) {
-      respond(Status.Success);
-      return;
-    }
     // Answer only once the file is on disk, so a test may read it as soon as the SCU is done.
-    const file = path.join(storeDir, `${request.getAffectedSopInstanceUid()}.dcm`);
-    dataset.toFile(file, (err) => {
-      if (err) process.stderr.write(`writing ${file} failed: ${err.message}\n`);
-      respond(err ? Status.ProcessingFailure : Status.Success);
-    });
+    storeThenRespond(request, storeDir, respond);
   }
 }
 
-// Own TCP server (dcmjs-dimse's Server.listen binds all interfaces); same per-connection setup.
-const clients = new Set<net.Socket>();
-const server = net.createServer((socket) => {
-  clients.add(socket);
-  socket.once('close', () => clients.delete(socket));
-  const scp = new DimseScp(socket);
-  scp.on('networkError', (err: Error) => {
-    process.stderr.write(`networkError: ${err.message}\n`);
-    socket.end();
-  });
-});
-server.on('error', (err) => {
-  process.stderr.write(`server error: ${err.message}\n`);
-  process.exit(1);
-});
-server.listen(port, '127.0.0.1', () => {
-  const address = server.address() as net.AddressInfo;
-  process.stdout.write(`listening ${address.port}\n`);
-});
-
-function shutdown(): void {
-  server.close();
-  for (const s of clients) s.destroy();
-  process.exit(0);
-}
-process.on('SIGTERM', shutdown);
-process.on('SIGINT', shutdown);
+hostScp((socket) => new DimseScp(socket), port, '127.0.0.1', 'dimse-scp');
