@@ -31,6 +31,7 @@ export const MESSAGES_CSV_COLUMNS = [
   'pending_responses',
   'status',
   'started_at',
+  'requested_by',
 ] as const;
 
 export const MESSAGES_CSV_HEADER = MESSAGES_CSV_COLUMNS.join(',');
@@ -64,6 +65,7 @@ export function messageCsvRow(m: MessageRecord): Array<string | number> {
     m.pendingResponses,
     m.status === undefined ? '' : statusHex(m.status),
     m.startedAt,
+    m.direction === 'to_scp' ? 'scu' : 'scp',
   ];
 }
 

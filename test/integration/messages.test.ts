@@ -161,8 +161,10 @@ describe('messages CSV with DCMTK and dcmjs-dimse peers', { timeout: 120_000 }, 
     assert.deepEqual(stores.map((r) => r.sop_instance_uid).sort(), [small.sopInstanceUid, image.sopInstanceUid].sort());
     for (const s of stores) {
       assert.equal(s.status, '0000');
+      assert.equal(s.requested_by, 'scp', 'a sub-operation is a request the SCP sent');
       assert.ok(num(s, 'request_first_byte_us') > num(gets[0]!, 'request_first_byte_us'), 'within the C-GET');
     }
+    assert.equal(gets[0]!.requested_by, 'scu');
     assert.ok(num(gets[0]!, 'pending_responses') >= 1);
     assert.equal(gets[0]!.status, '0000');
     const closed = proxy.logs.find((l) => l.msg === 'association closed')!;

@@ -55,7 +55,7 @@ const ABORTED: MessageRecord = {
 
 /** The contract, spelled out (prompts/contract.md): scripts and `stats` read these names. */
 const CONTRACT =
-  'assoc,message_id,command,context_id,sop_instance_uid,bytes,max_pdu,scp_max_pdu,request_first_byte_us,request_last_byte_us,response_first_byte_us,response_last_byte_us,duration_ms,scu_idle_ms,upstream_blocked_ms,scp_response_ms,pending_responses,status,started_at';
+  'assoc,message_id,command,context_id,sop_instance_uid,bytes,max_pdu,scp_max_pdu,request_first_byte_us,request_last_byte_us,response_first_byte_us,response_last_byte_us,duration_ms,scu_idle_ms,upstream_blocked_ms,scp_response_ms,pending_responses,status,started_at,requested_by';
 
 async function parse(text: string): Promise<Array<Record<string, string>>> {
   const rows: Array<Record<string, string>> = [];
@@ -77,12 +77,12 @@ describe('messages CSV rows', () => {
   test('a complete message', () => {
     assert.equal(
       messageCsvRow(STORE).join(','),
-      '4,7,C-STORE-RQ,1,1.2.3.4,16777504,1048576,16384,1500,120001,127500,128000,126.500,2.000,90.000,2.500,0,0000,2026-11-25T10:00:00.001Z',
+      '4,7,C-STORE-RQ,1,1.2.3.4,16777504,1048576,16384,1500,120001,127500,128000,126.500,2.000,90.000,2.500,0,0000,2026-11-25T10:00:00.001Z,scu',
     );
   });
 
   test('what never happened is an empty cell', () => {
-    assert.equal(messageCsvRow(ABORTED).join(','), '4,8,C-STORE-RQ,1,,16777504,1048576,16384,1500,,,,,2.000,90.000,,0,,2026-11-25T10:00:00.001Z');
+    assert.equal(messageCsvRow(ABORTED).join(','), '4,8,C-STORE-RQ,1,,16777504,1048576,16384,1500,,,,,2.000,90.000,,0,,2026-11-25T10:00:00.001Z,scu');
   });
 
   test('a UID with a comma or quote from a peer is quoted, and reads back as sent', async () => {
