@@ -1,6 +1,7 @@
 // What bench's embedded SCP (scp-process.ts) and the tests' dcmjs-dimse peer (test/peers/dimse-scp.ts)
 // share: hosting a dcmjs-dimse Scp class on our own TCP server (dcmjs-dimse's Server.listen binds every
-// interface; these listen where they are told), and storing a received C-STORE before acknowledging it.
+// interface; these listen where they are told), answering release and C-ECHO, and storing a received
+// C-STORE before acknowledging it.
 
 import net from 'node:net';
 import path from 'node:path';
@@ -10,6 +11,22 @@ const { Status } = dcmjsDimse.constants;
 
 type CStoreRequestT = InstanceType<typeof dcmjsDimse.requests.CStoreRequest>;
 type ScpT = InstanceType<typeof dcmjsDimse.Scp>;
+
+type CEchoRequestT = InstanceType<typeof dcmjsDimse.requests.CEchoRequest>;
+type CEchoResponseT = InstanceType<typeof dcmjsDimse.responses.CEchoResponse>;
+
+/** A dcmjs-dimse Scp that answers A-RELEASE-RQ and C-ECHO; subclasses add association and storage handling. */
+export class EchoingScp extends dcmjsDimse.Scp {
+  override associationReleaseRequested(): void {
+    this.sendAssociationReleaseResponse();
+  }
+
+  override cEchoRequest(request: CEchoRequestT, callback: (response: CEchoResponseT) => void): void {
+    const response = dcmjsDimse.responses.CEchoResponse.fromRequest(request);
+    response.setStatus(Status.Success);
+    callback(response);
+  }
+}
 
 /**
  * Answer a C-STORE: Success at once when there is nowhere to store (or no data set); otherwise write

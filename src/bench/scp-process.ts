@@ -14,16 +14,14 @@ import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import dcmjsDimse from 'dcmjs-dimse';
-import { hostScp, storeThenRespond } from './scp-host.js';
+import { EchoingScp, hostScp, storeThenRespond } from './scp-host.js';
 
-const { Implementation, Scp, log } = dcmjsDimse;
-const { CEchoResponse, CStoreResponse } = dcmjsDimse.responses;
+const { Implementation, log } = dcmjsDimse;
+const { CStoreResponse } = dcmjsDimse.responses;
 const { PresentationContextResult, Status, TransferSyntax } = dcmjsDimse.constants;
 
 type Association = InstanceType<typeof dcmjsDimse.association.Association>;
-type CEchoRequestT = InstanceType<typeof dcmjsDimse.requests.CEchoRequest>;
 type CStoreRequestT = InstanceType<typeof dcmjsDimse.requests.CStoreRequest>;
-type CEchoResponseT = InstanceType<typeof CEchoResponse>;
 type CStoreResponseT = InstanceType<typeof CStoreResponse>;
 
 /** PS3.7 C.4.2.1.4: Refused, out of resources. */
@@ -60,7 +58,7 @@ if (maxPdu !== undefined) Implementation.setMaxPduLength(maxPdu);
 if (storeDir) mkdirSync(storeDir, { recursive: true });
 let stores = 0;
 
-class BenchScp extends Scp {
+class BenchScp extends EchoingScp {
   override associationRequested(association: Association): void {
     association.setMaxPduLength(Implementation.getMaxPduLength());
     for (const { id } of association.getPresentationContexts()) {
@@ -72,16 +70,6 @@ class BenchScp extends Scp {
       else context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
     }
     this.sendAssociationAccept();
-  }
-
-  override associationReleaseRequested(): void {
-    this.sendAssociationReleaseResponse();
-  }
-
-  override cEchoRequest(request: CEchoRequestT, callback: (response: CEchoResponseT) => void): void {
-    const response = CEchoResponse.fromRequest(request);
-    response.setStatus(Status.Success);
-    callback(response);
   }
 
   override cStoreRequest(request: CStoreRequestT, callback: (response: CStoreResponseT) => void): void {

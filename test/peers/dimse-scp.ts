@@ -18,19 +18,17 @@ import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import dcmjsDimse from 'dcmjs-dimse';
-import { hostScp, storeThenRespond } from '../../src/bench/scp-host.js';
+import { EchoingScp, hostScp, storeThenRespond } from '../../src/bench/scp-host.js';
 
-const { Dataset, Implementation, Scp, log } = dcmjsDimse;
-const { CEchoResponse, CFindResponse, CGetResponse, CStoreResponse } = dcmjsDimse.responses;
+const { Dataset, Implementation, log } = dcmjsDimse;
+const { CFindResponse, CGetResponse, CStoreResponse } = dcmjsDimse.responses;
 const { CStoreRequest } = dcmjsDimse.requests;
 const { PresentationContextResult, Status, TransferSyntax } = dcmjsDimse.constants;
 
 type Association = InstanceType<typeof dcmjsDimse.association.Association>;
-type CEchoRequestT = InstanceType<typeof dcmjsDimse.requests.CEchoRequest>;
 type CFindRequestT = InstanceType<typeof dcmjsDimse.requests.CFindRequest>;
 type CGetRequestT = InstanceType<typeof dcmjsDimse.requests.CGetRequest>;
 type CStoreRequestT = InstanceType<typeof dcmjsDimse.requests.CStoreRequest>;
-type CEchoResponseT = InstanceType<typeof CEchoResponse>;
 type CFindResponseT = InstanceType<typeof CFindResponse>;
 type CGetResponseT = InstanceType<typeof CGetResponse>;
 type CStoreResponseT = InstanceType<typeof CStoreResponse>;
@@ -80,7 +78,7 @@ function sameSopClass<T extends ResponseT>(response: T, request: { getAffectedSo
   return response;
 }
 
-class DimseScp extends Scp {
+class DimseScp extends EchoingScp {
   // Not named `association`: a subclass field would shadow the base class's own property.
   private negotiated: Association | undefined;
 
@@ -99,16 +97,6 @@ class DimseScp extends Scp {
       }
     }
     this.sendAssociationAccept();
-  }
-
-  override associationReleaseRequested(): void {
-    this.sendAssociationReleaseResponse();
-  }
-
-  override cEchoRequest(request: CEchoRequestT, callback: (response: CEchoResponseT) => void): void {
-    const response = CEchoResponse.fromRequest(request);
-    response.setStatus(Status.Success);
-    callback(response);
   }
 
   override cFindRequest(request: CFindRequestT, callback: (responses: CFindResponseT[]) => void): void {
