@@ -2,12 +2,13 @@
 // through, split, repack), over a 64 MiB stream of P-DATA-TF cut into 64 KiB chunks as a socket delivers
 // them. Reports MB/s and ns per input PDU (best of several runs).
 
-import { MCH_LAST, PDU_HEADER_LENGTH, PDV_HEADER_LENGTH } from '../src/pdu/constants.js';
+import { PDU_HEADER_LENGTH, PDV_HEADER_LENGTH } from '../src/pdu/constants.js';
 import type { FrameHandler } from '../src/pdu/framer.js';
 import { PduFramer } from '../src/pdu/framer.js';
 import type { FragmentPolicy } from '../src/proxy/options.js';
 import type { PDataSink } from '../src/transform/refragment.js';
 import { Refragmenter } from '../src/transform/refragment.js';
+import { chunked, datasetPdus } from './pdata-stream.js';
 
 const STREAM_BYTES = 64 * 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -15,21 +16,8 @@ const RUNS = 5;
 
 /** A stream of single-PDV P-DATA-TF PDUs with `fragment`-byte fragments, as 64 KiB chunks. */
 function makeStream(fragment: number): { chunks: Buffer[]; pdus: number } {
-  const pduBytes = PDU_HEADER_LENGTH + PDV_HEADER_LENGTH + fragment;
-  const pdus = Math.max(1, Math.floor(STREAM_BYTES / pduBytes));
-  const all = Buffer.alloc(pdus * pduBytes, 0x11);
-  for (let i = 0; i < pdus; i++) {
-    const at = i * pduBytes;
-    all[at] = 0x04;
-    all[at + 1] = 0;
-    all.writeUInt32BE(PDV_HEADER_LENGTH + fragment, at + 2);
-    all.writeUInt32BE(fragment + 2, at + 6);
-    all[at + 10] = 1;
-    all[at + 11] = i === pdus - 1 ? MCH_LAST : 0;
-  }
-  const chunks: Buffer[] = [];
-  for (let at = 0; at < all.length; at += CHUNK) chunks.push(all.subarray(at, Math.min(all.length, at + CHUNK)));
-  return { chunks, pdus };
+  const pdus = Math.max(1, Math.floor(STREAM_BYTES / (PDU_HEADER_LENGTH + PDV_HEADER_LENGTH + fragment)));
+  return { chunks: chunked(datasetPdus(pdus, fragment), CHUNK), pdus };
 }
 
 class CountingSink implements PDataSink {

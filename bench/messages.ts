@@ -7,7 +7,6 @@
 import { performance } from 'node:perf_hooks';
 import type { LegTimes } from '../src/dimse/tracker.js';
 import { MessageTracker } from '../src/dimse/tracker.js';
-import { MCH_LAST, PDU_HEADER_LENGTH, PDV_HEADER_LENGTH } from '../src/pdu/constants.js';
 import type { FrameHandler } from '../src/pdu/framer.js';
 import { PduFramer } from '../src/pdu/framer.js';
 import { encodePData } from '../src/pdu/pdata.js';
@@ -15,6 +14,7 @@ import type { PduRecord } from '../src/record/events.js';
 import type { PDataSink } from '../src/transform/refragment.js';
 import { Refragmenter } from '../src/transform/refragment.js';
 import { commandSet } from '../test/fixtures/annotated-commands.js';
+import { chunked, datasetPdus } from './pdata-stream.js';
 
 const MESSAGES = 4;
 const DATASET = 16 * 1024 * 1024;
@@ -29,25 +29,11 @@ function makeStream(fragment: number): { chunks: Buffer[]; pdus: number } {
     const command = commandSet([[0x0002, '1.2.840.10008.5.1.4.1.1.7'], [0x0100, 0x0001], [0x0110, m], [0x0800, 0], [0x1000, `1.2.3.${m}`]]);
     parts.push(encodePData([{ contextId: 1, command: true, last: true, fragment: command }]));
     pdus++;
-    const pduBytes = PDU_HEADER_LENGTH + PDV_HEADER_LENGTH + fragment;
     const n = Math.ceil(DATASET / fragment);
-    const body = Buffer.alloc(n * pduBytes, 0x11);
-    for (let i = 0; i < n; i++) {
-      const at = i * pduBytes;
-      body[at] = 0x04;
-      body[at + 1] = 0;
-      body.writeUInt32BE(PDV_HEADER_LENGTH + fragment, at + 2);
-      body.writeUInt32BE(fragment + 2, at + 6);
-      body[at + 10] = 1;
-      body[at + 11] = i === n - 1 ? MCH_LAST : 0;
-    }
-    parts.push(body);
+    parts.push(datasetPdus(n, fragment));
     pdus += n;
   }
-  const all = Buffer.concat(parts);
-  const chunks: Buffer[] = [];
-  for (let at = 0; at < all.length; at += CHUNK) chunks.push(all.subarray(at, Math.min(all.length, at + CHUNK)));
-  return { chunks, pdus };
+  return { chunks: chunked(Buffer.concat(parts), CHUNK), pdus };
 }
 
 class CountingSink implements PDataSink {
