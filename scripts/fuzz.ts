@@ -3,9 +3,8 @@
 // descriptor check and an RSS reading. Exits 1 on the first crash, stuck connection, leak or failed check,
 // printing the seeds to replay (FUZZ_SEED=N npm run test:integration, or this script with FIRST_SEED).
 
-import { AutoScp, healthCheck, runStreams } from '../test/helpers/fuzz.js';
+import { errorLogLines, healthCheck, runStreams, startFuzzTarget } from '../test/helpers/fuzz.js';
 import { eventually, fdCount, rssBytes } from '../test/helpers/proc-stats.js';
-import { ProxyProcess } from '../test/helpers/proxy.js';
 
 const seconds = Number(process.argv[2] ?? 60);
 const firstSeed = Number(process.argv[3] ?? 1);
@@ -16,21 +15,13 @@ if (!Number.isFinite(seconds) || seconds <= 0 || !Number.isInteger(firstSeed)) {
 const ROUND = 200;
 const MiB = 1024 * 1024;
 
-const scp = await AutoScp.listen();
-const timers = ['--artim-timeout', '1000', '--idle-timeout', '1000', '--close-timeout', '1000'];
-const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, ...timers]);
+const { proxy, pid, baselineFds, baselineRss, stop } = await startFuzzTarget();
 let failure: string | undefined;
 let streams = 0;
 let bytes = 0;
 let peakRss = 0;
 const started = Date.now();
 try {
-  const pid = proxy.child.pid!;
-  await healthCheck(proxy.port);
-  // The baseline once the health check's association is fully closed (both legs).
-  await proxy.waitForLog((l) => l.msg === 'association closed' && l.assoc === 1);
-  const baselineFds = fdCount(pid);
-  const baselineRss = rssBytes(pid);
   let seed = firstSeed;
   while (Date.now() - started < seconds * 1000 && !failure) {
     const results = await runStreams(proxy.port, seed, ROUND, 8, 5000);
@@ -46,7 +37,7 @@ try {
     const rss = rssBytes(pid);
     peakRss = Math.max(peakRss, rss);
     if (rss - baselineRss > 128 * MiB) failure ??= `RSS grew to ${(rss / MiB).toFixed(1)} MiB from ${(baselineRss / MiB).toFixed(1)} MiB`;
-    const bad = proxy.logs.filter((l) => l.level >= 50 || String(l.reason ?? '').includes('internal error'));
+    const bad = errorLogLines(proxy.logs);
     if (bad.length > 0) failure ??= `error log lines: ${JSON.stringify(bad.slice(0, 3))}`;
     proxy.logs.length = 0; // checked: keep the runner's own memory flat on long runs
     seed += ROUND;
@@ -55,8 +46,7 @@ try {
     );
   }
 } finally {
-  await proxy.stop();
-  await scp.close();
+  await stop();
 }
 if (failure) {
   process.stderr.write(`fuzz: FAILED: ${failure}\n`);

@@ -9,6 +9,8 @@ import net from 'node:net';
 import { PduType } from '../../src/pdu/constants.js';
 import { encodeReleaseRp, encodeReleaseRq } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';
+import { fdCount, rssBytes } from './proc-stats.js';
+import { ProxyProcess } from './proxy.js';
 import { RawPeer, buildAc, buildRq, splitPdus, withTimeout } from './raw.js';
 
 /** xorshift32: small, fast, reproducible. */
@@ -261,4 +263,40 @@ export async function runStreams(port: number, firstSeed: number, count: number,
   };
   await Promise.all(Array.from({ length: parallel }, worker));
   return results;
+}
+
+/** A proxy (short timers, so abandoned streams end quickly) in front of an AutoScp, with its baseline. */
+export interface FuzzTarget {
+  proxy: ProxyProcess;
+  pid: number;
+  /** Open file descriptors and RSS once one well-formed association has come and gone. */
+  baselineFds: number;
+  baselineRss: number;
+  stop(): Promise<void>;
+}
+
+/** Start the target of the fuzz test and of `npm run fuzz`, and take its baseline after a health check. */
+export async function startFuzzTarget(): Promise<FuzzTarget> {
+  const scp = await AutoScp.listen();
+  const timers = ['--artim-timeout', '1000', '--idle-timeout', '1000', '--close-timeout', '1000'];
+  const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, ...timers]);
+  const stop = async (): Promise<void> => {
+    await proxy.stop();
+    await scp.close();
+  };
+  try {
+    const pid = proxy.child.pid!;
+    await healthCheck(proxy.port);
+    // The baseline once the health check's association is fully closed (both legs).
+    await proxy.waitForLog((l) => l.msg === 'association closed' && l.assoc === 1);
+    return { proxy, pid, baselineFds: fdCount(pid), baselineRss: rssBytes(pid), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Log lines no input may cause: error level and above, or an internal error turned into an abort. */
+export function errorLogLines(logs: ReadonlyArray<Record<string, unknown>>): Array<Record<string, unknown>> {
+  return logs.filter((l) => Number(l.level) >= 50 || String(l.reason ?? '').includes('internal error'));
 }

@@ -5,9 +5,9 @@
 
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { AutoScp, healthCheck, runStreams } from '../helpers/fuzz.js';
+import { errorLogLines, healthCheck, runStreams, startFuzzTarget } from '../helpers/fuzz.js';
 import { eventually, fdCount, rssBytes } from '../helpers/proc-stats.js';
-import { ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
+import { stopAllProxies } from '../helpers/proxy.js';
 
 after(stopAllProxies);
 
@@ -15,16 +15,8 @@ const STREAMS = 300;
 const FIRST_SEED = Number(process.env.FUZZ_SEED ?? 1);
 
 test(`${STREAMS} random and mutated streams through the proxy: no crash, all closed, nothing leaked`, async (t) => {
-  const scp = await AutoScp.listen();
-  const timers = ['--artim-timeout', '1000', '--idle-timeout', '1000', '--close-timeout', '1000'];
-  const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, ...timers]);
+  const { proxy, pid, baselineFds, baselineRss, stop } = await startFuzzTarget();
   try {
-    const pid = proxy.child.pid!;
-    await healthCheck(proxy.port);
-    // The baseline once the health check's association is fully closed (both legs).
-    await proxy.waitForLog((l) => l.msg === 'association closed' && l.assoc === 1);
-    const baselineFds = fdCount(pid);
-    const baselineRss = rssBytes(pid);
     const results = await runStreams(proxy.port, FIRST_SEED, STREAMS, 8, 5000);
     const stuck = results.filter((r) => !r.closed);
     assert.deepEqual(stuck.map((r) => `${r.seed}:${r.kind}`), [], 'every connection closed after the client FIN');
@@ -33,7 +25,7 @@ test(`${STREAMS} random and mutated streams through the proxy: no crash, all clo
     await eventually(() => fdCount(pid) === baselineFds, 10_000, () => `fd count ${fdCount(pid)} back to ${baselineFds}`);
     const rss = rssBytes(pid);
     assert.ok(rss - baselineRss < 64 * 1024 * 1024, `RSS ${rss} vs baseline ${baselineRss}`);
-    assert.deepEqual(proxy.logs.filter((l) => l.level >= 50 || String(l.reason ?? '').includes('internal error')), []);
+    assert.deepEqual(errorLogLines(proxy.logs), []);
     assert.equal(proxy.stderr, '');
     // What the streams reached: negotiated associations and each protocol error code.
     const codes = new Map<string, number>();
@@ -42,7 +34,6 @@ test(`${STREAMS} random and mutated streams through the proxy: no crash, all clo
     t.diagnostic(`negotiated ${negotiated}; ${[...codes].map(([c, n]) => `${c} ${n}`).join(', ')}; RSS ${rss} (baseline ${baselineRss})`);
     assert.ok(negotiated > STREAMS / 10, 'the mutations reach established associations, not only the first bytes');
   } finally {
-    await proxy.stop();
-    await scp.close();
+    await stop();
   }
 });
