@@ -37,6 +37,9 @@ Examples:
   # One row per DIMSE message with where its time went; runs with other settings append to the same file
   $ ${PROGRAM} --upstream pacs:104 --max-pdu 1MB --messages-csv messages.csv
 
+  # Emulate a WAN: 20 ms each way (40 ms per round trip) and 100 Mbit/s each way
+  $ ${PROGRAM} --upstream pacs:104 --latency 20 --bandwidth 100Mbit
+
   # Regroup every message into 100 KB PDUs where the receivers allow it
   $ ${PROGRAM} --upstream pacs:104 --fragment 100KB
 
@@ -63,6 +66,12 @@ interface ProxyFlags {
   maxAssociations?: string;
   allowCallingAet?: string;
   allowPeer?: string;
+  latency?: string;
+  bandwidth?: string;
+  latencyToScp?: string;
+  latencyToScu?: string;
+  bandwidthToScp?: string;
+  bandwidthToScu?: string;
 }
 
 function usageError(message: string): number {
@@ -108,6 +117,12 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     .option('--max-associations <N>', 'associations at once; more get A-ASSOCIATE-RJ (transient, local limit); 0 = no limit (default 0)')
     .option('--allow-calling-aet <LIST>', 'comma-separated calling AE titles allowed; others get A-ASSOCIATE-RJ (default: any)')
     .option('--allow-peer <LIST>', 'comma-separated peer IPs or CIDR blocks allowed; others get A-ASSOCIATE-RJ (default: any)')
+    .option('--latency <MS[:JITTER]>', 'add MS milliseconds of one-way delay (± JITTER, never reordering) in EACH direction (default none)')
+    .option('--bandwidth <RATE>', 'cap EACH direction at RATE: 100Mbit, 1Gbit (decimal bits/s) or 10MB/s (MB = 2^20 bytes) (default none)')
+    .option('--latency-to-scp <MS[:JITTER]>', 'latency toward the SCP only (overrides --latency that way)')
+    .option('--latency-to-scu <MS[:JITTER]>', 'latency toward the SCU only (overrides --latency that way)')
+    .option('--bandwidth-to-scp <RATE>', 'bandwidth toward the SCP only (overrides --bandwidth that way)')
+    .option('--bandwidth-to-scu <RATE>', 'bandwidth toward the SCU only (overrides --bandwidth that way)')
     .addHelpText('after', PROXY_HELP_AFTER)
     .action((flags: ProxyFlags) => {
       const raw: RawSettings = {
@@ -127,6 +142,12 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         maxAssociations: flags.maxAssociations,
         allowCallingAet: flags.allowCallingAet,
         allowPeer: flags.allowPeer,
+        latency: flags.latency,
+        bandwidth: flags.bandwidth,
+        latencyToScp: flags.latencyToScp,
+        latencyToScu: flags.latencyToScu,
+        bandwidthToScp: flags.bandwidthToScp,
+        bandwidthToScu: flags.bandwidthToScu,
       };
       const settings = loadSettings(raw, flags.config, { env });
       for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);

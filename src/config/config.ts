@@ -12,6 +12,8 @@ import { parseSize } from '../cli/size.js';
 import type { FragmentPolicy, ProxyOptions } from '../proxy/options.js';
 import { parseAeTitle, parsePeerRule } from './access.js';
 import { ConfigError } from './errors.js';
+import { parseLatency, parseRate } from './shaping.js';
+import type { Latency } from '../transform/shaper.js';
 
 /** Setting keys (as written in config files), with the flag that sets each one. */
 export const SETTINGS = {
@@ -31,6 +33,12 @@ export const SETTINGS = {
   maxAssociations: '--max-associations',
   allowCallingAet: '--allow-calling-aet',
   allowPeer: '--allow-peer',
+  latency: '--latency',
+  bandwidth: '--bandwidth',
+  latencyToScp: '--latency-to-scp',
+  latencyToScu: '--latency-to-scu',
+  bandwidthToScp: '--bandwidth-to-scp',
+  bandwidthToScu: '--bandwidth-to-scu',
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -263,6 +271,20 @@ function listSetting<T>(layers: readonly Layer[], key: 'allowCallingAet' | 'allo
   return out.map((item) => named(got, parse, item));
 }
 
+/** --latency MS[:JITTER] (a number in a config file is MS); not set = undefined. */
+function latencySetting(layers: readonly Layer[], key: 'latency' | 'latencyToScp' | 'latencyToScu'): Latency | undefined {
+  const got = pick(layers, key);
+  if (!got) return undefined;
+  return named(got, parseLatency, stringOrNumber(got, 'a latency "MS" or "MS:JITTER" (milliseconds), or a number of milliseconds'));
+}
+
+/** --bandwidth RATE in bytes per second (0 = not limited); a config file needs a string with a unit (or 0). */
+function rateSetting(layers: readonly Layer[], key: 'bandwidth' | 'bandwidthToScp' | 'bandwidthToScu'): number | undefined {
+  const got = pick(layers, key);
+  if (!got) return undefined;
+  return named(got, parseRate, stringOrNumber(got, 'a rate like "100Mbit" or "10MB/s"'));
+}
+
 /** `fit`, `repack` or a SIZE (regroup into PDUs of that size, within each receiver's limit; 0 = the limit). */
 export function parseFragment(text: string): FragmentPolicy {
   const t = text.trim().toLowerCase();
@@ -308,6 +330,16 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
     allowCallingAet: listSetting(layers, 'allowCallingAet', parseAeTitle),
     allowPeer: listSetting(layers, 'allowPeer', parsePeerRule),
   };
+  // Link shaping: set only when given, so the options of a run without it read as before.
+  const shaping = {
+    latency: latencySetting(layers, 'latency'),
+    bandwidth: rateSetting(layers, 'bandwidth'),
+    latencyToScp: latencySetting(layers, 'latencyToScp'),
+    latencyToScu: latencySetting(layers, 'latencyToScu'),
+    bandwidthToScp: rateSetting(layers, 'bandwidthToScp'),
+    bandwidthToScu: rateSetting(layers, 'bandwidthToScu'),
+  };
+  for (const [key, value] of Object.entries(shaping)) if (value !== undefined) (options as unknown as Record<string, unknown>)[key] = value;
   if (options.csv === '') throw new ConfigError(`${csv!.name}: "" is not a file name`);
   if (messagesCsv) {
     // Set only when given, so the options of a run without it read as before.

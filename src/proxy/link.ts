@@ -15,6 +15,10 @@ import type { LegTimes, PDataObserver } from '../dimse/tracker.js';
 import type { Direction, PduRecord } from '../record/events.js';
 import type { PDataSink } from '../transform/refragment.js';
 import { Refragmenter } from '../transform/refragment.js';
+import type { LinkShaping } from '../transform/shaper.js';
+import { Shaper } from '../transform/shaper.js';
+
+type OnWritten = (err?: Error | null) => void;
 
 /** A PDU record still being received or waiting for its bytes to be written. */
 export interface InFlight extends PduRecord {
@@ -85,6 +89,13 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private prevChunkBlockedUs = 0;
   /** Where the output PDU in progress starts in the unflushed batch; undefined once any of it was flushed. */
   private openPduMark: { entries: number; lastLength: number } | undefined;
+  /** Link shaping (--latency, --bandwidth): undefined = none, and flush() writes straight to the socket. */
+  private shaper: Shaper<OnWritten> | undefined;
+  private shapeTimer: NodeJS.Timeout | undefined;
+  /** The receiving socket refused more (write returned false): releases wait for its 'drain'. */
+  private shapeAwaitingDrain = false;
+  /** closeOutput() was called while bytes waited in the shaper: end the socket once they are written. */
+  private endWhenSent = false;
   private readonly onDrain = (): void => {
     this.pausedTotalUs += this.clock() - this.pausedSinceUs;
     this.paused = false;
@@ -97,6 +108,15 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     this.owner = owner;
     this.clock = clock;
     this.refragmenter = new Refragmenter(this);
+  }
+
+  /**
+   * Shape what this link sends (after re-fragmentation, so PDU order is kept): a one-way latency and a
+   * bandwidth, with at most shaper.limit bytes waiting; beyond that the sender is paused, as for a slow
+   * receiver. Set before any byte flows.
+   */
+  shape(shaping: LinkShaping | undefined): void {
+    this.shaper = shaping ? new Shaper<OnWritten>(shaping, { now: () => this.clock() / 1000 }) : undefined;
   }
 
   attachSource(socket: Socket): void {
@@ -338,7 +358,12 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     if (dest.destroyed || dest.writableEnded) {
       this.batch = [];
       this.openPduMark = undefined;
+      if (this.shaper) this.dropShaped();
       for (const record of ready) this.owner.onRecord(record);
+      return;
+    }
+    if (this.shaper) {
+      this.flushShaped(this.shaper, dest, ready);
       return;
     }
     if (batch.length === 0) {
@@ -367,6 +392,90 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     }
   }
 
+  // ---- Shaping ---------------------------------------------------------------------------------
+
+  /** flush() with a shaper: the batch joins the shaper's queue; what is due is written now, the rest later. */
+  private flushShaped(shaper: Shaper<OnWritten>, dest: Socket, ready: InFlight[]): void {
+    const batch = this.batch;
+    const onWritten: OnWritten | undefined =
+      ready.length > 0 ? (err?: Error | null) => this.report(ready, err ? undefined : this.clock()) : undefined;
+    if (batch.length > 0) {
+      this.batch = [];
+      this.openPduMark = undefined;
+      const lastIndex = batch.length - 1;
+      for (let i = 0; i < lastIndex; i++) shaper.push(batch[i]!);
+      shaper.push(batch[lastIndex]!, onWritten);
+    } else if (onWritten) {
+      // Records whose bytes are already queued: reported when everything before the marker is written.
+      if (shaper.empty) onWritten();
+      else shaper.push(Buffer.alloc(0), onWritten);
+    } else {
+      return;
+    }
+    if (shaper.full && !this.paused && this.source) {
+      this.paused = true;
+      this.pausedSinceUs = this.clock();
+      this.source.pause();
+    }
+    if (this.shapeTimer === undefined && !this.shapeAwaitingDrain) this.releaseShaped(dest);
+  }
+
+  /** Write every chunk that is due, then wait for the next one (timer) or for the socket to drain. */
+  private releaseShaped(dest: Socket): void {
+    const shaper = this.shaper!;
+    this.shapeTimer = undefined;
+    if (dest.destroyed || dest.writableEnded) {
+      this.dropShaped();
+      return;
+    }
+    const now = this.clock() / 1000;
+    let ok = true;
+    let corked = false;
+    for (let chunk = shaper.take(now); chunk !== undefined; chunk = ok ? shaper.take(now) : undefined) {
+      if (chunk.bytes.length === 0) {
+        chunk.tag?.();
+        continue;
+      }
+      if (!corked) {
+        dest.cork();
+        corked = true;
+      }
+      ok = chunk.tag ? dest.write(chunk.bytes, chunk.tag) : dest.write(chunk.bytes);
+    }
+    if (corked) dest.uncork();
+    if (!ok) {
+      this.shapeAwaitingDrain = true;
+      dest.once('drain', () => {
+        this.shapeAwaitingDrain = false;
+        this.releaseShaped(dest);
+      });
+    } else {
+      const next = shaper.nextRelease();
+      if (next !== undefined) this.shapeTimer = setTimeout(() => this.releaseShaped(dest), Math.max(0, next - this.clock() / 1000));
+      else if (this.endWhenSent) dest.end();
+    }
+    if (this.paused && !shaper.full && this.source) {
+      this.pausedTotalUs += this.clock() - this.pausedSinceUs;
+      this.paused = false;
+      this.source.resume();
+    }
+  }
+
+  /** The receiver is gone: forget what waits (its records are reported as never forwarded by abandon()). */
+  private dropShaped(): void {
+    clearTimeout(this.shapeTimer);
+    this.shapeTimer = undefined;
+    for (const onWritten of this.shaper!.clear()) onWritten(new Error('receiver gone'));
+  }
+
+  /** Half-close the receiving socket once everything this link sent has been written (at once when unshaped). */
+  closeOutput(): void {
+    const dest = this.dest;
+    if (!dest || dest.destroyed || dest.writableEnded) return;
+    if (this.shaper && !this.shaper.empty) this.endWhenSent = true;
+    else dest.end();
+  }
+
   /** Records complete and fully written (none of their bytes still pending in the re-fragmenter), in order. */
   private takeReady(): InFlight[] {
     const emitted = this.refragmenter.emittedPayload;
@@ -390,13 +499,13 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   endOutput(): void {
     this.refragmenter.flush();
     this.flush();
-    const dest = this.dest;
-    if (dest && !dest.destroyed && !dest.writableEnded) dest.end();
+    this.closeOutput();
   }
 
   /** Report every record not reported yet, as never forwarded. Called when the association is over. */
   abandon(): void {
     this.flush();
+    if (this.shaper) this.dropShaped();
     for (const record of this.awaiting.splice(0)) {
       record.forwardedUs = undefined;
       this.owner.onRecord(record);

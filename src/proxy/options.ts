@@ -1,4 +1,6 @@
 import type { PeerRule } from '../config/access.js';
+import type { Latency, LinkShaping } from '../transform/shaper.js';
+import type { Direction } from '../record/events.js';
 
 /** How P-DATA-TF is re-fragmented toward a receiver (issue: --fragment fit|repack|SIZE). */
 export type FragmentPolicy =
@@ -43,4 +45,26 @@ export interface ProxyOptions {
   allowCallingAet?: string[] | undefined;
   /** Peer addresses allowed (IP or CIDR); undefined = any. */
   allowPeer?: PeerRule[] | undefined;
+  /** One-way delay added in EACH direction (issue 8: --latency MS[:JITTER]); undefined = none. */
+  latency?: Latency | undefined;
+  /** Bytes per second, EACH direction capped separately (--bandwidth RATE); undefined or 0 = not limited. */
+  bandwidth?: number | undefined;
+  /** Per-direction overrides of latency / bandwidth (--latency-to-scp …); undefined = the value above. */
+  latencyToScp?: Latency | undefined;
+  latencyToScu?: Latency | undefined;
+  bandwidthToScp?: number | undefined;
+  bandwidthToScu?: number | undefined;
+}
+
+/** The shaping of one direction (the per-direction value, else the common one); undefined = none (fast path). */
+export function shapingFor(
+  o: Pick<ProxyOptions, 'latency' | 'bandwidth' | 'latencyToScp' | 'latencyToScu' | 'bandwidthToScp' | 'bandwidthToScu'>,
+  direction: Direction,
+): LinkShaping | undefined {
+  const latency = (direction === 'to_scp' ? o.latencyToScp : o.latencyToScu) ?? o.latency;
+  const bytesPerSecond = (direction === 'to_scp' ? o.bandwidthToScp : o.bandwidthToScu) ?? o.bandwidth;
+  const hasLatency = latency !== undefined && (latency.ms > 0 || latency.jitterMs > 0);
+  const hasRate = bytesPerSecond !== undefined && bytesPerSecond > 0;
+  if (!hasLatency && !hasRate) return undefined;
+  return { latency: hasLatency ? latency : undefined, bytesPerSecond: hasRate ? bytesPerSecond : undefined };
 }

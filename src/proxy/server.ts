@@ -8,6 +8,8 @@ import type { Recorder } from '../record/events.js';
 import type { AdmissionRequest, Refusal } from './admission.js';
 import { AdmissionRules } from './admission.js';
 import type { ProxyOptions } from './options.js';
+import { shapingFor } from './options.js';
+import { formatLatency, formatRate } from '../config/shaping.js';
 import { Session } from './session.js';
 
 /**
@@ -60,6 +62,7 @@ export class ProxyServer {
             maxPdu: this.options.maxPdu ?? 'unchanged',
             maxPduRq: this.options.maxPduRq ?? 'unchanged',
             fragment: this.options.fragment.mode === 'size' ? this.options.fragment.size : this.options.fragment.mode,
+            ...shapingLogFields(this.options),
           },
           'listening',
         );
@@ -151,4 +154,16 @@ export class ProxyServer {
     if (this.sessions.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
+}
+
+/** `shaping: { toScp: { latencyMs, jitterMs, bandwidth }, toScu: … }` when --latency/--bandwidth are set; nothing otherwise. */
+function shapingLogFields(options: ProxyOptions): { shaping?: Record<string, unknown> } {
+  const describe = (direction: 'to_scp' | 'to_scu'): Record<string, unknown> | string => {
+    const s = shapingFor(options, direction);
+    if (!s) return 'none';
+    return { latency: s.latency ? `${formatLatency(s.latency)} ms` : 'none', bandwidth: s.bytesPerSecond ? formatRate(s.bytesPerSecond) : 'not limited' };
+  };
+  const toScp = describe('to_scp');
+  const toScu = describe('to_scu');
+  return toScp === 'none' && toScu === 'none' ? {} : { shaping: { toScp, toScu } };
 }

@@ -29,6 +29,7 @@ import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
 import type { ProxyOptions } from './options.js';
+import { shapingFor } from './options.js';
 
 const enum State {
   /** TCP accepted; waiting for the SCU's A-ASSOCIATE-RQ. */
@@ -106,6 +107,9 @@ export class Session implements LinkOwner {
     const clock = (): number => (performance.now() - this.t0) * 1000;
     this.toScp = new Link('to_scp', id, this, clock);
     this.toScu = new Link('to_scu', id, this, clock);
+    // --latency / --bandwidth: each link delays what it sends toward its receiver (nothing when unset).
+    this.toScp.shape(shapingFor(options, 'to_scp'));
+    this.toScu.shape(shapingFor(options, 'to_scu'));
     // Message tracking feeds the messages CSV, the debug line per message and the summary's time split.
     this.tracker = new MessageTracker(id, { to_scp: this.toScp, to_scu: this.toScu }, performance.timeOrigin + this.t0, {
       message: (m) => this.onMessage(m),
@@ -341,7 +345,7 @@ export class Session implements LinkOwner {
     this.log.warn({ reason: this.reason }, 'association rejected: upstream unavailable');
     this.toScu.sendGenerated(encodeUpstreamUnavailableReject());
     this.scu.resume();
-    this.scu.end();
+    this.toScu.closeOutput();
     this.startCloseTimer();
   }
 
@@ -372,7 +376,8 @@ export class Session implements LinkOwner {
   /** Send A-ABORT toward one peer and half-close; if a PDU is half written, the abort cannot be framed: reset (RST). */
   private abortLeg(link: Link, socket: Socket, abort: Buffer): void {
     if (socket.destroyed) return;
-    if (link.sendGenerated(abort)) socket.end();
+    // Half-close once the A-ABORT is written (after what a shaped link still holds).
+    if (link.sendGenerated(abort)) link.closeOutput();
     else socket.resetAndDestroy();
   }
 
@@ -502,7 +507,7 @@ export class Session implements LinkOwner {
       'association rejected by the proxy',
     );
     this.toScu.sendGenerated(refusal.reject);
-    this.scu.end();
+    this.toScu.closeOutput();
     this.startCloseTimer();
     return false;
   }
