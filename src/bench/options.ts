@@ -7,6 +7,8 @@ import { ConfigError } from '../config/errors.js';
 import { formatEndpoint, parseUpstream } from '../cli/endpoint.js';
 import { parseSize } from '../cli/size.js';
 import type { Endpoint } from '../proxy/options.js';
+import { formatLatency, formatRate, parseLatency, parseRate } from '../config/shaping.js';
+import type { Latency } from '../transform/shaper.js';
 
 /** The experiment: PACS restarted at these sizes, 4 SCUs, 16MB images, 100 images per setting. */
 export const DEFAULT_PDUS = '16KB,100KB,500KB,1MB,10MB,20MB';
@@ -42,6 +44,41 @@ export interface BenchOptions {
   out: string;
   storeDir: string | undefined;
   quick: boolean;
+  /** Link shaping to sweep (--latency, --bandwidth): every combination with every max PDU. [{0, 0}] / [0] = none. */
+  latencies: Latency[];
+  /** Bytes per second; 0 = not limited. */
+  bandwidths: number[];
+}
+
+/** One link of the sweep: what the proxy's --latency and --bandwidth are for a setting. */
+export interface LinkSetting {
+  latency: Latency;
+  /** Bytes per second; 0 = not limited. */
+  bandwidth: number;
+}
+
+export function isShapedLink(l: LinkSetting): boolean {
+  return l.latency.ms > 0 || l.latency.jitterMs > 0 || l.bandwidth > 0;
+}
+
+/** "20ms 100Mbit", "20±5ms", "0ms 1Gbit"…; "unshaped" for a link without shaping. */
+export function linkLabel(l: LinkSetting): string {
+  if (!isShapedLink(l)) return 'unshaped';
+  const latency = l.latency.jitterMs > 0 ? `${l.latency.ms}±${l.latency.jitterMs}ms` : `${l.latency.ms}ms`;
+  return l.bandwidth > 0 ? `${latency} ${formatRate(l.bandwidth)}` : latency;
+}
+
+/** The proxy's flags for a link: none when unshaped. */
+export function linkArgs(l: LinkSetting): string[] {
+  const args: string[] = [];
+  if (l.latency.ms > 0 || l.latency.jitterMs > 0) args.push('--latency', formatLatency(l.latency));
+  if (l.bandwidth > 0) args.push('--bandwidth', formatRate(l.bandwidth));
+  return args;
+}
+
+/** Every (latency, bandwidth) combination, latencies outermost. */
+export function linkSettings(o: Pick<BenchOptions, 'latencies' | 'bandwidths'>): LinkSetting[] {
+  return o.latencies.flatMap((latency) => o.bandwidths.map((bandwidth) => ({ latency, bandwidth })));
 }
 
 export interface BenchFlags {
@@ -59,6 +96,21 @@ export interface BenchFlags {
   out?: string;
   storeDir?: string;
   quick?: boolean;
+  latency?: string;
+  bandwidth?: string;
+}
+
+/** A comma-separated list of values read by `parse`; its ConfigError gets the flag's name. */
+function valueList<T>(flag: string, text: string, parse: (item: string) => T, what: string): T[] {
+  const items = text.split(',').map((s) => s.trim());
+  if (items.some((s) => s === '')) throw new ConfigError(`${flag}: ${JSON.stringify(text)} is not a comma-separated list of ${what}`);
+  return items.map((s) => {
+    try {
+      return parse(s);
+    } catch (err) {
+      throw new ConfigError(`${flag}: ${(err as Error).message}`);
+    }
+  });
 }
 
 function sizeList(flag: string, text: string): number[] {
@@ -116,6 +168,11 @@ export function benchOptions(flags: BenchFlags, cwd = process.cwd()): BenchOptio
   if (upstream && modes.includes('direct')) {
     throw new ConfigError('--direct/--both need the embedded SCP: a real SCP (--upstream) cannot be told which maximum to announce');
   }
+  const latencies = flags.latency !== undefined ? valueList('--latency', flags.latency, parseLatency, 'latencies (MS or MS:JITTER)') : [{ ms: 0, jitterMs: 0 }];
+  const bandwidths = flags.bandwidth !== undefined ? valueList('--bandwidth', flags.bandwidth, parseRate, 'rates (100Mbit, 10MB/s, 0)') : [0];
+  if (modes.includes('direct') && linkSettings({ latencies, bandwidths }).some(isShapedLink)) {
+    throw new ConfigError(`${flags.latency !== undefined ? '--latency' : '--bandwidth'}: links are shaped by the proxy; --direct/--both have no proxy in the direct rows (sweep shaping without them)`);
+  }
   if (upstream && flags.storeDir !== undefined) throw new ConfigError('--store-dir is for the embedded SCP; with --upstream the SCP keeps what it keeps');
   return {
     pdus,
@@ -131,6 +188,8 @@ export function benchOptions(flags: BenchFlags, cwd = process.cwd()): BenchOptio
     out: path.resolve(cwd, flags.out ?? path.join('results', timestampName())),
     storeDir: flags.storeDir !== undefined ? path.resolve(cwd, flags.storeDir) : undefined,
     quick,
+    latencies,
+    bandwidths,
   };
 }
 

@@ -1,9 +1,10 @@
 // results.csv: one row per setting. The columns of the issue (a contract: add, never rename), then the
 // time split from the proxy's messages CSV (empty in --direct, or when the proxy has no --messages-csv),
-// the failures, and which mode and sender produced the row.
+// the failures, which mode and sender produced the row, and the link shaping of the proxy (issue 8:
+// latency_ms, jitter_ms, bandwidth_bps in bits per second; 0 = none / not limited).
 
 import type { ResultRow } from '../stats/table.js';
-import type { BenchMode, ScuKind } from './options.js';
+import type { BenchMode, LinkSetting, ScuKind } from './options.js';
 
 export const RESULTS_CSV_COLUMNS = [
   'pdu_bytes',
@@ -22,6 +23,9 @@ export const RESULTS_CSV_COLUMNS = [
   'failures',
   'mode',
   'scu',
+  'latency_ms',
+  'jitter_ms',
+  'bandwidth_bps',
 ] as const;
 
 export interface SettingResult {
@@ -32,6 +36,8 @@ export interface SettingResult {
   imageBytes: number;
   parallel: number;
   scu: ScuKind;
+  /** The proxy's link shaping for this row (--latency, --bandwidth); zeros when unshaped. */
+  link: LinkSetting;
 }
 
 const f = (v: number | undefined, digits: number): string => (v === undefined ? '' : v.toFixed(digits));
@@ -55,5 +61,8 @@ export function resultsCsvRow(r: SettingResult): string[] {
     String(r.row.failures),
     r.mode,
     r.scu,
+    String(r.link.latency.ms),
+    String(r.link.latency.jitterMs),
+    String(Math.round(r.link.bandwidth * 8)),
   ];
 }

@@ -18,8 +18,8 @@ import { mbPerSecond, summarize } from '../stats/summary.js';
 import { renderResultTable } from '../stats/table.js';
 import type { ResultRow } from '../stats/table.js';
 import { Child, nodeScript, PROXY_BIN } from './child.js';
-import { formatEndpoint } from './options.js';
-import type { BenchMode, BenchOptions } from './options.js';
+import { formatEndpoint, isShapedLink, linkArgs, linkLabel, linkSettings } from './options.js';
+import type { BenchMode, BenchOptions, LinkSetting } from './options.js';
 import { RESULTS_CSV_COLUMNS, resultsCsvRow } from './results.js';
 import type { SettingResult } from './results.js';
 import type { WorkerJob, WorkerLine } from './scu-worker.js';
@@ -55,9 +55,10 @@ function storescuOnPath(): boolean {
   return r.error === undefined && r.status === 0;
 }
 
-/** Per-setting file names: results/…/chunks-16KB-16MB.csv. */
-function fileTag(pdu: number, image: ImageSet, mode: BenchMode): string {
-  return `${formatSize(pdu)}-${image.label}${mode === 'direct' ? '-direct' : ''}`;
+/** Per-setting file names: results/…/chunks-16KB-16MB.csv; with shaping chunks-16KB-16MB-20ms-100Mbit.csv. */
+function fileTag(pdu: number, image: ImageSet, mode: BenchMode, link: LinkSetting): string {
+  const shaped = isShapedLink(link) ? `-${linkLabel(link).replace('±', 'j').replace(' ', '-').replace('/s', 'ps')}` : '';
+  return `${formatSize(pdu)}-${image.label}${shaped}${mode === 'direct' ? '-direct' : ''}`;
 }
 
 async function startScp(maxPdu: number, storeDir: string | undefined): Promise<{ child: Child; port: number }> {
@@ -68,8 +69,8 @@ async function startScp(maxPdu: number, storeDir: string | undefined): Promise<{
   return { child, port: Number(m[1]) };
 }
 
-async function startProxy(upstream: string, pdu: number, chunkCsv: string, messagesCsv: string | undefined): Promise<{ child: Child; port: number }> {
-  const args = [PROXY_BIN, '--listen', `${LOOPBACK}:0`, '--upstream', upstream, '--max-pdu', String(pdu), '--csv', chunkCsv];
+async function startProxy(upstream: string, pdu: number, link: LinkSetting, chunkCsv: string, messagesCsv: string | undefined): Promise<{ child: Child; port: number }> {
+  const args = [PROXY_BIN, '--listen', `${LOOPBACK}:0`, '--upstream', upstream, '--max-pdu', String(pdu), ...linkArgs(link), '--csv', chunkCsv];
   if (messagesCsv) args.push('--messages-csv', messagesCsv);
   const child = new Child('proxy', process.execPath, args);
   const m = await child.waitForLine(/"msg":"listening"/, START_TIMEOUT_MS);
@@ -242,9 +243,15 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
         imageSets.push({ label: formatSize(size), files: [info.path!], datasetBytes: [info.datasetLength] });
       }
     }
-    const settings = o.modes.flatMap((mode) => imageSets.flatMap((image) => o.pdus.map((pdu) => ({ mode, image, pdu }))));
+    // Links (latency x bandwidth) outside the max PDUs: the table reads as "on this link, which max PDU".
+    const links = linkSettings(o);
+    const settings = o.modes.flatMap((mode) => imageSets.flatMap((image) => links.flatMap((link) => o.pdus.map((pdu) => ({ mode, image, link, pdu })))));
+    const sweepsLinks = links.length > 1 || links.some(isShapedLink);
+    /** The chart's series: mode (with --both) and link (when shaping is swept). */
+    const seriesOf = (s: { mode: BenchMode; link: LinkSetting }): string =>
+      [o.modes.length > 1 ? s.mode : '', sweepsLinks ? linkLabel(s.link) : ''].filter(Boolean).join(' ') || s.mode;
     const labelOf = (s: (typeof settings)[number]): string =>
-      [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : '', o.modes.length > 1 ? s.mode : ''].filter(Boolean).join(' ');
+      [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : '', sweepsLinks ? linkLabel(s.link) : '', o.modes.length > 1 ? s.mode : ''].filter(Boolean).join(' ');
 
     // The SCP behind the proxy: the real one, or the embedded one announcing a large maximum.
     const scpMax = Math.max(EMBEDDED_SCP_MAX_PDU, ...o.pdus);
@@ -257,6 +264,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     }
     say(
       `bench: ${settings.length} settings (max PDU ${o.pdus.map(formatSize).join(', ')}; image ${imageSets.map((i) => i.label).join(', ')}; ` +
+        (sweepsLinks ? `link ${links.map(linkLabel).join(', ')} each way; ` : '') +
         `${o.modes.join(' and ')}), ${o.count} images each, ${o.parallel} ${o.scu === 'dcmtk' ? 'storescu' : 'dcmjs-dimse'} senders in parallel; ` +
         `SCP ${o.upstream ? formatEndpoint(o.upstream) : `embedded (announces ${formatSize(scpMax)})`}; output ${o.out}`,
     );
@@ -288,13 +296,13 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     }
 
     const progress = new Progress(io, settings.length * o.count);
-    const results: SettingResult[] = [];
+    const results: Array<SettingResult & { series: string; pduLabel: string }> = [];
     const allOutcomes: ImageOutcome[] = [];
     const started = performance.now();
     try {
       for (const [i, s] of settings.entries()) {
         const label = labelOf(s);
-        const tag = fileTag(s.pdu, s.image, s.mode);
+        const tag = fileTag(s.pdu, s.image, s.mode, s.link);
         progress.setting(`[${i + 1}/${settings.length}] ${label}`);
         let port: number;
         let stopAfter: Child;
@@ -304,7 +312,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
           messagesCsv = path.join(o.out, `messages-${tag}.csv`);
           // The proxy appends to an existing messages CSV; this setting's split must come from this run only.
           if (messagesCsv) rmSync(messagesCsv, { force: true });
-          const proxy = await startProxy(target(), s.pdu, path.join(o.out, `chunks-${tag}.csv`), messagesCsv);
+          const proxy = await startProxy(target(), s.pdu, s.link, path.join(o.out, `chunks-${tag}.csv`), messagesCsv);
           children.push(proxy.child);
           port = proxy.port;
           stopAfter = proxy.child;
@@ -320,7 +328,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
         children.splice(children.indexOf(stopAfter), 1);
         const row = await settingRow(label, run.outcomes, messagesCsv);
         allOutcomes.push(...run.outcomes);
-        results.push({ row, mode: s.mode, pdu: s.pdu, imageBytes: meanBytes(s.image), parallel: o.parallel, scu: o.scu });
+        results.push({ row, mode: s.mode, pdu: s.pdu, imageBytes: meanBytes(s.image), parallel: o.parallel, scu: o.scu, link: s.link, series: seriesOf(s), pduLabel: [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : ''].filter(Boolean).join(' ') });
         const failures = row.failures > 0 ? `, ${row.failures} FAILED (${describeFailures(run.outcomes)})` : '';
         progress.line(
           `[${i + 1}/${settings.length}] ${label}: ${row.count} images, mean ${row.seconds ? row.seconds.mean.toFixed(3) : '-'} s` +
@@ -333,7 +341,8 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
 
     // Output: results.csv, chart.svg, the table.
     writeFileSync(path.join(o.out, 'results.csv'), [RESULTS_CSV_COLUMNS.join(','), ...results.map((r) => resultsCsvRow(r).join(','))].join('\n') + '\n');
-    const series = o.modes.map((mode) => ({ series: mode, rows: results.filter((r) => r.mode === mode).map((r) => ({ ...r.row, label: r.row.label.replace(/ (proxy|direct)$/, '') })) }));
+    const seriesNames = [...new Set(results.map((r) => r.series))];
+    const series = seriesNames.map((name) => ({ series: name, rows: results.filter((r) => r.series === name).map((r) => ({ ...r.row, label: r.pduLabel })) }));
     const svg = await renderSvg(experimentSpec(series, 'max PDU', `seconds per image: ${imageSets.map((x) => x.label).join(', ')}, ${o.parallel} sender${o.parallel === 1 ? '' : 's'} (${o.scu})`));
     writeFileSync(path.join(o.out, 'chart.svg'), svg);
     io.stdout.write(renderResultTable(results.map((r) => r.row), 'max_pdu'));

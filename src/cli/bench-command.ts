@@ -20,13 +20,17 @@ setting) -> the SCP. Without --upstream the SCP is embedded (dcmjs-dimse, its ow
 64MB, so each swept size reaches it unchanged. Every image must be acknowledged with Success: failures are
 counted, reported, and make the exit status 1. Seconds per image are measured by the senders; MB = 2^20.
 Output in --out: results.csv, chunks-<pdu>-<image>.csv (the proxy's --csv), messages-<pdu>-<image>.csv
-(--messages-csv, when the proxy has it), chart.svg.
+(--messages-csv, when the proxy has it), chart.svg. With --latency/--bandwidth the proxy shapes each
+direction (see docs/SHAPING.md); every (latency, bandwidth) pair is swept with every max PDU, and results.csv
+gets latency_ms, jitter_ms and bandwidth_bps (bits per second; 0 = none).
 
 Examples:
   $ dicom-pdu-proxy bench                      # the experiment: about 5 min on 2 cores
   $ dicom-pdu-proxy bench --quick              # same six sizes, 8 images of 2MB: under a minute
   $ dicom-pdu-proxy bench --upstream pacs:104 --called-aet PACS --pdu 16KB,1MB --count 20
-  $ dicom-pdu-proxy bench --both --pdu 16KB,1MB   # through the proxy and direct, side by side`;
+  $ dicom-pdu-proxy bench --both --pdu 16KB,1MB   # through the proxy and direct, side by side
+  $ dicom-pdu-proxy bench --pdu 16KB,64KB,1MB --latency 20 --bandwidth 100Mbit   # best max PDU on a 20 ms, 100 Mbit link
+  $ dicom-pdu-proxy bench --quick --latency 0,20 --bandwidth 100Mbit,1Gbit       # every combination with every size`;
 
 export function addBenchCommand(program: Command, setRun: (run: () => Promise<number>) => void): void {
   program
@@ -46,6 +50,8 @@ export function addBenchCommand(program: Command, setRun: (run: () => Promise<nu
     .option('--scu <dcmjs|dcmtk>', 'the sender: dcmjs-dimse Client (default) or DCMTK storescu')
     .option('--direct', 'no proxy: the embedded SCP itself announces each size (the native baseline)')
     .option('--both', 'each setting through the proxy and direct, side by side')
+    .option('--latency <LIST>', 'one-way latencies to sweep, MS or MS:JITTER each, comma-separated: the proxy adds each in both directions (default none)')
+    .option('--bandwidth <LIST>', 'bandwidths to sweep, each direction capped: 100Mbit,1Gbit or 10MB/s; 0 = not limited (default none)')
     .option('--out <DIR>', 'output directory (default results/<UTC timestamp>)')
     .option('--store-dir <DIR>', 'the embedded SCP writes every received image here')
     .addHelpText('after', BENCH_HELP_AFTER)

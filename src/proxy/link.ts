@@ -15,10 +15,14 @@ import type { LegTimes, PDataObserver } from '../dimse/tracker.js';
 import type { Direction, PduRecord } from '../record/events.js';
 import type { PDataSink } from '../transform/refragment.js';
 import { Refragmenter } from '../transform/refragment.js';
-import type { LinkShaping } from '../transform/shaper.js';
+import { performance } from 'node:perf_hooks';
+import type { LinkShaping, Wire } from '../transform/shaper.js';
 import { Shaper } from '../transform/shaper.js';
 
 type OnWritten = (err?: Error | null) => void;
+
+/** Shapers share Wires across associations: one clock for all (ms). */
+const SHAPER_CLOCK = { now: (): number => performance.now() };
 
 /** A PDU record still being received or waiting for its bytes to be written. */
 export interface InFlight extends PduRecord {
@@ -115,8 +119,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
    * bandwidth, with at most shaper.limit bytes waiting; beyond that the sender is paused, as for a slow
    * receiver. Set before any byte flows.
    */
-  shape(shaping: LinkShaping | undefined): void {
-    this.shaper = shaping ? new Shaper<OnWritten>(shaping, { now: () => this.clock() / 1000 }) : undefined;
+  shape(shaping: LinkShaping | undefined, wire?: Wire): void {
+    this.shaper = shaping ? new Shaper<OnWritten>(shaping, SHAPER_CLOCK, undefined, wire) : undefined;
   }
 
   attachSource(socket: Socket): void {
@@ -428,7 +432,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       this.dropShaped();
       return;
     }
-    const now = this.clock() / 1000;
+    const now = SHAPER_CLOCK.now();
     let ok = true;
     let corked = false;
     for (let chunk = shaper.take(now); chunk !== undefined; chunk = ok ? shaper.take(now) : undefined) {
@@ -451,7 +455,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       });
     } else {
       const next = shaper.nextRelease();
-      if (next !== undefined) this.shapeTimer = setTimeout(() => this.releaseShaped(dest), Math.max(0, next - this.clock() / 1000));
+      if (next !== undefined) this.shapeTimer = setTimeout(() => this.releaseShaped(dest), Math.max(0, next - SHAPER_CLOCK.now()));
       else if (this.endWhenSent) dest.end();
     }
     if (this.paused && !shaper.full && this.source) {

@@ -11,6 +11,8 @@ import type { ProxyOptions } from './options.js';
 import { shapingFor } from './options.js';
 import { formatLatency, formatRate } from '../config/shaping.js';
 import { Session } from './session.js';
+import type { Wires } from './session.js';
+import { Wire } from '../transform/shaper.js';
 
 /**
  * Connections that have not sent a whole A-ASSOCIATE-RQ yet, at most. A real SCU sends its RQ within
@@ -27,6 +29,8 @@ export class ProxyServer {
   private readonly server: Server;
   private readonly sessions = new Set<Session>();
   private readonly rules: AdmissionRules;
+  /** --bandwidth is the capacity of one link that all associations share: one wire per direction. */
+  private readonly wires: Wires = { toScp: new Wire(), toScu: new Wire() };
   /** Admitted associations not finished yet (what --max-associations counts). */
   private associations = 0;
   private draining = false;
@@ -76,9 +80,16 @@ export class ProxyServer {
     const log = this.log.child({ assoc: id });
     log.debug({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'connection accepted');
     this.boundPending();
-    const session = new Session(id, socket, this.options, log, this.recorders, (s) => this.sessionDone(s), {
-      admit: (request) => this.admit(request),
-    });
+    const session = new Session(
+      id,
+      socket,
+      this.options,
+      log,
+      this.recorders,
+      (s) => this.sessionDone(s),
+      { admit: (request) => this.admit(request) },
+      this.wires,
+    );
     this.sessions.add(session);
   }
 

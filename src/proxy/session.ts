@@ -30,6 +30,13 @@ import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
 import type { ProxyOptions } from './options.js';
 import { shapingFor } from './options.js';
+import type { Wire } from '../transform/shaper.js';
+
+/** The emulated link of a proxy, one wire per direction, shared by all its associations (--bandwidth). */
+export interface Wires {
+  toScp: Wire;
+  toScu: Wire;
+}
 
 const enum State {
   /** TCP accepted; waiting for the SCU's A-ASSOCIATE-RQ. */
@@ -95,6 +102,7 @@ export class Session implements LinkOwner {
     recorders: readonly Recorder[],
     onDone: (s: Session) => void,
     admission?: Admission,
+    wires?: Wires,
   ) {
     this.id = id;
     this.admission = admission;
@@ -108,8 +116,9 @@ export class Session implements LinkOwner {
     this.toScp = new Link('to_scp', id, this, clock);
     this.toScu = new Link('to_scu', id, this, clock);
     // --latency / --bandwidth: each link delays what it sends toward its receiver (nothing when unset).
-    this.toScp.shape(shapingFor(options, 'to_scp'));
-    this.toScu.shape(shapingFor(options, 'to_scu'));
+    // With a bandwidth, the associations of one proxy share one wire per direction (wires from the server).
+    this.toScp.shape(shapingFor(options, 'to_scp'), wires?.toScp);
+    this.toScu.shape(shapingFor(options, 'to_scu'), wires?.toScu);
     // Message tracking feeds the messages CSV, the debug line per message and the summary's time split.
     this.tracker = new MessageTracker(id, { to_scp: this.toScp, to_scu: this.toScu }, performance.timeOrigin + this.t0, {
       message: (m) => this.onMessage(m),

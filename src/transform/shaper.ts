@@ -4,9 +4,10 @@
 // the views it would have written, asks when the next one is due, and writes what is due.
 //
 // The model is a serial link followed by a propagation delay:
-// - bandwidth: a chunk is "on the wire" for bytes / rate seconds, starting when it arrives or when the link
+// - bandwidth: a chunk is "on the wire" for bytes / rate seconds, starting when it arrives or when the wire
 //   finished the chunk before it, whichever is later (no credit builds up while idle). Large chunks are cut
-//   into views of at most SLICE_BYTES (subarray: no copy) so the receiver sees a smooth stream;
+//   into views of at most SLICE_BYTES (subarray: no copy) so the receiver sees a smooth stream, and so that
+//   shapers sharing one Wire (the associations of one proxy) interleave in slices;
 // - latency: each chunk then takes latency ± jitter more (jitter uniform in [-jitter, +jitter], the delay
 //   never below 0), and a chunk is never released before the one before it:
 //   release = max(previous release, sent + latency ± jitter). Order is kept whatever the jitter.
@@ -51,6 +52,16 @@ export function queueLimit(s: LinkShaping): number {
   return Math.round(Math.min(MAX_QUEUE_BYTES, Math.max(MIN_QUEUE_BYTES, 2 * inFlight + MIN_QUEUE_BYTES)));
 }
 
+/**
+ * The serial part of an emulated link: when it is free again (ms). One per direction shared by all the
+ * associations of a proxy makes --bandwidth the capacity of one link they share, as on a real WAN; each
+ * association still has its own queue, order and latency. Times of every shaper sharing it must come from
+ * one clock.
+ */
+export class Wire {
+  free = -Infinity;
+}
+
 export interface ShaperClock {
   /** Milliseconds, monotonic (performance.now() in the proxy; a variable in tests). */
   now(): number;
@@ -76,12 +87,13 @@ export class Shaper<T = unknown> {
   private readonly random: () => number;
   private queue: Array<ShapedChunk<T>> = [];
   private head = 0;
-  /** When the emulated serial link is free again (ms). */
-  private wireFree = -Infinity;
+  /** The emulated serial link (its own, or shared with other shapers). */
+  private readonly wire: Wire;
   private lastRelease = -Infinity;
   private queued = 0;
 
-  constructor(shaping: LinkShaping, clock: ShaperClock, limit = queueLimit(shaping)) {
+  constructor(shaping: LinkShaping, clock: ShaperClock, limit = queueLimit(shaping), wire = new Wire()) {
+    this.wire = wire;
     this.latencyMs = shaping.latency?.ms ?? 0;
     this.jitterMs = shaping.latency?.jitterMs ?? 0;
     this.bytesPerMs = (shaping.bytesPerSecond ?? 0) / 1000;
@@ -114,15 +126,15 @@ export class Shaper<T = unknown> {
     if (this.jitterMs > 0) delay += (this.random() * 2 - 1) * this.jitterMs;
     if (delay < 0) delay = 0;
     if (this.bytesPerMs === 0 || bytes.length === 0) {
-      this.append(bytes, Math.max(now, this.wireFree) + delay, tag);
+      this.append(bytes, (this.bytesPerMs === 0 ? now : Math.max(now, this.wire.free)) + delay, tag);
       return;
     }
     let offset = 0;
     while (offset < bytes.length) {
       const end = Math.min(bytes.length, offset + SLICE_BYTES);
-      const start = Math.max(now, this.wireFree);
-      this.wireFree = start + (end - offset) / this.bytesPerMs;
-      this.append(offset === 0 && end === bytes.length ? bytes : bytes.subarray(offset, end), this.wireFree + delay, end === bytes.length ? tag : undefined);
+      const start = Math.max(now, this.wire.free);
+      this.wire.free = start + (end - offset) / this.bytesPerMs;
+      this.append(offset === 0 && end === bytes.length ? bytes : bytes.subarray(offset, end), this.wire.free + delay, end === bytes.length ? tag : undefined);
       offset = end;
     }
   }

@@ -64,6 +64,37 @@ describe('--bandwidth', () => {
     }
   });
 
+  test('associations share the link: two 2.5 MB transfers at once through a 50 Mbit/s proxy take 0.8 s together', async (t) => {
+    const scp = await FakeScp.listen();
+    let proxy: ProxyProcess | undefined;
+    try {
+      proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--bandwidth', '50Mbit']);
+      const a = await associate(proxy, scp);
+      const b = await associate(proxy, scp);
+      const fill = randomBytes(100_000);
+      const pdus = Array.from({ length: 25 }, () => pdata(100_000, fill));
+      const t0 = performance.now();
+      for (const p of pdus) {
+        a.scu.send(p);
+        b.scu.send(p);
+      }
+      const done = (peer: RawPeer, start: number) => peer.waitForBytes(start + 2_500_000, 20_000).then(() => performance.now() - t0);
+      const [msA, msB] = await Promise.all([done(a.up, a.upStart), done(b.up, b.upStart)]);
+      const seconds = Math.max(msA, msB) / 1000;
+      t.diagnostic(`2 x 2,500,000 bytes at 50 Mbit/s shared: ${(msA / 1000).toFixed(3)} s and ${(msB / 1000).toFixed(3)} s`);
+      // 5,000,000 bytes = 40,000,000 bits over one 50 Mbit/s link: 0.8 s (each alone would take 0.4 s).
+      assert.ok(seconds >= 0.8 * 0.9 && seconds <= 0.8 * 1.15, `both done after ${seconds.toFixed(3)} s (expected 0.8 s)`);
+      assert.ok(Math.min(msA, msB) / 1000 > 0.6, 'neither had the link to itself');
+      for (const x of [a, b]) {
+        x.scu.destroy();
+        x.up.destroy();
+      }
+    } finally {
+      await proxy?.stop();
+      await scp.close();
+    }
+  });
+
   test('a slow shaped link pauses the sender: memory stays bounded, not the transfer size', async (t) => {
     const scp = await FakeScp.listen();
     // 8 Mbit/s = 1,000,000 bytes/s: in 3 s about 3 MB get through of the 64 MB the SCU tries to send.

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { benchOptions } from '../../src/bench/options.js';
+import { benchOptions, linkArgs, linkLabel, linkSettings } from '../../src/bench/options.js';
 import { RESULTS_CSV_COLUMNS, resultsCsvRow } from '../../src/bench/results.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { main } from '../../src/cli/main.js';
@@ -100,9 +100,45 @@ test('results.csv rows follow the header', () => {
     imageBytes: 16777600,
     parallel: 4,
     scu: 'dcmjs',
+    link: { latency: { ms: 20, jitterMs: 5 }, bandwidth: 100e6 / 8 },
   });
   assert.equal(row.length, RESULTS_CSV_COLUMNS.length);
-  assert.deepEqual(row, ['16384', '16777600', '4', '4', '2.000000', '1.000000', '3.000000', '2.000000', '3.000000', '8.000', '', '', '1.500', '1', 'proxy', 'dcmjs']);
+  assert.deepEqual(row, ['16384', '16777600', '4', '4', '2.000000', '1.000000', '3.000000', '2.000000', '3.000000', '8.000', '', '', '1.500', '1', 'proxy', 'dcmjs', '20', '5', '100000000']);
+});
+
+test('results.csv: the shaping columns are appended after the existing ones, which keep their order', () => {
+  assert.deepEqual(RESULTS_CSV_COLUMNS.slice(0, 16), [
+    'pdu_bytes', 'image_bytes', 'parallel', 'images', 'mean_s', 'min_s', 'max_s', 'p50_s', 'p95_s', 'mb_per_s',
+    'scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms', 'failures', 'mode', 'scu',
+  ]);
+  assert.deepEqual(RESULTS_CSV_COLUMNS.slice(16), ['latency_ms', 'jitter_ms', 'bandwidth_bps']);
+});
+
+test('--latency and --bandwidth lists: every combination, the proxy flags and labels of each link', () => {
+  const plain = benchOptions({});
+  assert.deepEqual(linkSettings(plain), [{ latency: { ms: 0, jitterMs: 0 }, bandwidth: 0 }]);
+  const o = benchOptions({ latency: '0,20:5', bandwidth: '100Mbit, 1Gbit' });
+  const links = linkSettings(o);
+  assert.deepEqual(links.map(linkLabel), ['0ms 100Mbit', '0ms 1Gbit', '20±5ms 100Mbit', '20±5ms 1Gbit']);
+  assert.deepEqual(links.map(linkArgs), [
+    ['--bandwidth', '100Mbit'],
+    ['--bandwidth', '1Gbit'],
+    ['--latency', '20:5', '--bandwidth', '100Mbit'],
+    ['--latency', '20:5', '--bandwidth', '1Gbit'],
+  ]);
+  assert.deepEqual(linkArgs({ latency: { ms: 0, jitterMs: 0 }, bandwidth: 0 }), []);
+  assert.equal(linkLabel({ latency: { ms: 0, jitterMs: 0 }, bandwidth: 0 }), 'unshaped');
+  for (const [flags, message] of [
+    [{ latency: '20,,40' }, /^--latency: "20,,40" is not a comma-separated list/],
+    [{ latency: 'soon' }, /^--latency: "soon" is not a latency/],
+    [{ bandwidth: '100' }, /^--bandwidth: "100" has no unit/],
+    [{ latency: '20', direct: true }, /^--latency: links are shaped by the proxy/],
+    [{ bandwidth: '1Gbit', both: true }, /^--bandwidth: links are shaped by the proxy/],
+  ] as const) {
+    assert.throws(() => benchOptions(flags), (e: Error) => e instanceof ConfigError && message.test(e.message), JSON.stringify(flags));
+  }
+  // Zero shaping is no shaping: allowed with --direct.
+  assert.deepEqual(benchOptions({ latency: '0', bandwidth: '0', direct: true }).modes, ['direct']);
 });
 
 test("a setting's row: times from the senders, failures by status, the split from the proxy's messages CSV", async () => {

@@ -7,7 +7,7 @@ import { ConfigError } from '../../src/config/errors.js';
 import { formatLatency, formatRate, parseLatency, parseRate } from '../../src/config/shaping.js';
 import { loadSettings } from '../../src/config/config.js';
 import { shapingFor } from '../../src/proxy/options.js';
-import { LATENCY_ONLY_QUEUE_BYTES, MAX_QUEUE_BYTES, MIN_QUEUE_BYTES, SLICE_BYTES, Shaper, queueLimit } from '../../src/transform/shaper.js';
+import { LATENCY_ONLY_QUEUE_BYTES, MAX_QUEUE_BYTES, MIN_QUEUE_BYTES, SLICE_BYTES, Shaper, Wire, queueLimit } from '../../src/transform/shaper.js';
 import type { LinkShaping } from '../../src/transform/shaper.js';
 
 /** A clock the test moves by hand, and a random source it scripts. */
@@ -128,6 +128,21 @@ describe('Shaper: bandwidth', () => {
     clock.t = 10_000;
     s.push(Buffer.alloc(10));
     assert.equal(s.nextRelease(), 10_010);
+  });
+
+  test('shapers sharing a Wire share its bandwidth: two 1000-byte chunks at 1000 B/s end at 1 s and 2 s', () => {
+    const clock = fakeClock();
+    const wire = new Wire();
+    const a = new Shaper({ bytesPerSecond: 1000 }, clock, undefined, wire);
+    const b = new Shaper({ bytesPerSecond: 1000 }, clock, undefined, wire);
+    a.push(Buffer.alloc(1000));
+    b.push(Buffer.alloc(1000));
+    assert.equal(a.nextRelease(), 1000);
+    assert.equal(b.nextRelease(), 2000);
+    // Latency alone does not use the wire: a latency-only shaper is not held up by it.
+    const c = new Shaper({ latency: { ms: 5, jitterMs: 0 } }, clock, undefined, wire);
+    c.push(Buffer.alloc(10));
+    assert.equal(c.nextRelease(), 5);
   });
 
   test('bandwidth then latency: a 1000-byte chunk at 1000 B/s and 50 ms arrives at 1050 ms', () => {
