@@ -116,6 +116,26 @@ describe('bench', () => {
     assert.match(r.stdout, /^16KB direct\s+2\s+0\s/m);
   });
 
+  test('--latency/--bandwidth lists: each link swept with each size, the proxy shapes it, results.csv says which', async () => {
+    const out = path.join(tmp, 'shaped');
+    const r = await bench(['--pdu', '16KB', '--latency', '0,50', '--bandwidth', '20Mbit', '--count', '2', '--parallel', '1', '--image-size', '1MB', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = await results(out);
+    assert.deepEqual(rows.map((x) => `${x.pdu_bytes} ${x.latency_ms} ${x.jitter_ms} ${x.bandwidth_bps} ${x.failures}`), ['16384 0 0 20000000 0', '16384 50 0 20000000 0']);
+    // A 1 MiB image is 0.42 s of wire at 20 Mbit/s; with 50 ms each way, the RQ/AC and the data/RSP round
+    // trips add at least 4 x 50 ms more. (Lower bounds only: a busy machine can only be slower.)
+    assert.ok(Number(rows[0]!.min_s) >= 0.42, `unshaped latency, 20 Mbit/s: ${rows[0]!.min_s} s`);
+    assert.ok(Number(rows[1]!.min_s) >= 0.42 + 0.2, `50 ms, 20 Mbit/s: ${rows[1]!.min_s} s`);
+    const files = (await readdir(out)).sort();
+    assert.deepEqual(files.filter((f) => f.startsWith('chunks-')), ['chunks-16KB-1MB-0ms-20Mbit.csv', 'chunks-16KB-1MB-50ms-20Mbit.csv']);
+    assert.match(r.stdout, /^16KB 50ms 20Mbit\s+2\s+0\s/m);
+    // The proxy of the 50 ms setting held every PDU toward the SCP at least 50 ms.
+    const { rows: chunks } = await readCsvFile(path.join(out, 'chunks-16KB-1MB-50ms-20Mbit.csv'));
+    const held = chunks.filter((c) => c.direction === 'to_scp' && c.forwarded_us !== '').map((c) => Number(c.forwarded_us) - Number(c.last_byte_us));
+    assert.ok(held.length > 0 && Math.min(...held) >= 50_000, `held at least 50 ms: min ${Math.min(...held)} µs`);
+    assert.ok(existsSync(path.join(out, 'chart.svg')));
+  });
+
   test('--image FILE...: real files sent round-robin; image_bytes is their mean dataset size', async () => {
     const a = await writeTestDicom(path.join(tmp, 'a.dcm'), { pixelBytes: 100_000, seed: 21 });
     const b = await writeTestDicom(path.join(tmp, 'b.dcm'), { pixelBytes: 300_000, seed: 22 });
