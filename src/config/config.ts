@@ -331,15 +331,14 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
     allowPeer: listSetting(layers, 'allowPeer', parsePeerRule),
   };
   // Link shaping: set only when given, so the options of a run without it read as before.
-  const shaping = {
-    latency: latencySetting(layers, 'latency'),
-    bandwidth: rateSetting(layers, 'bandwidth'),
-    latencyToScp: latencySetting(layers, 'latencyToScp'),
-    latencyToScu: latencySetting(layers, 'latencyToScu'),
-    bandwidthToScp: rateSetting(layers, 'bandwidthToScp'),
-    bandwidthToScu: rateSetting(layers, 'bandwidthToScu'),
-  };
-  for (const [key, value] of Object.entries(shaping)) if (value !== undefined) (options as unknown as Record<string, unknown>)[key] = value;
+  for (const key of ['latency', 'latencyToScp', 'latencyToScu'] as const) {
+    const latency = latencySetting(layers, key);
+    if (latency !== undefined) options[key] = latency;
+  }
+  for (const key of ['bandwidth', 'bandwidthToScp', 'bandwidthToScu'] as const) {
+    const rate = rateSetting(layers, key);
+    if (rate !== undefined) options[key] = rate;
+  }
   if (options.csv === '') throw new ConfigError(`${csv!.name}: "" is not a file name`);
   if (messagesCsv) {
     // Set only when given, so the options of a run without it read as before.

@@ -1,6 +1,9 @@
 // The pure link shaper (src/transform/shaper.ts) on a fake clock, and the --latency / --bandwidth parsers.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ConfigError } from '../../src/config/errors.js';
@@ -265,6 +268,28 @@ describe('settings: --latency, --bandwidth and the per-direction overrides', () 
     const oneWay = loadSettings({ upstream: 'pacs:104', latencyToScp: '10' });
     assert.equal(shapingFor(oneWay.options, 'to_scu'), undefined);
     assert.deepEqual(shapingFor(oneWay.options, 'to_scp'), { latency: { ms: 10, jitterMs: 0 }, bytesPerSecond: undefined });
+  });
+
+  test('from the environment and a config file, errors naming the variable or the key', () => {
+    const env = loadSettings({ upstream: 'pacs:104' }, undefined, { env: { PDU_PROXY_LATENCY: '20:5', PDU_PROXY_BANDWIDTH_TO_SCU: '1Gbit' } });
+    assert.deepEqual(env.options.latency, { ms: 20, jitterMs: 5 });
+    assert.equal(env.options.bandwidthToScu, 125_000_000);
+    assert.throws(
+      () => loadSettings({ upstream: 'pacs:104' }, undefined, { env: { PDU_PROXY_BANDWIDTH: 'lots' } }),
+      (e: unknown) => e instanceof ConfigError && /^environment PDU_PROXY_BANDWIDTH: "lots" is not a rate/.test(e.message),
+    );
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-shaping-'));
+    try {
+      const file = path.join(dir, 'c.json');
+      fs.writeFileSync(file, JSON.stringify({ upstream: 'pacs:104', latency: 15, bandwidth: '10MB/s' }));
+      const fromFile = loadSettings({}, file);
+      assert.deepEqual(fromFile.options.latency, { ms: 15, jitterMs: 0 });
+      assert.equal(fromFile.options.bandwidth, 10 * 1048576);
+      fs.writeFileSync(file, JSON.stringify({ upstream: 'pacs:104', bandwidth: 100 }));
+      assert.throws(() => loadSettings({}, file), (e: unknown) => e instanceof ConfigError && /c\.json: bandwidth: "100" has no unit/.test(e.message));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   for (const [flags, message] of [
