@@ -287,7 +287,14 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
       // Per setting: senders' start-up + a proxy start (~0.5 s) + rounds of `parallel` images, scaled by image size.
       const rounds = Math.ceil(o.count / o.parallel);
       const cycleMs = warm.cycleMs ?? warm.sendMs;
-      const estimate = settings.reduce((sum, st) => sum + warm.startMs / 1000 + 0.5 + (rounds * cycleMs * sizeRatio(st.image, imageSets[0]!)) / 1000, 0);
+      // A shaped link (the warm-up is not shaped) can be slower: the images' bytes at its bandwidth, and
+      // about 4 one-way latencies per image (RQ/AC, data/RSP) per sender.
+      const linkSeconds = (st: (typeof settings)[number]): number =>
+        (st.link.bandwidth > 0 ? (o.count * meanBytes(st.image)) / st.link.bandwidth : 0) + (rounds * 4 * st.link.latency.ms) / 1000;
+      const estimate = settings.reduce(
+        (sum, st) => sum + warm.startMs / 1000 + 0.5 + Math.max((rounds * cycleMs * sizeRatio(st.image, imageSets[0]!)) / 1000, linkSeconds(st)),
+        0,
+      );
       say(
         `bench: warm-up: ${warm.outcomes.length} images in ${(warm.sendMs / 1000).toFixed(2)} s (senders ready in ${(warm.startMs / 1000).toFixed(2)} s, ` +
           `then ${(cycleMs / 1000).toFixed(2)} s per round of ${o.parallel}); estimated total about ${humanSeconds(estimate)}`,
