@@ -367,17 +367,18 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
   const ids = new Map<string, RouteConfig>();
   const listens = new Map<string, RouteConfig>();
   for (const route of routes) {
+    const { host, port } = route.options.listen;
+    if (port !== 0) {
+      const where = `${host}:${port}`;
+      const other = listens.get(where);
+      if (other) throw new ConfigError(`${route.label}: listens on ${where} like ${other.label}`);
+      listens.set(where, route);
+    }
     if (route.id !== undefined) {
       const other = ids.get(route.id);
       if (other) throw new ConfigError(`${route.label}: route id ${JSON.stringify(route.id)} is also the id of ${other.label} (give one id=NAME)`);
       ids.set(route.id, route);
     }
-    const { host, port } = route.options.listen;
-    if (port === 0) continue;
-    const where = `${host}:${port}`;
-    const other = listens.get(where);
-    if (other) throw new ConfigError(`${route.label}: listens on ${where} like ${other.label}`);
-    listens.set(where, route);
   }
 
   const metrics = pick(layers, 'metrics');
