@@ -6,7 +6,7 @@ import { CsvInputError, readCsvFile } from './csv.js';
 import type { CsvFile } from './csv.js';
 import { experimentSpec, renderSvg, timelineSpec } from './chart.js';
 import { renderChunkTable, summarizeChunks } from './chunks.js';
-import { groupMessages } from './messages.js';
+import { groupMessages, groupMessagesPerRoute } from './messages.js';
 import { renderResultTable } from './table.js';
 
 export interface StatsOptions {
@@ -47,10 +47,13 @@ export async function stats(paths: readonly string[], options: StatsOptions): Pr
   }
 
   const parts: string[] = [];
-  const rows = groupMessages(messages.flatMap((f) => f.rows), by);
+  const messageRows = messages.flatMap((f) => f.rows);
+  // Rows from several routes (the route column, issue 8) are grouped per route first.
+  const perRoute = groupMessagesPerRoute(messageRows, by);
+  const rows = perRoute ?? groupMessages(messageRows, by);
   if (messages.length > 0) {
     const n = rows.reduce((s, r) => s + r.count, 0);
-    parts.push(`${n} messages from ${messages.length} messages CSV file(s), by ${by}; seconds per message, MB = 2^20 bytes, split = mean ms per message\n`);
+    parts.push(`${n} messages from ${messages.length} messages CSV file(s), by ${perRoute ? `route and ${by}` : by}; seconds per message, MB = 2^20 bytes, split = mean ms per message\n`);
     parts.push(renderResultTable(rows, by));
   }
   for (const f of chunks) {
@@ -67,7 +70,10 @@ export async function stats(paths: readonly string[], options: StatsOptions): Pr
       svg = await renderSvg(timelineSpec(source.rows, options.timeline));
     } else {
       if (messages.length === 0) throw new StatsUsageError('--svg needs a messages CSV (or --timeline ASSOC with a chunk CSV)');
-      svg = await renderSvg(experimentSpec([{ series: 'messages', rows }], by, `time per message by ${by}`));
+      const series = perRoute
+        ? [...new Set(perRoute.map((r) => r.route!))].map((route) => ({ series: `route ${route}`, rows: perRoute.filter((r) => r.route === route) }))
+        : [{ series: 'messages', rows }];
+      svg = await renderSvg(experimentSpec(series, by, `time per message by ${by}`));
     }
     await writeFile(options.svg, svg);
     svgWritten = options.svg;
