@@ -55,6 +55,7 @@ export class MetricsRecorder implements Recorder {
 
   constructor() {
     const registers = [this.registry];
+    const views = this.views;
     // Counters fed from the views' pending sums, at scrape time.
     const flush = (pick: (p: Pending) => number, reset: (p: Pending) => void) =>
       function collect(this: Counter<Labels>): void {
@@ -67,7 +68,6 @@ export class MetricsRecorder implements Recorder {
           }
         }
       };
-    const views = this.views;
     this.bytes = new Counter({
       name: `${METRIC_PREFIX}bytes_total`,
       help: 'Bytes of the PDUs forwarded, as received from their sender (PDU headers included)',
