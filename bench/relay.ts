@@ -1,6 +1,7 @@
 // npm run bench:relay — DCMTK storescu --repeat N of a 16 MiB image to storescp --ignore, through:
 // a direct connection, a plain Node socket.pipe relay, HAProxy (tcp mode) and socat when installed, and
-// dicom-pdu-proxy with the chunk CSV off and on, and with the messages CSV on (proxy-messages). Rounds are interleaved (every target once per round, in a
+// dicom-pdu-proxy with the chunk CSV off and on, with the messages CSV on (proxy-messages), and with
+// --metrics on (proxy-metrics, not in the default targets). Rounds are interleaved (every target once per round, in a
 // rotating order) so that machine noise hits all targets alike; medians are compared.
 //
 // Options: --rounds N (default 7), --repeat N images per run (default 20), --pdu 4KB,16KB,128KB
@@ -92,10 +93,12 @@ async function startTarget(name: string, scpPort: number, dir: string): Promise<
       break;
     case 'proxy':
     case 'proxy-csv':
-    case 'proxy-messages': {
+    case 'proxy-messages':
+    case 'proxy-metrics': {
       const args = [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
       if (name === 'proxy-csv') args.push('--csv', path.join(dir, 'chunks.csv'));
       if (name === 'proxy-messages') args.push('--messages-csv', path.join(dir, 'messages.csv'));
+      if (name === 'proxy-metrics') args.push('--metrics', '127.0.0.1:0');
       proc = spawnPeer(process.execPath, args, { name, cwd: REPO_ROOT });
       break;
     }
