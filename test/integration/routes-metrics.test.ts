@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { parseFile } from 'fast-csv';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,6 +18,7 @@ import { singlePdvHeader } from '../../src/pdu/pdata.js';
 import { dcmtkErrors, startStorescp, storescu } from '../helpers/dcmtk.js';
 import type { TestDicomInfo } from '../helpers/dicom-file.js';
 import { datasetBytes, writeTestDicom } from '../helpers/dicom-file.js';
+import { associate, exchange, release } from '../helpers/assoc.js';
 import { killAll } from '../helpers/procs.js';
 import type { LogLine } from '../helpers/proxy.js';
 import { BIN, ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
@@ -216,6 +218,30 @@ describe('two routes in one process, and --metrics', { timeout: 90_000 }, () => 
     assert.ok(stores.every((row) => row.command === 'C-STORE-RQ' && row.status === '0000' && idsB.has(row.assoc)));
   });
 
+  test('SIGTERM drains every route: both listeners close, associations in flight on both finish, exit 0', async () => {
+    const [up1, up2] = await Promise.all([FakeScp.listen(), FakeScp.listen()]);
+    try {
+      const proxy = await ProxyProcess.startRoutes(['--route', `127.0.0.1:0=127.0.0.1:${up1.port},id=one`, '--route', `127.0.0.1:0=127.0.0.1:${up2.port},id=two`], ['one', 'two']);
+      const ports = [proxy.routePort('one'), proxy.routePort('two')];
+      const a = await associate(ports[0]!, up1);
+      const b = await associate(ports[1]!, up2);
+      const exited = new Promise<number | null>((resolve) => proxy.child.once('exit', (code) => resolve(code)));
+      proxy.child.kill('SIGTERM');
+      await proxy.waitForLog((l) => l.msg === 'shutting down: draining associations in flight');
+      assert.equal(proxy.logs.find((l) => l.msg === 'shutting down: draining associations in flight')!.active, 2, 'both routes counted');
+      for (const port of ports) await refusing(port, 5000);
+      // Still forwarding on both routes, then released: the process exits 0 once both are done.
+      await exchange(a);
+      await exchange(b);
+      await release(a);
+      assert.equal(proxy.child.exitCode, null, 'still draining route two');
+      await release(b);
+      assert.equal(await withTimeout(exited, 10_000, 'the proxy to exit'), 0);
+    } finally {
+      await Promise.all([up1.close(), up2.close()]);
+    }
+  });
+
   test('a route that cannot listen: one line naming it, exit status 1', async () => {
     const blocker = await FakeScp.listen();
     try {
@@ -236,4 +262,22 @@ function runProxy(args: string[]): Promise<{ code: number | null; stderr: string
       resolve({ code: err ? (err.code as number) : 0, stderr });
     });
   });
+}
+
+/** Resolve once 127.0.0.1:port refuses connections (the listener is closed); reject after `timeoutMs`. */
+async function refusing(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve('connected');
+      });
+      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    });
+    if (result === 'ECONNREFUSED') return;
+    if (Date.now() > deadline) throw new Error(`port ${port} still ${result} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
