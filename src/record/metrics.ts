@@ -178,6 +178,10 @@ class RouteView implements Recorder {
     }
     this.pduSize = both((d) => metrics.pduSize.labels(route, d));
     this.duration = both((d) => metrics.messageDuration.labels(route, d));
+    for (const direction of DIRECTIONS) {
+      metrics.pduSize.zero({ route, direction });
+      metrics.messageDuration.zero({ route, direction });
+    }
     this.open = metrics.associationsOpen.labels(route);
     this.open.set(0);
     this.requested = metrics.associations.labels(route);

@@ -73,6 +73,8 @@ describe('MetricsRecorder', () => {
     assert.equal(s.get('dicom_pdu_proxy_pdus_total{route="ct",direction="to_scu"}'), 0);
     assert.equal(s.get('dicom_pdu_proxy_associations_open{route="ct"}'), 0);
     assert.equal(s.get('dicom_pdu_proxy_associations_total{route="ct"}'), 0);
+    assert.equal(s.get('dicom_pdu_proxy_pdu_size_bytes_count{route="ct",direction="to_scu"}'), 0);
+    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_bucket{le="+Inf",route="ct",direction="to_scp"}'), 0);
     for (const reason of ['scu_abort', 'scp_abort', 'protocol_error', 'connection_lost', 'idle_timeout', 'shutdown']) {
       assert.equal(s.get(`dicom_pdu_proxy_aborts_total{route="ct",reason="${reason}"}`), 0, reason);
     }
