@@ -6,6 +6,7 @@ import { ChunkCsvRecorder } from '../record/chunk-csv.js';
 import { MessagesCsvRecorder } from '../record/messages-csv.js';
 import type { Recorder } from '../record/events.js';
 import type { ProxyOptions } from './options.js';
+import { raiseMallocThresholds } from './malloc-threshold.js';
 import { ProxyServer } from './server.js';
 
 export interface RunOptions {
@@ -27,6 +28,7 @@ const ABORT_GRACE_MS = 2000;
  */
 export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<number> {
   const log = createLogger(run.logLevel);
+  raiseMallocThresholds();
   // Handlers first: a signal that arrives while starting up still gets a clean shutdown. They stay
   // installed, so a second signal is ours to handle too (node's default would exit without the CSV flush).
   const signals: NodeJS.Signals[] = [];
