@@ -33,6 +33,8 @@ export interface PduUse {
   /** P-DATA-TF PDUs from the SCU, and associations, in the file. */
   pdata: number;
   associations: number;
+  /** Every association sent its data set(s) in a single P-DATA-TF: the data, not the SCU, set the size. */
+  wholeDataSets: boolean;
 }
 
 export interface Timeline {
@@ -134,8 +136,11 @@ export function settingsFromMessages(rows: readonly CsvRow[], by: string): Repor
 
 /** P-DATA-TF from the SCU in a chunk CSV: largest and most frequent length field. Undefined without any. */
 export function pduUse(source: string, rows: readonly CsvRow[], allowed: number | undefined): PduUse | undefined {
-  const lengths = rows.filter((r) => r.direction === 'to_scp' && r.type === 'P-DATA-TF').map((r) => num(r.length) ?? 0);
+  const pdata = rows.filter((r) => r.direction === 'to_scp' && r.type === 'P-DATA-TF');
+  const lengths = pdata.map((r) => num(r.length) ?? 0);
   if (lengths.length === 0) return undefined;
+  const dataPdus = new Map<string, number>();
+  for (const r of pdata) if (r.kind === 'dataset' || r.kind === 'mixed') dataPdus.set(r.assoc ?? '', (dataPdus.get(r.assoc ?? '') ?? 0) + 1);
   const counts = new Map<number, number>();
   for (const l of lengths) counts.set(l, (counts.get(l) ?? 0) + 1);
   const common = [...counts].sort((a, b) => b[1] - a[1] || b[0] - a[0])[0]![0];
@@ -146,6 +151,7 @@ export function pduUse(source: string, rows: readonly CsvRow[], allowed: number 
     sentCommon: common,
     pdata: lengths.length,
     associations: new Set(rows.map((r) => r.assoc)).size,
+    wholeDataSets: dataPdus.size > 0 && [...dataPdus.values()].every((n) => n === 1),
   };
 }
 
@@ -193,6 +199,10 @@ export function findings(settings: readonly ReportSetting[], uses: readonly PduU
     if (timed.length > 1 && slowest !== fastest) {
       const pct = Math.round((mean(slowest) / mean(fastest) - 1) * 100);
       out.push(`Slowest: ${slowest.label}, ${pct}% slower (mean ${secs(mean(slowest))}).`);
+      // Every min-max range overlaps every other: no setting was always faster than another.
+      const lowestMax = Math.min(...timed.map((s) => s.row.seconds!.max));
+      const highestMin = Math.max(...timed.map((s) => s.row.seconds!.min));
+      if (highestMin <= lowestMax) out.push(`The min–max ranges of all settings overlap: these differences may be noise; more ${unit}s would tell.`);
     }
   }
 
@@ -217,7 +227,8 @@ export function findings(settings: readonly ReportSetting[], uses: readonly PduU
 
   // PDU sizes: what the SCU really sent against what it was allowed.
   const limited = uses.filter((u) => u.allowed !== undefined && u.allowed > 0);
-  const capped = limited.filter((u) => u.sentMax < u.allowed!).sort((x, y) => y.allowed! - x.allowed!);
+  const capped = limited.filter((u) => u.sentMax < u.allowed! && !u.wholeDataSets).sort((x, y) => y.allowed! - x.allowed!);
+  const fitted = limited.filter((u) => u.sentMax < u.allowed! && u.wholeDataSets);
   if (capped.length > 0) {
     const top = capped[0]!;
     const alike = capped.slice(1).filter((u) => u.sentMax === top.sentMax).map((u) => u.source);
@@ -225,7 +236,15 @@ export function findings(settings: readonly ReportSetting[], uses: readonly PduU
       `The SCU sent PDUs of at most ${bytesText(top.sentMax)} although it was allowed ${int(top.allowed!)} (${top.source})` +
         (alike.length > 0 ? `; the same at ${alike.join(', ')}.` : '.'),
     );
-  } else if (limited.length > 0) {
+  }
+  if (fitted.length > 0) {
+    const largest = Math.max(...fitted.map((u) => u.sentMax));
+    out.push(
+      `At ${fitted.map((u) => u.source).join(', ')} every data set went in one PDU (at most ${bytesText(largest)}): ` +
+        `${fitted.length > 1 ? 'these settings allow' : 'this setting allows'} more than a data set needs, so larger limits change nothing on the wire.`,
+    );
+  }
+  if (capped.length === 0 && fitted.length === 0 && limited.length > 0) {
     out.push(`The SCU filled its PDUs up to the allowed size at every setting (largest: ${bytesText(Math.max(...limited.map((u) => u.sentMax)))}).`);
   }
 

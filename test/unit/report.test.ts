@@ -56,7 +56,10 @@ test('settings of results.csv: columns by name, a series only for what varies', 
 test('what the SCU sent, from a chunk CSV with an extra route column', async () => {
   const { rows } = await readCsvFile(CHUNKS);
   // P-DATA-TF toward the SCP: 74, 16384, 16384, 100 (assoc 1) and 16384 (assoc 2).
-  assert.deepEqual(pduUse('x', rows, 20971520), { source: 'x', allowed: 20971520, sentMax: 16384, sentCommon: 16384, pdata: 5, associations: 2 });
+  // Association 1 sent its data set in three PDUs: the size was the SCU's choice, not the data's.
+  assert.deepEqual(pduUse('x', rows, 20971520), { source: 'x', allowed: 20971520, sentMax: 16384, sentCommon: 16384, pdata: 5, associations: 2, wholeDataSets: false });
+  // Association 2 alone: its data set in one PDU.
+  assert.equal(pduUse('x', rows.filter((r) => r.assoc === '2'), 20971520)?.wholeDataSets, true);
   assert.equal(pduUse('x', rows.filter((r) => r.direction === 'to_scu'), 1), undefined);
 });
 
@@ -72,6 +75,8 @@ test('"what this shows": every sentence computed from the fixtures', async () =>
     'Fastest: 1MB (mean 0.800 s per image).',
     // 1.2 / 0.8 = 1.5
     'Slowest: 20MB, 50% slower (mean 1.200 s).',
+    // Highest min 0.6 s <= lowest max 1.5 s.
+    'The min–max ranges of all settings overlap: these differences may be noise; more images would tell.',
     // Weighted by timed images (8, 8, 7): SCU idle 100*23 = 2300; upstream blocked 800+800+2800 = 4400;
     // SCP response 4800+4000+4200 = 13000; the rest 200*8 + 100*8 + 100*7 = 3100; of 22800:
     // 57.0%, 19.3%, 13.6%, 10.1%.
@@ -82,7 +87,7 @@ test('"what this shows": every sentence computed from the fixtures', async () =>
     '1 of 24 images were NOT acknowledged with Success.',
   ]);
   // A sender that fills its PDUs, and a single setting: no "slowest", no comparison.
-  const full = { source: '1MB', allowed: 1048576, sentMax: 1048576, sentCommon: 1048576, pdata: 3, associations: 1 };
+  const full = { source: '1MB', allowed: 1048576, sentMax: 1048576, sentCommon: 1048576, pdata: 3, associations: 1, wholeDataSets: false };
   assert.deepEqual(findings(model.settings.slice(1, 2), [full], 'image'), [
     'Fastest: 1MB (mean 0.800 s per image).',
     // 1MB alone: 100 + 100 + 500 + 100 = 800.
@@ -90,6 +95,14 @@ test('"what this shows": every sentence computed from the fixtures', async () =>
     'The SCU filled its PDUs up to the allowed size at every setting (largest: 1,048,576 bytes).',
   ]);
   assert.deepEqual(findings([], [], 'message'), []);
+  // Data sets smaller than the limit: one PDU each, and no claim that the SCU held back.
+  const whole = (source: string, allowed: number) => ({ source, allowed, sentMax: 2097542, sentCommon: 2097542, pdata: 8, associations: 8, wholeDataSets: true });
+  assert.deepEqual(findings([], [full, whole('10MB', 10485760), whole('20MB', 20971520)], 'image'), [
+    'At 10MB, 20MB every data set went in one PDU (at most 2,097,542 bytes): these settings allow more than a data set needs, so larger limits change nothing on the wire.',
+  ]);
+  // Ranges that do not all overlap: 1MB (0.4-1.5 s) and a setting at 1.6-2.0 s.
+  const apart = settingsFromResults([row({ pdu_bytes: '1048576', mean_s: '0.8', min_s: '0.4', max_s: '1.5' }), row({ mean_s: '1.8', min_s: '1.6', max_s: '2.0' })]);
+  assert.deepEqual(findings(apart, [], 'image').slice(0, 3), ['Fastest: 1MB (mean 0.800 s per image).', 'Slowest: 16KB, 125% slower (mean 1.800 s).']);
 });
 
 test('the page: self-contained (no script, nothing to fetch), tables with units, the charts inline', async () => {
