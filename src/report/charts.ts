@@ -18,8 +18,9 @@ export function readable(spec: TopLevelSpec): TopLevelSpec {
     config: {
       font,
       title: { fontSize: 15, fontWeight: 600 },
-      axis: { labelFontSize: 12, titleFontSize: 13 },
-      legend: { labelFontSize: 12, titleFontSize: 12 },
+      // No "…": setting labels such as "16KB · 512KB image · proxy" are read in full.
+      axis: { labelFontSize: 12, titleFontSize: 13, labelLimit: 400 },
+      legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 0 },
     },
   } as TopLevelSpec;
 }

@@ -40,7 +40,7 @@ const CSS = `
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { margin: 0; background: #f6f7f9; color: #1d2430; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1080px; margin: 0 auto; padding: 24px 20px 48px; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 20px 48px; }
 h1 { font-size: 1.5rem; margin: 0 0 4px; }
 h2 { font-size: 1.15rem; margin: 0 0 10px; }
 .sub { color: #5b6472; margin: 0 0 20px; }
@@ -51,10 +51,10 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margi
 dt { color: #5b6472; }
 dd { margin: 0; overflow-wrap: anywhere; }
 .scroll { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 0.92rem; }
-th, td { padding: 4px 7px; border-bottom: 1px solid #e8ebef; white-space: nowrap; text-align: left; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 0.88rem; }
+th, td { padding: 4px 6px; border-bottom: 1px solid #e8ebef; white-space: nowrap; text-align: left; }
 thead th { border-bottom: 2px solid #c9ced6; font-weight: 600; vertical-align: bottom; white-space: normal; }
-tbody th { font-weight: 600; }
+tbody th { font-weight: 600; white-space: normal; min-width: 11em; }
 .num { text-align: right; }
 figure { margin: 0; }
 figure svg { display: block; max-width: 100%; height: auto; }
