@@ -347,16 +347,24 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     const svg = await renderSvg(experimentSpec(series, 'max PDU', `seconds per image: ${imageSets.map((x) => x.label).join(', ')}, ${o.parallel} sender${o.parallel === 1 ? '' : 's'} (${o.scu})`));
     writeFileSync(path.join(o.out, 'chart.svg'), svg);
     writeFileSync(path.join(o.out, RUN_JSON), `${JSON.stringify(runInfo(o, imageSets, scpMax, startedAt, runSettings), null, 2)}\n`);
-    const report = await writeBenchReport(o.out);
+    // The measurements are on disk by now: a report that cannot be written must not lose them.
+    let report: string | undefined;
+    let reportError: string | undefined;
+    try {
+      report = await writeBenchReport(o.out);
+    } catch (err) {
+      reportError = (err as Error).message;
+    }
     io.stdout.write(renderResultTable(results.map((r) => r.row), 'max_pdu'));
     const failed = allOutcomes.filter((x) => x.status !== STATUS_SUCCESS);
     say(`bench: ${allOutcomes.length} images in ${humanSeconds((performance.now() - started) / 1000)}; seconds per image as measured by the senders, MB = 2^20 bytes; results in ${o.out}`);
-    say(`bench: report: ${report}`);
+    if (report) say(`bench: report: ${report}`);
+    else say(`bench: report.html could not be written (${reportError}); results.csv and the CSV logs are complete: try 'dicom-pdu-proxy stats ${o.out}/*.csv --html report.html'`);
     if (failed.length > 0) {
       say(`bench: ${failed.length} of ${allOutcomes.length} images were NOT acknowledged with Success: ${describeFailures(failed)}`);
       return 1;
     }
-    return 0;
+    return report ? 0 : 1;
   } finally {
     process.removeListener('SIGINT', onSigint);
     await Promise.all(children.map((c) => c.stop()));
