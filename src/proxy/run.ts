@@ -71,10 +71,11 @@ export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<
     }
     const signal = await firstSignal;
     const second = signals.length > 1 ? Promise.resolve(signals[1]!) : nextSignal();
-    log.info({ signal, active: server.admittedAssociations, drainTimeoutMs: options.drainTimeoutMs }, 'shutting down: draining associations in flight');
-    // server.close() only completes once every connection is gone: stop accepting first, then wait.
+    // server.close() only completes once every connection is gone: stop accepting first, then wait. The log
+    // line comes after, so whoever reads it can rely on the listener being closed already.
     const stopped = server.stopListening();
     server.drain();
+    log.info({ signal, active: server.admittedAssociations, drainTimeoutMs: options.drainTimeoutMs }, 'shutting down: draining associations in flight');
     let drainTimer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       server.whenIdle().then(() => 'drained' as const),
