@@ -20,7 +20,8 @@ setting) -> the SCP. Without --upstream the SCP is embedded (dcmjs-dimse, its ow
 64MB, so each swept size reaches it unchanged. Every image must be acknowledged with Success: failures are
 counted, reported, and make the exit status 1. Seconds per image are measured by the senders; MB = 2^20.
 Output in --out: results.csv, chunks-<pdu>-<image>.csv (the proxy's --csv), messages-<pdu>-<image>.csv
-(--messages-csv, when the proxy has it), chart.svg.
+(--messages-csv, when the proxy has it), chart.svg, run.json (the run's settings) and report.html (one
+self-contained page: settings, table, charts, time split, PDU sizes sent, a summary; opens offline).
 
 Examples:
   $ dicom-pdu-proxy bench                      # the experiment: about 5 min on 2 cores

@@ -7,6 +7,7 @@ import { MessagesCsvRecorder } from '../record/messages-csv.js';
 import type { Recorder } from '../record/events.js';
 import { formatEndpoint } from '../cli/endpoint.js';
 import type { Endpoint, RouteConfig } from './options.js';
+import { raiseMallocThresholds } from './malloc-threshold.js';
 import { ProxyServer } from './server.js';
 
 export interface RunOptions {
@@ -39,6 +40,7 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
   // Process-wide settings are the same in every route (they cannot be set per route).
   const options = all[0]!.options;
   const log = createLogger(run.logLevel);
+  raiseMallocThresholds();
   // Handlers first: a signal that arrives while starting up still gets a clean shutdown. They stay
   // installed, so a second signal is ours to handle too (node's default would exit without the CSV flush).
   const signals: NodeJS.Signals[] = [];
@@ -107,10 +109,11 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
     const signal = await firstSignal;
     const second = signals.length > 1 ? Promise.resolve(signals[1]!) : nextSignal();
     const active = (): number => servers.reduce((n, s) => n + s.admittedAssociations, 0);
-    log.info({ signal, active: active(), drainTimeoutMs: options.drainTimeoutMs }, 'shutting down: draining associations in flight');
-    // server.close() only completes once every connection is gone: stop accepting first, then wait.
+    // server.close() only completes once every connection is gone: stop accepting first, then wait. The log
+    // line comes after, so whoever reads it can rely on every route's listener being closed already.
     const stopped = Promise.all(servers.map((s) => s.stopListening()));
     for (const server of servers) server.drain();
+    log.info({ signal, active: active(), drainTimeoutMs: options.drainTimeoutMs }, 'shutting down: draining associations in flight');
     let drainTimer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       Promise.all(servers.map((s) => s.whenIdle())).then(() => 'drained' as const),

@@ -100,19 +100,23 @@ export class ProxyProcess {
     const seen = this.logs.find(test);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
+      const onExit = (): void => {
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`proxy exited; stderr: ${this.stderr}`));
+      };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        this.child.off('exit', onExit);
         reject(new Error(`no matching proxy log line within ${timeoutMs} ms; stderr: ${this.stderr}\nlogs: ${JSON.stringify(this.logs.slice(-10))}`));
       }, timeoutMs);
       const done = (l: LogLine): void => {
         clearTimeout(timer);
+        this.child.off('exit', onExit);
         resolve(l);
       };
       this.waiters.push({ test, resolve: done });
-      this.child.once('exit', () => {
-        clearTimeout(timer);
-        reject(new Error(`proxy exited; stderr: ${this.stderr}`));
-      });
+      this.child.once('exit', onExit);
     });
   }
 
