@@ -1,6 +1,7 @@
 // npm run bench:relay — DCMTK storescu --repeat N of a 16 MiB image to storescp --ignore, through:
 // a direct connection, a plain Node socket.pipe relay, HAProxy (tcp mode) and socat when installed, and
-// dicom-pdu-proxy with the chunk CSV off and on, and with the messages CSV on (proxy-messages). Rounds are interleaved (every target once per round, in a
+// dicom-pdu-proxy with the chunk CSV off and on, with the messages CSV on (proxy-messages), and with
+// --metrics on (proxy-metrics, not in the default targets). Rounds are interleaved (every target once per round, in a
 // rotating order) so that machine noise hits all targets alike; medians are compared.
 //
 // Options: --rounds N (default 7), --repeat N images per run (default 20), --pdu 4KB,16KB,128KB
@@ -92,10 +93,12 @@ async function startTarget(name: string, scpPort: number, dir: string): Promise<
       break;
     case 'proxy':
     case 'proxy-csv':
-    case 'proxy-messages': {
+    case 'proxy-messages':
+    case 'proxy-metrics': {
       const args = [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
       if (name === 'proxy-csv') args.push('--csv', path.join(dir, 'chunks.csv'));
       if (name === 'proxy-messages') args.push('--messages-csv', path.join(dir, 'messages.csv'));
+      if (name === 'proxy-metrics') args.push('--metrics', '127.0.0.1:0');
       proc = spawnPeer(process.execPath, args, { name, cwd: REPO_ROOT });
       break;
     }
@@ -106,12 +109,23 @@ async function startTarget(name: string, scpPort: number, dir: string): Promise<
   return { name, port, process: proc };
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; undefined elsewhere. */
-function cpuSeconds(pid: number | undefined): number | undefined {
+interface ProcUsage {
+  /** User + system CPU seconds. */
+  cpu: number;
+  /** System CPU seconds alone. */
+  sys: number;
+  /** Minor page faults (pages the kernel had to map in again). */
+  minflt: number;
+}
+
+/** What a process has used so far, from /proc/<pid>/stat; undefined elsewhere. */
+function procUsage(pid: number | undefined): ProcUsage | undefined {
   if (pid === undefined) return undefined;
   try {
+    // Fields after "(comm) ": state is [0], minflt [7], utime [11], stime [12] (clock ticks, USER_HZ = 100).
     const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+    const sys = Number(fields[12]) / 100;
+    return { cpu: Number(fields[11]) / 100 + sys, sys, minflt: Number(fields[7]) };
   } catch {
     return undefined;
   }
@@ -143,11 +157,11 @@ async function main(): Promise<void> {
         else console.log(`(${name} not installed: skipped)`);
       }
       const times = new Map<string, number[]>(targets.map((t) => [t.name, []]));
-      const cpu = new Map<string, number[]>(targets.map((t) => [t.name, []]));
+      const usage = new Map<string, ProcUsage[]>(targets.map((t) => [t.name, []]));
       for (let round = 0; round < args.rounds; round++) {
         const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
         for (const t of order) {
-          const cpuBefore = cpuSeconds(t.process?.child.pid);
+          const before = procUsage(t.process?.child.pid);
           const r = await runToExit(
             'storescu',
             ['-aec', 'STORESCP', '--max-pdu', String(pdu), '--repeat', String(args.repeat), '127.0.0.1', String(t.port), image],
@@ -155,8 +169,10 @@ async function main(): Promise<void> {
           );
           if (r.code !== 0) throw new Error(`storescu via ${t.name} failed: ${r.stderr.slice(-500)}`);
           times.get(t.name)!.push(r.durationMs / 1000);
-          const cpuAfter = cpuSeconds(t.process?.child.pid);
-          if (cpuBefore !== undefined && cpuAfter !== undefined) cpu.get(t.name)!.push(cpuAfter - cpuBefore);
+          const after = procUsage(t.process?.child.pid);
+          if (before !== undefined && after !== undefined) {
+            usage.get(t.name)!.push({ cpu: after.cpu - before.cpu, sys: after.sys - before.sys, minflt: after.minflt - before.minflt });
+          }
         }
         process.stderr.write(`  ${pdu} B: round ${round + 1}/${args.rounds}\r`);
       }
@@ -165,16 +181,16 @@ async function main(): Promise<void> {
       const direct = times.has('direct') ? median(times.get('direct')!) : undefined;
       const mb = (args.repeat * args.imageBytes) / 1e6;
       console.log(`PDU ${pdu} bytes (storescp --max-pdu ${pdu}):`);
-      console.log('  target       median s   min s   max s    MB/s   speed vs haproxy   vs direct   relay CPU s/run');
+      console.log('  target       median s   min s   max s    MB/s   speed vs haproxy   vs direct   relay CPU s/run   of it sys   page faults/run');
       for (const t of targets) {
         const v = times.get(t.name)!;
         const m = median(v);
         const vsRef = ref ? (ref / m).toFixed(2) + 'x' : '-';
         const vsDirect = direct ? (direct / m).toFixed(2) + 'x' : '-';
-        const c = cpu.get(t.name)!;
-        const cpuText = c.length ? median(c).toFixed(2) : '-';
+        const u = usage.get(t.name)!;
+        const med = (pick: (x: ProcUsage) => number, digits: number): string => (u.length ? median(u.map(pick)).toFixed(digits) : '-');
         console.log(
-          `  ${t.name.padEnd(10)} ${m.toFixed(3).padStart(9)} ${Math.min(...v).toFixed(3).padStart(7)} ${Math.max(...v).toFixed(3).padStart(7)} ${(mb / m).toFixed(0).padStart(7)} ${vsRef.padStart(18)} ${vsDirect.padStart(11)} ${cpuText.padStart(17)}`,
+          `  ${t.name.padEnd(10)} ${m.toFixed(3).padStart(9)} ${Math.min(...v).toFixed(3).padStart(7)} ${Math.max(...v).toFixed(3).padStart(7)} ${(mb / m).toFixed(0).padStart(7)} ${vsRef.padStart(18)} ${vsDirect.padStart(11)} ${med((x) => x.cpu, 2).padStart(17)} ${med((x) => x.sys, 2).padStart(11)} ${med((x) => x.minflt, 0).padStart(17)}`,
         );
       }
       console.log('');

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Install what the tests need and npm cannot provide, from Debian's packages, when missing:
 # - dcmtk (storescu, storescp, echoscu, findscu, getscu, dcmdump): required, the conformance oracle;
+# - chromium (/usr/bin/chromium): required by the report's browser test (headless, driven by
+#   playwright-core, which never downloads a browser). When it cannot be installed, this script says so
+#   and carries on: that test then fails with a message saying what is missing;
 # - docker-compose: optional, lets test/unit/docker-compose.test.ts validate docker-compose.yml with
 #   `docker-compose config` (the test checks the file as YAML without it).
-# Does nothing when the tools are already on PATH.
+# Does nothing when the tools are already there.
 set -euo pipefail
+
+CHROMIUM=/usr/bin/chromium
 
 missing=()
 for tool in storescu storescp echoscu findscu getscu dcmdump; do
@@ -12,6 +17,7 @@ for tool in storescu storescp echoscu findscu getscu dcmdump; do
 done
 packages=()
 [ ${#missing[@]} -gt 0 ] && packages+=(dcmtk)
+[ -x "$CHROMIUM" ] || packages+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
@@ -20,21 +26,28 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1; then
   SUDO=(sudo)
 else
+  [ -x "$CHROMIUM" ] || echo "ensure-test-deps: $CHROMIUM not found and cannot install chromium (not root, no sudo): the report's browser test will fail; run 'apt-get install chromium' first" >&2
   if [ ${#missing[@]} -gt 0 ]; then
     echo "ensure-test-deps: ${missing[*]} not found and cannot install dcmtk (not root, no sudo): run 'apt-get install dcmtk' first" >&2
     exit 1
   fi
-  exit 0 # only the optional docker-compose is missing
+  exit 0 # only chromium (reported above) or the optional docker-compose is missing
 fi
+
+install() {
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
 
 echo "ensure-test-deps: installing Debian package(s): ${packages[*]}" >&2
 "${SUDO[@]}" apt-get update -qq
-if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null; then
-  # docker-compose is optional: retry with dcmtk alone before giving up.
-  if [ ${#missing[@]} -gt 0 ]; then
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk >/dev/null
-  else
-    echo "ensure-test-deps: docker-compose could not be installed; the compose file is checked without it" >&2
-  fi
+if ! install "${packages[@]}"; then
+  # One at a time: dcmtk is required (its failure stops here), chromium and docker-compose are reported.
+  for p in "${packages[@]}"; do
+    case "$p" in
+      dcmtk) install dcmtk ;;
+      chromium) install chromium || echo "ensure-test-deps: chromium could not be installed: the report's browser test will fail" >&2 ;;
+      docker-compose) install docker-compose || echo "ensure-test-deps: docker-compose could not be installed; the compose file is checked without it" >&2 ;;
+    esac
+  done
 fi
 command -v storescp >/dev/null 2>&1 || { echo "ensure-test-deps: dcmtk install did not provide storescp" >&2; exit 1; }

@@ -1,7 +1,8 @@
 // bench: the max-PDU experiment in one command. For each setting (max PDU x image) it starts the proxy
 // (the real CLI, its own process) with --max-pdu set, --parallel SCU worker processes sending --count
 // images through it to the SCP (embedded, its own process, or --upstream), collects every image's time
-// and status, and writes results.csv, the proxy's CSV logs and chart.svg to --out.
+// and status, and writes results.csv, the proxy's CSV logs, chart.svg, run.json (the run's settings) and
+// report.html (src/report/: the page `stats --html` writes from the same files) to --out.
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
@@ -17,7 +18,10 @@ import { messagesRow, STATUS_SUCCESS } from '../stats/messages.js';
 import { mbPerSecond, summarize } from '../stats/summary.js';
 import { renderResultTable } from '../stats/table.js';
 import type { ResultRow } from '../stats/table.js';
-import { Child, nodeScript, PROXY_BIN } from './child.js';
+import { writeBenchReport } from '../report/build.js';
+import { machineInfo, RUN_JSON } from '../report/run-info.js';
+import type { RunInfo, RunSettingInfo } from '../report/run-info.js';
+import { Child, nodeScript, PACKAGE_ROOT, PROXY_BIN } from './child.js';
 import { formatEndpoint, isShapedLink, linkArgs, linkLabel, linkSettings } from './options.js';
 import type { BenchMode, BenchOptions, LinkSetting } from './options.js';
 import { RESULTS_CSV_COLUMNS, resultsCsvRow } from './results.js';
@@ -219,6 +223,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     return 2;
   }
   mkdirSync(o.out, { recursive: true });
+  const startedAt = new Date();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'dpp-bench-'));
   const children: Child[] = [];
   const onSigint = (): void => {
@@ -304,6 +309,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
 
     const progress = new Progress(io, settings.length * o.count);
     const results: Array<SettingResult & { series: string; pduLabel: string }> = [];
+    const runSettings: RunSettingInfo[] = [];
     const allOutcomes: ImageOutcome[] = [];
     const started = performance.now();
     try {
@@ -315,11 +321,16 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
         let stopAfter: Child;
         let messagesCsv: string | undefined;
         const t = performance.now();
+        const info: RunSettingInfo = { label, pdu: s.pdu, image: s.image.label, imageBytes: meanBytes(s.image), mode: s.mode };
+        if (isShapedLink(s.link)) info.link = { latencyMs: s.link.latency.ms, jitterMs: s.link.latency.jitterMs, bandwidthBps: Math.round(s.link.bandwidth * 8) };
+        runSettings.push(info);
         if (s.mode === 'proxy') {
-          messagesCsv = path.join(o.out, `messages-${tag}.csv`);
+          info.messagesCsv = `messages-${tag}.csv`;
+          info.chunksCsv = `chunks-${tag}.csv`;
+          messagesCsv = path.join(o.out, info.messagesCsv);
           // The proxy appends to an existing messages CSV; this setting's split must come from this run only.
           if (messagesCsv) rmSync(messagesCsv, { force: true });
-          const proxy = await startProxy(target(), s.pdu, s.link, path.join(o.out, `chunks-${tag}.csv`), messagesCsv);
+          const proxy = await startProxy(target(), s.pdu, s.link, path.join(o.out, info.chunksCsv), messagesCsv);
           children.push(proxy.child);
           port = proxy.port;
           stopAfter = proxy.child;
@@ -352,19 +363,54 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     const series = seriesNames.map((name) => ({ series: name, rows: results.filter((r) => r.series === name).map((r) => ({ ...r.row, label: r.pduLabel })) }));
     const svg = await renderSvg(experimentSpec(series, 'max PDU', `seconds per image: ${imageSets.map((x) => x.label).join(', ')}, ${o.parallel} sender${o.parallel === 1 ? '' : 's'} (${o.scu})`));
     writeFileSync(path.join(o.out, 'chart.svg'), svg);
+    writeFileSync(path.join(o.out, RUN_JSON), `${JSON.stringify(runInfo(o, imageSets, scpMax, startedAt, runSettings), null, 2)}\n`);
+    // The measurements are on disk by now: a report that cannot be written must not lose them.
+    let report: string | undefined;
+    let reportError: string | undefined;
+    try {
+      report = await writeBenchReport(o.out);
+    } catch (err) {
+      reportError = (err as Error).message;
+    }
     io.stdout.write(renderResultTable(results.map((r) => r.row), 'max_pdu'));
     const failed = allOutcomes.filter((x) => x.status !== STATUS_SUCCESS);
     say(`bench: ${allOutcomes.length} images in ${humanSeconds((performance.now() - started) / 1000)}; seconds per image as measured by the senders, MB = 2^20 bytes; results in ${o.out}`);
+    if (report) say(`bench: report: ${report}`);
+    else say(`bench: report.html could not be written (${reportError}); results.csv and the CSV logs are complete: try 'dicom-pdu-proxy stats ${o.out}/*.csv --html report.html'`);
     if (failed.length > 0) {
       say(`bench: ${failed.length} of ${allOutcomes.length} images were NOT acknowledged with Success: ${describeFailures(failed)}`);
       return 1;
     }
-    return 0;
+    return report ? 0 : 1;
   } finally {
     process.removeListener('SIGINT', onSigint);
     await Promise.all(children.map((c) => c.stop()));
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+function runInfo(o: BenchOptions, images: readonly ImageSet[], scpMax: number, startedAt: Date, settings: RunSettingInfo[]): RunInfo {
+  const { version } = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+  return {
+    tool: `dicom-pdu-proxy ${version}`,
+    startedAt: startedAt.toISOString().replace(/\.\d+Z$/, 'Z'),
+    finishedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    machine: machineInfo(),
+    scu: { kind: o.scu, parallel: o.parallel, callingAet: o.callingAet, count: o.count },
+    scp: {
+      calledAet: o.calledAet,
+      target: o.upstream ? `${formatEndpoint(o.upstream)} (--upstream)` : `embedded dcmjs-dimse SCP, announces ${formatSize(scpMax)}`,
+    },
+    images: images.map((i) => ({ label: i.label, bytes: meanBytes(i) })),
+    pdus: o.pdus,
+    modes: o.modes,
+    proxyOptions: o.modes.includes('proxy')
+      ? `dicom-pdu-proxy --listen ${LOOPBACK}:0 --upstream <SCP> --max-pdu <setting>` +
+        (linkSettings(o).some(isShapedLink) ? ' --latency <setting> --bandwidth <setting>' : '') +
+        ' --csv chunks-<setting>.csv --messages-csv messages-<setting>.csv (defaults otherwise)'
+      : 'no proxy (--direct)',
+    settings,
+  };
 }
 
 function meanBytes(image: ImageSet): number {

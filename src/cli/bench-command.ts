@@ -20,9 +20,11 @@ setting) -> the SCP. Without --upstream the SCP is embedded (dcmjs-dimse, its ow
 64MB, so each swept size reaches it unchanged. Every image must be acknowledged with Success: failures are
 counted, reported, and make the exit status 1. Seconds per image are measured by the senders; MB = 2^20.
 Output in --out: results.csv, chunks-<pdu>-<image>.csv (the proxy's --csv), messages-<pdu>-<image>.csv
-(--messages-csv, when the proxy has it), chart.svg. With --latency/--bandwidth the proxy shapes each
-direction (see docs/SHAPING.md); every (latency, bandwidth) pair is swept with every max PDU, and results.csv
-gets latency_ms, jitter_ms and bandwidth_bps (bits per second; 0 = none).
+(--messages-csv, when the proxy has it), chart.svg, run.json (the run's settings) and report.html (one
+self-contained page: settings, table, charts, time split, PDU sizes sent, a summary; opens offline).
+With --latency/--bandwidth the proxy shapes each direction (see docs/SHAPING.md); every (latency,
+bandwidth) pair is swept with every max PDU, and results.csv gets latency_ms, jitter_ms and bandwidth_bps
+(bits per second; 0 = none).
 
 Examples:
   $ dicom-pdu-proxy bench                      # the experiment: about 5 min on 2 cores

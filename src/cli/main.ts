@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import type { Environment, RawSettings } from '../config/config.js';
 import { ENV_CONFIG, ENV_PREFIX, SETTINGS, envName, loadSettings } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
+import { routeKeyName, routeKeys } from '../config/routes.js';
 import { runProxy } from '../proxy/run.js';
 import { addStatsCommand } from './stats-command.js';
 import { addBenchCommand } from './bench-command.js';
@@ -26,6 +27,13 @@ it overrides config/default.json.
 Each option can be set in the environment too: ${ENV_PREFIX}<FLAG IN UPPER SNAKE CASE>, e.g.
 ${envName(SETTINGS.maxPdu)} for ${SETTINGS.maxPdu}, ${ENV_CONFIG} for --config (empty = not set; an unknown
 ${ENV_PREFIX}* variable is an error). Flags win over the environment, which wins over the --config file.
+${envName(SETTINGS.routes)} holds routes separated by ';'.
+
+--route [HOST:]PORT=UPSTREAM_HOST:PORT[,KEY=VALUE...] adds a listener with its own upstream (repeatable);
+KEY is id (the route's name in logs, CSV files and metrics; default: its port) or a per-route setting:
+${routeKeys().map(routeKeyName).join(', ')}.
+A route inherits every setting it does not set. --listen/--upstream are one more route, "default",
+when --upstream is given; with --route alone, --upstream is not needed.
 
 Examples:
   # Let the modality send 1 MB PDUs to a PACS that accepts 16 KB (the proxy cuts them back); log every PDU
@@ -42,6 +50,9 @@ Examples:
 
   # Regroup every message into 100 KB PDUs where the receivers allow it
   $ ${PROGRAM} --upstream pacs:104 --fragment 100KB
+
+  # Two routes in one process, each with its own settings; Prometheus metrics on port 9464
+  $ ${PROGRAM} --route 11112=pacs:104,max-pdu=1MB --route 11113=archive:11112,id=archive --metrics 9464
 
   # In Docker: settings from the environment, flags after the image name; CSV logs on a volume
   $ docker run -p 11112:11112 -v dpp-logs:/logs -e ${envName(SETTINGS.upstream)}=pacs:104 -e ${envName(SETTINGS.csv)}=/logs/chunks.csv \\
@@ -72,6 +83,8 @@ interface ProxyFlags {
   latencyToScu?: string;
   bandwidthToScp?: string;
   bandwidthToScu?: string;
+  route?: string[];
+  metrics?: string;
 }
 
 function usageError(message: string): number {
@@ -123,6 +136,12 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     .option('--latency-to-scu <MS[:JITTER]>', 'latency toward the SCU only (overrides --latency that way)')
     .option('--bandwidth-to-scp <RATE>', 'bandwidth toward the SCP only (overrides --bandwidth that way)')
     .option('--bandwidth-to-scu <RATE>', 'bandwidth toward the SCU only (overrides --bandwidth that way)')
+    .option(
+      '--route <ROUTE>',
+      'one more listener: [HOST:]PORT=UPSTREAM_HOST:PORT[,KEY=VALUE...] with per-route settings (max-pdu=1MB, id=NAME, ...); repeatable',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option('--metrics <[HOST:]PORT>', 'serve Prometheus metrics at http://HOST:PORT/metrics (host default 0.0.0.0)')
     .addHelpText('after', PROXY_HELP_AFTER)
     .action((flags: ProxyFlags) => {
       const raw: RawSettings = {
@@ -148,10 +167,12 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         latencyToScu: flags.latencyToScu,
         bandwidthToScp: flags.bandwidthToScp,
         bandwidthToScu: flags.bandwidthToScu,
+        routes: flags.route,
+        metrics: flags.metrics,
       };
       const settings = loadSettings(raw, flags.config, { env });
       for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
-      setRun(() => runProxy(settings.options, { logLevel: settings.logLevel }));
+      setRun(() => runProxy(settings.routes, { logLevel: settings.logLevel, metrics: settings.metrics }));
     });
 
   addStatsCommand(program, setRun, usageError);

@@ -7,6 +7,7 @@ interface StatsFlags {
   by?: string;
   svg?: string;
   timeline?: string;
+  html?: string;
 }
 
 const STATS_HELP_AFTER = `
@@ -14,12 +15,16 @@ A messages CSV (--messages-csv) gives the experiment's table: one row per ${DEFA
 1MB...) with n, failed (status not 0000), mean/min/max/p50/p95 seconds per message (p = nearest rank),
 MB/s (MB = 1048576 bytes: dataset bytes / summed durations) and the time split (mean ms per message).
 A chunk CSV (--csv) gives, per association and direction: PDUs, bytes, P-DATA-TF lengths, violations repaired.
-The kind of each file is told by its header; several files are read as one.
+bench's results.csv gives its table again. The kind of each file is told by its header; several files are
+read as one. --html OUT writes the report bench writes (report.html): settings, table, charts, time split,
+PDU sizes sent and a summary, all in one file that opens without network access (run.json next to a
+results.csv supplies the run's settings).
 
 Examples:
   $ dicom-pdu-proxy stats messages.csv
   $ dicom-pdu-proxy stats messages.csv --by command --svg chart.svg
-  $ dicom-pdu-proxy stats chunks.csv --timeline 3 --svg assoc3.svg`;
+  $ dicom-pdu-proxy stats chunks.csv --timeline 3 --svg assoc3.svg
+  $ dicom-pdu-proxy stats results/run/*.csv --html report.html`;
 
 /** Register `stats`; `fail` turns a usage error into the one-line message + exit status 2. */
 export function addStatsCommand(
@@ -30,12 +35,13 @@ export function addStatsCommand(
   program
     .command('stats')
     .description('print the experiment table from messages CSVs, or per-association PDU summaries from chunk CSVs')
-    .usage('FILE... [--by COLUMN] [--svg FILE] [--timeline ASSOC]')
+    .usage('FILE... [--by COLUMN] [--svg FILE] [--timeline ASSOC] [--html OUT]')
     .helpOption('-h, --help', 'print this help and exit')
-    .argument('<FILE...>', 'messages CSV (--messages-csv) and/or chunk CSV (--csv) files')
+    .argument('<FILE...>', "messages CSV (--messages-csv), chunk CSV (--csv) and/or bench's results.csv files")
     .option('--by <COLUMN>', `messages CSV column to group by: max_pdu (default), command, assoc, scp_max_pdu...`)
     .option('--svg <FILE>', 'write an SVG chart: mean with min-max bars per group (or the --timeline)')
     .option('--timeline <ASSOC>', "with --svg: draw this association's PDUs over time from a chunk CSV")
+    .option('--html <OUT>', 'write a self-contained HTML report (settings, table, charts, time split, PDU sizes)')
     .addHelpText('after', STATS_HELP_AFTER)
     .action((files: string[], flags: StatsFlags) => {
       setRun(async () => {
@@ -43,6 +49,7 @@ export function addStatsCommand(
           const out = await stats(files, flags);
           process.stdout.write(out.text);
           if (out.svgWritten) process.stderr.write(`chart written to ${out.svgWritten}\n`);
+          if (out.htmlWritten) process.stderr.write(`report written to ${out.htmlWritten}\n`);
           return 0;
         } catch (err) {
           if (err instanceof StatsUsageError) return fail(err.message);

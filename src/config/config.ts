@@ -9,11 +9,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseListen, parseUpstream } from '../cli/endpoint.js';
 import { parseSize } from '../cli/size.js';
-import type { FragmentPolicy, ProxyOptions } from '../proxy/options.js';
+import type { Endpoint, FragmentPolicy, ProxyOptions, RouteConfig } from '../proxy/options.js';
 import { parseAeTitle, parsePeerRule } from './access.js';
 import { ConfigError } from './errors.js';
 import { parseLatency, parseRate } from './shaping.js';
 import type { Latency } from '../transform/shaper.js';
+import { DEFAULT_ROUTE_ID, parseRoute, routeFromJson, splitRouteList } from './routes.js';
+import type { RouteSpec } from './routes.js';
 
 /** Setting keys (as written in config files), with the flag that sets each one. */
 export const SETTINGS = {
@@ -39,6 +41,8 @@ export const SETTINGS = {
   latencyToScu: '--latency-to-scu',
   bandwidthToScp: '--bandwidth-to-scp',
   bandwidthToScu: '--bandwidth-to-scu',
+  routes: '--route',
+  metrics: '--metrics',
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -48,13 +52,20 @@ export interface Layer {
   values: RawSettings;
   /** How to name a key of this layer in a message: `--max-pdu`, `config file x.json: maxPdu`. */
   name(key: SettingKey): string;
+  /** config/default.json: values here were not chosen by the user. */
+  defaults?: boolean;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface Settings {
+  /** The first route's options (the --listen/--upstream route when there is one): the process-wide values are the same in every route. */
   options: ProxyOptions;
+  /** Every route: --listen/--upstream (id "default") when --upstream is set, then each --route in order. */
+  routes: RouteConfig[];
+  /** --metrics: where the Prometheus endpoint listens; undefined = off. */
+  metrics: Endpoint | undefined;
   logLevel: LogLevel;
   /** One-line warnings (the run goes on), each naming the flag or file key: odd or tiny Maximum Lengths. */
   warnings: string[];
@@ -300,10 +311,8 @@ export function parseLogLevel(text: string): LogLevel {
   throw new ConfigError(`${JSON.stringify(text)} is not a log level (${LOG_LEVELS.join(', ')})`);
 }
 
-/** Merge the layers (later wins) and validate everything into the engine's options. */
-export function resolveSettings(layers: readonly Layer[]): Settings {
-  const warnings: string[] = [];
-
+/** The engine's options from the layers (later wins): the global ones, or those plus a route's layer on top. */
+function resolveOptions(layers: readonly Layer[], warnings: string[]): ProxyOptions {
   const upstream = pick(layers, 'upstream');
   if (!upstream) {
     throw new ConfigError(`--upstream HOST:PORT is required (the SCP to forward to; or set ${envName(SETTINGS.upstream)}, or "upstream" in a --config file)`);
@@ -312,7 +321,6 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
   const fragment = pick(layers, 'fragment');
   const csv = pick(layers, 'csv');
   const messagesCsv = pick(layers, 'messagesCsv');
-  const logLevel = pick(layers, 'logLevel');
 
   const options: ProxyOptions = {
     listen: listen ? named(listen, (t) => parseListen(t), stringOrNumber(listen, 'a string "[HOST:]PORT" or a port number')) : { host: '0.0.0.0', port: 11112 },
@@ -349,8 +357,72 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
       throw new ConfigError(`${messagesCsv.name}: ${JSON.stringify(options.messagesCsv)} is the chunk CSV file too (${csv!.name}); give each log its own file`);
     }
   }
+  return options;
+}
+
+/** The routes as written: --route (repeatable), PDU_PROXY_ROUTE (';'-separated), "routes" in a config file. */
+function routeSpecs(layers: readonly Layer[]): RouteSpec[] {
+  const got = pick(layers, 'routes');
+  if (!got) return [];
+  if (typeof got.value === 'string') return splitRouteList(got.value).map((text) => parseRoute(text, `${got.name}: ${JSON.stringify(text)}`));
+  if (!Array.isArray(got.value)) throw new ConfigError(`${got.name}: ${JSON.stringify(got.value)} must be an array of routes`);
+  const flag = got.name === SETTINGS.routes;
+  return got.value.map((item, i) =>
+    flag && typeof item === 'string' ? parseRoute(item) : routeFromJson(item, `${got.name}[${i}]`),
+  );
+}
+
+/** A route's settings: its own values over the global layers; messages name the route and its key. */
+function routeLayer(spec: RouteSpec): Layer {
+  return { values: spec.values, name: (key) => `${spec.label}: ${spec.keyName(key)}` };
+}
+
+/** Merge the layers (later wins) and validate everything into the engine's options, one set per route. */
+export function resolveSettings(layers: readonly Layer[]): Settings {
+  const warnings: string[] = [];
+  const specs = routeSpecs(layers);
+  const routes: RouteConfig[] = [];
+  // --listen/--upstream are one route, "default", whenever --upstream is set; without --route it is required.
+  if (specs.length === 0 || pick(layers, 'upstream')) {
+    routes.push({ id: DEFAULT_ROUTE_ID, label: SETTINGS.listen, options: resolveOptions(layers, warnings) });
+  } else {
+    const listen = [...layers].reverse().find((l) => l.values.listen !== undefined && l.values.listen !== null);
+    if (listen && !listen.defaults) {
+      throw new ConfigError(`${listen.name('listen')}: needs --upstream (it is the listen address of the --listen/--upstream route); a --route carries its own listen address`);
+    }
+  }
+  for (const spec of specs) {
+    const options = resolveOptions([...layers, routeLayer(spec)], warnings);
+    routes.push({ id: spec.id ?? (options.listen.port === 0 ? undefined : String(options.listen.port)), label: spec.label, options });
+  }
+  const ids = new Map<string, RouteConfig>();
+  const listens = new Map<string, RouteConfig>();
+  for (const route of routes) {
+    const { host, port } = route.options.listen;
+    if (port !== 0) {
+      const where = `${host}:${port}`;
+      const other = listens.get(where);
+      if (other) throw new ConfigError(`${route.label}: listens on ${where} like ${other.label}`);
+      listens.set(where, route);
+    }
+    if (route.id !== undefined) {
+      const other = ids.get(route.id);
+      if (other) throw new ConfigError(`${route.label}: route id ${JSON.stringify(route.id)} is also the id of ${other.label} (give one id=NAME)`);
+      ids.set(route.id, route);
+    }
+  }
+
+  const metrics = pick(layers, 'metrics');
+  const logLevel = pick(layers, 'logLevel');
   const level = logLevel ? named(logLevel, parseLogLevel, requireString(logLevel, LOG_LEVELS.join(', '))) : 'info';
-  return { options, logLevel: level, warnings };
+  return {
+    options: routes[0]!.options,
+    routes,
+    metrics: metrics ? named(metrics, (t) => parseListen(t), stringOrNumber(metrics, 'a string "[HOST:]PORT" or a port number')) : undefined,
+    logLevel: level,
+    // A global value is checked once per route: say it once.
+    warnings: [...new Set(warnings)],
+  };
 }
 
 export interface LoadOptions {
@@ -366,7 +438,7 @@ export interface LoadOptions {
 export function loadSettings(flags: RawSettings, configFile?: string, { env = {}, defaultsFile = DEFAULT_CONFIG_PATH }: LoadOptions = {}): Settings {
   // The environment is checked first: an unknown PDU_PROXY_* variable is reported even when flags are fine.
   const environment = environmentSettings(env);
-  const layers: Layer[] = [fileLayer(defaultsFile)];
+  const layers: Layer[] = [{ ...fileLayer(defaultsFile), defaults: true }];
   if (configFile !== undefined) layers.push(fileLayer(configFile));
   else if (environment.configFile !== undefined) layers.push(fileLayer(environment.configFile, ENV_CONFIG));
   layers.push(environment.layer);

@@ -68,3 +68,12 @@ export function shapingFor(
   if (!hasLatency && !hasRate) return undefined;
   return { latency: hasLatency ? latency : undefined, bytesPerSecond: hasRate ? bytesPerSecond : undefined };
 }
+
+/** One route: a listener and its upstream, with its own settings (issue 8: several routes in one process). */
+export interface RouteConfig {
+  /** In logs (`route`), CSV rows and metric labels. undefined: the bound listen port (a route on port 0). */
+  id: string | undefined;
+  /** How messages name it: `--listen`, `--route "11113=pacs:104"`, `config file x.json: routes[0]`. */
+  label: string;
+  options: ProxyOptions;
+}

@@ -5,11 +5,15 @@ import type { Logger } from 'pino';
 import { ChunkCsvRecorder } from '../record/chunk-csv.js';
 import { MessagesCsvRecorder } from '../record/messages-csv.js';
 import type { Recorder } from '../record/events.js';
-import type { ProxyOptions } from './options.js';
+import { formatEndpoint } from '../cli/endpoint.js';
+import type { Endpoint, RouteConfig } from './options.js';
+import { raiseMallocThresholds } from './malloc-threshold.js';
 import { ProxyServer } from './server.js';
 
 export interface RunOptions {
   logLevel: string;
+  /** --metrics: serve Prometheus metrics there; undefined = off. */
+  metrics?: Endpoint | undefined;
 }
 
 export function createLogger(level: string): Logger {
@@ -19,14 +23,24 @@ export function createLogger(level: string): Logger {
 /** After a second signal (or the drain timeout), how long aborted peers get to close before they are cut off. */
 const ABORT_GRACE_MS = 2000;
 
+/** How a route's listen failure is named on stderr: the flag or route it came from, and the address. */
+function listenLabel(route: RouteConfig): string {
+  const where = formatEndpoint(route.options.listen);
+  return route.label === '--listen' ? `--listen ${where}` : `${route.label} (listen ${where})`;
+}
+
 /**
- * Start the proxy and run until SIGINT/SIGTERM. On a signal: stop listening, let associations in flight
- * finish (at most --drain-timeout), flush the CSV files, and resolve with exit status 0. A second signal, or
+ * Start the proxy and run until SIGINT/SIGTERM: one listener per route, sharing the CSV recorders, the
+ * metrics and the association ids. On a signal: stop listening, let associations in flight finish on every
+ * route (at most --drain-timeout), flush the CSV files, and resolve with exit status 0. A second signal, or
  * the drain timeout, aborts what is left (A-ABORT to both peers); the exit status is then 1 if a live
- * association was cut short.
+ * association was cut short. A route that cannot listen stops the whole process (exit status 1).
  */
-export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<number> {
+export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Promise<number> {
+  // Process-wide settings are the same in every route (they cannot be set per route).
+  const options = all[0]!.options;
   const log = createLogger(run.logLevel);
+  raiseMallocThresholds();
   // Handlers first: a signal that arrives while starting up still gets a clean shutdown. They stay
   // installed, so a second signal is ours to handle too (node's default would exit without the CSV flush).
   const signals: NodeJS.Signals[] = [];
@@ -45,8 +59,13 @@ export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<
       };
     });
   const firstSignal = signals.length > 0 ? Promise.resolve(signals[0]!) : nextSignal();
+  const recorders: Recorder[] = [];
+  let metricsServer: { close(): Promise<void> } | undefined;
+  const release = async (): Promise<void> => {
+    await metricsServer?.close();
+    await Promise.all(recorders.map((r) => r.close()));
+  };
   try {
-    const recorders: Recorder[] = [];
     if (options.csv) recorders.push(await ChunkCsvRecorder.open(options.csv));
     if (options.messagesCsv) {
       try {
@@ -54,28 +73,50 @@ export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         process.stderr.write(`dicom-pdu-proxy: --messages-csv ${e.code ? `${options.messagesCsv}: ${e.code}` : e.message}\n`);
-        await Promise.all(recorders.map((r) => r.close()));
+        await release();
         return 2;
       }
     }
-    const server = new ProxyServer(options, log, recorders);
-    try {
-      await server.listen();
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      process.stderr.write(`dicom-pdu-proxy: --listen ${options.listen.host}:${options.listen.port}: ${e.code ?? e.message}\n`);
-      await Promise.all(recorders.map((r) => r.close()));
-      return 1;
+    if (run.metrics) {
+      // prom-client is loaded only when metrics are asked for: start-up without them stays fast.
+      const { MetricsRecorder, serveMetrics } = await import('../record/metrics.js');
+      const metrics = new MetricsRecorder();
+      recorders.push(metrics);
+      try {
+        const served = await serveMetrics(run.metrics, metrics);
+        metricsServer = served;
+        log.info({ metrics: `http://${formatEndpoint({ host: served.address.address, port: served.address.port })}/metrics` }, 'metrics listening');
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        process.stderr.write(`dicom-pdu-proxy: --metrics ${formatEndpoint(run.metrics)}: ${e.code ?? e.message}\n`);
+        await release();
+        return 1;
+      }
+    }
+    let nextAssoc = 1;
+    const servers = all.map((route) => new ProxyServer(route.options, log, recorders, { route: route.id, nextAssoc: () => nextAssoc++ }));
+    for (const [i, server] of servers.entries()) {
+      try {
+        await server.listen();
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        process.stderr.write(`dicom-pdu-proxy: ${listenLabel(all[i]!)}: ${e.code ?? e.message}\n`);
+        await Promise.all(servers.slice(0, i).map((s) => s.stopListening()));
+        await release();
+        return 1;
+      }
     }
     const signal = await firstSignal;
     const second = signals.length > 1 ? Promise.resolve(signals[1]!) : nextSignal();
-    log.info({ signal, active: server.admittedAssociations, drainTimeoutMs: options.drainTimeoutMs }, 'shutting down: draining associations in flight');
-    // server.close() only completes once every connection is gone: stop accepting first, then wait.
-    const stopped = server.stopListening();
-    server.drain();
+    const active = (): number => servers.reduce((n, s) => n + s.admittedAssociations, 0);
+    // server.close() only completes once every connection is gone: stop accepting first, then wait. The log
+    // line comes after, so whoever reads it can rely on every route's listener being closed already.
+    const stopped = Promise.all(servers.map((s) => s.stopListening()));
+    for (const server of servers) server.drain();
+    log.info({ signal, active: active(), drainTimeoutMs: options.drainTimeoutMs }, 'shutting down: draining associations in flight');
     let drainTimer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
-      server.whenIdle().then(() => 'drained' as const),
+      Promise.all(servers.map((s) => s.whenIdle())).then(() => 'drained' as const),
       new Promise<'timeout'>((resolve) => (drainTimer = setTimeout(() => resolve('timeout'), options.drainTimeoutMs))),
       second.then(() => 'signal' as const),
     ]);
@@ -83,11 +124,12 @@ export async function runProxy(options: ProxyOptions, run: RunOptions): Promise<
     let aborted = 0;
     if (outcome !== 'drained') {
       const why = outcome === 'signal' ? 'second signal during shutdown' : `drain timeout (${options.drainTimeoutMs} ms)`;
-      log.warn({ reason: why, active: server.admittedAssociations }, 'shutting down: aborting associations still in flight');
-      aborted = await server.abortAll(`proxy shutting down: ${why}`, ABORT_GRACE_MS);
+      log.warn({ reason: why, active: active() }, 'shutting down: aborting associations still in flight');
+      const counts = await Promise.all(servers.map((s) => s.abortAll(`proxy shutting down: ${why}`, ABORT_GRACE_MS)));
+      aborted = counts.reduce((a, b) => a + b, 0);
     }
     await stopped;
-    await Promise.all(recorders.map((r) => r.close()));
+    await release();
     log.info({ aborted }, 'stopped');
     return aborted > 0 ? 1 : 0;
   } finally {

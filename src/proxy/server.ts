@@ -22,10 +22,22 @@ import { Wire } from '../transform/shaper.js';
  */
 export const MAX_PENDING_CONNECTIONS = 256;
 
+export interface ServerOptions {
+  /** The route's id (logs, CSV rows, metrics); undefined = the bound port, known once listening. */
+  route?: string | undefined;
+  /** Association ids, shared by every route of the process so that ids never collide in the CSV files. */
+  nextAssoc?: () => number;
+}
+
 export class ProxyServer {
   private readonly options: ProxyOptions;
-  private readonly log: Logger;
-  private readonly recorders: readonly Recorder[];
+  private readonly parentLog: Logger;
+  private log: Logger;
+  private readonly sharedRecorders: readonly Recorder[];
+  /** The recorders as this route's views (forRoute), set once the route id is known. */
+  private recorders: readonly Recorder[];
+  private routeId: string | undefined;
+  private readonly nextAssoc: () => number;
   private readonly server: Server;
   private readonly sessions = new Set<Session>();
   private readonly rules: AdmissionRules;
@@ -34,16 +46,25 @@ export class ProxyServer {
   /** Admitted associations not finished yet (what --max-associations counts). */
   private associations = 0;
   private draining = false;
-  private nextId = 1;
   private idleWaiters: Array<() => void> = [];
 
-  constructor(options: ProxyOptions, log: Logger, recorders: readonly Recorder[]) {
+  constructor(options: ProxyOptions, log: Logger, recorders: readonly Recorder[], server: ServerOptions = {}) {
     this.options = options;
+    this.parentLog = log;
     this.log = log;
+    this.sharedRecorders = recorders;
     this.recorders = recorders;
+    this.routeId = server.route;
+    let nextId = 1;
+    this.nextAssoc = server.nextAssoc ?? (() => nextId++);
     this.rules = new AdmissionRules(options);
     this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
+  }
+
+  /** The route's id: as configured, or the bound port (undefined before listening then). */
+  get route(): string | undefined {
+    return this.routeId;
   }
 
   get activeAssociations(): number {
@@ -59,6 +80,10 @@ export class ProxyServer {
       this.server.listen({ host, port }, () => {
         this.server.off('error', onError);
         const address = this.server.address() as AddressInfo;
+        this.routeId ??= String(address.port);
+        this.log = this.parentLog.child({ route: this.routeId });
+        const route = this.routeId;
+        this.recorders = this.sharedRecorders.map((r) => r.forRoute?.(route) ?? r);
         this.log.info(
           {
             listen: `${address.address}:${address.port}`,
@@ -76,7 +101,7 @@ export class ProxyServer {
   }
 
   private accept(socket: Socket): void {
-    const id = this.nextId++;
+    const id = this.nextAssoc();
     const log = this.log.child({ assoc: id });
     log.debug({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'connection accepted');
     this.boundPending();
@@ -152,7 +177,7 @@ export class ProxyServer {
   async abortAll(why: string, graceMs = this.options.closeTimeoutMs): Promise<number> {
     let aborted = 0;
     const idle = this.whenIdle();
-    for (const session of this.sessions) if (session.abort(why)) aborted++;
+    for (const session of this.sessions) if (session.abort(why, 'shutdown')) aborted++;
     const timer = setTimeout(() => {
       for (const session of this.sessions) session.destroy();
     }, graceMs);

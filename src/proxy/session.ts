@@ -23,7 +23,7 @@ import { ABORT_REASON_NAMES, AbortReason, AbortSource, PduType, pduTypeName } fr
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import { ProtocolError } from '../pdu/errors.js';
 import { MessageTracker } from '../dimse/tracker.js';
-import type { Direction, MessageRecord, PduRecord, Recorder } from '../record/events.js';
+import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder } from '../record/events.js';
 import type { Admission } from './admission.js';
 import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
 import type { InFlight, LinkOwner } from './link.js';
@@ -59,7 +59,7 @@ const STATE_NAMES = ['await-rq', 'connecting', 'await-ac', 'established', 'relea
 export interface SessionSummary {
   assoc: number;
   durationMs: number;
-  outcome: 'released' | 'rejected' | 'aborted' | 'closed';
+  outcome: AssociationOutcome;
   reason: string | undefined;
 }
 
@@ -69,6 +69,7 @@ export class Session implements LinkOwner {
   private readonly log: Logger;
   private readonly pduRecorders: readonly Recorder[];
   private readonly messageRecorders: readonly Recorder[];
+  private readonly associationRecorders: readonly Recorder[];
   private readonly tracker: MessageTracker;
   private readonly onDone: (session: Session) => void;
   private readonly t0 = performance.now();
@@ -79,6 +80,12 @@ export class Session implements LinkOwner {
   private state = State.AwaitRq;
   private outcome: SessionSummary['outcome'] = 'closed';
   private reason: string | undefined;
+  /** Why it was aborted, in the metrics' fixed vocabulary (set with outcome 'aborted'). */
+  private abortCause: AbortCause | undefined;
+  /** A well-formed A-ASSOCIATE-RQ arrived (admitted or not). */
+  private requested = false;
+  /** ... and was not refused by the proxy's own rules. */
+  private accepted = false;
   private closeTimer: NodeJS.Timeout | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private artimTimer: NodeJS.Timeout | undefined;
@@ -111,6 +118,7 @@ export class Session implements LinkOwner {
     this.log = log;
     this.pduRecorders = recorders.filter((r) => r.pdu);
     this.messageRecorders = recorders.filter((r) => r.message);
+    this.associationRecorders = recorders.filter((r) => r.association);
     this.onDone = onDone;
     const clock = (): number => (performance.now() - this.t0) * 1000;
     this.toScp = new Link('to_scp', id, this, clock);
@@ -205,6 +213,7 @@ export class Session implements LinkOwner {
       case PduType.Abort: {
         const fields = decodeAbort(pdu);
         this.outcome = 'aborted';
+        this.abortCause = fromScu ? 'scu_abort' : 'scp_abort';
         this.reason = `${sender} sent A-ABORT (${describeAbort(fields)})`;
         this.log.info({ from: sender, abort: describeAbort(fields) }, 'association aborted by a peer');
         if (this.state === State.AwaitRq || this.state === State.Connecting) {
@@ -371,6 +380,7 @@ export class Session implements LinkOwner {
     const wasConnecting = this.state === State.Connecting || this.state === State.AwaitRq;
     this.state = State.Aborted;
     this.outcome = 'aborted';
+    this.abortCause = 'protocol_error';
     this.reason = `protocol error: ${message}`;
     this.log.warn({ code, abortReason: ABORT_REASON_NAMES[reason], reason: message }, 'protocol error: association aborted');
     this.toScp.stop();
@@ -427,6 +437,7 @@ export class Session implements LinkOwner {
     if (this.state === State.Aborted) return;
     this.state = State.Aborted;
     this.outcome = 'aborted';
+    this.abortCause = 'connection_lost';
     this.reason = `${leg.toUpperCase()} ${what} during the association`;
     this.log.warn({ leg, reason: this.reason }, 'connection lost: association aborted');
     this.toScp.stop();
@@ -472,7 +483,7 @@ export class Session implements LinkOwner {
    * Abort the association from the proxy's side (shutdown, idle): A-ABORT to both, then close. Returns
    * whether a live association was cut short (false when there was none: it just closes the connections).
    */
-  abort(why: string): boolean {
+  abort(why: string, cause: AbortCause = 'shutdown'): boolean {
     if (this.finished) return false;
     if (this.state === State.Ended || this.state === State.Aborted || this.state === State.AwaitRq) {
       this.closeBoth();
@@ -481,6 +492,7 @@ export class Session implements LinkOwner {
     const upstreamConnected = this.state !== State.Connecting;
     this.state = State.Aborted;
     this.outcome = 'aborted';
+    this.abortCause = cause;
     this.reason = why;
     this.log.warn({ reason: why }, 'association aborted by the proxy');
     this.toScp.stop();
@@ -499,6 +511,9 @@ export class Session implements LinkOwner {
   private admit(rq: AssociatePdu, record: InFlight): boolean {
     const peerAddress = this.scu.remoteAddress;
     const refusal = this.admission?.admit({ peerAddress, callingAe: callingAe(rq) });
+    this.requested = true;
+    this.accepted = !refusal;
+    this.emit({ phase: 'requested', assoc: this.id, admitted: this.accepted });
     if (!refusal) {
       this.admitted = this.admission !== undefined;
       if (this.options.idleTimeoutMs > 0) {
@@ -533,7 +548,7 @@ export class Session implements LinkOwner {
   /** The SCU connection saw no traffic either way for --idle-timeout: abort the association. */
   private onIdle(): void {
     if (this.state !== State.AwaitAc && this.state !== State.Established && this.state !== State.Releasing) return;
-    this.abort(`idle: nothing sent or received for ${this.options.idleTimeoutMs} ms (--idle-timeout)`);
+    this.abort(`idle: nothing sent or received for ${this.options.idleTimeoutMs} ms (--idle-timeout)`, 'idle_timeout');
   }
 
   /** True while the connection has not sent an A-ASSOCIATE-RQ yet. */
@@ -589,7 +604,19 @@ export class Session implements LinkOwner {
         'peers sent PDUs over the Maximum Length announced to them; repaired by re-fragmenting',
       );
     }
+    this.emit({
+      phase: 'ended',
+      assoc: this.id,
+      requested: this.requested,
+      admitted: this.accepted,
+      outcome: this.outcome,
+      abort: this.outcome === 'aborted' ? (this.abortCause ?? 'connection_lost') : undefined,
+    });
     this.onDone(this);
+  }
+
+  private emit(event: AssociationEvent): void {
+    for (const recorder of this.associationRecorders) recorder.association!(event);
   }
 }
 

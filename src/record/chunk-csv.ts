@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { once } from 'node:events';
 import { BatchedLines } from './batched-lines.js';
+import { DEFAULT_ROUTE_ID } from './events.js';
 import type { PduRecord, Recorder } from './events.js';
 
 /** The columns, in order. Scripts depend on these names: add, never rename. */
@@ -23,9 +24,11 @@ export const CHUNK_CSV_COLUMNS = [
   'out_pdus',
   'out_max_length',
   'violation',
+  'route',
 ] as const;
 
-export function chunkCsvRow(r: PduRecord): Array<string | number> {
+/** `route`: the id of the route the PDU came through (ids are plain words: no quoting needed). */
+export function chunkCsvRow(r: PduRecord, route: string = DEFAULT_ROUTE_ID): Array<string | number> {
   return [
     r.assoc,
     r.direction,
@@ -42,6 +45,7 @@ export function chunkCsvRow(r: PduRecord): Array<string | number> {
     r.outPdus,
     r.outMaxLength,
     r.violation ? 1 : 0,
+    route,
   ];
 }
 
@@ -70,8 +74,12 @@ export class ChunkCsvRecorder implements Recorder {
     return new ChunkCsvRecorder(file);
   }
 
-  pdu(record: PduRecord): void {
-    this.lines.push(chunkCsvRow(record).join(','));
+  pdu(record: PduRecord, route: string = DEFAULT_ROUTE_ID): void {
+    this.lines.push(chunkCsvRow(record, route).join(','));
+  }
+
+  forRoute(route: string): Recorder {
+    return { pdu: (record) => this.pdu(record, route), close: () => Promise.resolve() };
   }
 
   close(): Promise<void> {

@@ -1,6 +1,9 @@
 // What the proxy tells its recorders. Recorders (CSV, logs, metrics) receive these synchronously and must
 // not block: they queue and write later.
 
+/** The route of the --listen/--upstream pair (routes given with --route are named by id=NAME or their port). */
+export const DEFAULT_ROUTE_ID = 'default';
+
 /** Which way a PDU travels: to_scp is SCU → proxy → SCP, to_scu the reverse. */
 export type Direction = 'to_scp' | 'to_scu';
 
@@ -39,9 +42,36 @@ export interface Recorder {
   pdu?(record: PduRecord): void;
   /** Per-message records (messages CSV). */
   message?(record: MessageRecord): void;
+  /** An association was requested (and admitted or refused), or a connection ended (metrics). */
+  association?(event: AssociationEvent): void;
+  /**
+   * A recorder shared by several routes gives each route a view that tags what it records with the route's
+   * id (a CSV column, a metric label: looked up once, not per event). The view's close() does nothing: the
+   * shared recorder is closed once, by its owner.
+   */
+  forRoute?(route: string): Recorder;
   /** Write out what is queued and release the file; resolves when it is on disk. */
   close(): Promise<void>;
 }
+
+/**
+ * Why an association was aborted, from a fixed vocabulary (metric labels must never carry a peer's text):
+ * an A-ABORT from a peer, a protocol error the proxy detected, a connection lost mid-association, the
+ * --idle-timeout, or the proxy shutting down.
+ */
+export type AbortCause = 'scu_abort' | 'scp_abort' | 'protocol_error' | 'connection_lost' | 'idle_timeout' | 'shutdown';
+
+export const ABORT_CAUSES: readonly AbortCause[] = ['scu_abort', 'scp_abort', 'protocol_error', 'connection_lost', 'idle_timeout', 'shutdown'];
+
+export type AssociationOutcome = 'released' | 'rejected' | 'aborted' | 'closed';
+
+export const ASSOCIATION_OUTCOMES: readonly AssociationOutcome[] = ['released', 'rejected', 'aborted', 'closed'];
+
+export type AssociationEvent =
+  /** A well-formed A-ASSOCIATE-RQ arrived; `admitted` false when the proxy refused it (A-ASSOCIATE-RJ). */
+  | { phase: 'requested'; assoc: number; admitted: boolean }
+  /** Both connections are closed. `requested`/`admitted` as above; `abort` when the outcome is aborted. */
+  | { phase: 'ended'; assoc: number; requested: boolean; admitted: boolean; outcome: AssociationOutcome; abort: AbortCause | undefined };
 
 /**
  * One DIMSE request and its responses (--messages-csv), reported once the final response has arrived and

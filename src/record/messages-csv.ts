@@ -8,6 +8,7 @@ import type { TimeSplit } from '../dimse/tracker.js';
 import { durationUs, responseUs } from '../dimse/tracker.js';
 import { statusHex } from '../dimse/command.js';
 import { BatchedLines } from './batched-lines.js';
+import { DEFAULT_ROUTE_ID } from './events.js';
 import type { Direction, MessageRecord, Recorder } from './events.js';
 
 /** The columns, in order: a contract with `stats` and `bench` (and users' scripts). Add at the end, never rename. */
@@ -32,6 +33,7 @@ export const MESSAGES_CSV_COLUMNS = [
   'status',
   'started_at',
   'requested_by',
+  'route',
 ] as const;
 
 export const MESSAGES_CSV_HEADER = MESSAGES_CSV_COLUMNS.join(',');
@@ -44,7 +46,7 @@ function csvField(text: string): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-export function messageCsvRow(m: MessageRecord): Array<string | number> {
+export function messageCsvRow(m: MessageRecord, route: string = DEFAULT_ROUTE_ID): Array<string | number> {
   return [
     m.assoc,
     m.messageId,
@@ -66,6 +68,7 @@ export function messageCsvRow(m: MessageRecord): Array<string | number> {
     m.status === undefined ? '' : statusHex(m.status),
     m.startedAt,
     m.direction === 'to_scp' ? 'scu' : 'scp',
+    route,
   ];
 }
 
@@ -142,8 +145,12 @@ export class MessagesCsvRecorder implements Recorder {
     return new MessagesCsvRecorder(file, prefix);
   }
 
-  message(record: MessageRecord): void {
-    this.lines.push(messageCsvRow(record).join(','));
+  message(record: MessageRecord, route: string = DEFAULT_ROUTE_ID): void {
+    this.lines.push(messageCsvRow(record, route).join(','));
+  }
+
+  forRoute(route: string): Recorder {
+    return { message: (record) => this.message(record, route), close: () => Promise.resolve() };
   }
 
   close(): Promise<void> {
@@ -164,7 +171,12 @@ async function headerPrefix(handle: fs.promises.FileHandle, path: string): Promi
   if (size === 0) return `${MESSAGES_CSV_HEADER}\n`;
   const head = Buffer.alloc(Math.min(size, MESSAGES_CSV_HEADER.length + 2));
   await handle.read(head, 0, head.length, 0);
-  const firstLine = head.toString('latin1').split(/\r?\n/)[0];
+  const firstLine = head.toString('latin1').split(/\r?\n/)[0]!;
+  if (firstLine !== MESSAGES_CSV_HEADER && MESSAGES_CSV_HEADER.startsWith(`${firstLine},`)) {
+    // An older version's header (fewer columns, same order): its rows cannot take the new columns.
+    const missing = MESSAGES_CSV_COLUMNS.slice(firstLine.split(',').length).join(', ');
+    throw new MessagesCsvFileError(`${path} was written by an older version of the proxy (no ${missing} column); not appending to it: give a new file (stats still reads the old one)`);
+  }
   if (firstLine !== MESSAGES_CSV_HEADER) {
     throw new MessagesCsvFileError(`${path} exists and does not start with the messages CSV header; not appending to it`);
   }

@@ -13,6 +13,8 @@ const COMMON_LENGTHS = 3;
 
 export interface DirectionSummary {
   assoc: string;
+  /** The chunk CSV's route column ('' in files written before it). */
+  route: string;
   direction: string;
   pdus: number;
   /** Bytes on the wire (length field + 6, every PDU type). */
@@ -30,7 +32,7 @@ export interface DirectionSummary {
 export function summarizeChunks(rows: readonly CsvRow[]): DirectionSummary[] {
   const groups = new Map<string, CsvRow[]>();
   for (const r of rows) {
-    const key = `${r.assoc}\u0000${r.direction}`;
+    const key = `${r.route ?? ''}\u0000${r.assoc}\u0000${r.direction}`;
     let g = groups.get(key);
     if (!g) groups.set(key, (g = []));
     g.push(r);
@@ -43,6 +45,7 @@ export function summarizeChunks(rows: readonly CsvRow[]): DirectionSummary[] {
     const s = summarize(lengths);
     out.push({
       assoc: g[0]!.assoc!,
+      route: g[0]!.route ?? '',
       direction: g[0]!.direction!,
       pdus: g.length,
       bytes: g.reduce((sum, r) => sum + (num(r.length) ?? 0) + PDU_HEADER_BYTES, 0),
@@ -63,9 +66,13 @@ export function summarizeChunks(rows: readonly CsvRow[]): DirectionSummary[] {
 
 export function renderChunkTable(summaries: readonly DirectionSummary[]): string {
   const opt = (v: number | undefined): string => (v === undefined ? '-' : String(v));
+  // A route column when the file holds several routes (association ids are unique across them).
+  const routed = new Set(summaries.map((s) => s.route)).size > 1;
+  const route = (s: DirectionSummary): string[] => (routed ? [s.route || '-'] : []);
   return renderColumns(
-    ['assoc', 'direction', 'PDUs', 'bytes', 'P-DATA-TF', 'min len', 'p50 len', 'max len', 'most common lengths', 'violations repaired'],
+    [...(routed ? ['route'] : []), 'assoc', 'direction', 'PDUs', 'bytes', 'P-DATA-TF', 'min len', 'p50 len', 'max len', 'most common lengths', 'violations repaired'],
     summaries.map((s) => [
+      ...route(s),
       s.assoc,
       s.direction,
       String(s.pdus),

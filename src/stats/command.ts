@@ -1,13 +1,14 @@
-// `dicom-pdu-proxy stats FILE...`: the experiment's table from messages CSVs, per-association summaries
-// from chunk CSVs, and SVG charts.
+// `dicom-pdu-proxy stats FILE...`: the experiment's table from messages CSVs (or bench's results.csv),
+// per-association summaries from chunk CSVs, SVG charts, and with --html the report page of src/report/.
 
 import { writeFile } from 'node:fs/promises';
 import { CsvInputError, readCsvFile } from './csv.js';
 import type { CsvFile } from './csv.js';
 import { experimentSpec, renderSvg, timelineSpec } from './chart.js';
 import { renderChunkTable, summarizeChunks } from './chunks.js';
-import { groupMessages } from './messages.js';
+import { groupMessages, groupMessagesPerRoute } from './messages.js';
 import { renderResultTable } from './table.js';
+import { settingsFromResults } from '../report/model.js';
 
 export interface StatsOptions {
   /** Messages CSV column to group by (default max_pdu). */
@@ -16,6 +17,8 @@ export interface StatsOptions {
   svg?: string;
   /** Association id whose PDUs are drawn (needs a chunk CSV and `svg`). */
   timeline?: string;
+  /** Write the self-contained HTML report here (the one bench writes as report.html). */
+  html?: string;
 }
 
 export const DEFAULT_GROUP_BY = 'max_pdu';
@@ -26,6 +29,7 @@ export class StatsUsageError extends Error {}
 export interface StatsOutput {
   text: string;
   svgWritten?: string;
+  htmlWritten?: string;
 }
 
 export async function stats(paths: readonly string[], options: StatsOptions): Promise<StatsOutput> {
@@ -40,6 +44,10 @@ export async function stats(paths: readonly string[], options: StatsOptions): Pr
   }
   const messages = files.filter((f) => f.kind === 'messages');
   const chunks = files.filter((f) => f.kind === 'chunks');
+  const results = files.filter((f) => f.kind === 'results');
+  if (options.html !== undefined && messages.length === 0 && results.length === 0) {
+    throw new StatsUsageError("--html needs a messages CSV (--messages-csv) or bench's results.csv");
+  }
   const by = options.by ?? DEFAULT_GROUP_BY;
   if (options.by !== undefined && messages.length === 0) throw new StatsUsageError('--by needs a messages CSV (--messages-csv)');
   for (const f of messages) {
@@ -47,11 +55,18 @@ export async function stats(paths: readonly string[], options: StatsOptions): Pr
   }
 
   const parts: string[] = [];
-  const rows = groupMessages(messages.flatMap((f) => f.rows), by);
+  const messageRows = messages.flatMap((f) => f.rows);
+  // Rows from several routes (the route column, issue 8) are grouped per route first.
+  const perRoute = groupMessagesPerRoute(messageRows, by);
+  const rows = perRoute ?? groupMessages(messageRows, by);
   if (messages.length > 0) {
     const n = rows.reduce((s, r) => s + r.count, 0);
-    parts.push(`${n} messages from ${messages.length} messages CSV file(s), by ${by}; seconds per message, MB = 2^20 bytes, split = mean ms per message\n`);
+    parts.push(`${n} messages from ${messages.length} messages CSV file(s), by ${perRoute ? `route and ${by}` : by}; seconds per message, MB = 2^20 bytes, split = mean ms per message\n`);
     parts.push(renderResultTable(rows, by));
+  }
+  for (const f of results) {
+    parts.push(`${parts.length > 0 ? '\n' : ''}${f.path}: ${f.rows.length} settings of a bench run; seconds per image as measured by the senders\n`);
+    parts.push(renderResultTable(settingsFromResults(f.rows).map((s) => s.row), 'setting'));
   }
   for (const f of chunks) {
     parts.push(`${parts.length > 0 ? '\n' : ''}${f.path}: ${f.rows.length} PDUs (bytes on the wire = length + 6; lengths are the PDU-length field)\n`);
@@ -67,10 +82,21 @@ export async function stats(paths: readonly string[], options: StatsOptions): Pr
       svg = await renderSvg(timelineSpec(source.rows, options.timeline));
     } else {
       if (messages.length === 0) throw new StatsUsageError('--svg needs a messages CSV (or --timeline ASSOC with a chunk CSV)');
-      svg = await renderSvg(experimentSpec([{ series: 'messages', rows }], by, `time per message by ${by}`));
+      const series = perRoute
+        ? [...new Set(perRoute.map((r) => r.route!))].map((route) => ({ series: `route ${route}`, rows: perRoute.filter((r) => r.route === route) }))
+        : [{ series: 'messages', rows }];
+      svg = await renderSvg(experimentSpec(series, by, `time per message by ${by}`));
     }
     await writeFile(options.svg, svg);
     svgWritten = options.svg;
   }
-  return { text: parts.join(''), svgWritten };
+  let htmlWritten: string | undefined;
+  if (options.html !== undefined) {
+    // Loaded on use, like the charts.
+    const { findRunInfo, renderReport, reportModel } = await import('../report/build.js');
+    const model = reportModel(files, { info: findRunInfo(files), by });
+    await writeFile(options.html, await renderReport(model));
+    htmlWritten = options.html;
+  }
+  return { text: parts.join(''), svgWritten, htmlWritten };
 }

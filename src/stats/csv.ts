@@ -1,5 +1,6 @@
-// Reading the proxy's CSV files: the messages CSV (--messages-csv) and the chunk CSV (--csv). The kind of
-// a file is told by its header, so `stats` takes either without a flag. Read with fast-csv's parser.
+// Reading the proxy's CSV files: the messages CSV (--messages-csv) and the chunk CSV (--csv), and bench's
+// results.csv. The kind of a file is told by its header, so `stats` takes any of them without a flag. Read
+// with fast-csv's parser.
 
 import fs from 'node:fs';
 import { parse } from 'fast-csv';
@@ -10,8 +11,10 @@ export { MESSAGES_CSV_COLUMNS } from '../record/messages-csv.js';
 /** The columns `stats` needs from a chunk CSV (the recorder may add columns; it never renames). */
 export const CHUNK_CSV_REQUIRED = ['assoc', 'direction', 'seq', 'type', 'length', 'first_byte_us', 'last_byte_us', 'violation'] as const;
 const MESSAGES_CSV_REQUIRED = ['assoc', 'command', 'bytes', 'max_pdu', 'duration_ms', 'status'] as const;
+/** The columns the report needs from bench's results.csv (bench may add columns; they are read by name). */
+const RESULTS_CSV_REQUIRED = ['pdu_bytes', 'images', 'mean_s', 'min_s', 'max_s', 'failures'] as const;
 
-export type CsvKind = 'messages' | 'chunks';
+export type CsvKind = 'messages' | 'chunks' | 'results';
 export type CsvRow = Record<string, string>;
 
 export interface CsvFile {
@@ -28,6 +31,7 @@ export function detectKind(columns: readonly string[]): CsvKind | undefined {
   const has = (names: readonly string[]): boolean => names.every((n) => columns.includes(n));
   if (columns[1] === 'message_id' && has(MESSAGES_CSV_REQUIRED)) return 'messages';
   if (columns[1] === 'direction' && has(CHUNK_CSV_REQUIRED)) return 'chunks';
+  if (columns[0] === 'pdu_bytes' && has(RESULTS_CSV_REQUIRED)) return 'results';
   return undefined;
 }
 
@@ -48,7 +52,7 @@ export async function readCsvFile(path: string): Promise<CsvFile> {
   if (columns.length === 0) throw new CsvInputError(`${path}: empty file (no CSV header)`);
   const kind = detectKind(columns);
   if (!kind) {
-    throw new CsvInputError(`${path}: not a messages CSV (--messages-csv) nor a chunk CSV (--csv): header starts ${columns.slice(0, 3).join(',')}`);
+    throw new CsvInputError(`${path}: not a messages CSV (--messages-csv) nor a chunk CSV (--csv) nor bench's results.csv: header starts ${columns.slice(0, 3).join(',')}`);
   }
   return { path, kind, columns, rows };
 }

@@ -42,15 +42,37 @@ export function messagesRow(label: string, rows: readonly CsvRow[]): ResultRow {
  * a number). Throws when `by` is not a column of the rows.
  */
 export function groupMessages(rows: readonly CsvRow[], by: string): ResultRow[] {
+  return groupBy(rows, by).map(([k, group]) => messagesRow(groupLabel(by, k), group));
+}
+
+/** The route of a row; '' for rows of files written before the route column. */
+const routeOf = (row: CsvRow): string => row.route ?? '';
+
+/** Rows of older files (no route column) are shown under this route. */
+export const NO_ROUTE = '-';
+
+/**
+ * The rows of several routes: grouped per route (routes in ascending order), then by
+ * `by` within each route. Undefined when the rows come from one route only (or carry no route at all).
+ */
+export function groupMessagesPerRoute(rows: readonly CsvRow[], by: string): ResultRow[] | undefined {
+  if (by === 'route') return undefined;
+  const routes = groupBy(rows, 'route', routeOf);
+  if (routes.length < 2) return undefined;
+  return routes.flatMap(([route, group]) => groupMessages(group, by).map((r) => ({ ...r, route: route === '' ? NO_ROUTE : route })));
+}
+
+/** Rows grouped by the value of a column, groups in ascending order (numeric when every key is a number). */
+function groupBy(rows: readonly CsvRow[], by: string, key: (row: CsvRow) => string = (row) => row[by] ?? ''): Array<[string, CsvRow[]]> {
   const groups = new Map<string, CsvRow[]>();
   for (const row of rows) {
-    const key = row[by] ?? '';
-    let group = groups.get(key);
-    if (!group) groups.set(key, (group = []));
+    const k = key(row);
+    let group = groups.get(k);
+    if (!group) groups.set(k, (group = []));
     group.push(row);
   }
   const keys = [...groups.keys()];
   const numeric = keys.every((k) => num(k) !== undefined);
   keys.sort(numeric ? (a, b) => num(a)! - num(b)! : (a, b) => a.localeCompare(b));
-  return keys.map((k) => messagesRow(groupLabel(by, k), groups.get(k)!));
+  return keys.map((k) => [k, groups.get(k)!]);
 }

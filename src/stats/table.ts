@@ -5,6 +5,8 @@ import type { Summary } from './summary.js';
 /** One row of the experiment's table. Times in seconds, the split in milliseconds (means per message). */
 export interface ResultRow {
   label: string;
+  /** The route (messages CSV `route` column) when the rows are grouped per route too. */
+  route?: string;
   /** Messages (images) in the group, failed ones included. */
   count: number;
   /** Not acknowledged with status Success (0000): error status, or no final response at all. */
@@ -35,8 +37,10 @@ export const RESULT_HEADER = ['', 'n', 'failed', 'mean s', 'min s', 'max s', 'p5
 
 /** The table as text; `title` names the first column (e.g. max_pdu). MB = 2^20 bytes. */
 export function renderResultTable(rows: readonly ResultRow[], title: string): string {
-  const header = [title, ...RESULT_HEADER.slice(1)];
+  const routed = rows.some((r) => r.route !== undefined);
+  const header = [...(routed ? ['route'] : []), title, ...RESULT_HEADER.slice(1)];
   const body = rows.map((r) => [
+    ...(routed ? [r.route ?? ''] : []),
     r.label,
     String(r.count),
     String(r.failures),

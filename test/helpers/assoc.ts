@@ -11,8 +11,8 @@ export interface RawAssociation {
 }
 
 /** SCU → proxy → fake SCP with the RQ/AC exchanged (context 1 accepted, Maximum Length 16384 both ways). */
-export async function associate(proxy: ProxyProcess, scp: FakeScp, rq = buildRq({ maxLength: 16384 }), ac = buildAc({ maxLength: 16384 })): Promise<RawAssociation> {
-  const scu = await RawPeer.connect(proxy.port);
+export async function associate(proxy: ProxyProcess | number, scp: FakeScp, rq = buildRq({ maxLength: 16384 }), ac = buildAc({ maxLength: 16384 })): Promise<RawAssociation> {
+  const scu = await RawPeer.connect(typeof proxy === 'number' ? proxy : proxy.port);
   scu.send(rq);
   const up = await scp.nextPeer();
   await up.waitForPdus(1);

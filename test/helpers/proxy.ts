@@ -66,24 +66,57 @@ export class ProxyProcess {
     return proxy;
   }
 
+  /**
+   * Spawn the proxy with exactly `args` (no --listen added: routes carry their own); resolves once every
+   * route in `routes` logged 'listening' (and 'metrics listening' too when --metrics is given).
+   */
+  static async startRoutes(args: string[], routes: readonly string[], timeoutMs = 10_000): Promise<ProxyProcess> {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT });
+    const proxy = new ProxyProcess(child, 0);
+    running.add(proxy);
+    child.once('exit', () => running.delete(proxy));
+    for (const route of routes) await proxy.waitForLog((l) => l.msg === 'listening' && l.route === route, timeoutMs);
+    if (args.includes('--metrics')) await proxy.waitForLog((l) => l.msg === 'metrics listening', timeoutMs);
+    return proxy;
+  }
+
+  /** The port a route listens on, from its 'listening' line. */
+  routePort(route: string): number {
+    const line = this.logs.find((l) => l.msg === 'listening' && l.route === route);
+    if (!line) throw new Error(`no 'listening' line for route ${route}`);
+    const listen = String(line.listen);
+    return Number(listen.slice(listen.lastIndexOf(':') + 1));
+  }
+
+  /** http://HOST:PORT/metrics, from the 'metrics listening' line. */
+  get metricsUrl(): string {
+    const line = this.logs.find((l) => l.msg === 'metrics listening');
+    if (!line) throw new Error("no 'metrics listening' line");
+    return String(line.metrics);
+  }
+
   /** Resolve with the first log line (past or future) that passes `test`. */
   waitForLog(test: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
     const seen = this.logs.find(test);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
+      const onExit = (): void => {
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`proxy exited; stderr: ${this.stderr}`));
+      };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        this.child.off('exit', onExit);
         reject(new Error(`no matching proxy log line within ${timeoutMs} ms; stderr: ${this.stderr}\nlogs: ${JSON.stringify(this.logs.slice(-10))}`));
       }, timeoutMs);
       const done = (l: LogLine): void => {
         clearTimeout(timer);
+        this.child.off('exit', onExit);
         resolve(l);
       };
       this.waiters.push({ test, resolve: done });
-      this.child.once('exit', () => {
-        clearTimeout(timer);
-        reject(new Error(`proxy exited; stderr: ${this.stderr}`));
-      });
+      this.child.once('exit', onExit);
     });
   }
 

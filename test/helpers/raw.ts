@@ -175,21 +175,23 @@ export class RawPeer {
         cleanup();
         resolve();
       };
+      const onClose = (): void => {
+        if (done()) return;
+        cleanup();
+        reject(new Error(`connection closed while waiting for ${what()}`));
+      };
       const timer = setTimeout(() => {
         cleanup();
         reject(new Error(`timed out waiting for ${what()}`));
       }, timeoutMs);
+      // Every way out removes what it added: tests wait many times on one socket.
       const cleanup = (): void => {
         clearTimeout(timer);
         this.listeners = this.listeners.filter((l) => l !== check);
+        this.socket.off('close', onClose);
       };
       this.listeners.push(check);
-      this.socket.once('close', () => {
-        if (!done()) {
-          cleanup();
-          reject(new Error(`connection closed while waiting for ${what()}`));
-        }
-      });
+      this.socket.once('close', onClose);
     });
   }
 

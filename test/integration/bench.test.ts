@@ -1,6 +1,7 @@
 // `dicom-pdu-proxy bench` end to end: the real CLI with its own child processes (proxy, embedded SCP, SCU
 // workers), against the embedded SCP, DCMTK storescp (--upstream), with DCMTK storescu as the sender, and
-// against an SCP that refuses some stores (failure accounting).
+// against an SCP that refuses some stores (failure accounting). The report.html of the --quick run is
+// opened in a real browser (headless Chromium), and `stats --html` rebuilds it from the run's files.
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -16,8 +17,11 @@ import { writeTestDicom } from '../helpers/dicom-file.js';
 import { killAll, runToExit, spawnPeer } from '../helpers/procs.js';
 import type { RunResult } from '../helpers/procs.js';
 import { BIN, REPO_ROOT } from '../helpers/proxy.js';
+import { chromiumMissing, distinctColours, openFile } from '../helpers/browser.js';
 
 let tmp = '';
+/** The --quick run's output directory, once it has succeeded: its report is checked in the browser. */
+let quickOut: string | undefined;
 const KB = 1024;
 const MB = 1024 * 1024;
 
@@ -101,6 +105,82 @@ describe('bench', () => {
     assert.match(svg, /^<svg /);
     assert.ok(svg.trimEnd().endsWith('</svg>'));
     assert.match(svg, />500KB</);
+    assert.ok(existsSync(path.join(out, 'report.html')), 'report.html written');
+    assert.ok(r.stderr.includes(`bench: report: ${path.join(out, 'report.html')}`), r.stderr);
+    quickOut = out;
+  });
+
+  test('report.html of --quick in headless Chromium: no console error, no request leaving the file, tables and charts there, not blank', async () => {
+    const missing = chromiumMissing();
+    assert.equal(missing, undefined, missing);
+    assert.ok(quickOut, 'needs the --quick run above');
+    const rows = await results(quickOut);
+    const file = path.join(quickOut, 'report.html');
+    const opened = await openFile(file, tmp, { width: 1280, height: 800 });
+    try {
+      const { page } = opened;
+      assert.deepEqual(opened.errors, [], 'console errors');
+      assert.deepEqual(opened.requests, [opened.url], 'the page fetched nothing but itself');
+
+      // The table: one row per setting, numbers right-aligned with their units.
+      // Evaluated in the page (a string: this project's TypeScript has no DOM types).
+      const table = (await page.evaluate(`[...document.querySelectorAll('#results-table tbody tr')].map((tr) =>
+        [...tr.children].map((c) => ({ text: c.innerText.trim(), align: getComputedStyle(c).textAlign })))`)) as Array<Array<{ text: string; align: string }>>;
+      assert.deepEqual(table.map((r) => r[0]!.text), ['16KB', '100KB', '500KB', '1MB', '10MB', '20MB']);
+      for (const [i, r] of table.entries()) {
+        assert.equal(r[1]!.text, '8');
+        assert.equal(r[3]!.text, `${Number(rows[i]!.mean_s).toFixed(3)} s`, 'mean as in results.csv, with its unit');
+        assert.match(r[8]!.text, /^\d+\.\d\d MB\/s$/);
+        assert.match(r[9]!.text, /^\d+\.\d ms$/);
+        for (const cell of r.slice(1)) assert.equal(cell.align, 'right', `${cell.text} right-aligned`);
+      }
+      // The charts: inline SVGs that were laid out (non-empty boxes), with the settings on the sweep's axis.
+      for (const id of ['sweep-chart', 'split-chart', 'timeline-chart']) {
+        const box = await page.locator(`#${id} svg`).boundingBox();
+        assert.ok(box && box.width > 200 && box.height > 100, `${id}: ${JSON.stringify(box)}`);
+      }
+      const sweepText = await page.locator('#sweep-chart svg').textContent();
+      for (const label of ['16KB', '500KB', '20MB']) assert.ok(sweepText!.includes(label), `${label} on the sweep chart`);
+      assert.ok((await page.locator('#split-chart svg rect, #split-chart svg path').count()) > 6, 'bars in the split chart');
+      // Readable at a laptop's width: nothing wider than the window.
+      assert.equal(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), true, 'no horizontal scrolling at 1280 px');
+
+      // The settings, and "what this shows" with the run's own numbers.
+      const settings = await page.locator('#settings').innerText();
+      for (const text of ['PDU-BENCH', 'ANY-SCP', '4 × dcmjs-dimse Client', '2MB', '16KB, 100KB, 500KB, 1MB, 10MB, 20MB', 'Node v2']) assert.ok(settings.includes(text), `settings: ${text}`);
+      const shows = await page.locator('#what-this-shows').innerText();
+      const fastest = rows.reduce((a, b) => (Number(b.mean_s) < Number(a.mean_s) ? b : a));
+      const label = table[rows.indexOf(fastest)]![0]!.text;
+      assert.ok(shows.includes(`Fastest: ${label} (mean ${Number(fastest.mean_s).toFixed(3)} s per image)`), shows);
+      assert.match(shows, /Time went to: .*\(\d+%\)/);
+      assert.match(shows, /Slowest: \S+, \d+% slower/);
+      const pduRows = await page.locator('#pdu-table tbody tr').count();
+      assert.equal(pduRows, 6);
+
+      const shot = path.join(tmp, 'report.png');
+      const png = await page.screenshot({ path: shot, fullPage: true });
+      assert.ok(distinctColours(png) > 100, `a screenshot with ${distinctColours(png)} colours is blank`);
+      assert.deepEqual(opened.errors, [], 'console errors');
+    } finally {
+      await opened.close();
+    }
+  });
+
+  test('stats --html rebuilds the same report from the --quick run\'s files', async () => {
+    assert.ok(quickOut, 'needs the --quick run above');
+    const files = (await readdir(quickOut)).filter((f) => f.endsWith('.csv')).map((f) => path.join(quickOut!, f));
+    const html = path.join(tmp, 'stats-report.html');
+    const r = await runToExit(process.execPath, [BIN, 'stats', ...files, '--html', html], { timeoutMs: 60_000, cwd: tmp, name: 'stats' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /report written to /);
+    const table = (text: string): string => /<table id="results-table">[\s\S]*?<\/table>/.exec(text)?.[0] ?? '';
+    const section = (text: string, id: string): string => new RegExp(`<section id="${id}">[\\s\\S]*?</section>`).exec(text)?.[0] ?? '';
+    const fromBench = await readFile(path.join(quickOut, 'report.html'), 'utf8');
+    const fromStats = await readFile(html, 'utf8');
+    assert.notEqual(table(fromBench), '');
+    assert.equal(table(fromStats), table(fromBench));
+    // run.json next to results.csv gives the same settings; the PDU table differs only in naming files.
+    assert.equal(section(fromStats, 'settings'), section(fromBench, 'settings'));
   });
 
   test('--both: the same settings through the proxy and direct (the SCP announces each size itself)', async () => {

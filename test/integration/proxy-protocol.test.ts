@@ -342,14 +342,14 @@ describe('re-fragmentation and the chunk CSV', () => {
       const lines = fs.readFileSync(csv, 'utf8').trim().split('\n');
       assert.equal(
         lines[0],
-        'assoc,direction,seq,type,length,pdvs,context_id,kind,last,first_byte_us,last_byte_us,forwarded_us,out_pdus,out_max_length,violation',
+        'assoc,direction,seq,type,length,pdvs,context_id,kind,last,first_byte_us,last_byte_us,forwarded_us,out_pdus,out_max_length,violation,route',
       );
       const rows = lines.slice(1).map((l) => l.split(','));
       const byKey = new Map(rows.map((r) => [`${r[1]}:${r[2]}`, r]));
       assert.equal(rows.length, 6); // RQ, AC, P-DATA, P-DATA back, RELEASE-RQ, RELEASE-RP
       const big = byKey.get('to_scp:2')!;
       assert.deepEqual(big.slice(0, 9), ['1', 'to_scp', '2', 'P-DATA-TF', '40006', '1', '1', 'dataset', '1']);
-      assert.deepEqual(big.slice(12, 15), ['3', '16384', '0']);
+      assert.deepEqual(big.slice(12, 16), ['3', '16384', '0', 'default']);
       const [first, last, forwarded] = big.slice(9, 12).map(Number) as [number, number, number];
       assert.ok(first <= last && last <= forwarded, `timestamps ordered: ${first} ${last} ${forwarded}`);
       assert.deepEqual(byKey.get('to_scu:1')!.slice(3, 5), ['A-ASSOCIATE-AC', String(buildAc({ maxLength: 16384 }).length - 6)]);

@@ -55,7 +55,7 @@ const ABORTED: MessageRecord = {
 
 /** The contract, spelled out (prompts/contract.md): scripts and `stats` read these names. */
 const CONTRACT =
-  'assoc,message_id,command,context_id,sop_instance_uid,bytes,max_pdu,scp_max_pdu,request_first_byte_us,request_last_byte_us,response_first_byte_us,response_last_byte_us,duration_ms,scu_idle_ms,upstream_blocked_ms,scp_response_ms,pending_responses,status,started_at,requested_by';
+  'assoc,message_id,command,context_id,sop_instance_uid,bytes,max_pdu,scp_max_pdu,request_first_byte_us,request_last_byte_us,response_first_byte_us,response_last_byte_us,duration_ms,scu_idle_ms,upstream_blocked_ms,scp_response_ms,pending_responses,status,started_at,requested_by,route';
 
 async function parse(text: string): Promise<Array<Record<string, string>>> {
   const rows: Array<Record<string, string>> = [];
@@ -77,12 +77,13 @@ describe('messages CSV rows', () => {
   test('a complete message', () => {
     assert.equal(
       messageCsvRow(STORE).join(','),
-      '4,7,C-STORE-RQ,1,1.2.3.4,16777504,1048576,16384,1500,120001,127500,128000,126.500,2.000,90.000,2.500,0,0000,2026-11-25T10:00:00.001Z,scu',
+      '4,7,C-STORE-RQ,1,1.2.3.4,16777504,1048576,16384,1500,120001,127500,128000,126.500,2.000,90.000,2.500,0,0000,2026-11-25T10:00:00.001Z,scu,default',
     );
   });
 
   test('what never happened is an empty cell', () => {
-    assert.equal(messageCsvRow(ABORTED).join(','), '4,8,C-STORE-RQ,1,,16777504,1048576,16384,1500,,,,,2.000,90.000,,0,,2026-11-25T10:00:00.001Z,scu');
+    assert.equal(messageCsvRow(ABORTED).join(','), '4,8,C-STORE-RQ,1,,16777504,1048576,16384,1500,,,,,2.000,90.000,,0,,2026-11-25T10:00:00.001Z,scu,default');
+    assert.match(messageCsvRow(STORE, 'ct').join(','), /,scu,ct$/);
   });
 
   test('a UID with a comma or quote from a peer is quoted, and reads back as sent', async () => {
@@ -155,6 +156,24 @@ describe('MessagesCsvRecorder', () => {
     fs.writeFileSync(file, chunk);
     await assert.rejects(MessagesCsvRecorder.open(file), (err: unknown) => err instanceof MessagesCsvFileError && /does not start with the messages CSV header/.test(err.message));
     assert.equal(fs.readFileSync(file, 'utf8'), chunk);
+  });
+
+  test('a file with an older header (no route column) is refused with a message saying so, and left alone', async () => {
+    const file = tmpFile();
+    const old = `${MESSAGES_CSV_HEADER.replace(/,route$/, '')}\n${messageCsvRow(STORE).slice(0, -1).join(',')}\n`;
+    fs.writeFileSync(file, old);
+    await assert.rejects(MessagesCsvRecorder.open(file), (err: unknown) => err instanceof MessagesCsvFileError && /older version of the proxy \(no route column\)/.test(err.message));
+    assert.equal(fs.readFileSync(file, 'utf8'), old);
+  });
+
+  test("a route's view writes its id in the route column", async () => {
+    const file = tmpFile();
+    const r = await MessagesCsvRecorder.open(file);
+    r.forRoute('ct').message!(STORE);
+    r.forRoute('11113').message!({ ...STORE, messageId: 8 });
+    r.message(STORE);
+    await r.close();
+    assert.deepEqual((await parse(fs.readFileSync(file, 'utf8'))).map((row) => row.route), ['ct', '11113', 'default']);
   });
 
   test('rows queued at close are written', async () => {

@@ -292,6 +292,17 @@ describe('settings: --latency, --bandwidth and the per-direction overrides', () 
     }
   });
 
+  test('per route: latency= and bandwidth= keys, a route inheriting the global values otherwise', () => {
+    const s = loadSettings({ upstream: 'pacs:104', latency: '5', routes: ['11113=remote:104,latency=20:5,bandwidth=10MB/s', '11114=local:104'] });
+    const byPort = new Map(s.routes.map((r) => [r.options.listen.port, r.options]));
+    assert.deepEqual(shapingFor(byPort.get(11113)!, 'to_scp'), { latency: { ms: 20, jitterMs: 5 }, bytesPerSecond: 10 * 1048576 });
+    assert.deepEqual(shapingFor(byPort.get(11114)!, 'to_scu'), { latency: { ms: 5, jitterMs: 0 }, bytesPerSecond: undefined });
+    assert.throws(
+      () => loadSettings({ routes: ['11113=remote:104,bandwidth=100'] }),
+      (e: unknown) => e instanceof ConfigError && /^--route "11113=remote:104,bandwidth=100": bandwidth: "100" has no unit/.test(e.message),
+    );
+  });
+
   for (const [flags, message] of [
     [{ latency: 'soon' }, /^--latency: "soon" is not a latency/],
     [{ bandwidth: '100' }, /^--bandwidth: "100" has no unit/],

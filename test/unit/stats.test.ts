@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +36,8 @@ test('the messages CSV header of the contract is detected; the chunk CSV too', (
   const chunkHeader = readFileSync(CHUNKS, 'utf8').split('\n')[0]!.split(',');
   assert.equal(detectKind(chunkHeader), 'chunks');
   assert.equal(detectKind(['a', 'b']), undefined);
-  assert.deepEqual(readFileSync(MESSAGES, 'utf8').split('\n')[0]!.split(','), [...MESSAGES_CSV_COLUMNS]);
+  // The fixture is a file from before the route column: still a messages CSV.
+  assert.deepEqual(readFileSync(MESSAGES, 'utf8').split('\n')[0]!.split(','), MESSAGES_CSV_COLUMNS.filter((c) => c !== 'route'));
 });
 
 test('stats on a messages CSV prints exact, hand-checked numbers per max_pdu', async () => {
@@ -123,6 +124,51 @@ test('bad input: one clear message', async () => {
     const bad = path.join(dir, 'bad.csv');
     (await import('node:fs')).writeFileSync(bad, 'a,b,c\n1,2,3\n');
     await assert.rejects(stats([bad], {}), /not a messages CSV \(--messages-csv\) nor a chunk CSV/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('files with the route column (several routes): grouped per route, then by max_pdu; chunk rows name their route', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dpp-stats-routes-'));
+  try {
+    // The fixture's rows with the new column, every other row on route "ct" (so each route has 2 per max_pdu).
+    const [header, ...lines] = readFileSync(MESSAGES, 'utf8').trimEnd().split('\n');
+    const routed = path.join(dir, 'messages.csv');
+    writeFileSync(routed, [`${header},route`, ...lines.map((l, i) => `${l},${i % 2 === 0 ? 'ct' : 'default'}`)].join('\n') + '\n');
+    const { text } = await stats([routed], {});
+    const table = cells(text);
+    assert.match(table[0]![0]!, /^8 messages from 1 messages CSV file\(s\), by route and max_pdu;/);
+    assert.deepEqual(table[1]!.slice(0, 4), ['route', 'max_pdu', 'n', 'failed']);
+    assert.deepEqual(table.slice(2).map((r) => [r[0], r[1], r[2]]), [
+      ['ct', '16KB', '2'],
+      ['ct', '1MB', '2'],
+      ['default', '16KB', '2'],
+      ['default', '1MB', '2'],
+    ]);
+    // One route only: the table is as before (no route column).
+    const single = path.join(dir, 'single.csv');
+    writeFileSync(single, [`${header},route`, ...lines.map((l) => `${l},default`)].join('\n') + '\n');
+    assert.equal((await stats([single], {})).text, (await stats([MESSAGES], {})).text);
+    // An old file (no route column) read with a new one: its rows are route "-".
+    assert.deepEqual(cells((await stats([MESSAGES, single], {})).text).slice(2).map((r) => [r[0], r[1], r[2]]), [
+      ['-', '16KB', '4'],
+      ['-', '1MB', '4'],
+      ['default', '16KB', '4'],
+      ['default', '1MB', '4'],
+    ]);
+
+    const [chunkHeader, ...chunkLines] = readFileSync(CHUNKS, 'utf8').trimEnd().split('\n');
+    const chunks = path.join(dir, 'chunks.csv');
+    writeFileSync(chunks, [`${chunkHeader},route`, ...chunkLines.map((l) => `${l},${l.startsWith('1,') ? 'ct' : 'default'}`)].join('\n') + '\n');
+    const rows = cells((await stats([chunks], {})).text).slice(1);
+    assert.deepEqual(rows[0]!.slice(0, 3), ['route', 'assoc', 'direction']);
+    assert.deepEqual(rows.slice(1).map((r) => r.slice(0, 4)), [
+      ['ct', '1', 'to_scp', '7'],
+      ['ct', '1', 'to_scu', '3'],
+      ['default', '2', 'to_scp', '1'],
+      ['default', '2', 'to_scu', '1'],
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,262 @@
+// Prometheus metrics (--metrics): a recorder fed by the same events as the CSV logs, and the HTTP endpoint
+// that serves them. Loaded only when --metrics is set (prom-client is imported here and nowhere else).
+//
+// The hot path stays cheap: every route gets a view (forRoute) that adds PDU bytes and counts to plain
+// numbers, handed to prom-client's counters when a scrape asks (collect()); only the PDU size histogram is
+// observed per PDU, through a labelled child looked up once per route and direction. Label values are the
+// route id (a plain word), a direction, and fixed vocabularies: never a peer's text.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { durationUs } from '../dimse/tracker.js';
+import type { Endpoint } from '../proxy/options.js';
+import { ABORT_CAUSES, ASSOCIATION_OUTCOMES } from './events.js';
+import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder } from './events.js';
+
+export const METRIC_PREFIX = 'dicom_pdu_proxy_';
+
+/** PDU-length buckets: 4 KiB, 8 KiB, ... 32 MiB (powers of two, as Maximum Lengths usually are). */
+export const PDU_SIZE_BUCKETS: readonly number[] = Array.from({ length: 14 }, (_, i) => 4096 * 2 ** i);
+
+/** Message duration buckets, seconds: 1 ms to 5 min. */
+export const MESSAGE_DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+const DIRECTIONS: readonly Direction[] = ['to_scp', 'to_scu'];
+
+/** Bytes of a PDU header: a PDU on the wire is its length field + 6. */
+const PDU_HEADER_BYTES = 6;
+
+/** Per route and direction, counts not yet handed to prom-client. */
+interface Pending {
+  bytes: number;
+  pdus: number;
+  pdusSent: number;
+  violations: number;
+}
+
+const none = (): Pending => ({ bytes: 0, pdus: 0, pdusSent: 0, violations: 0 });
+
+type Labels = 'route' | 'direction';
+
+export class MetricsRecorder implements Recorder {
+  readonly registry = new Registry();
+  private readonly views: RouteView[] = [];
+  readonly bytes: Counter<Labels>;
+  readonly pdus: Counter<Labels>;
+  readonly pdusSent: Counter<Labels>;
+  readonly violations: Counter<Labels>;
+  readonly pduSize: Histogram<Labels>;
+  readonly messageDuration: Histogram<Labels>;
+  readonly associationsOpen: Gauge<'route'>;
+  readonly associations: Counter<'route'>;
+  readonly associationsEnded: Counter<'route' | 'outcome'>;
+  readonly aborts: Counter<'route' | 'reason'>;
+
+  constructor() {
+    const registers = [this.registry];
+    const views = this.views;
+    // Counters fed from the views' pending sums, at scrape time.
+    const flush = (pick: (p: Pending) => number, reset: (p: Pending) => void) =>
+      function collect(this: Counter<Labels>): void {
+        for (const view of views) {
+          for (const direction of DIRECTIONS) {
+            const pending = view.pending[direction];
+            const n = pick(pending);
+            if (n > 0) view.counters(this)[direction].inc(n);
+            reset(pending);
+          }
+        }
+      };
+    this.bytes = new Counter({
+      name: `${METRIC_PREFIX}bytes_total`,
+      help: 'Bytes of the PDUs forwarded, as received from their sender (PDU headers included)',
+      labelNames: ['route', 'direction'],
+      registers,
+      collect: flush((p) => p.bytes, (p) => (p.bytes = 0)),
+    });
+    this.pdus = new Counter({
+      name: `${METRIC_PREFIX}pdus_total`,
+      help: 'PDUs forwarded, counted as received from their sender',
+      labelNames: ['route', 'direction'],
+      registers,
+      collect: flush((p) => p.pdus, (p) => (p.pdus = 0)),
+    });
+    this.pdusSent = new Counter({
+      name: `${METRIC_PREFIX}pdus_sent_total`,
+      help: 'PDUs sent onward for the PDUs forwarded (more than received when P-DATA-TF is re-fragmented)',
+      labelNames: ['route', 'direction'],
+      registers,
+      collect: flush((p) => p.pdusSent, (p) => (p.pdusSent = 0)),
+    });
+    this.violations = new Counter({
+      name: `${METRIC_PREFIX}violations_repaired_total`,
+      help: 'PDUs longer than the Maximum Length the proxy announced to their sender, re-fragmented within the receiver\'s limit',
+      labelNames: ['route', 'direction'],
+      registers,
+      collect: flush((p) => p.violations, (p) => (p.violations = 0)),
+    });
+    this.pduSize = new Histogram({
+      name: `${METRIC_PREFIX}pdu_size_bytes`,
+      help: 'PDU-length field of the PDUs received (every type), in bytes',
+      labelNames: ['route', 'direction'],
+      buckets: [...PDU_SIZE_BUCKETS],
+      registers,
+    });
+    this.messageDuration = new Histogram({
+      name: `${METRIC_PREFIX}message_duration_seconds`,
+      help: 'DIMSE requests that got a final response: first request byte to last byte of the final response; direction is the request\'s (to_scu: sent by the SCP, C-GET sub-operations)',
+      labelNames: ['route', 'direction'],
+      buckets: [...MESSAGE_DURATION_BUCKETS],
+      registers,
+    });
+    this.associationsOpen = new Gauge({
+      name: `${METRIC_PREFIX}associations_open`,
+      help: 'Associations admitted and not yet closed',
+      labelNames: ['route'],
+      registers,
+    });
+    this.associations = new Counter({
+      name: `${METRIC_PREFIX}associations_total`,
+      help: 'A-ASSOCIATE-RQs received (admitted or refused by the proxy)',
+      labelNames: ['route'],
+      registers,
+    });
+    this.associationsEnded = new Counter({
+      name: `${METRIC_PREFIX}associations_ended_total`,
+      help: 'Associations ended, by outcome: released, rejected (by the SCP or the proxy), aborted, closed (connection closed without release)',
+      labelNames: ['route', 'outcome'],
+      registers,
+    });
+    this.aborts = new Counter({
+      name: `${METRIC_PREFIX}aborts_total`,
+      help: 'Connections that ended aborted, by reason: scu_abort, scp_abort (A-ABORT from a peer), protocol_error, connection_lost, idle_timeout, shutdown',
+      labelNames: ['route', 'reason'],
+      registers,
+    });
+  }
+
+  forRoute(route: string): Recorder {
+    const view = new RouteView(route, this);
+    this.views.push(view);
+    return view;
+  }
+
+  /** The text exposition, as GET /metrics serves it. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** One route's view: its labelled children, looked up once. */
+class RouteView implements Recorder {
+  readonly route: string;
+  readonly pending: Record<Direction, Pending> = { to_scp: none(), to_scu: none() };
+  private readonly metrics: MetricsRecorder;
+  private readonly children = new Map<Counter<Labels>, Record<Direction, Counter.Internal>>();
+  private readonly pduSize: Record<Direction, Histogram.Internal<Labels>>;
+  private readonly duration: Record<Direction, Histogram.Internal<Labels>>;
+  private readonly open: Gauge.Internal<'route'>;
+  private readonly requested: Counter.Internal;
+  private readonly ended: Map<string, Counter.Internal>;
+  private readonly aborts: Map<string, Counter.Internal>;
+
+  constructor(route: string, metrics: MetricsRecorder) {
+    this.route = route;
+    this.metrics = metrics;
+    const both = <T>(make: (d: Direction) => T): Record<Direction, T> => ({ to_scp: make('to_scp'), to_scu: make('to_scu') });
+    // Every series exists from the start (at 0), so rates and alerts work before the first event.
+    for (const counter of [metrics.bytes, metrics.pdus, metrics.pdusSent, metrics.violations]) {
+      const c = both((d) => counter.labels(route, d));
+      c.to_scp.inc(0);
+      c.to_scu.inc(0);
+      this.children.set(counter, c);
+    }
+    this.pduSize = both((d) => metrics.pduSize.labels(route, d));
+    this.duration = both((d) => metrics.messageDuration.labels(route, d));
+    for (const direction of DIRECTIONS) {
+      metrics.pduSize.zero({ route, direction });
+      metrics.messageDuration.zero({ route, direction });
+    }
+    this.open = metrics.associationsOpen.labels(route);
+    this.open.set(0);
+    this.requested = metrics.associations.labels(route);
+    this.requested.inc(0);
+    this.ended = new Map(ASSOCIATION_OUTCOMES.map((o) => [o, metrics.associationsEnded.labels(route, o)]));
+    this.aborts = new Map(ABORT_CAUSES.map((r) => [r, metrics.aborts.labels(route, r)]));
+    for (const c of [...this.ended.values(), ...this.aborts.values()]) c.inc(0);
+  }
+
+  counters(counter: Counter<Labels>): Record<Direction, Counter.Internal> {
+    return this.children.get(counter)!;
+  }
+
+  pdu(record: PduRecord): void {
+    this.pduSize[record.direction].observe(record.length);
+    if (record.forwardedUs === undefined) return;
+    const p = this.pending[record.direction];
+    p.bytes += record.length + PDU_HEADER_BYTES;
+    p.pdus++;
+    p.pdusSent += record.outPdus;
+    if (record.violation) p.violations++;
+  }
+
+  message(record: MessageRecord): void {
+    if (record.status === undefined) return;
+    const us = durationUs(record);
+    if (us !== undefined) this.duration[record.direction].observe(us / 1e6);
+  }
+
+  association(event: AssociationEvent): void {
+    if (event.phase === 'requested') {
+      this.requested.inc();
+      if (event.admitted) this.open.inc();
+      return;
+    }
+    if (event.admitted) this.open.dec();
+    if (event.requested) this.ended.get(event.outcome)!.inc();
+    if (event.abort !== undefined) this.aborts.get(event.abort)!.inc();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+export interface MetricsServer {
+  address: AddressInfo;
+  close(): Promise<void>;
+}
+
+/** Serve GET /metrics (anything else: 404) on `endpoint`; rejects when it cannot listen. */
+export function serveMetrics(endpoint: Endpoint, recorder: MetricsRecorder): Promise<MetricsServer> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: GET /metrics\n');
+      return;
+    }
+    recorder.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': recorder.registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`${err.message}\n`),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: endpoint.host, port: endpoint.port }, () => {
+      server.off('error', reject);
+      resolve({
+        address: server.address() as AddressInfo,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}

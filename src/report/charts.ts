@@ -1,0 +1,97 @@
+// The report's charts as vega-lite specifications (rendered to SVG by src/stats/chart.ts renderSvg).
+
+import type { TopLevelSpec } from 'vega-lite';
+import { experimentSpec } from '../stats/chart.js';
+import { num } from '../stats/csv.js';
+import { SPLIT_PARTS, splitOf } from './model.js';
+import type { ReportSetting, Timeline } from './model.js';
+
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
+/** Colours of the split, one per part (vega's tableau10, the rest in grey). */
+const SPLIT_COLOURS = ['#4c78a8', '#f58518', '#e45756', '#bab0ac'];
+
+/** Larger text than vega's defaults (11px), in the page's system font: the charts are read on a laptop. */
+export function readable(spec: TopLevelSpec): TopLevelSpec {
+  const font = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
+  return {
+    ...spec,
+    config: {
+      font,
+      title: { fontSize: 15, fontWeight: 600 },
+      // No "…": setting labels such as "16KB · 512KB image · proxy" are read in full.
+      axis: { labelFontSize: 12, titleFontSize: 13, labelLimit: 400 },
+      legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 0 },
+    },
+  } as TopLevelSpec;
+}
+
+/** Mean with min-max bars per group (max PDU), one series per image size / SCU / mode when several. */
+export function sweepSpec(settings: readonly ReportSetting[], xTitle: string, title: string): TopLevelSpec {
+  const names = [...new Set(settings.map((s) => s.series))];
+  const series = names.map((name) => ({ series: name || 'all', rows: settings.filter((s) => s.series === name).map((s) => ({ ...s.row, label: s.group })) }));
+  const spec = experimentSpec(series, xTitle, title) as TopLevelSpec & { width: number; height: number };
+  // Wider than the stats chart: the page has room, and the bars of few settings are easier to compare.
+  return { ...spec, width: Math.max(spec.width, Math.min(720, 140 * new Set(settings.map((s) => s.group)).size)), height: 300 };
+}
+
+/** Stacked horizontal bars: mean ms per image of each part of the split, per setting (rows with a split only). */
+export function splitSpec(settings: readonly ReportSetting[], unit: string): TopLevelSpec | undefined {
+  const values = settings.flatMap((s, order) => {
+    const split = splitOf(s.row);
+    return split ? SPLIT_PARTS.map((part, i) => ({ setting: s.label, order, part, i, ms: Math.round(split[part] * 10) / 10 })) : [];
+  });
+  if (values.length === 0) return undefined;
+  const labels = [...new Set(values.map((v) => v.setting))];
+  return {
+    $schema: SCHEMA,
+    title: `where the time went: mean ms per ${unit}`,
+    width: 560,
+    height: Math.max(60, labels.length * 26),
+    data: { values },
+    mark: { type: 'bar' },
+    encoding: {
+      y: { field: 'setting', type: 'nominal', sort: labels, title: null },
+      x: { field: 'ms', type: 'quantitative', stack: 'zero', title: `ms per ${unit}` },
+      color: { field: 'part', type: 'nominal', sort: [...SPLIT_PARTS], scale: { domain: [...SPLIT_PARTS], range: SPLIT_COLOURS }, title: null, legend: { orient: 'bottom' } },
+      order: { field: 'i', type: 'quantitative' },
+      tooltip: [{ field: 'setting' }, { field: 'part' }, { field: 'ms', format: '.1f' }],
+    },
+  } as TopLevelSpec;
+}
+
+/** One association's PDUs: length (log scale) against the time the last byte arrived, both directions. */
+export function timelineSpec(t: Timeline): TopLevelSpec {
+  const values = t.rows.map((r) => ({
+    ms: Math.round(num(r.last_byte_us) ?? 0) / 1000,
+    length: Math.max(1, num(r.length) ?? 1),
+    direction: r.direction === 'to_scp' ? 'SCU → SCP' : r.direction === 'to_scu' ? 'SCP → SCU' : (r.direction ?? '?'),
+    type: r.type,
+  }));
+  const points = {
+    mark: { type: 'point', filled: true, size: 50, opacity: 0.8 },
+    encoding: {
+      x: { field: 'ms', type: 'quantitative', title: 'last byte received (ms since the association was accepted)' },
+      y: { field: 'length', type: 'quantitative', scale: { type: 'log' }, title: 'PDU length (bytes, log scale)' },
+      color: { field: 'direction', type: 'nominal', title: null, legend: { orient: 'bottom' } },
+      shape: { field: 'type', type: 'nominal', title: null, legend: { orient: 'bottom' } },
+      tooltip: [{ field: 'type' }, { field: 'direction' }, { field: 'length', format: ',' }, { field: 'ms', format: '.3f' }],
+    },
+  };
+  const layers: unknown[] = [{ data: { values }, ...points }];
+  if (t.allowed !== undefined && t.allowed > 0) {
+    layers.push({
+      data: { values: [{ allowed: t.allowed, text: `allowed: ${t.allowed.toLocaleString('en-US')}` }] },
+      layer: [
+        { mark: { type: 'rule', strokeDash: [4, 3], color: '#888' }, encoding: { y: { field: 'allowed', type: 'quantitative' } } },
+        { mark: { type: 'text', align: 'left', dx: 4, dy: -6, color: '#555' }, encoding: { y: { field: 'allowed', type: 'quantitative' }, x: { value: 0 }, text: { field: 'text' } } },
+      ],
+    });
+  }
+  return {
+    $schema: SCHEMA,
+    title: `association ${t.assoc} (${t.source}): PDUs over time`,
+    width: 620,
+    height: 280,
+    layer: layers,
+  } as TopLevelSpec;
+}

@@ -1,0 +1,168 @@
+// report.html: one self-contained page (inline CSS and SVG, no script, no web font, no URL to fetch), so
+// it opens on a machine without network access. Pure: the model and the rendered charts in, a string out.
+
+import { findings, splitOf } from './model.js';
+import type { ReportModel } from './model.js';
+
+export interface ReportCharts {
+  sweep: string | undefined;
+  split: string | undefined;
+  timeline: string | undefined;
+}
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+/** An SVG from vega, inline: drawn at its own size, shrunk with the page when narrower (its viewBox stays). */
+function inlineSvg(svg: string, label: string): string {
+  return svg.replace(/^<svg /, `<svg role="img" aria-label="${escapeHtml(label)}" `);
+}
+
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+const fixed = (v: number | undefined, digits: number, unit: string): string => (v === undefined ? '–' : `${v.toFixed(digits)} ${unit}`);
+
+interface Column {
+  title: string;
+  numeric?: boolean;
+}
+
+function table(id: string, columns: readonly Column[], rows: ReadonlyArray<readonly string[]>, note?: string): string {
+  const head = columns.map((c) => `<th scope="col"${c.numeric ? ' class="num"' : ''}>${escapeHtml(c.title)}</th>`).join('');
+  const body = rows
+    .map((r) => `<tr>${r.map((cell, i) => (i === 0 ? `<th scope="row">${escapeHtml(cell)}</th>` : `<td${columns[i]?.numeric ? ' class="num"' : ''}>${escapeHtml(cell)}</td>`)).join('')}</tr>`)
+    .join('\n');
+  return `<div class="scroll"><table id="${id}"><thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody></table></div>${note ? `<p class="note">${escapeHtml(note)}</p>` : ''}`;
+}
+
+const CSS = `
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f6f7f9; color: #1d2430; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 20px 48px; }
+h1 { font-size: 1.5rem; margin: 0 0 4px; }
+h2 { font-size: 1.15rem; margin: 0 0 10px; }
+.sub { color: #5b6472; margin: 0 0 20px; }
+section { background: #fff; border: 1px solid #dde1e7; border-radius: 8px; padding: 16px 18px; margin: 0 0 18px; }
+#what-this-shows { font-size: 1.05rem; margin: 0; }
+#what-this-shows li { margin: 2px 0; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; }
+dt { color: #5b6472; }
+dd { margin: 0; overflow-wrap: anywhere; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; font-size: 0.88rem; }
+th, td { padding: 4px 6px; border-bottom: 1px solid #e8ebef; white-space: nowrap; text-align: left; }
+thead th { border-bottom: 2px solid #c9ced6; font-weight: 600; vertical-align: bottom; white-space: normal; }
+tbody th { font-weight: 600; white-space: normal; min-width: 11em; }
+.num { text-align: right; }
+figure { margin: 0; }
+figure svg { display: block; max-width: 100%; height: auto; }
+figcaption, .note { color: #5b6472; font-size: 0.9rem; margin-top: 6px; }
+@media (max-width: 1100px) { main { padding: 16px 10px 32px; } section { padding: 12px 10px; } table { font-size: 0.84rem; } th, td { padding: 3px 5px; } }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em; }
+`;
+
+export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
+  const unit = m.unit;
+  const sentences = findings(m.settings, m.pduUse, unit);
+  const facts = m.facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('\n');
+
+  const resultRows = m.settings.map((s) => {
+    const r = s.row;
+    return [
+      s.label,
+      int(r.count),
+      int(r.failures),
+      fixed(r.seconds?.mean, 3, 's'),
+      fixed(r.seconds?.min, 3, 's'),
+      fixed(r.seconds?.max, 3, 's'),
+      fixed(r.seconds?.p50, 3, 's'),
+      fixed(r.seconds?.p95, 3, 's'),
+      fixed(r.mbPerS, 2, 'MB/s'),
+      fixed(r.scuIdleMs, 1, 'ms'),
+      fixed(r.upstreamBlockedMs, 1, 'ms'),
+      fixed(r.scpResponseMs, 1, 'ms'),
+      fixed(splitOf(r)?.['the rest'], 1, 'ms'),
+    ];
+  });
+  const resultColumns: Column[] = [
+    { title: m.groupTitle },
+    ...[`${unit}s`, 'failed', 'mean', 'min', 'max', 'p50', 'p95', 'rate', 'SCU idle', 'upstream blocked', 'SCP response', 'the rest'].map((title) => ({ title, numeric: true })),
+  ];
+
+  const pduRows = m.pduUse.map((u) => [
+    u.source,
+    u.allowed === undefined ? 'unknown' : u.allowed === 0 ? 'no limit' : `${int(u.allowed)} B`,
+    `${int(u.sentMax)} B`,
+    `${int(u.sentCommon)} B`,
+    int(u.pdata),
+    int(u.associations),
+  ]);
+  const pduColumns: Column[] = [{ title: 'setting' }, ...['allowed (max PDU)', 'largest sent', 'most frequent', 'P-DATA-TF PDUs', 'associations'].map((title) => ({ title, numeric: true }))];
+
+  const figure = (id: string, svg: string | undefined, label: string, caption: string, missing: string): string =>
+    svg ? `<figure id="${id}">${inlineSvg(svg, label)}<figcaption>${escapeHtml(caption)}</figcaption></figure>` : `<p class="note" id="${id}-missing">${escapeHtml(missing)}</p>`;
+
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>${escapeHtml(m.title)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<main>
+<h1>${escapeHtml(m.title)}</h1>
+<p class="sub">Report generated ${escapeHtml(m.generatedAt)} by dicom-pdu-proxy. MB = 2^20 bytes; times are means per ${unit} unless said otherwise.</p>
+
+<section id="summary">
+<h2>What this shows</h2>
+${sentences.length > 0 ? `<ul id="what-this-shows">${sentences.map((s) => `<li>${escapeHtml(s)}</li>`).join('\n')}</ul>` : '<p id="what-this-shows">No timed results in the files given.</p>'}
+</section>
+
+<section id="settings">
+<h2>Settings</h2>
+<dl>
+${facts}
+</dl>
+</section>
+
+<section id="results">
+<h2>Results</h2>
+${table('results-table', resultColumns, resultRows, `One row per setting. ${unit === 'image' ? 'Seconds per image as measured by the senders' : 'Seconds per message from the proxy (first request byte to last response byte)'}; p50/p95 nearest rank; rate = bytes / summed times, per transfer; split = mean ms per ${unit} from the proxy's messages CSV.`)}
+</section>
+
+<section id="sweep">
+<h2>Time per ${unit}</h2>
+${figure('sweep-chart', charts.sweep, `mean seconds per ${unit} with min-max bars, per ${m.groupTitle}`, `Dot: mean; bar: min to max, per ${m.groupTitle}.`, 'No timed results to draw.')}
+</section>
+
+<section id="split">
+<h2>Where the time went</h2>
+${figure(
+  'split-chart',
+  charts.split,
+  `time split per setting`,
+  `SCU idle: the proxy waited for the SCU's bytes. Upstream blocked: the proxy had bytes but the SCP was not reading. SCP response: last request byte to the first byte of the answer. The rest: the remainder of the mean time per ${unit} (moving the bytes${unit === 'image' ? ', and what the sender does around it: connect, negotiate, encode' : ''}).`,
+  'No time split: the proxy wrote no messages CSV for these settings (e.g. --direct).',
+)}
+</section>
+
+<section id="pdus">
+<h2>PDU sizes the SCU sent</h2>
+${pduRows.length > 0 ? table('pdu-table', pduColumns, pduRows, 'P-DATA-TF PDUs received from the SCU (PDU-length field), from the proxy\'s chunk CSV, against the Maximum Length the proxy announced to it.') : '<p class="note">No chunk CSV given.</p>'}
+${m.timeline ? figure('timeline-chart', charts.timeline, `PDUs of association ${m.timeline.assoc} over time`, `Every PDU of one association, both directions${m.timeline.allowed ? '; dashed line: the maximum the SCU was allowed' : ''}.`, '') : ''}
+</section>
+
+<section id="sources">
+<h2>Files</h2>
+<ul>${m.sources.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('')}</ul>
+</section>
+</main>
+</body>
+</html>
+`;
+}

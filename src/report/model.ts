@@ -1,0 +1,257 @@
+// The report's content, computed from the CSV files (pure: no I/O). One model for `bench` and
+// `stats --html`: the settings and their table rows, the time split, what the SCU really sent per setting,
+// one association's PDUs, and the "what this shows" sentences computed from all of it.
+
+import { formatSize } from '../cli/size.js';
+import { num } from '../stats/csv.js';
+import type { CsvRow } from '../stats/csv.js';
+import { groupMessages } from '../stats/messages.js';
+import { MB } from '../stats/summary.js';
+import type { ResultRow } from '../stats/table.js';
+import type { RunInfo } from './run-info.js';
+
+/** One setting of the experiment: a point of the sweep chart, a row of the table. */
+export interface ReportSetting {
+  /** Unique label: the group, plus the series when there are several ("16KB", "16KB · 2MB image"). */
+  label: string;
+  /** The x-axis group: the max PDU ("16KB") or the messages CSV group. */
+  group: string;
+  /** The series (image size, SCU, mode...); "" when there is one. */
+  series: string;
+  row: ResultRow;
+}
+
+/** What the SCU really sent in one chunk CSV, against what it was allowed. */
+export interface PduUse {
+  /** The setting's label, or the file name. */
+  source: string;
+  /** The Maximum Length the proxy announced to the SCU (bytes; 0 = no limit); undefined when unknown. */
+  allowed: number | undefined;
+  /** Largest / most frequent P-DATA-TF length field received from the SCU (toward the SCP). */
+  sentMax: number;
+  sentCommon: number;
+  /** P-DATA-TF PDUs from the SCU, and associations, in the file. */
+  pdata: number;
+  associations: number;
+  /** Every association sent its data set(s) in a single P-DATA-TF: the data, not the SCU, set the size. */
+  wholeDataSets: boolean;
+}
+
+export interface Timeline {
+  source: string;
+  assoc: string;
+  allowed: number | undefined;
+  rows: CsvRow[];
+}
+
+export interface ReportModel {
+  title: string;
+  /** "image" (bench: timed by the senders) or "message" (from messages CSVs). */
+  unit: 'image' | 'message';
+  generatedAt: string;
+  info: RunInfo | undefined;
+  /** What the settings section shows, as label/value pairs. */
+  facts: Array<[string, string]>;
+  sources: string[];
+  /** Title of the x axis / first column (max PDU, or the --by column). */
+  groupTitle: string;
+  settings: ReportSetting[];
+  pduUse: PduUse[];
+  timeline: Timeline | undefined;
+}
+
+// ---- settings from results.csv (bench) ----
+
+/** results.csv columns that are measurements, not settings: never a series. */
+const MEASURES = new Set(['pdu_bytes', 'images', 'mean_s', 'min_s', 'max_s', 'p50_s', 'p95_s', 'mb_per_s', 'scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms', 'failures']);
+/** Setting columns that make a series when they vary, in this order. */
+const SERIES_COLUMNS = ['image_bytes', 'scu', 'parallel', 'mode'];
+
+function imageLabel(bytes: string, info: RunInfo | undefined): string {
+  const n = num(bytes);
+  const named = info?.images?.find((i) => i.bytes === n);
+  if (named) return `${named.label} image`;
+  return n === undefined ? `image ${bytes}` : `${(n / MB).toFixed(n < MB ? 2 : 1)}MB image`;
+}
+
+function seriesPart(column: string, value: string, info: RunInfo | undefined): string {
+  if (column === 'image_bytes') return imageLabel(value, info);
+  if (column === 'parallel') return `${value} sender${value === '1' ? '' : 's'}`;
+  if (column === 'mode' || column === 'scu') return value;
+  return `${column} ${value}`;
+}
+
+/** A ResultRow from one results.csv row (columns read by name; extra columns ignored). */
+export function resultRow(label: string, r: CsvRow): ResultRow {
+  const images = num(r.images) ?? 0;
+  const failures = num(r.failures) ?? 0;
+  const [mean, min, max, p50, p95] = [r.mean_s, r.min_s, r.max_s, r.p50_s, r.p95_s].map(num);
+  return {
+    label,
+    count: images,
+    failures,
+    seconds:
+      mean === undefined || min === undefined || max === undefined
+        ? undefined
+        : { n: Math.max(images - failures, 1), mean, min, max, p50: p50 ?? mean, p95: p95 ?? max },
+    mbPerS: num(r.mb_per_s),
+    scuIdleMs: num(r.scu_idle_ms),
+    upstreamBlockedMs: num(r.upstream_blocked_ms),
+    scpResponseMs: num(r.scp_response_ms),
+  };
+}
+
+/**
+ * The settings of results.csv rows, in file order. The group is the max PDU; the series is made of the
+ * setting columns that vary (image size, SCU, senders, mode), and of any other column (one added later,
+ * e.g. a latency) only when it is needed to tell two rows of the same group and series apart.
+ */
+export function settingsFromResults(rows: readonly CsvRow[], info?: RunInfo): ReportSetting[] {
+  const varies = (c: string): boolean => new Set(rows.map((r) => r[c] ?? '')).size > 1;
+  const columns = SERIES_COLUMNS.filter(varies);
+  const keyOf = (r: CsvRow, cols: readonly string[]): string => [r.pdu_bytes, ...cols.map((c) => r[c] ?? '')].join('\u0000');
+  const clash = (cols: readonly string[]): boolean => new Set(rows.map((r) => keyOf(r, cols))).size < rows.length;
+  if (clash(columns)) {
+    const extra = Object.keys(rows[0] ?? {}).filter((c) => !MEASURES.has(c) && !SERIES_COLUMNS.includes(c) && varies(c));
+    for (const c of extra) {
+      columns.push(c);
+      if (!clash(columns)) break;
+    }
+  }
+  return rows.map((r) => {
+    const pdu = num(r.pdu_bytes);
+    const group = pdu === undefined ? (r.pdu_bytes ?? '?') : pdu === 0 ? 'no limit' : formatSize(pdu);
+    const series = columns.map((c) => seriesPart(c, r[c] ?? '', info)).join(' · ');
+    const label = series ? `${group} · ${series}` : group;
+    return { label, group, series, row: resultRow(label, r) };
+  });
+}
+
+/** The settings from messages CSV rows grouped by `by` (stats without a results.csv). */
+export function settingsFromMessages(rows: readonly CsvRow[], by: string): ReportSetting[] {
+  return groupMessages(rows, by).map((row) => ({ label: row.label, group: row.label, series: '', row }));
+}
+
+// ---- what the SCU sent ----
+
+/** P-DATA-TF from the SCU in a chunk CSV: largest and most frequent length field. Undefined without any. */
+export function pduUse(source: string, rows: readonly CsvRow[], allowed: number | undefined): PduUse | undefined {
+  const pdata = rows.filter((r) => r.direction === 'to_scp' && r.type === 'P-DATA-TF');
+  const lengths = pdata.map((r) => num(r.length) ?? 0);
+  if (lengths.length === 0) return undefined;
+  const dataPdus = new Map<string, number>();
+  for (const r of pdata) if (r.kind === 'dataset' || r.kind === 'mixed') dataPdus.set(r.assoc ?? '', (dataPdus.get(r.assoc ?? '') ?? 0) + 1);
+  const counts = new Map<number, number>();
+  for (const l of lengths) counts.set(l, (counts.get(l) ?? 0) + 1);
+  const common = [...counts].sort((a, b) => b[1] - a[1] || b[0] - a[0])[0]![0];
+  return {
+    source,
+    allowed,
+    sentMax: lengths.reduce((m, l) => Math.max(m, l), 0),
+    sentCommon: common,
+    pdata: lengths.length,
+    associations: new Set(rows.map((r) => r.assoc)).size,
+    wholeDataSets: dataPdus.size > 0 && [...dataPdus.values()].every((n) => n === 1),
+  };
+}
+
+/** The first association of the rows that carried a data set from the SCU (else the first one at all). */
+export function pickAssociation(rows: readonly CsvRow[]): string | undefined {
+  const withData = rows.find((r) => r.direction === 'to_scp' && r.type === 'P-DATA-TF' && r.kind === 'dataset');
+  return (withData ?? rows[0])?.assoc;
+}
+
+// ---- the time split ----
+
+export const SPLIT_PARTS = ['SCU idle', 'upstream blocked', 'SCP response', 'the rest'] as const;
+export type SplitPart = (typeof SPLIT_PARTS)[number];
+
+/**
+ * Mean ms per image of each part: the three measured by the proxy, and the rest of the mean time (moving
+ * the bytes, and for bench what the sender does around it: connect, negotiate, encode). Undefined when the
+ * row has no split (direct mode, no messages CSV).
+ */
+export function splitOf(row: ResultRow): Record<SplitPart, number> | undefined {
+  const { scuIdleMs: idle, upstreamBlockedMs: blocked, scpResponseMs: scp, seconds } = row;
+  if (idle === undefined || blocked === undefined || scp === undefined || seconds === undefined) return undefined;
+  const rest = Math.max(0, seconds.mean * 1000 - idle - blocked - scp);
+  return { 'SCU idle': idle, 'upstream blocked': blocked, 'SCP response': scp, 'the rest': rest };
+}
+
+// ---- what this shows ----
+
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+const secs = (s: number): string => `${s.toFixed(s < 10 ? 3 : 1)} s`;
+const msText = (v: number): string => `${v < 10 ? v.toFixed(1) : int(v)} ms`;
+const bytesText = (n: number): string => `${int(n)} bytes`;
+
+/** The "what this shows" sentences: each computed from the data, none when there is nothing to say. */
+export function findings(settings: readonly ReportSetting[], uses: readonly PduUse[], unit: 'image' | 'message'): string[] {
+  const out: string[] = [];
+  const timed = settings.filter((s) => s.row.seconds !== undefined);
+  const mean = (s: ReportSetting): number => s.row.seconds!.mean;
+  let fastest: ReportSetting | undefined;
+  let slowest: ReportSetting | undefined;
+  if (timed.length > 0) {
+    fastest = timed.reduce((a, b) => (mean(b) < mean(a) ? b : a));
+    slowest = timed.reduce((a, b) => (mean(b) > mean(a) ? b : a));
+    out.push(`Fastest: ${fastest.label} (mean ${secs(mean(fastest))} per ${unit}).`);
+    if (timed.length > 1 && slowest !== fastest) {
+      const pct = Math.round((mean(slowest) / mean(fastest) - 1) * 100);
+      out.push(`Slowest: ${slowest.label}, ${pct}% slower (mean ${secs(mean(slowest))}).`);
+      // Every min-max range overlaps every other: no setting was always faster than another.
+      const lowestMax = Math.min(...timed.map((s) => s.row.seconds!.max));
+      const highestMin = Math.max(...timed.map((s) => s.row.seconds!.min));
+      if (highestMin <= lowestMax) out.push(`The min–max ranges of all settings overlap: these differences may be noise; more ${unit}s would tell.`);
+    }
+  }
+
+  // Where the time went: every part weighted by the number of timed images of its setting.
+  const totals = new Map<SplitPart, number>(SPLIT_PARTS.map((p) => [p, 0]));
+  for (const s of settings) {
+    const split = splitOf(s.row);
+    if (!split) continue;
+    for (const p of SPLIT_PARTS) totals.set(p, totals.get(p)! + split[p] * s.row.seconds!.n);
+  }
+  const sum = [...totals.values()].reduce((a, b) => a + b, 0);
+  if (sum > 0) {
+    const parts = [...totals].sort((a, b) => b[1] - a[1]).map(([p, v]) => `${p} (${Math.round((v / sum) * 100)}%)`);
+    out.push(`Time went to: ${parts.join(', ')}.`);
+    const a = fastest && splitOf(fastest.row);
+    const b = slowest && slowest !== fastest ? splitOf(slowest.row) : undefined;
+    if (a && b) {
+      const [part, grew] = SPLIT_PARTS.map((p) => [p, b[p] - a[p]] as const).reduce((x, y) => (y[1] > x[1] ? y : x));
+      if (grew > 0) out.push(`From the fastest to the slowest setting, ${part} grew the most: ${msText(a[part])} → ${msText(b[part])} per ${unit}.`);
+    }
+  }
+
+  // PDU sizes: what the SCU really sent against what it was allowed.
+  const limited = uses.filter((u) => u.allowed !== undefined && u.allowed > 0);
+  const capped = limited.filter((u) => u.sentMax < u.allowed! && !u.wholeDataSets).sort((x, y) => y.allowed! - x.allowed!);
+  const fitted = limited.filter((u) => u.sentMax < u.allowed! && u.wholeDataSets);
+  if (capped.length > 0) {
+    const top = capped[0]!;
+    const alike = capped.slice(1).filter((u) => u.sentMax === top.sentMax).map((u) => u.source);
+    out.push(
+      `The SCU sent PDUs of at most ${bytesText(top.sentMax)} although it was allowed ${int(top.allowed!)} (${top.source})` +
+        (alike.length > 0 ? `; the same at ${alike.join(', ')}.` : '.'),
+    );
+  }
+  if (fitted.length > 0) {
+    const largest = Math.max(...fitted.map((u) => u.sentMax));
+    out.push(
+      `At ${fitted.map((u) => u.source).join(', ')} every data set went in one PDU (at most ${bytesText(largest)}): ` +
+        `${fitted.length > 1 ? 'these settings allow' : 'this setting allows'} more than a data set needs, so larger limits change nothing on the wire.`,
+    );
+  }
+  if (capped.length === 0 && fitted.length === 0 && limited.length > 0) {
+    out.push(`The SCU filled its PDUs up to the allowed size at every setting (largest: ${bytesText(Math.max(...limited.map((u) => u.sentMax)))}).`);
+  }
+
+  const failed = settings.reduce((n, s) => n + s.row.failures, 0);
+  if (failed > 0) {
+    const all = settings.reduce((n, s) => n + s.row.count, 0);
+    out.push(`${int(failed)} of ${int(all)} ${unit}s were NOT acknowledged with Success.`);
+  }
+  return out;
+}

@@ -1,0 +1,140 @@
+// The report's content from small fixtures (test/fixtures/report/): every figure below is computed by hand
+// in the comments, from results.csv (three settings, 8 images each, one failure at 20MB), a chunk CSV and
+// its messages CSV (both with an extra `route` column, as another change appends: read by name).
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { reportModel, renderReport } from '../../src/report/build.js';
+import { escapeHtml } from '../../src/report/html.js';
+import { findings, pduUse, settingsFromResults, splitOf } from '../../src/report/model.js';
+import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
+import { detectKind, readCsvFile } from '../../src/stats/csv.js';
+import type { CsvRow } from '../../src/stats/csv.js';
+import { stats, StatsUsageError } from '../../src/stats/command.js';
+
+const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'report');
+const RESULTS = path.join(FIXTURES, 'results.csv');
+const CHUNKS = path.join(FIXTURES, 'chunks-20MB-2MB.csv');
+const MESSAGES = path.join(FIXTURES, 'messages-20MB-2MB.csv');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'report-unit-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const row = (values: Record<string, string>): CsvRow => ({ pdu_bytes: '16384', image_bytes: '2097600', parallel: '4', images: '2', mean_s: '1', min_s: '1', max_s: '1', failures: '0', mode: 'proxy', scu: 'dcmjs', ...values });
+
+test("bench's results.csv is told by its header, also with columns added after the contract's", () => {
+  assert.equal(detectKind([...RESULTS_CSV_COLUMNS]), 'results');
+  assert.equal(detectKind([...RESULTS_CSV_COLUMNS, 'latency_ms', 'bandwidth']), 'results');
+});
+
+test('settings of results.csv: columns by name, a series only for what varies', async () => {
+  const { rows } = await readCsvFile(RESULTS);
+  const settings = settingsFromResults(rows);
+  // latency_ms is the same in every row: no series.
+  assert.deepEqual(settings.map((s) => [s.label, s.group, s.series]), [['16KB', '16KB', ''], ['1MB', '1MB', ''], ['20MB', '20MB', '']]);
+  assert.deepEqual(settings[2]!.row.seconds, { n: 7, mean: 1.2, min: 0.6, max: 2.5, p50: 1.1, p95: 2.5 });
+  assert.equal(settings[2]!.row.failures, 1);
+  // 20MB: 1200 ms - (100 + 400 + 600) = 100 ms for the rest.
+  assert.deepEqual(splitOf(settings[2]!.row), { 'SCU idle': 100, 'upstream blocked': 400, 'SCP response': 600, 'the rest': 100 });
+
+  // Two image sizes: one series each, named from run.json when it knows them.
+  const two = [row({ image_bytes: '1000' }), row({ image_bytes: '2097600' })];
+  assert.deepEqual(settingsFromResults(two).map((s) => s.series), ['0.00MB image', '2.0MB image']);
+  const info = { images: [{ label: '2MB', bytes: 2097600 }] } as never;
+  assert.deepEqual(settingsFromResults(two, info).map((s) => s.label), ['16KB · 0.00MB image', '16KB · 2MB image']);
+  // A column bench does not know yet (e.g. a latency sweep) joins the series only when needed to tell rows apart.
+  const swept = [row({ latency_ms: '0' }), row({ latency_ms: '50' }), row({ pdu_bytes: '1048576', latency_ms: '0' }), row({ pdu_bytes: '1048576', latency_ms: '50' })];
+  assert.deepEqual(settingsFromResults(swept).map((s) => s.label), ['16KB · latency_ms 0', '16KB · latency_ms 50', '1MB · latency_ms 0', '1MB · latency_ms 50']);
+  assert.deepEqual(settingsFromResults([row({ latency_ms: '0' }), row({ pdu_bytes: '1048576', latency_ms: '50' })]).map((s) => s.label), ['16KB', '1MB']);
+  // --both: the mode is the series.
+  assert.deepEqual(settingsFromResults([row({}), row({ mode: 'direct', scu_idle_ms: '' })]).map((s) => s.series), ['proxy', 'direct']);
+});
+
+test('what the SCU sent, from a chunk CSV with an extra route column', async () => {
+  const { rows } = await readCsvFile(CHUNKS);
+  // P-DATA-TF toward the SCP: 74, 16384, 16384, 100 (assoc 1) and 16384 (assoc 2).
+  // Association 1 sent its data set in three PDUs: the size was the SCU's choice, not the data's.
+  assert.deepEqual(pduUse('x', rows, 20971520), { source: 'x', allowed: 20971520, sentMax: 16384, sentCommon: 16384, pdata: 5, associations: 2, wholeDataSets: false });
+  // Association 2 alone: its data set in one PDU.
+  assert.equal(pduUse('x', rows.filter((r) => r.assoc === '2'), 20971520)?.wholeDataSets, true);
+  assert.equal(pduUse('x', rows.filter((r) => r.direction === 'to_scu'), 1), undefined);
+});
+
+test('"what this shows": every sentence computed from the fixtures', async () => {
+  const files = await Promise.all([RESULTS, MESSAGES, CHUNKS].map((f) => readCsvFile(f)));
+  const model = reportModel(files);
+  assert.equal(model.unit, 'image');
+  // No run.json here: the allowed maximum comes from the chunk CSV's sibling messages CSV (max_pdu).
+  assert.deepEqual(model.pduUse.map((u) => [u.source, u.allowed]), [['chunks-20MB-2MB.csv', 20971520]]);
+  assert.equal(model.timeline?.assoc, '1');
+  assert.equal(model.timeline?.rows.length, 9);
+  assert.deepEqual(findings(model.settings, model.pduUse, model.unit), [
+    'Fastest: 1MB (mean 0.800 s per image).',
+    // 1.2 / 0.8 = 1.5
+    'Slowest: 20MB, 50% slower (mean 1.200 s).',
+    // Highest min 0.6 s <= lowest max 1.5 s.
+    'The min–max ranges of all settings overlap: these differences may be noise; more images would tell.',
+    // Weighted by timed images (8, 8, 7): SCU idle 100*23 = 2300; upstream blocked 800+800+2800 = 4400;
+    // SCP response 4800+4000+4200 = 13000; the rest 200*8 + 100*8 + 100*7 = 3100; of 22800:
+    // 57.0%, 19.3%, 13.6%, 10.1%.
+    'Time went to: SCP response (57%), upstream blocked (19%), the rest (14%), SCU idle (10%).',
+    // 1MB -> 20MB: idle +0, blocked +300, SCP +100, rest +0.
+    'From the fastest to the slowest setting, upstream blocked grew the most: 100 ms → 400 ms per image.',
+    'The SCU sent PDUs of at most 16,384 bytes although it was allowed 20,971,520 (chunks-20MB-2MB.csv).',
+    '1 of 24 images were NOT acknowledged with Success.',
+  ]);
+  // A sender that fills its PDUs, and a single setting: no "slowest", no comparison.
+  const full = { source: '1MB', allowed: 1048576, sentMax: 1048576, sentCommon: 1048576, pdata: 3, associations: 1, wholeDataSets: false };
+  assert.deepEqual(findings(model.settings.slice(1, 2), [full], 'image'), [
+    'Fastest: 1MB (mean 0.800 s per image).',
+    // 1MB alone: 100 + 100 + 500 + 100 = 800.
+    'Time went to: SCP response (63%), SCU idle (13%), upstream blocked (13%), the rest (13%).',
+    'The SCU filled its PDUs up to the allowed size at every setting (largest: 1,048,576 bytes).',
+  ]);
+  assert.deepEqual(findings([], [], 'message'), []);
+  // Data sets smaller than the limit: one PDU each, and no claim that the SCU held back.
+  const whole = (source: string, allowed: number) => ({ source, allowed, sentMax: 2097542, sentCommon: 2097542, pdata: 8, associations: 8, wholeDataSets: true });
+  assert.deepEqual(findings([], [full, whole('10MB', 10485760), whole('20MB', 20971520)], 'image'), [
+    'At 10MB, 20MB every data set went in one PDU (at most 2,097,542 bytes): these settings allow more than a data set needs, so larger limits change nothing on the wire.',
+  ]);
+  // Ranges that do not all overlap: 1MB (0.4-1.5 s) and a setting at 1.6-2.0 s.
+  const apart = settingsFromResults([row({ pdu_bytes: '1048576', mean_s: '0.8', min_s: '0.4', max_s: '1.5' }), row({ mean_s: '1.8', min_s: '1.6', max_s: '2.0' })]);
+  assert.deepEqual(findings(apart, [], 'image').slice(0, 3), ['Fastest: 1MB (mean 0.800 s per image).', 'Slowest: 16KB, 125% slower (mean 1.800 s).']);
+});
+
+test('the page: self-contained (no script, nothing to fetch), tables with units, the charts inline', async () => {
+  const files = await Promise.all([RESULTS, MESSAGES, CHUNKS].map((f) => readCsvFile(f)));
+  const html = await renderReport(reportModel(files, { now: new Date('2026-01-02T03:04:05Z') }));
+  assert.doesNotMatch(html, /<script|<link|<img|<iframe|\ssrc=|\shref=|@import|url\(/i);
+  // The only URLs are SVG namespace names, which are never fetched.
+  assert.deepEqual([...new Set(html.match(/https?:\/\/[^"'\s)]+/g))].sort(), ['http://www.w3.org/1999/xlink', 'http://www.w3.org/2000/svg']);
+  for (const id of ['settings', 'what-this-shows', 'results-table', 'sweep-chart', 'split-chart', 'pdu-table', 'timeline-chart']) assert.match(html, new RegExp(`id="${id}"`), id);
+  assert.equal((html.match(/<svg /g) ?? []).length, 3);
+  assert.match(html, /<td class="num">0\.800 s<\/td>/);
+  assert.match(html, /<td class="num">2\.50 MB\/s<\/td>/);
+  assert.match(html, /<td class="num">20,971,520 B<\/td>/);
+  assert.match(html, /Report generated 2026-01-02T03:04:05Z/);
+  assert.match(html, /not recorded in these CSV files/);
+  assert.equal(escapeHtml(`<a href="x">&'`), '&lt;a href=&quot;x&quot;&gt;&amp;&#39;');
+});
+
+test('stats --html: from results.csv, or from messages CSVs alone; a chunk CSV alone is not enough', async () => {
+  const out = path.join(tmp, 'r.html');
+  const r = await stats([RESULTS, CHUNKS, MESSAGES], { html: out });
+  assert.equal(r.htmlWritten, out);
+  assert.match(r.text, /^setting\s+n\s+failed/m);
+  const html = readFileSync(out, 'utf8');
+  assert.match(html, /Fastest: 1MB \(mean 0\.800 s per image\)/);
+  assert.equal((html.match(/<tr><th scope="row">/g) ?? []).length, 3 + 1); // results table + PDU table
+
+  // Messages only (test/fixtures/stats): per message, grouped by max_pdu.
+  const m = path.join(tmp, 'm.html');
+  await stats([path.join(FIXTURES, '..', 'stats', 'messages.csv')], { html: m });
+  const mh = readFileSync(m, 'utf8');
+  assert.match(mh, /Fastest: 1MB \(mean 0\.750 s per message\)/);
+  assert.match(mh, /Slowest: 16KB, 300% slower \(mean 3\.000 s\)/);
+  await assert.rejects(stats([CHUNKS], { html: m }), StatsUsageError);
+});
