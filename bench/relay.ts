@@ -1,7 +1,8 @@
 // npm run bench:relay — DCMTK storescu --repeat N of a 16 MiB image to storescp --ignore, through:
 // a direct connection, a plain Node socket.pipe relay, HAProxy (tcp mode) and socat when installed, and
 // dicom-pdu-proxy with the chunk CSV off and on, with the messages CSV on (proxy-messages), and with
-// --metrics on (proxy-metrics, not in the default targets). Rounds are interleaved (every target once per round, in a
+// --metrics on (proxy-metrics, not in the default targets), and without its start-up malloc tuning
+// (proxy-untuned, not in the default targets: see docs/PERFORMANCE.md). Rounds are interleaved (every target once per round, in a
 // rotating order) so that machine noise hits all targets alike; medians are compared.
 //
 // Options: --rounds N (default 7), --repeat N images per run (default 20), --pdu 4KB,16KB,128KB
@@ -94,12 +95,15 @@ async function startTarget(name: string, scpPort: number, dir: string): Promise<
     case 'proxy':
     case 'proxy-csv':
     case 'proxy-messages':
-    case 'proxy-metrics': {
+    case 'proxy-metrics':
+    case 'proxy-untuned': {
       const args = [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
       if (name === 'proxy-csv') args.push('--csv', path.join(dir, 'chunks.csv'));
       if (name === 'proxy-messages') args.push('--messages-csv', path.join(dir, 'messages.csv'));
       if (name === 'proxy-metrics') args.push('--metrics', '127.0.0.1:0');
-      proc = spawnPeer(process.execPath, args, { name, cwd: REPO_ROOT });
+      // proxy-untuned: the same proxy without its start-up malloc tuning (src/proxy/malloc-threshold.ts).
+      const env = name === 'proxy-untuned' ? { ...process.env, DICOM_PDU_PROXY_MALLOC_TUNING: 'off' } : process.env;
+      proc = spawnPeer(process.execPath, args, { name, cwd: REPO_ROOT, env });
       break;
     }
     default:
@@ -181,7 +185,7 @@ async function main(): Promise<void> {
       const direct = times.has('direct') ? median(times.get('direct')!) : undefined;
       const mb = (args.repeat * args.imageBytes) / 1e6;
       console.log(`PDU ${pdu} bytes (storescp --max-pdu ${pdu}):`);
-      console.log('  target       median s   min s   max s    MB/s   speed vs haproxy   vs direct   relay CPU s/run   of it sys   page faults/run');
+      console.log('  target           median s   min s   max s    MB/s   speed vs haproxy   vs direct   relay CPU s/run   of it sys   page faults/run');
       for (const t of targets) {
         const v = times.get(t.name)!;
         const m = median(v);
@@ -190,7 +194,7 @@ async function main(): Promise<void> {
         const u = usage.get(t.name)!;
         const med = (pick: (x: ProcUsage) => number, digits: number): string => (u.length ? median(u.map(pick)).toFixed(digits) : '-');
         console.log(
-          `  ${t.name.padEnd(10)} ${m.toFixed(3).padStart(9)} ${Math.min(...v).toFixed(3).padStart(7)} ${Math.max(...v).toFixed(3).padStart(7)} ${(mb / m).toFixed(0).padStart(7)} ${vsRef.padStart(18)} ${vsDirect.padStart(11)} ${med((x) => x.cpu, 2).padStart(17)} ${med((x) => x.sys, 2).padStart(11)} ${med((x) => x.minflt, 0).padStart(17)}`,
+          `  ${t.name.padEnd(14)} ${m.toFixed(3).padStart(9)} ${Math.min(...v).toFixed(3).padStart(7)} ${Math.max(...v).toFixed(3).padStart(7)} ${(mb / m).toFixed(0).padStart(7)} ${vsRef.padStart(18)} ${vsDirect.padStart(11)} ${med((x) => x.cpu, 2).padStart(17)} ${med((x) => x.sys, 2).padStart(11)} ${med((x) => x.minflt, 0).padStart(17)}`,
         );
       }
       console.log('');

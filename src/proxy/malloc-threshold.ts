@@ -12,12 +12,14 @@
 // allocates one such block at start-up and lets it go; the collector frees it at its next run, which the
 // first traffic brings about. Effect: heap top kept up to 2 x TUNING_BLOCK_BYTES; page faults per run fell
 // about threefold in bench:relay. Elsewhere (musl, macOS) it is one 8 MiB allocation and nothing more.
+// DICOM_PDU_PROXY_MALLOC_TUNING=off skips it (bench:relay's proxy-untuned target compares the two).
 
 /** Under glibc's DEFAULT_MMAP_THRESHOLD_MAX (32 MiB on 64-bit), above which no dynamic adjustment happens. */
 export const TUNING_BLOCK_BYTES = 8 * 1024 * 1024;
 
 /** Allocate and drop one block outside V8's heap (served by mmap), so that freeing it raises glibc's thresholds. */
-export function raiseMallocThresholds(): void {
+export function raiseMallocThresholds(env: NodeJS.ProcessEnv = process.env): void {
+  if (env.DICOM_PDU_PROXY_MALLOC_TUNING === 'off') return;
   let block: Buffer | undefined = Buffer.allocUnsafeSlow(TUNING_BLOCK_BYTES);
   block[0] = 1;
   block = undefined;
