@@ -11,7 +11,7 @@ import { num, readCsvFile } from '../stats/csv.js';
 import type { CsvFile } from '../stats/csv.js';
 import { readable, sweepSpec, splitSpec, timelineSpec } from './charts.js';
 import { renderReportHtml } from './html.js';
-import { pduUse, pickAssociation, settingsFromMessages, settingsFromResults } from './model.js';
+import { linkOfRow, pduUse, pickAssociation, settingsFromMessages, settingsFromResults } from './model.js';
 import type { PduUse, ReportModel, Timeline } from './model.js';
 import { parseRunInfo, RUN_JSON } from './run-info.js';
 import type { MachineInfo, RunInfo } from './run-info.js';
@@ -37,6 +37,14 @@ function durationText(from: string, to: string): string {
   return s < 90 ? ` (${Math.round(s)} s)` : ` (${Math.floor(s / 60)} min ${Math.round(s % 60)} s)`;
 }
 
+/** The emulated links of the results (bench --latency/--bandwidth), when any row was shaped. */
+function linkFact(files: readonly CsvFile[]): Array<[string, string]> {
+  const results = files.filter((f) => f.kind === 'results').flatMap((f) => f.rows);
+  const links = distinct(results.map(linkOfRow));
+  if (links.length === 0 || (links.length === 1 && links[0] === 'unshaped')) return [];
+  return [['link (each way)', `${links.join(', ')}: added by the proxy; a capped link shows as upstream blocked`]];
+}
+
 /** The settings section: from run.json when there is one, else what the CSV files say. */
 function facts(files: readonly CsvFile[], info: RunInfo | undefined): Array<[string, string]> {
   if (info) {
@@ -47,6 +55,7 @@ function facts(files: readonly CsvFile[], info: RunInfo | undefined): Array<[str
       ['SCP', `${info.scp.target}, called AE title ${info.scp.calledAet}`],
       ['images', `${info.images.map((i) => `${i.label} (${i.bytes.toLocaleString('en-US')} bytes of data set)`).join(', ')}; ${info.scu.count} per setting`],
       ['max PDU sweep', info.pdus.map((p) => (p === 0 ? 'no limit' : formatSize(p))).join(', ')],
+      ...linkFact(files),
       ['mode', info.modes.map((m) => (m === 'proxy' ? 'through the proxy' : 'direct (no proxy)')).join(' and ')],
       ['proxy options', info.proxyOptions],
       ['machine', machineText(info.machine)],
@@ -62,6 +71,7 @@ function facts(files: readonly CsvFile[], info: RunInfo | undefined): Array<[str
     out.push(['SCU (senders)', `${distinct(results.map((r) => r.parallel)).join(', ')} in parallel (${distinct(results.map((r) => r.scu)).join(', ')})`]);
     out.push(['image data sets', `${sizes(results.map((r) => r.image_bytes))}`]);
     out.push(['max PDU sweep', sizes(results.map((r) => r.pdu_bytes))]);
+    out.push(...linkFact(files));
     out.push(['mode', distinct(results.map((r) => r.mode)).join(', ')]);
   } else if (messages.length > 0) {
     out.push(['max PDU told the SCU', sizes(messages.map((r) => r.max_pdu))]);

@@ -146,7 +146,7 @@ ${figure(
   'split-chart',
   charts.split,
   `time split per setting`,
-  `SCU idle: the proxy waited for the SCU's bytes. Upstream blocked: the proxy had bytes but the SCP was not reading. SCP response: last request byte to the first byte of the answer. The rest: the remainder of the mean time per ${unit} (moving the bytes${unit === 'image' ? ', and what the sender does around it: connect, negotiate, encode' : ''}).`,
+  `SCU idle: the proxy waited for the SCU's bytes. Upstream blocked: the proxy had bytes but the SCP was not reading (or, with --bandwidth, the emulated link was full). SCP response: last request byte to the first byte of the answer. The rest: the remainder of the mean time per ${unit} (moving the bytes${unit === 'image' ? ', and what the sender does around it: connect, negotiate, encode' : ''}).`,
   'No time split: the proxy wrote no messages CSV for these settings (e.g. --direct).',
 )}
 </section>

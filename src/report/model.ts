@@ -3,6 +3,7 @@
 // one association's PDUs, and the "what this shows" sentences computed from all of it.
 
 import { formatSize } from '../cli/size.js';
+import { linkLabel } from '../bench/options.js';
 import { num } from '../stats/csv.js';
 import type { CsvRow } from '../stats/csv.js';
 import { groupMessages } from '../stats/messages.js';
@@ -66,6 +67,16 @@ export interface ReportModel {
 const MEASURES = new Set(['pdu_bytes', 'images', 'mean_s', 'min_s', 'max_s', 'p50_s', 'p95_s', 'mb_per_s', 'scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms', 'failures']);
 /** Setting columns that make a series when they vary, in this order. */
 const SERIES_COLUMNS = ['image_bytes', 'scu', 'parallel', 'mode'];
+/** bench --latency/--bandwidth columns: together they name one emulated link ("20ms 100Mbit"). */
+const LINK_COLUMNS = ['latency_ms', 'jitter_ms', 'bandwidth_bps'];
+/** The series part standing for LINK_COLUMNS. */
+const LINK = 'link';
+
+/** The emulated link of a results.csv row, as bench labels it ("20ms 100Mbit", "5±2ms", "unshaped"). */
+export function linkOfRow(r: CsvRow): string {
+  const latency = { ms: num(r.latency_ms) ?? 0, jitterMs: num(r.jitter_ms) ?? 0 };
+  return linkLabel({ latency, bandwidth: (num(r.bandwidth_bps) ?? 0) / 8 });
+}
 
 function imageLabel(bytes: string, info: RunInfo | undefined): string {
   const n = num(bytes);
@@ -74,7 +85,9 @@ function imageLabel(bytes: string, info: RunInfo | undefined): string {
   return n === undefined ? `image ${bytes}` : `${(n / MB).toFixed(n < MB ? 2 : 1)}MB image`;
 }
 
-function seriesPart(column: string, value: string, info: RunInfo | undefined): string {
+function seriesPart(column: string, r: CsvRow, info: RunInfo | undefined): string {
+  const value = r[column] ?? '';
+  if (column === LINK) return linkOfRow(r);
   if (column === 'image_bytes') return imageLabel(value, info);
   if (column === 'parallel') return `${value} sender${value === '1' ? '' : 's'}`;
   if (column === 'mode' || column === 'scu') return value;
@@ -107,12 +120,15 @@ export function resultRow(label: string, r: CsvRow): ResultRow {
  * e.g. a latency) only when it is needed to tell two rows of the same group and series apart.
  */
 export function settingsFromResults(rows: readonly CsvRow[], info?: RunInfo): ReportSetting[] {
-  const varies = (c: string): boolean => new Set(rows.map((r) => r[c] ?? '')).size > 1;
-  const columns = SERIES_COLUMNS.filter(varies);
-  const keyOf = (r: CsvRow, cols: readonly string[]): string => [r.pdu_bytes, ...cols.map((c) => r[c] ?? '')].join('\u0000');
+  const value = (r: CsvRow, c: string): string => (c === LINK ? linkOfRow(r) : (r[c] ?? ''));
+  const varies = (c: string): boolean => new Set(rows.map((r) => value(r, c))).size > 1;
+  const columns = [...SERIES_COLUMNS, LINK].filter(varies);
+  const keyOf = (r: CsvRow, cols: readonly string[]): string => [r.pdu_bytes, ...cols.map((c) => value(r, c))].join('\u0000');
   const clash = (cols: readonly string[]): boolean => new Set(rows.map((r) => keyOf(r, cols))).size < rows.length;
   if (clash(columns)) {
-    const extra = Object.keys(rows[0] ?? {}).filter((c) => !MEASURES.has(c) && !SERIES_COLUMNS.includes(c) && varies(c));
+    const extra = Object.keys(rows[0] ?? {}).filter(
+      (c) => !MEASURES.has(c) && !SERIES_COLUMNS.includes(c) && !LINK_COLUMNS.includes(c) && varies(c),
+    );
     for (const c of extra) {
       columns.push(c);
       if (!clash(columns)) break;
@@ -121,7 +137,7 @@ export function settingsFromResults(rows: readonly CsvRow[], info?: RunInfo): Re
   return rows.map((r) => {
     const pdu = num(r.pdu_bytes);
     const group = pdu === undefined ? (r.pdu_bytes ?? '?') : pdu === 0 ? 'no limit' : formatSize(pdu);
-    const series = columns.map((c) => seriesPart(c, r[c] ?? '', info)).join(' · ');
+    const series = columns.map((c) => seriesPart(c, r, info)).join(' · ');
     const label = series ? `${group} · ${series}` : group;
     return { label, group, series, row: resultRow(label, r) };
   });

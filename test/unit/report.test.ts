@@ -45,10 +45,22 @@ test('settings of results.csv: columns by name, a series only for what varies', 
   assert.deepEqual(settingsFromResults(two).map((s) => s.series), ['0.00MB image', '2.0MB image']);
   const info = { images: [{ label: '2MB', bytes: 2097600 }] } as never;
   assert.deepEqual(settingsFromResults(two, info).map((s) => s.label), ['16KB · 0.00MB image', '16KB · 2MB image']);
-  // A column bench does not know yet (e.g. a latency sweep) joins the series only when needed to tell rows apart.
-  const swept = [row({ latency_ms: '0' }), row({ latency_ms: '50' }), row({ pdu_bytes: '1048576', latency_ms: '0' }), row({ pdu_bytes: '1048576', latency_ms: '50' })];
-  assert.deepEqual(settingsFromResults(swept).map((s) => s.label), ['16KB · latency_ms 0', '16KB · latency_ms 50', '1MB · latency_ms 0', '1MB · latency_ms 50']);
-  assert.deepEqual(settingsFromResults([row({ latency_ms: '0' }), row({ pdu_bytes: '1048576', latency_ms: '50' })]).map((s) => s.label), ['16KB', '1MB']);
+  // bench --latency/--bandwidth: the three link columns make one series, labelled as bench labels the link.
+  const link = (latency: string, jitter: string, bps: string): Record<string, string> => ({ latency_ms: latency, jitter_ms: jitter, bandwidth_bps: bps });
+  const swept = [
+    row(link('0', '0', '100000000')),
+    row(link('20', '0', '100000000')),
+    row({ pdu_bytes: '1048576', ...link('0', '0', '100000000') }),
+    row({ pdu_bytes: '1048576', ...link('20', '5', '100000000') }),
+  ];
+  assert.deepEqual(settingsFromResults(swept).map((s) => s.label), ['16KB · 0ms 100Mbit', '16KB · 20ms 100Mbit', '1MB · 0ms 100Mbit', '1MB · 20±5ms 100Mbit']);
+  // One link for every row: no series; a link that varies is a series even without a clash (like an image size).
+  assert.deepEqual(settingsFromResults([row(link('20', '0', '0')), row({ pdu_bytes: '1048576', ...link('20', '0', '0') })]).map((s) => s.label), ['16KB', '1MB']);
+  assert.deepEqual(settingsFromResults([row(link('0', '0', '0')), row({ pdu_bytes: '1048576', ...link('50', '0', '0') })]).map((s) => s.label), ['16KB · unshaped', '1MB · 50ms']);
+  // A column the report does not know joins the series only when needed to tell rows apart.
+  const other = [row({ knob: 'a' }), row({ knob: 'b' }), row({ pdu_bytes: '1048576', knob: 'a' })];
+  assert.deepEqual(settingsFromResults(other).map((s) => s.label), ['16KB · knob a', '16KB · knob b', '1MB · knob a']);
+  assert.deepEqual(settingsFromResults([row({ knob: 'a' }), row({ pdu_bytes: '1048576', knob: 'b' })]).map((s) => s.label), ['16KB', '1MB']);
   // --both: the mode is the series.
   assert.deepEqual(settingsFromResults([row({}), row({ mode: 'direct', scu_idle_ms: '' })]).map((s) => s.series), ['proxy', 'direct']);
 });
