@@ -4,7 +4,7 @@
 // route dest. The messages CSV then holds both: the C-MOVE-RQ on qr and the C-STORE-RQ on dest.
 
 import assert from 'node:assert/strict';
-import { parseFile } from 'fast-csv';
+import { readCsvRows } from '../helpers/csv.js';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -94,13 +94,7 @@ test('C-MOVE through route qr, its C-STORE sub-operation through route dest: bot
   await proxy.waitForLog((l) => l.msg === 'association closed' && l.route === 'dest');
   assert.equal(await proxy.stop(), 0);
 
-  const rows: Array<Record<string, string>> = [];
-  await new Promise<void>((resolve, reject) => {
-    parseFile<Record<string, string>, Record<string, string>>(messages, { headers: true, strictColumnHandling: true })
-      .on('error', reject)
-      .on('data', (row: Record<string, string>) => rows.push(row))
-      .on('end', () => resolve());
-  });
+  const rows = await readCsvRows(messages);
   const moveRow = rows.find((r) => r.route === 'qr');
   const storeRow = rows.find((r) => r.route === 'dest');
   assert.equal(rows.length, 2);

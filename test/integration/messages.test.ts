@@ -4,7 +4,8 @@
 // (scu_idle_ms). Margins are generous: the right column must move by hundreds of ms, the others not.
 
 import assert from 'node:assert/strict';
-import { parseFile } from 'fast-csv';
+import { readCsvRows } from '../helpers/csv.js';
+import type { CsvRow } from '../helpers/csv.js';
 import fs from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -42,19 +43,8 @@ after(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-type Row = Record<string, string>;
-
-async function readMessages(file: string): Promise<Row[]> {
-  const rows: Row[] = [];
-  await new Promise<void>((resolve, reject) => {
-    parseFile<Row, Row>(file, { headers: true, strictColumnHandling: true })
-      .on('error', reject)
-      .on('data-invalid', (row: unknown) => reject(new Error(`invalid CSV row ${JSON.stringify(row)}`)))
-      .on('data', (row: Row) => rows.push(row))
-      .on('end', () => resolve());
-  });
-  return rows;
-}
+type Row = CsvRow;
+const readMessages = readCsvRows;
 
 async function freshDir(name: string): Promise<string> {
   const dir = path.join(tmp, name);

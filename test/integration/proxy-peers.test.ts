@@ -2,7 +2,8 @@
 // Datasets are compared byte for byte; DCMTK's own debug output shows what it was told.
 
 import assert from 'node:assert/strict';
-import { parseFile } from 'fast-csv';
+import { readCsvRows } from '../helpers/csv.js';
+import type { CsvRow } from '../helpers/csv.js';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,22 +55,8 @@ function receivedFor(files: string[], info: TestDicomInfo): string | undefined {
   return files.find((f) => path.basename(f).replace(/\.dcm$/, '').endsWith(info.sopInstanceUid));
 }
 
-interface CsvRow {
-  [column: string]: string;
-}
-
 /** Read the chunk CSV with fast-csv's parser: it must be well-formed CSV with a header row. */
-async function readCsv(file: string): Promise<CsvRow[]> {
-  const rows: CsvRow[] = [];
-  await new Promise<void>((resolve, reject) => {
-    parseFile<CsvRow, CsvRow>(file, { headers: true, strictColumnHandling: true })
-      .on('error', reject)
-      .on('data-invalid', (row: unknown) => reject(new Error(`invalid CSV row ${JSON.stringify(row)}`)))
-      .on('data', (row: CsvRow) => rows.push(row))
-      .on('end', () => resolve());
-  });
-  return rows;
-}
+const readCsv = readCsvRows;
 
 describe('DCMTK storescu -> proxy -> storescp (bit-preserving, real max 16 KB)', { timeout: 120_000 }, () => {
   for (const [label, bytes] of [['4KB', 4096], ['16KB', 16384], ['1MB', MiB], ['20MB', 20 * MiB]] as const) {

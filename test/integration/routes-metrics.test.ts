@@ -6,7 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { parseFile } from 'fast-csv';
+import { readCsvRows } from '../helpers/csv.js';
+import type { CsvRow } from '../helpers/csv.js';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -39,19 +40,8 @@ after(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-type Row = Record<string, string>;
-
-async function readCsv(file: string): Promise<Row[]> {
-  const rows: Row[] = [];
-  await new Promise<void>((resolve, reject) => {
-    parseFile<Row, Row>(file, { headers: true, strictColumnHandling: true })
-      .on('error', reject)
-      .on('data-invalid', (row: unknown) => reject(new Error(`invalid CSV row ${JSON.stringify(row)}`)))
-      .on('data', (row: Row) => rows.push(row))
-      .on('end', () => resolve());
-  });
-  return rows;
-}
+type Row = CsvRow;
+const readCsv = readCsvRows;
 
 interface Sample {
   name: string;

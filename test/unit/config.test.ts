@@ -13,7 +13,7 @@ import {
   resolveSettings,
 } from '../../src/config/config.js';
 import type { RawSettings } from '../../src/config/config.js';
-import { ConfigError } from '../../src/config/errors.js';
+import { rejects } from '../helpers/config-error.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-config-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -26,14 +26,6 @@ function configFile(content: unknown): string {
   return file;
 }
 
-function rejects(run: () => unknown, message: RegExp): void {
-  assert.throws(run, (err: unknown) => {
-    assert.ok(err instanceof ConfigError, `a ConfigError, got ${String(err)}`);
-    assert.match(err.message, message);
-    assert.ok(!err.message.includes('\n'), 'one line');
-    return true;
-  });
-}
 
 const UPSTREAM: RawSettings = { upstream: 'pacs:104' };
 

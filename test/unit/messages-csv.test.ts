@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { parseString } from 'fast-csv';
+import { parseCsvRows } from '../helpers/csv.js';
 import { loadSettings } from '../../src/config/config.js';
 import { ConfigError } from '../../src/config/errors.js';
 import type { MessageRecord } from '../../src/record/events.js';
@@ -57,17 +57,7 @@ const ABORTED: MessageRecord = {
 const CONTRACT =
   'assoc,message_id,command,context_id,sop_instance_uid,bytes,max_pdu,scp_max_pdu,request_first_byte_us,request_last_byte_us,response_first_byte_us,response_last_byte_us,duration_ms,scu_idle_ms,upstream_blocked_ms,scp_response_ms,pending_responses,status,started_at,requested_by,route';
 
-async function parse(text: string): Promise<Array<Record<string, string>>> {
-  const rows: Array<Record<string, string>> = [];
-  await new Promise<void>((resolve, reject) => {
-    parseString<Record<string, string>, Record<string, string>>(text, { headers: true, strictColumnHandling: true })
-      .on('error', reject)
-      .on('data-invalid', (row: unknown) => reject(new Error(`invalid row ${JSON.stringify(row)}`)))
-      .on('data', (row: Record<string, string>) => rows.push(row))
-      .on('end', () => resolve());
-  });
-  return rows;
-}
+const parse = parseCsvRows;
 
 describe('messages CSV rows', () => {
   test('the header is the contract', () => {

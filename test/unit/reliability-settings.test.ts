@@ -14,6 +14,7 @@ import { aeAllowed, parseAeTitle, parsePeerRule, peerMatcher } from '../../src/c
 import { loadSettings } from '../../src/config/config.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { AdmissionRules } from '../../src/proxy/admission.js';
+import { rejects } from '../helpers/config-error.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js');
@@ -24,14 +25,6 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const UP = { upstream: 'pacs:104' };
 
-function rejects(run: () => unknown, message: RegExp): void {
-  assert.throws(run, (err: unknown) => {
-    assert.ok(err instanceof ConfigError, `a ConfigError, got ${String(err)}`);
-    assert.match(err.message, message);
-    assert.ok(!err.message.includes('\n'));
-    return true;
-  });
-}
 
 describe('settings', () => {
   test('defaults: ARTIM 30 s, idle 10 min, drain 30 s, no association limit, no access lists, connect 3 s', () => {

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { SETTINGS, loadSettings } from '../../src/config/config.js';
 import type { RawSettings, SettingKey } from '../../src/config/config.js';
-import { ConfigError } from '../../src/config/errors.js';
 import { GLOBAL_ONLY, parseRoute, routeKeyName, routeKeys } from '../../src/config/routes.js';
+import { rejects } from '../helpers/config-error.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-routes-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -20,14 +20,6 @@ function configFile(content: unknown): string {
   return file;
 }
 
-function rejects(run: () => unknown, message: RegExp): void {
-  assert.throws(run, (err: unknown) => {
-    assert.ok(err instanceof ConfigError, `a ConfigError, got ${String(err)}`);
-    assert.match(err.message, message);
-    assert.ok(!err.message.includes('\n'), 'one line');
-    return true;
-  });
-}
 
 const routes = (...r: string[]): RawSettings => ({ routes: r });
 
