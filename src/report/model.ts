@@ -6,7 +6,7 @@ import { formatSize } from '../cli/size.js';
 import { linkLabel } from '../bench/options.js';
 import { num } from '../stats/csv.js';
 import type { CsvRow } from '../stats/csv.js';
-import { groupMessages } from '../stats/messages.js';
+import { groupMessages, groupMessagesPerRoute, NO_ROUTE } from '../stats/messages.js';
 import { MB } from '../stats/summary.js';
 import type { ResultRow } from '../stats/table.js';
 import type { RunInfo } from './run-info.js';
@@ -143,8 +143,19 @@ export function settingsFromResults(rows: readonly CsvRow[], info?: RunInfo): Re
   });
 }
 
-/** The settings from messages CSV rows grouped by `by` (stats without a results.csv). */
+/**
+ * The settings from messages CSV rows grouped by `by` (stats without a results.csv). Rows of several routes
+ * (proxy --route) are grouped per route too, as `stats` does: the route is then the series.
+ */
 export function settingsFromMessages(rows: readonly CsvRow[], by: string): ReportSetting[] {
+  const perRoute = groupMessagesPerRoute(rows, by);
+  if (perRoute) {
+    return perRoute.map((row) => {
+      const series = `route ${row.route ?? NO_ROUTE}`;
+      const label = `${row.label} · ${series}`;
+      return { label, group: row.label, series, row: { ...row, label } };
+    });
+  }
   return groupMessages(rows, by).map((row) => ({ label: row.label, group: row.label, series: '', row }));
 }
 

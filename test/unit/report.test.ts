@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { reportModel, renderReport } from '../../src/report/build.js';
 import { escapeHtml } from '../../src/report/html.js';
-import { findings, pduUse, settingsFromResults, splitOf } from '../../src/report/model.js';
+import { findings, pduUse, settingsFromMessages, settingsFromResults, splitOf } from '../../src/report/model.js';
 import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
 import { detectKind, readCsvFile } from '../../src/stats/csv.js';
 import type { CsvRow } from '../../src/stats/csv.js';
@@ -63,6 +63,19 @@ test('settings of results.csv: columns by name, a series only for what varies', 
   assert.deepEqual(settingsFromResults([row({ knob: 'a' }), row({ pdu_bytes: '1048576', knob: 'b' })]).map((s) => s.label), ['16KB', '1MB']);
   // --both: the mode is the series.
   assert.deepEqual(settingsFromResults([row({}), row({ mode: 'direct', scu_idle_ms: '' })]).map((s) => s.series), ['proxy', 'direct']);
+});
+
+test('settings of messages CSVs: grouped by --by, and per route when the rows hold several routes (proxy --route)', () => {
+  const message = (route: string | undefined, maxPdu: string, durationMs: string): CsvRow => ({
+    command: 'C-STORE-RQ', bytes: '1048576', max_pdu: maxPdu, duration_ms: durationMs, status: '0000', ...(route === undefined ? {} : { route }),
+  });
+  // One route (or files from before the route column): no series.
+  assert.deepEqual(settingsFromMessages([message('default', '16384', '10'), message('default', '1048576', '20')], 'max_pdu').map((s) => s.label), ['16KB', '1MB']);
+  assert.deepEqual(settingsFromMessages([message(undefined, '16384', '10')], 'max_pdu').map((s) => s.label), ['16KB']);
+  // Two routes: routes in ascending order, then max_pdu; the route is the series, the group stays the max PDU.
+  const two = settingsFromMessages([message('pacs', '16384', '10'), message('archive', '16384', '30'), message('pacs', '16384', '20')], 'max_pdu');
+  assert.deepEqual(two.map((s) => [s.label, s.group, s.series, s.row.count]), [['16KB · route archive', '16KB', 'route archive', 1], ['16KB · route pacs', '16KB', 'route pacs', 2]]);
+  assert.equal(two[1]!.row.seconds?.mean, 0.015, 'pacs: (10 + 20) / 2 ms');
 });
 
 test('what the SCU sent, from a chunk CSV with an extra route column', async () => {
