@@ -75,6 +75,7 @@ interface ProxyFlags {
   idleTimeout?: string;
   drainTimeout?: string;
   maxAssociations?: string;
+  maxPending?: string;
   allowCallingAet?: string;
   allowPeer?: string;
   latency?: string;
@@ -128,6 +129,7 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     .option('--idle-timeout <MS>', 'A-ABORT an association silent in both directions for MS; 0 = never (default 600000)')
     .option('--drain-timeout <MS>', 'on SIGTERM/SIGINT, let associations finish for up to MS, then abort them (default 30000)')
     .option('--max-associations <N>', 'associations at once; more get A-ASSOCIATE-RJ (transient, local limit); 0 = no limit (default 0)')
+    .option('--max-pending <N>', 'connections without an A-ASSOCIATE-RQ yet, at most; past it the oldest is closed (default 256)')
     .option('--allow-calling-aet <LIST>', 'comma-separated calling AE titles allowed; others get A-ASSOCIATE-RJ (default: any)')
     .option('--allow-peer <LIST>', 'comma-separated peer IPs or CIDR blocks allowed; others get A-ASSOCIATE-RJ (default: any)')
     .option('--latency <MS[:JITTER]>', 'add MS milliseconds of one-way delay (± JITTER, never reordering) in EACH direction (default none)')
@@ -144,7 +146,8 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     .option('--metrics <[HOST:]PORT>', 'serve Prometheus metrics at http://HOST:PORT/metrics (host default 0.0.0.0)')
     .addHelpText('after', PROXY_HELP_AFTER)
     .action((flags: ProxyFlags) => {
-      const raw: RawSettings = {
+      // Every setting has its flag: a key missing here would be a flag parsed and then ignored (tsc says so).
+      const raw: Required<RawSettings> = {
         listen: flags.listen,
         upstream: flags.upstream,
         maxPdu: flags.maxPdu,
@@ -159,6 +162,7 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         idleTimeoutMs: flags.idleTimeout,
         drainTimeoutMs: flags.drainTimeout,
         maxAssociations: flags.maxAssociations,
+        maxPendingConnections: flags.maxPending,
         allowCallingAet: flags.allowCallingAet,
         allowPeer: flags.allowPeer,
         latency: flags.latency,

@@ -33,6 +33,7 @@ export const SETTINGS = {
   idleTimeoutMs: '--idle-timeout',
   drainTimeoutMs: '--drain-timeout',
   maxAssociations: '--max-associations',
+  maxPendingConnections: '--max-pending',
   allowCallingAet: '--allow-calling-aet',
   allowPeer: '--allow-peer',
   latency: '--latency',
@@ -79,6 +80,8 @@ const SMALL_PDU = 4096;
 
 const MAX_TIMEOUT_MS = 2 ** 31 - 1; // setTimeout's limit
 const MAX_ASSOCIATIONS = 1_000_000;
+/** --max-pending: each pending connection holds a file descriptor, and the process has a limited number. */
+const MAX_PENDING_CONNECTIONS = 100_000;
 
 function isSettingKey(key: string): key is SettingKey {
   return Object.hasOwn(SETTINGS, key);
@@ -258,7 +261,7 @@ function msSetting(layers: readonly Layer[], key: MsKey, min = 1): number {
   return wholeSetting(layers, key, min, MAX_TIMEOUT_MS, 'milliseconds');
 }
 
-function wholeSetting(layers: readonly Layer[], key: MsKey | 'maxAssociations', min: number, max: number, unit: string): number {
+function wholeSetting(layers: readonly Layer[], key: MsKey | 'maxAssociations' | 'maxPendingConnections', min: number, max: number, unit: string): number {
   const got = pick(layers, key);
   if (!got) throw new ConfigError(`${SETTINGS[key]}: no value (config/default.json should hold "${key}")`);
   const value = got.value;
@@ -335,6 +338,7 @@ function resolveOptions(layers: readonly Layer[], warnings: string[]): ProxyOpti
     idleTimeoutMs: msSetting(layers, 'idleTimeoutMs', 0),
     drainTimeoutMs: msSetting(layers, 'drainTimeoutMs', 0),
     maxAssociations: wholeSetting(layers, 'maxAssociations', 0, MAX_ASSOCIATIONS, 'associations'),
+    maxPendingConnections: wholeSetting(layers, 'maxPendingConnections', 1, MAX_PENDING_CONNECTIONS, 'connections'),
     allowCallingAet: listSetting(layers, 'allowCallingAet', parseAeTitle),
     allowPeer: listSetting(layers, 'allowPeer', parsePeerRule),
   };

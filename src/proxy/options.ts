@@ -41,6 +41,11 @@ export interface ProxyOptions {
   drainTimeoutMs: number;
   /** Associations (connections that have sent an A-ASSOCIATE-RQ and been admitted) at once; 0 = no limit. */
   maxAssociations: number;
+  /**
+   * Connections that have not sent a whole A-ASSOCIATE-RQ yet, at most; past it the oldest such connection is
+   * closed to make room, so idle or dribbling connections can never keep a real association out.
+   */
+  maxPendingConnections: number;
   /** Calling AE titles allowed (trimmed, case-sensitive); undefined = any. */
   allowCallingAet?: string[] | undefined;
   /** Peer addresses allowed (IP or CIDR); undefined = any. */

@@ -14,14 +14,6 @@ import { Session } from './session.js';
 import type { Wires } from './session.js';
 import { Wire } from '../transform/shaper.js';
 
-/**
- * Connections that have not sent a whole A-ASSOCIATE-RQ yet, at most. A real SCU sends its RQ within
- * milliseconds of connecting; connections that do not only hold file descriptors until ARTIM closes them.
- * Past this many, the oldest such connection is closed to make room, so a flood of idle or dribbling
- * connections can never keep a real association out (nor exhaust the process's file descriptors).
- */
-export const MAX_PENDING_CONNECTIONS = 256;
-
 export interface ServerOptions {
   /** The route's id (logs, CSV rows, metrics); undefined = the bound port, known once listening. */
   route?: string | undefined;
@@ -127,7 +119,9 @@ export class ProxyServer {
       pending++;
       oldest ??= s; // a Set iterates in insertion order: the first is the oldest
     }
-    if (pending >= MAX_PENDING_CONNECTIONS && oldest) {
+    // --max-pending: a real SCU sends its RQ within milliseconds of connecting; connections that do not only
+    // hold file descriptors until ARTIM closes them, so a flood of them must not exhaust the process.
+    if (pending >= this.options.maxPendingConnections && oldest) {
       oldest.closeBeforeRq(`${pending} connections without an A-ASSOCIATE-RQ: the oldest is closed to make room`);
     }
   }

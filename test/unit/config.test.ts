@@ -51,6 +51,7 @@ describe('config/default.json', () => {
       idleTimeoutMs: 600000,
       drainTimeoutMs: 30000,
       maxAssociations: 0,
+      maxPendingConnections: 256,
       allowCallingAet: undefined,
       allowPeer: undefined,
     });
@@ -91,6 +92,7 @@ describe('precedence: flags > --config file > config/default.json', () => {
       idleTimeoutMs: 600000,
       drainTimeoutMs: 30000,
       maxAssociations: 0,
+      maxPendingConnections: 256,
       allowCallingAet: undefined,
       allowPeer: undefined,
     });
@@ -125,6 +127,7 @@ describe('precedence: flags > --config file > config/default.json', () => {
       idleTimeoutMs: 600000,
       drainTimeoutMs: 30000,
       maxAssociations: 0,
+      maxPendingConnections: 256,
       allowCallingAet: undefined,
       allowPeer: undefined,
     });

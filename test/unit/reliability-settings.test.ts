@@ -33,6 +33,7 @@ describe('settings', () => {
     assert.equal(o.idleTimeoutMs, 600_000);
     assert.equal(o.drainTimeoutMs, 30_000);
     assert.equal(o.maxAssociations, 0);
+    assert.equal(o.maxPendingConnections, 256);
     assert.equal(o.allowCallingAet, undefined);
     assert.equal(o.allowPeer, undefined);
     assert.equal(o.connectTimeoutMs, 3000);
@@ -41,7 +42,10 @@ describe('settings', () => {
   test('flags, environment and config file all set them', () => {
     const file = path.join(dir, 'c.json');
     fs.writeFileSync(file, JSON.stringify({ allowCallingAet: ['CT1', ' MR 2 '], allowPeer: '10.0.0.0/8', maxAssociations: 50 }));
-    const s = loadSettings({ ...UP, idleTimeoutMs: '0', drainTimeoutMs: '0' }, file, { env: { PDU_PROXY_ARTIM_TIMEOUT: '5000', PDU_PROXY_MAX_ASSOCIATIONS: '20' } });
+    const s = loadSettings({ ...UP, idleTimeoutMs: '0', drainTimeoutMs: '0', maxPendingConnections: '8' }, file, {
+      env: { PDU_PROXY_ARTIM_TIMEOUT: '5000', PDU_PROXY_MAX_ASSOCIATIONS: '20' },
+    });
+    assert.equal(s.options.maxPendingConnections, 8);
     assert.equal(s.options.idleTimeoutMs, 0, '0 = off is allowed');
     assert.equal(s.options.drainTimeoutMs, 0);
     assert.equal(s.options.artimTimeoutMs, 5000);
@@ -65,6 +69,7 @@ describe('settings', () => {
     [{ idleTimeoutMs: '-5' }, /^--idle-timeout: "-5" is not a whole number of milliseconds \(0\.\./],
     [{ drainTimeoutMs: '30s' }, /^--drain-timeout: "30s" is not a whole number of milliseconds/],
     [{ maxAssociations: 'lots' }, /^--max-associations: "lots" is not a whole number of associations \(0\.\.1000000\)$/],
+    [{ maxPendingConnections: '0' }, /^--max-pending: "0" is not a whole number of connections \(1\.\.100000\)$/],
     [{ allowCallingAet: 'CT1,THIS_IS_TOO_LONG_AE' }, /^--allow-calling-aet: "THIS_IS_TOO_LONG_AE" is not an AE title/],
     [{ allowCallingAet: 'A\\B' }, /^--allow-calling-aet: "A\\\\B" is not an AE title/],
     [{ allowPeer: 'pacs.example.org' }, /^--allow-peer: "pacs\.example\.org" is not an IP address or CIDR block/],
@@ -163,6 +168,7 @@ describe('CLI', { skip }, () => {
     [['--idle-timeout', 'never'], /^dicom-pdu-proxy: --idle-timeout: "never" is not a whole number of milliseconds/],
     [['--drain-timeout', '1e3'], /^dicom-pdu-proxy: --drain-timeout: "1e3" is not a whole number of milliseconds/],
     [['--max-associations', '-1'], /^dicom-pdu-proxy: --max-associations: "-1" is not a whole number of associations/],
+    [['--max-pending', '0'], /^dicom-pdu-proxy: --max-pending: "0" is not a whole number of connections/],
     [['--allow-calling-aet', 'OK,WAY_TOO_LONG_AE_TITLE'], /^dicom-pdu-proxy: --allow-calling-aet: "WAY_TOO_LONG_AE_TITLE" is not an AE title/],
     [['--allow-peer', '300.1.1.1'], /^dicom-pdu-proxy: --allow-peer: "300\.1\.1\.1" is not an IP address or CIDR block/],
   ];
@@ -179,7 +185,7 @@ describe('CLI', { skip }, () => {
   test('--help lists every new option', () => {
     const r = cli(['--help']);
     assert.equal(r.status, 0);
-    for (const flag of ['--artim-timeout', '--idle-timeout', '--drain-timeout', '--max-associations', '--allow-calling-aet', '--allow-peer']) {
+    for (const flag of ['--artim-timeout', '--idle-timeout', '--drain-timeout', '--max-associations', '--max-pending', '--allow-calling-aet', '--allow-peer']) {
       assert.ok(r.stdout.includes(flag), flag);
     }
   });
