@@ -100,11 +100,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private shapeAwaitingDrain = false;
   /** closeOutput() was called while bytes waited in the shaper: end the socket once they are written. */
   private endWhenSent = false;
-  private readonly onDrain = (): void => {
-    this.pausedTotalUs += this.clock() - this.pausedSinceUs;
-    this.paused = false;
-    this.source?.resume();
-  };
+  private readonly onDrain = (): void => this.resumeSource();
 
   constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number) {
     this.direction = direction;
@@ -358,10 +354,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     const dest = this.dest;
     if (!dest) return;
     const ready = this.takeReady();
-    const batch = this.batch;
     if (dest.destroyed || dest.writableEnded) {
-      this.batch = [];
-      this.openPduMark = undefined;
+      this.takeBatch();
       if (this.shaper) this.dropShaped();
       for (const record of ready) this.owner.onRecord(record);
       return;
@@ -370,14 +364,12 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       this.flushShaped(this.shaper, dest, ready);
       return;
     }
-    if (batch.length === 0) {
+    if (this.batch.length === 0) {
       if (ready.length > 0) this.report(ready, this.clock());
       return;
     }
-    this.batch = [];
-    this.openPduMark = undefined;
-    const onWritten =
-      ready.length > 0 ? (err?: Error | null) => this.report(ready, err ? undefined : this.clock()) : undefined;
+    const batch = this.takeBatch();
+    const onWritten = this.reportWhenWritten(ready);
     let ok = true;
     if (batch.length === 1) {
       ok = dest.write(batch[0]!, onWritten);
@@ -388,24 +380,46 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       ok = dest.write(batch[lastIndex]!, onWritten);
       dest.uncork();
     }
-    if (!ok && !this.paused && this.source) {
-      this.paused = true;
-      this.pausedSinceUs = this.clock();
-      this.source.pause();
-      dest.once('drain', this.onDrain);
-    }
+    if (!ok && this.pauseSource()) dest.once('drain', this.onDrain);
+  }
+
+  /** The unflushed batch, handed over; the link starts a new one. */
+  private takeBatch(): Buffer[] {
+    const batch = this.batch;
+    this.batch = [];
+    this.openPduMark = undefined;
+    return batch;
+  }
+
+  /** The callback that reports `ready` once its bytes are written (undefined when nothing is to report). */
+  private reportWhenWritten(ready: InFlight[]): OnWritten | undefined {
+    return ready.length > 0 ? (err?: Error | null) => this.report(ready, err ? undefined : this.clock()) : undefined;
+  }
+
+  /** Stop reading from the sender (backpressure); false when it was paused already. */
+  private pauseSource(): boolean {
+    if (this.paused || !this.source) return false;
+    this.paused = true;
+    this.pausedSinceUs = this.clock();
+    this.source.pause();
+    return true;
+  }
+
+  /** Read from the sender again, counting the time it was paused. */
+  private resumeSource(): void {
+    if (!this.paused) return;
+    this.pausedTotalUs += this.clock() - this.pausedSinceUs;
+    this.paused = false;
+    this.source?.resume();
   }
 
   // ---- Shaping ---------------------------------------------------------------------------------
 
   /** flush() with a shaper: the batch joins the shaper's queue; what is due is written now, the rest later. */
   private flushShaped(shaper: Shaper<OnWritten>, dest: Socket, ready: InFlight[]): void {
-    const batch = this.batch;
-    const onWritten: OnWritten | undefined =
-      ready.length > 0 ? (err?: Error | null) => this.report(ready, err ? undefined : this.clock()) : undefined;
-    if (batch.length > 0) {
-      this.batch = [];
-      this.openPduMark = undefined;
+    const onWritten = this.reportWhenWritten(ready);
+    if (this.batch.length > 0) {
+      const batch = this.takeBatch();
       const lastIndex = batch.length - 1;
       for (let i = 0; i < lastIndex; i++) shaper.push(batch[i]!);
       shaper.push(batch[lastIndex]!, onWritten);
@@ -416,11 +430,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     } else {
       return;
     }
-    if (shaper.full && !this.paused && this.source) {
-      this.paused = true;
-      this.pausedSinceUs = this.clock();
-      this.source.pause();
-    }
+    if (shaper.full) this.pauseSource();
     if (this.shapeTimer === undefined && !this.shapeAwaitingDrain) this.releaseShaped(dest);
   }
 
@@ -458,11 +468,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       if (next !== undefined) this.shapeTimer = setTimeout(() => this.releaseShaped(dest), Math.max(0, next - SHAPER_CLOCK.now()));
       else if (this.endWhenSent) dest.end();
     }
-    if (this.paused && !shaper.full && this.source) {
-      this.pausedTotalUs += this.clock() - this.pausedSinceUs;
-      this.paused = false;
-      this.source.resume();
-    }
+    if (!shaper.full) this.resumeSource();
   }
 
   /** The receiver is gone: forget what waits (its records are reported as never forwarded by abandon()). */
