@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ENV_CONFIG, ENV_VARIABLES, SETTINGS, environmentSettings, envName, loadSettings } from '../../src/config/config.js';
 import type { Environment, RawSettings, SettingKey } from '../../src/config/config.js';
-import { rejects } from '../helpers/config-error.js';
+import { rejects, UNSET_DEFAULTS } from '../helpers/settings.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-env-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -96,13 +96,7 @@ describe('precedence: flags > environment > config file > config/default.json', 
     logLevel: 'debug',
     connectTimeoutMs: 5000,
     closeTimeoutMs: 7000,
-    artimTimeoutMs: 30000,
-    idleTimeoutMs: 600000,
-    drainTimeoutMs: 30000,
-    maxAssociations: 0,
-    maxPendingConnections: 256,
-    allowCallingAet: undefined,
-    allowPeer: undefined,
+    ...UNSET_DEFAULTS,
   });
   const env: Environment = {
     PDU_PROXY_LISTEN: '127.0.0.2:3000',
@@ -124,13 +118,7 @@ describe('precedence: flags > environment > config file > config/default.json', 
     csv: 'env.csv',
     connectTimeoutMs: 600,
     closeTimeoutMs: 700,
-    artimTimeoutMs: 30000,
-    idleTimeoutMs: 600000,
-    drainTimeoutMs: 30000,
-    maxAssociations: 0,
-    maxPendingConnections: 256,
-    allowCallingAet: undefined,
-    allowPeer: undefined,
+    ...UNSET_DEFAULTS,
   };
 
   test('the environment beats the defaults', () => {
@@ -170,13 +158,7 @@ describe('precedence: flags > environment > config file > config/default.json', 
       csv: 'flag.csv',
       connectTimeoutMs: 100,
       closeTimeoutMs: 200,
-      artimTimeoutMs: 30000,
-      idleTimeoutMs: 600000,
-      drainTimeoutMs: 30000,
-      maxAssociations: 0,
-      maxPendingConnections: 256,
-      allowCallingAet: undefined,
-      allowPeer: undefined,
+      ...UNSET_DEFAULTS,
     });
     assert.equal(s.logLevel, 'error');
   });

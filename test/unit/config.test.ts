@@ -13,7 +13,7 @@ import {
   resolveSettings,
 } from '../../src/config/config.js';
 import type { RawSettings } from '../../src/config/config.js';
-import { rejects } from '../helpers/config-error.js';
+import { rejects, UNSET_DEFAULTS } from '../helpers/settings.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-config-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -47,13 +47,7 @@ describe('config/default.json', () => {
       csv: undefined,
       connectTimeoutMs: 3000,
       closeTimeoutMs: 30000,
-      artimTimeoutMs: 30000,
-      idleTimeoutMs: 600000,
-      drainTimeoutMs: 30000,
-      maxAssociations: 0,
-      maxPendingConnections: 256,
-      allowCallingAet: undefined,
-      allowPeer: undefined,
+      ...UNSET_DEFAULTS,
     });
     assert.equal(s.logLevel, 'info');
     assert.deepEqual(s.warnings, []);
@@ -88,13 +82,7 @@ describe('precedence: flags > --config file > config/default.json', () => {
       csv: 'file.csv',
       connectTimeoutMs: 5000,
       closeTimeoutMs: 7000,
-      artimTimeoutMs: 30000,
-      idleTimeoutMs: 600000,
-      drainTimeoutMs: 30000,
-      maxAssociations: 0,
-      maxPendingConnections: 256,
-      allowCallingAet: undefined,
-      allowPeer: undefined,
+      ...UNSET_DEFAULTS,
     });
     assert.equal(s.logLevel, 'debug');
   });
@@ -123,13 +111,7 @@ describe('precedence: flags > --config file > config/default.json', () => {
       csv: 'flag.csv',
       connectTimeoutMs: 100,
       closeTimeoutMs: 200,
-      artimTimeoutMs: 30000,
-      idleTimeoutMs: 600000,
-      drainTimeoutMs: 30000,
-      maxAssociations: 0,
-      maxPendingConnections: 256,
-      allowCallingAet: undefined,
-      allowPeer: undefined,
+      ...UNSET_DEFAULTS,
     });
     assert.equal(s.logLevel, 'warn');
   });

@@ -14,7 +14,7 @@ import { aeAllowed, parseAeTitle, parsePeerRule, peerMatcher } from '../../src/c
 import { loadSettings } from '../../src/config/config.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { AdmissionRules } from '../../src/proxy/admission.js';
-import { rejects } from '../helpers/config-error.js';
+import { rejects } from '../helpers/settings.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js');

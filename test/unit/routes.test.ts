@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import { SETTINGS, loadSettings } from '../../src/config/config.js';
 import type { RawSettings, SettingKey } from '../../src/config/config.js';
 import { GLOBAL_ONLY, parseRoute, routeKeyName, routeKeys } from '../../src/config/routes.js';
-import { rejects } from '../helpers/config-error.js';
+import { rejects } from '../helpers/settings.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-routes-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
