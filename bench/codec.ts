@@ -8,7 +8,7 @@ import { PduFramer } from '../src/pdu/framer.js';
 import type { FragmentPolicy } from '../src/proxy/options.js';
 import type { PDataSink } from '../src/transform/refragment.js';
 import { Refragmenter } from '../src/transform/refragment.js';
-import { chunked, datasetPdus } from './pdata-stream.js';
+import { chunked, datasetPdus, refragmentingHandler } from './pdata-stream.js';
 
 const STREAM_BYTES = 64 * 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -36,14 +36,7 @@ function handlerFor(refragmenter: Refragmenter | undefined): FrameHandler {
   if (!refragmenter) {
     return { onPdu() {}, onDataStart() {}, onPdvStart() {}, onPdvData() {}, onPdvEnd() {}, onDataEnd() {} };
   }
-  return {
-    onPdu() {},
-    onDataStart: (length, header) => refragmenter.dataStart(length, header),
-    onPdvStart: (itemLength, ctx, mch, header) => refragmenter.pdvStart(itemLength, ctx, mch, header),
-    onPdvData: (bytes) => refragmenter.pdvData(bytes),
-    onPdvEnd: () => refragmenter.pdvEnd(),
-    onDataEnd: () => refragmenter.dataEnd(),
-  };
+  return refragmentingHandler(refragmenter);
 }
 
 function measure(label: string, stream: { chunks: Buffer[]; pdus: number }, setup?: { limit: number; policy: FragmentPolicy }): void {

@@ -14,7 +14,7 @@ import type { PduRecord } from '../src/record/events.js';
 import type { PDataSink } from '../src/transform/refragment.js';
 import { Refragmenter } from '../src/transform/refragment.js';
 import { commandSet } from '../test/fixtures/annotated-commands.js';
-import { chunked, datasetPdus } from './pdata-stream.js';
+import { chunked, datasetPdus, refragmentingHandler } from './pdata-stream.js';
 
 const MESSAGES = 4;
 const DATASET = 16 * 1024 * 1024;
@@ -88,14 +88,7 @@ function run(chunks: Buffer[], tracked: boolean): { ms: number; rows: number } {
         },
         onDataEnd: () => refragmenter.dataEnd(),
       }
-    : {
-        onPdu() {},
-        onDataStart: (length, header) => refragmenter.dataStart(length, header),
-        onPdvStart: (itemLength, ctx, mch, header) => refragmenter.pdvStart(itemLength, ctx, mch, header),
-        onPdvData: (bytes) => refragmenter.pdvData(bytes),
-        onPdvEnd: () => refragmenter.pdvEnd(),
-        onDataEnd: () => refragmenter.dataEnd(),
-      };
+    : refragmentingHandler(refragmenter);
   const start = performance.now();
   for (const chunk of chunks) {
     chunkTime = performance.now() * 1000;

@@ -1,6 +1,9 @@
-// Synthetic P-DATA-TF input for the socket-less benchmarks (bench:codec, bench:messages).
+// Synthetic P-DATA-TF input for the socket-less benchmarks (bench:codec, bench:messages), and the framer
+// handler that feeds it to a re-fragmenter.
 
 import { MCH_LAST, PDU_HEADER_LENGTH, PDV_HEADER_LENGTH } from '../src/pdu/constants.js';
+import type { FrameHandler } from '../src/pdu/framer.js';
+import type { Refragmenter } from '../src/transform/refragment.js';
 
 /**
  * `count` single-PDV dataset P-DATA-TF PDUs on context 1, each with a `fragment`-byte fragment (bytes 0x11),
@@ -26,4 +29,16 @@ export function chunked(all: Buffer, chunk: number): Buffer[] {
   const chunks: Buffer[] = [];
   for (let at = 0; at < all.length; at += chunk) chunks.push(all.subarray(at, Math.min(all.length, at + chunk)));
   return chunks;
+}
+
+/** Framer events straight into a re-fragmenter (what a link does, without records or tracking). */
+export function refragmentingHandler(refragmenter: Refragmenter): FrameHandler {
+  return {
+    onPdu() {},
+    onDataStart: (length, header) => refragmenter.dataStart(length, header),
+    onPdvStart: (itemLength, ctx, mch, header) => refragmenter.pdvStart(itemLength, ctx, mch, header),
+    onPdvData: (bytes) => refragmenter.pdvData(bytes),
+    onPdvEnd: () => refragmenter.pdvEnd(),
+    onDataEnd: () => refragmenter.dataEnd(),
+  };
 }
