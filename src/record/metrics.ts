@@ -13,6 +13,7 @@ import { durationUs } from '../dimse/tracker.js';
 import type { Endpoint } from '../proxy/options.js';
 import { ABORT_CAUSES, ASSOCIATION_OUTCOMES } from './events.js';
 import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder } from './events.js';
+import { PDU_HEADER_LENGTH } from '../pdu/constants.js';
 
 export const METRIC_PREFIX = 'dicom_pdu_proxy_';
 
@@ -23,9 +24,6 @@ export const PDU_SIZE_BUCKETS: readonly number[] = Array.from({ length: 14 }, (_
 export const MESSAGE_DURATION_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 const DIRECTIONS: readonly Direction[] = ['to_scp', 'to_scu'];
-
-/** Bytes of a PDU header: a PDU on the wire is its length field + 6. */
-const PDU_HEADER_BYTES = 6;
 
 /** Per route and direction, counts not yet handed to prom-client. */
 interface Pending {
@@ -199,7 +197,7 @@ class RouteView implements Recorder {
     this.pduSize[record.direction].observe(record.length);
     if (record.forwardedUs === undefined) return;
     const p = this.pending[record.direction];
-    p.bytes += record.length + PDU_HEADER_BYTES;
+    p.bytes += record.length + PDU_HEADER_LENGTH;
     p.pdus++;
     p.pdusSent += record.outPdus;
     if (record.violation) p.violations++;

@@ -5,9 +5,8 @@ import { num } from './csv.js';
 import type { CsvRow } from './csv.js';
 import { renderColumns } from './table.js';
 import { summarize } from './summary.js';
+import { PDU_HEADER_LENGTH } from '../pdu/constants.js';
 
-/** Bytes of a PDU header (type, reserved, UInt32 length): on the wire a PDU is length + 6. */
-const PDU_HEADER_BYTES = 6;
 /** How many of the most frequent P-DATA-TF lengths are listed. */
 const COMMON_LENGTHS = 3;
 
@@ -48,7 +47,7 @@ export function summarizeChunks(rows: readonly CsvRow[]): DirectionSummary[] {
       route: g[0]!.route ?? '',
       direction: g[0]!.direction!,
       pdus: g.length,
-      bytes: g.reduce((sum, r) => sum + (num(r.length) ?? 0) + PDU_HEADER_BYTES, 0),
+      bytes: g.reduce((sum, r) => sum + (num(r.length) ?? 0) + PDU_HEADER_LENGTH, 0),
       pdata: lengths.length,
       minLength: s?.min,
       p50Length: s?.p50,
