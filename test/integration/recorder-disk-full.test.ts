@@ -60,22 +60,22 @@ describe('CSV recorders on a full disk', { timeout: 60_000 }, () => {
     assert.ok(datasetBytes(received[0]!).equals(datasetBytes(image.path!)), 'the image arrived bit-identical');
     assert.equal(proxy.child.exitCode, null, 'the proxy is still running');
 
-    // The rows of three messages (and of every PDU) were dropped and counted, as a scrape shows.
+    const closed = await Promise.all([1, 2, 3].map((n) => proxy.waitForLog((l) => l.msg === 'association closed' && l.assoc === n)));
+    for (const l of closed) assert.equal(l.outcome, 'released');
+    // The rows of three messages (and of every PDU) were dropped and counted, as a scrape shows once the
+    // last batch was due (batches wait at most 200 ms): two scrapes 300 ms apart agree.
     const deadline = Date.now() + 10_000;
-    let messages = 0;
-    let chunks = 0;
+    let messages = -1;
+    let chunks = -1;
     while (Date.now() < deadline) {
-      messages = await droppedMetric(proxy.metricsUrl, 'messages_csv');
-      chunks = await droppedMetric(proxy.metricsUrl, 'csv');
-      if (messages >= 3 && chunks > 0) break;
-      await sleep(100);
+      const now = [await droppedMetric(proxy.metricsUrl, 'messages_csv'), await droppedMetric(proxy.metricsUrl, 'csv')];
+      if (now[0] === messages && now[1] === chunks) break;
+      [messages, chunks] = now as [number, number];
+      await sleep(300);
     }
     assert.equal(messages, 3, 'C-ECHO, C-STORE, C-ECHO: three message rows dropped');
     assert.ok(chunks >= 18, `every PDU row dropped (${chunks}; three associations of at least 6 PDUs)`);
 
-    const closed = proxy.logs.filter((l) => l.msg === 'association closed');
-    assert.equal(closed.length, 3);
-    for (const l of closed) assert.equal(l.outcome, 'released');
     assert.equal(await proxy.stop(), 0, 'a clean exit');
     for (const recorder of ['--csv', '--messages-csv']) {
       const errors = proxy.logs.filter((l) => l.recorder === recorder && l.level >= 50);
