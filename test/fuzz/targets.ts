@@ -29,9 +29,9 @@ import { ProtocolError } from '../../src/pdu/errors.js';
 import type { FrameHandler } from '../../src/pdu/framer.js';
 import { PduFramer } from '../../src/pdu/framer.js';
 import { encodePData, fragmentSizeFor } from '../../src/pdu/pdata.js';
-import type { Direction, MessageRecord, PduRecord } from '../../src/record/events.js';
+import type { Direction, MessageRecord, PduRecord } from '../../src/events/events.js';
 import { Refragmenter } from '../../src/transform/refragment.js';
-import type { FragmentPolicy } from '../../src/proxy/options.js';
+import type { FragmentPolicy } from '../../src/transform/refragment.js';
 import { InputReader, check, chunksOf, meterAllocations } from './input.js';
 
 export type TargetName = 'framer' | 'associate' | 'refragment' | 'command' | 'tracker';
