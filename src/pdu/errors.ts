@@ -13,6 +13,7 @@ export type ProtocolErrorCode =
   | 'pdv-overrun'
   | 'pdv-header-truncated'
   | 'unknown-context-id'
+  | 'max-length-too-small'
   | 'unexpected-pdu';
 
 const REASON_BY_CODE: Record<ProtocolErrorCode, AbortReason> = {
@@ -27,6 +28,7 @@ const REASON_BY_CODE: Record<ProtocolErrorCode, AbortReason> = {
   'pdv-overrun': AbortReason.InvalidPduParameterValue,
   'pdv-header-truncated': AbortReason.InvalidPduParameterValue,
   'unknown-context-id': AbortReason.InvalidPduParameterValue,
+  'max-length-too-small': AbortReason.InvalidPduParameterValue,
   'unexpected-pdu': AbortReason.UnexpectedPdu,
 };
 

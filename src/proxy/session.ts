@@ -22,6 +22,7 @@ import {
 import { ABORT_REASON_NAMES, AbortReason, AbortSource, PduType, pduTypeName } from '../pdu/constants.js';
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import { ProtocolError } from '../pdu/errors.js';
+import { MIN_USABLE_MAX_LENGTH } from '../pdu/pdata.js';
 import { MessageTracker } from '../dimse/tracker.js';
 import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder } from '../events/events.js';
 import type { Admission } from './admission.js';
@@ -242,6 +243,7 @@ export class Session implements LinkOwner {
     if (!rq) return;
     if (!this.admit(rq, record)) return;
     this.scuMax = this.maxLengthOf(rq, 'SCU');
+    if (!this.usableMax(this.scuMax, 'SCU')) return;
     let out = raw;
     let written = this.scuMax;
     if (this.options.maxPduRq !== undefined) {
@@ -271,6 +273,7 @@ export class Session implements LinkOwner {
     const ac = this.decode(raw, 'SCP');
     if (!ac) return;
     this.scpMax = this.maxLengthOf(ac, 'SCP');
+    if (!this.usableMax(this.scpMax, 'SCP')) return;
     let out = raw;
     let written = this.scpMax;
     if (this.options.maxPdu !== undefined) {
@@ -320,6 +323,17 @@ export class Session implements LinkOwner {
       return 0;
     }
     return value;
+  }
+
+  /** A Maximum Length of 1..7 leaves no room for a fragment: a protocol error (A-ABORT, reason 6). */
+  private usableMax(value: number, sender: string): boolean {
+    if (value === 0 || value >= MIN_USABLE_MAX_LENGTH) return true;
+    this.fail(
+      `${sender} sent Maximum Length ${value}: no P-DATA-TF can carry data within it (${MIN_USABLE_MAX_LENGTH} at least)`,
+      'max-length-too-small',
+      AbortReason.InvalidPduParameterValue,
+    );
+    return false;
   }
 
   private connectUpstream(): void {
