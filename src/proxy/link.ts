@@ -341,8 +341,10 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       const last = this.batch[mark.entries - 1];
       if (last && last.length !== mark.lastLength) this.batch[mark.entries - 1] = last.subarray(0, mark.lastLength);
       this.openPduMark = undefined;
-      this.refragmenter.abandonOutput();
     }
+    // Bytes waiting to be merged are dropped too: nothing of the message may follow an A-ABORT (a later
+    // endOutput() would otherwise flush them behind it, into a shaped link that has not ended yet).
+    this.refragmenter.abandonOutput();
     this.write(pdu);
     this.counters.pdusOut++;
     this.flush();
