@@ -177,6 +177,16 @@ export class Session implements LinkOwner {
     this.fail(`${link.direction === 'to_scp' ? 'SCU' : 'SCP'} sent ${err.message}`, err.code, err.reason);
   }
 
+  /** A bug, not the peers' fault: abort (reason 0, not specified), one error line with the stack, counted apart. */
+  onInternalError(link: Link, err: Error): void {
+    if (this.state === State.Aborted) {
+      this.log.error({ err, direction: link.direction }, 'internal error after the association was aborted');
+      return;
+    }
+    this.log.error({ err, direction: link.direction, state: this.stateName }, 'internal error: association aborted');
+    this.abortBoth(`internal error: ${err.message}`, 'internal_error', AbortReason.NotSpecified);
+  }
+
   onControlPdu(link: Link, type: number, pdu: Buffer, record: InFlight): void {
     const fromScu = link === this.toScp;
     const sender = fromScu ? 'SCU' : 'SCP';
@@ -391,12 +401,17 @@ export class Session implements LinkOwner {
   /** A protocol error: A-ABORT (source 2, `reason`) to both peers, one warn line, both legs closed. */
   private fail(message: string, code: string, reason: AbortReason): void {
     if (this.state === State.Aborted) return;
+    this.log.warn({ code, abortReason: ABORT_REASON_NAMES[reason], reason: message }, 'protocol error: association aborted');
+    this.abortBoth(`protocol error: ${message}`, 'protocol_error', reason);
+  }
+
+  /** A-ABORT (source 2, `reason`) to both peers (to the SCU only before the upstream is connected), both legs closed. */
+  private abortBoth(why: string, cause: AbortCause, reason: AbortReason): void {
     const wasConnecting = this.state === State.Connecting || this.state === State.AwaitRq;
     this.state = State.Aborted;
     this.outcome = 'aborted';
-    this.abortCause = 'protocol_error';
-    this.reason = `protocol error: ${message}`;
-    this.log.warn({ code, abortReason: ABORT_REASON_NAMES[reason], reason: message }, 'protocol error: association aborted');
+    this.abortCause = cause;
+    this.reason = why;
     this.toScp.stop();
     this.toScu.stop();
     const abort = encodeAbort(AbortSource.ServiceProvider, reason);
