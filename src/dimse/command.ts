@@ -178,8 +178,8 @@ export const C_STORE_RQ = 0x0001;
 export const C_STORE_RSP = 0x8001;
 export const C_ECHO_RQ = 0x0030;
 export const C_ECHO_RSP = 0x8030;
-/** CommandDataSetType for "a data set follows" as DCMTK and dcmjs-dimse send it (any value but 0x0101). */
-export const DATA_SET_PRESENT = 0x0000;
+/** CommandDataSetType for "a data set follows" as DCMTK sends it (any value but 0x0101 means that). */
+export const DATA_SET_PRESENT = 0x0002;
 /** Priority MEDIUM (PS3.7 9.1.1.1.4 / E.1: 0000H). */
 export const PRIORITY_MEDIUM = 0x0000;
 /** Success (PS3.7 C.4.2.1.4, Annex C.1). */
