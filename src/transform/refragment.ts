@@ -162,10 +162,6 @@ export class Refragmenter {
     this.pendingLength = 0;
   }
 
-  pdvEnd(): void {
-    // Nothing to do: every byte of the PDV has been written or is pending.
-  }
-
   dataEnd(): void {
     if (this.passthrough) {
       this.passthrough = false;

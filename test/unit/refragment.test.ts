@@ -74,9 +74,7 @@ class Feeder implements FrameHandler {
   onPdvData(bytes: Buffer): void {
     this.r.pdvData(bytes);
   }
-  onPdvEnd(): void {
-    this.r.pdvEnd();
-  }
+  onPdvEnd(): void {}
   onDataEnd(): void {
     this.r.dataEnd();
   }
