@@ -9,6 +9,7 @@ const LAYERS = [
   'dimse',
   'dicom',
   'transform',
+  'capture',
   'record',
   'config',
   'proxy',
