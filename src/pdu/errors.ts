@@ -14,6 +14,8 @@ export type ProtocolErrorCode =
   | 'pdv-header-truncated'
   | 'unknown-context-id'
   | 'max-length-too-small'
+  | 'pdu-over-maximum'
+  | 'invalid-command-set'
   | 'unexpected-pdu';
 
 const REASON_BY_CODE: Record<ProtocolErrorCode, AbortReason> = {
@@ -29,6 +31,8 @@ const REASON_BY_CODE: Record<ProtocolErrorCode, AbortReason> = {
   'pdv-header-truncated': AbortReason.InvalidPduParameterValue,
   'unknown-context-id': AbortReason.InvalidPduParameterValue,
   'max-length-too-small': AbortReason.InvalidPduParameterValue,
+  'pdu-over-maximum': AbortReason.InvalidPduParameterValue,
+  'invalid-command-set': AbortReason.InvalidPduParameterValue,
   'unexpected-pdu': AbortReason.UnexpectedPdu,
 };
 
