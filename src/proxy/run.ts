@@ -4,9 +4,10 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import { ChunkCsvRecorder } from '../record/chunk-csv.js';
 import { MessagesCsvRecorder } from '../record/messages-csv.js';
-import type { Recorder } from '../record/events.js';
-import { formatEndpoint } from '../cli/endpoint.js';
-import type { Endpoint, RouteConfig } from './options.js';
+import type { Recorder } from '../events/events.js';
+import { formatEndpoint } from '../values/endpoint.js';
+import type { Endpoint } from '../values/endpoint.js';
+import type { RouteConfig } from '../config/options.js';
 import { raiseMallocThresholds } from './malloc-threshold.js';
 import { ProxyServer } from './server.js';
 

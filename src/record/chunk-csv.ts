@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import { once } from 'node:events';
 import { BatchedLines } from './batched-lines.js';
-import { DEFAULT_ROUTE_ID } from './events.js';
-import type { PduRecord, Recorder } from './events.js';
+import { DEFAULT_ROUTE_ID } from '../events/events.js';
+import type { PduRecord, Recorder } from '../events/events.js';
 
 /** The columns, in order. Scripts depend on these names: add, never rename. */
 export const CHUNK_CSV_COLUMNS = [

@@ -8,8 +8,8 @@ import type { TimeSplit } from '../dimse/tracker.js';
 import { durationUs, responseUs } from '../dimse/tracker.js';
 import { statusHex } from '../dimse/command.js';
 import { BatchedLines } from './batched-lines.js';
-import { DEFAULT_ROUTE_ID } from './events.js';
-import type { Direction, MessageRecord, Recorder } from './events.js';
+import { DEFAULT_ROUTE_ID } from '../events/events.js';
+import type { Direction, MessageRecord, Recorder } from '../events/events.js';
 
 /** The columns, in order: a contract with `stats` and `bench` (and users' scripts). Add at the end, never rename. */
 export const MESSAGES_CSV_COLUMNS = [

@@ -10,9 +10,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { durationUs } from '../dimse/tracker.js';
-import type { Endpoint } from '../proxy/options.js';
-import { ABORT_CAUSES, ASSOCIATION_OUTCOMES } from './events.js';
-import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder } from './events.js';
+import type { Endpoint } from '../values/endpoint.js';
+import { ABORT_CAUSES, ASSOCIATION_OUTCOMES } from '../events/events.js';
+import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder } from '../events/events.js';
 import { PDU_HEADER_LENGTH } from '../pdu/constants.js';
 
 export const METRIC_PREFIX = 'dicom_pdu_proxy_';

@@ -14,7 +14,12 @@
 
 import { MCH_COMMAND, MCH_LAST } from '../pdu/constants.js';
 import { fragmentSizeFor, singlePdvHeader, singlePdvPduLength } from '../pdu/pdata.js';
-import type { FragmentPolicy } from '../proxy/options.js';
+
+/** How P-DATA-TF is re-fragmented toward a receiver (--fragment fit|repack|SIZE). */
+export type FragmentPolicy =
+  | { mode: 'fit' }
+  | { mode: 'repack' }
+  | { mode: 'size'; size: number };
 
 export interface PDataSink {
   /** An outgoing P-DATA-TF starts with the next write. */

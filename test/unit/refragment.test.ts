@@ -10,7 +10,7 @@ import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH } from '../../src/pdu/constant
 import type { FrameHandler } from '../../src/pdu/framer.js';
 import { PduFramer } from '../../src/pdu/framer.js';
 import { encodePData, fragmentSizeFor } from '../../src/pdu/pdata.js';
-import type { FragmentPolicy } from '../../src/proxy/options.js';
+import type { FragmentPolicy } from '../../src/transform/refragment.js';
 import type { PDataSink } from '../../src/transform/refragment.js';
 import { Refragmenter } from '../../src/transform/refragment.js';
 
