@@ -50,6 +50,9 @@ export class MetricsRecorder implements Recorder {
   readonly associations: Counter<'route'>;
   readonly associationsEnded: Counter<'route' | 'outcome'>;
   readonly aborts: Counter<'route' | 'reason'>;
+  readonly rowsDropped: Counter<'file'>;
+  /** Per CSV file (label value: the flag's name), its recorder's running count of dropped rows. */
+  private readonly droppedSources = new Map<string, { count: () => number; reported: number }>();
 
   constructor() {
     const registers = [this.registry];
@@ -132,6 +135,29 @@ export class MetricsRecorder implements Recorder {
       labelNames: ['route', 'reason'],
       registers,
     });
+    const sources = this.droppedSources;
+    this.rowsDropped = new Counter({
+      name: `${METRIC_PREFIX}recorder_rows_dropped_total`,
+      help: 'CSV rows that never reached their file (disk full, write errors, a disk that did not keep up), by file: csv (--csv), messages_csv (--messages-csv)',
+      labelNames: ['file'],
+      registers,
+      collect(this: Counter<'file'>): void {
+        for (const [file, source] of sources) {
+          const now = source.count();
+          if (now > source.reported) this.labels(file).inc(now - source.reported);
+          source.reported = now;
+        }
+      },
+    });
+  }
+
+  /**
+   * Report the rows a CSV recorder dropped (a full or failing disk) as recorder_rows_dropped_total{file};
+   * `file` is a fixed word (csv, messages_csv), never a path. The count is read when a scrape asks.
+   */
+  watchDroppedRows(file: string, count: () => number): void {
+    this.droppedSources.set(file, { count, reported: 0 });
+    this.rowsDropped.labels(file).inc(0);
   }
 
   forRoute(route: string): Recorder {
