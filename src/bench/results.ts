@@ -1,7 +1,7 @@
-// results.csv: one row per setting. The columns of the issue (a contract: add, never rename), then the
+// results.csv: one row per setting. The first columns are a contract (add, never rename), then the
 // time split from the proxy's messages CSV (empty in --direct, or when the proxy has no --messages-csv),
-// the failures, which mode and sender produced the row, and the link shaping of the proxy (issue 8:
-// latency_ms, jitter_ms, bandwidth_bps in bits per second; 0 = none / not limited).
+// the failures, which mode and sender produced the row, and the link shaping of the proxy
+// (latency_ms, jitter_ms, bandwidth_bps in bits per second; 0 = none / not limited).
 
 import type { ResultRow } from '../analysis/table.js';
 import type { BenchMode, ScuKind } from './options.js';
