@@ -3,7 +3,6 @@
 // A-ASSOCIATE-RQ/AC, configures each link's re-fragmenter with its receiver's real limit, and tears
 // everything down exactly once.
 
-import net from 'node:net';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -23,6 +22,8 @@ import { ABORT_REASON_NAMES, AbortReason, AbortSource, PduType, pduTypeName } fr
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import { ProtocolError } from '../pdu/errors.js';
 import { MessageTracker } from '../dimse/tracker.js';
+import type { TlsFailureReason } from '../record/events.js';
+import { formatEndpoint } from '../cli/endpoint.js';
 import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder } from '../record/events.js';
 import type { Admission } from './admission.js';
 import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
@@ -31,6 +32,7 @@ import { Link } from './link.js';
 import type { ProxyOptions } from './options.js';
 import { shapingFor } from './options.js';
 import type { Wire } from '../transform/shaper.js';
+import { connectUpstream, describeTlsError, resetOrDestroy, tlsFields } from './tls.js';
 
 /** The emulated link of a proxy, one wire per direction, shared by all its associations (--bandwidth). */
 export interface Wires {
@@ -70,6 +72,7 @@ export class Session implements LinkOwner {
   private readonly pduRecorders: readonly Recorder[];
   private readonly messageRecorders: readonly Recorder[];
   private readonly associationRecorders: readonly Recorder[];
+  private readonly tlsRecorders: readonly Recorder[];
   private readonly tracker: MessageTracker;
   private readonly onDone: (session: Session) => void;
   private readonly t0 = performance.now();
@@ -119,6 +122,7 @@ export class Session implements LinkOwner {
     this.pduRecorders = recorders.filter((r) => r.pdu);
     this.messageRecorders = recorders.filter((r) => r.message);
     this.associationRecorders = recorders.filter((r) => r.association);
+    this.tlsRecorders = recorders.filter((r) => r.tlsFailure);
     this.onDone = onDone;
     const clock = (): number => (performance.now() - this.t0) * 1000;
     this.toScp = new Link('to_scp', id, this, clock);
@@ -259,6 +263,7 @@ export class Session implements LinkOwner {
         implementationClassUid: implementationClassUid(rq),
         implementationVersionName: implementationVersionName(rq),
         contexts: presentationContextsRq(rq).map((c) => ({ id: c.id, abstractSyntax: c.abstractSyntax, transferSyntaxes: c.transferSyntaxes })),
+        ...legTls(this.scu, undefined),
       },
       'association requested',
     );
@@ -297,6 +302,7 @@ export class Session implements LinkOwner {
         contexts: presentationContextsAc(ac).map((c) =>
           c.result === 0 ? { id: c.id, result: 'accepted', transferSyntax: c.transferSyntax } : { id: c.id, result: contextResultName(c.result) },
         ),
+        ...legTls(this.scu, this.scp),
       },
       'association negotiated',
     );
@@ -324,15 +330,22 @@ export class Session implements LinkOwner {
 
   private connectUpstream(): void {
     const { host, port } = this.options.upstream;
-    const scp = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    // Plain TCP, or TLS (--upstream-tls): then the connect timeout covers the handshake too.
+    const { socket: scp, ready } = connectUpstream(this.options.upstream, this.options.upstreamTls);
     this.scp = scp;
     this.scpClosed = false;
+    let tcpConnected = false;
+    scp.once('connect', () => (tcpConnected = true));
     this.scu.pause();
     this.connectTimer = setTimeout(() => {
-      this.upstreamUnavailable(`no connection to ${host}:${port} within ${this.options.connectTimeoutMs} ms`);
+      if (tcpConnected && this.state === State.Connecting) {
+        this.upstreamTlsFailed({ reason: 'timeout', detail: `no TLS handshake within ${this.options.connectTimeoutMs} ms (--connect-timeout)` });
+      } else {
+        this.upstreamUnavailable(`no connection to ${host}:${port} within ${this.options.connectTimeoutMs} ms`);
+      }
       scp.destroy();
     }, this.options.connectTimeoutMs);
-    scp.once('connect', () => {
+    scp.once(ready, () => {
       clearTimeout(this.connectTimer);
       if (this.state !== State.Connecting) {
         scp.destroy();
@@ -347,12 +360,24 @@ export class Session implements LinkOwner {
     scp.on('error', (err) => {
       if (this.state === State.Connecting) {
         clearTimeout(this.connectTimer);
+        if (ready === 'secureConnect' && tcpConnected) {
+          this.upstreamTlsFailed(describeTlsError(err));
+          return;
+        }
         this.upstreamUnavailable(`${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
       } else {
         this.onLegError('scp', err);
       }
     });
     scp.on('close', () => this.onLegClose('scp'));
+  }
+
+  /** Connected, then the TLS handshake failed: one warn line with the reason, counted; the SCU gets A-ASSOCIATE-RJ. */
+  private upstreamTlsFailed(failure: { reason: TlsFailureReason; detail: string }): void {
+    const upstream = formatEndpoint(this.options.upstream);
+    this.log.warn({ leg: 'scp', upstream, reason: failure.reason, detail: failure.detail }, 'TLS handshake failed: connection closed');
+    for (const r of this.tlsRecorders) r.tlsFailure!({ leg: 'scp', reason: failure.reason });
+    this.upstreamUnavailable(`${upstream}: TLS handshake failed (${failure.reason}: ${failure.detail})`);
   }
 
   private upstreamUnavailable(why: string): void {
@@ -397,7 +422,7 @@ export class Session implements LinkOwner {
     if (socket.destroyed) return;
     // Half-close once the A-ABORT is written (after what a shaped link still holds).
     if (link.sendGenerated(abort)) link.closeOutput();
-    else socket.resetAndDestroy();
+    else resetOrDestroy(socket);
   }
 
   private onLegEnd(leg: 'scu' | 'scp'): void {
@@ -634,4 +659,14 @@ function acceptedContextTable(contexts: ReadonlyArray<{ id: number; result: numb
 
 function contextResultName(result: number): string {
   return ['accepted', 'user-rejection', 'no-reason', 'abstract-syntax-not-supported', 'transfer-syntaxes-not-supported'][result] ?? `result-${result}`;
+}
+
+/** `tls: { scu: {...}, scp: {...} }` for the legs that use TLS: version, cipher suite, peer certificate subject. */
+function legTls(scu: Socket, scp: Socket | undefined): { tls?: Record<string, unknown> } {
+  const out: Record<string, unknown> = {};
+  const a = tlsFields(scu);
+  if (a) out.scu = a;
+  const b = tlsFields(scp);
+  if (b) out.scp = b;
+  return Object.keys(out).length > 0 ? { tls: out } : {};
 }
