@@ -3,8 +3,9 @@
 // the failures, which mode and sender produced the row, and the link shaping of the proxy (issue 8:
 // latency_ms, jitter_ms, bandwidth_bps in bits per second; 0 = none / not limited).
 
-import type { ResultRow } from '../stats/table.js';
-import type { BenchMode, LinkSetting, ScuKind } from './options.js';
+import type { ResultRow } from '../analysis/table.js';
+import type { BenchMode, ScuKind } from './options.js';
+import type { LinkSetting } from '../values/shaping.js';
 
 export const RESULTS_CSV_COLUMNS = [
   'pdu_bytes',

@@ -5,8 +5,8 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
-import type { ClientAuth } from '../proxy/options.js';
-import { ConfigError } from './errors.js';
+import type { ClientAuth } from './options.js';
+import { ConfigError } from '../values/errors.js';
 
 export const CLIENT_AUTH_MODES: readonly ClientAuth[] = ['none', 'optional', 'required'];
 

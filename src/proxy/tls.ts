@@ -10,8 +10,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
-import type { TlsFailureReason } from '../record/events.js';
-import type { Endpoint, ListenerTls, UpstreamTls } from './options.js';
+import type { TlsFailureReason } from '../events/events.js';
+import type { ListenerTls, UpstreamTls } from '../config/options.js';
+import type { Endpoint } from '../values/endpoint.js';
 
 export const MIN_TLS_VERSION = 'TLSv1.2';
 

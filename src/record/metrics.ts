@@ -8,11 +8,11 @@
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { durationUs } from '../dimse/tracker.js';
-import type { Endpoint } from '../proxy/options.js';
-import { answerHealth, serveHttp } from '../proxy/health.js';
-import type { HealthState, HttpEndpoint } from '../proxy/health.js';
-import { ABORT_CAUSES, ASSOCIATION_OUTCOMES, TLS_FAILURE_REASONS } from './events.js';
-import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder, TlsFailureEvent } from './events.js';
+import type { Endpoint } from '../values/endpoint.js';
+import { ABORT_CAUSES, ASSOCIATION_OUTCOMES, TLS_FAILURE_REASONS } from '../events/events.js';
+import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder, TlsFailureEvent } from '../events/events.js';
+import { answerHealth, serveHttp } from './health.js';
+import type { HealthState, HttpEndpoint } from './health.js';
 import { PDU_HEADER_LENGTH } from '../pdu/constants.js';
 
 export const METRIC_PREFIX = 'dicom_pdu_proxy_';
@@ -51,6 +51,9 @@ export class MetricsRecorder implements Recorder {
   readonly associationsEnded: Counter<'route' | 'outcome'>;
   readonly aborts: Counter<'route' | 'reason'>;
   readonly tlsFailures: Counter<'route' | 'leg' | 'reason'>;
+  readonly rowsDropped: Counter<'file'>;
+  /** Per CSV file (label value: the flag's name), its recorder's running count of dropped rows. */
+  private readonly droppedSources = new Map<string, { count: () => number; reported: number }>();
 
   constructor() {
     const registers = [this.registry];
@@ -139,6 +142,29 @@ export class MetricsRecorder implements Recorder {
       labelNames: ['route', 'leg', 'reason'],
       registers,
     });
+    const sources = this.droppedSources;
+    this.rowsDropped = new Counter({
+      name: `${METRIC_PREFIX}recorder_rows_dropped_total`,
+      help: 'CSV rows that never reached their file (disk full, write errors, a disk that did not keep up), by file: csv (--csv), messages_csv (--messages-csv)',
+      labelNames: ['file'],
+      registers,
+      collect(this: Counter<'file'>): void {
+        for (const [file, source] of sources) {
+          const now = source.count();
+          if (now > source.reported) this.labels(file).inc(now - source.reported);
+          source.reported = now;
+        }
+      },
+    });
+  }
+
+  /**
+   * Report the rows a CSV recorder dropped (a full or failing disk) as recorder_rows_dropped_total{file};
+   * `file` is a fixed word (csv, messages_csv), never a path. The count is read when a scrape asks.
+   */
+  watchDroppedRows(file: string, count: () => number): void {
+    this.droppedSources.set(file, { count, reported: 0 });
+    this.rowsDropped.labels(file).inc(0);
   }
 
   forRoute(route: string): Recorder {

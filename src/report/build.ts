@@ -5,10 +5,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { formatSize } from '../cli/size.js';
-import { renderSvg } from '../stats/chart.js';
-import { num, readCsvFile } from '../stats/csv.js';
-import type { CsvFile } from '../stats/csv.js';
+import { formatSize } from '../values/size.js';
+import { renderSvg } from '../analysis/chart.js';
+import { num, readCsvFile } from '../analysis/csv.js';
+import type { CsvFile } from '../analysis/csv.js';
 import { readable, sweepSpec, splitSpec, timelineSpec } from './charts.js';
 import { renderReportHtml } from './html.js';
 import { linkOfRow, pduUse, pickAssociation, settingsFromMessages, settingsFromResults } from './model.js';

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Endpoint } from './options.js';
+import type { Endpoint } from '../values/endpoint.js';
 
 export type Readiness = 'starting' | 'ready' | 'draining';
 
