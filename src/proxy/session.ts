@@ -374,9 +374,15 @@ export class Session implements LinkOwner {
   /** Connected, then the TLS handshake failed: one warn line with the reason, counted; the SCU gets A-ASSOCIATE-RJ. */
   private upstreamTlsFailed(failure: { reason: TlsFailureReason; detail: string }): void {
     const upstream = formatEndpoint(this.options.upstream);
-    this.log.warn({ leg: 'scp', upstream, reason: failure.reason, detail: failure.detail }, 'TLS handshake failed: connection closed');
-    for (const r of this.tlsRecorders) r.tlsFailure!({ leg: 'scp', reason: failure.reason });
+    this.tlsFailed('scp', failure);
     this.upstreamUnavailable(`${upstream}: TLS handshake failed (${failure.reason}: ${failure.detail})`);
+  }
+
+  /** One warn line and a metric for a failed TLS handshake on one leg. */
+  private tlsFailed(leg: 'scu' | 'scp', failure: { reason: TlsFailureReason; detail: string }): void {
+    const where = leg === 'scp' ? { upstream: formatEndpoint(this.options.upstream) } : { peer: `${this.scu.remoteAddress}:${this.scu.remotePort}` };
+    this.log.warn({ leg, ...where, reason: failure.reason, detail: failure.detail }, 'TLS handshake failed: connection closed');
+    for (const r of this.tlsRecorders) r.tlsFailure!({ leg, reason: failure.reason });
   }
 
   private upstreamUnavailable(why: string): void {
@@ -448,6 +454,9 @@ export class Session implements LinkOwner {
 
   private onLegError(leg: 'scu' | 'scp', err: Error): void {
     const code = (err as NodeJS.ErrnoException).code ?? err.message;
+    // TLS 1.3: a server checks the client's certificate after the client has finished its handshake, so a
+    // refusal (an alert) arrives as an error on a connection that looked established.
+    if (code.startsWith('ERR_SSL_') && this.state === State.AwaitAc) this.tlsFailed(leg, describeTlsError(err));
     if (this.state === State.Ended || this.state === State.Aborted) {
       this.log.debug({ leg, err: code }, 'socket error after the association ended');
       this.closeBoth();
