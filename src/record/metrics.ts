@@ -6,7 +6,7 @@
 // observed per PDU, through a labelled child looked up once per route and direction. Label values are the
 // route id (a plain word), a direction, and fixed vocabularies: never a peer's text.
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { durationUs } from '../dimse/tracker.js';
 import type { Endpoint } from '../values/endpoint.js';
 import { ABORT_CAUSES, ASSOCIATION_OUTCOMES, TLS_FAILURE_REASONS } from '../events/events.js';
@@ -57,6 +57,9 @@ export class MetricsRecorder implements Recorder {
 
   constructor() {
     const registers = [this.registry];
+    // The process's own: resident memory, open descriptors, heap, event-loop delay (p50/p90/p99 over the
+    // time since the previous scrape), handles; what a soak watches for leaks.
+    collectDefaultMetrics({ register: this.registry });
     const views = this.views;
     // Counters fed from the views' pending sums, at scrape time.
     const flush = (pick: (p: Pending) => number, reset: (p: Pending) => void) =>
