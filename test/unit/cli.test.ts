@@ -199,7 +199,7 @@ describe('--help and --version', () => {
   });
 });
 
-describe('TLS certificate files: one line naming the setting, exit status 2', { skip }, () => {
+describe('TLS certificate files: one line naming the setting, exit status 2', () => {
   test('--tls-cert that cannot be read', () => {
     oneLineError(cli([...UP, '--tls-cert', path.join(dir, 'missing.crt'), '--tls-key', path.join(dir, 'missing.key')]), /^dicom-pdu-proxy: --tls-cert: cannot read ".*missing\.crt" \(ENOENT\)$/);
   });
