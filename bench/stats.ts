@@ -31,7 +31,7 @@ const goal = rows >= 20_000_000 ? { s: 15, mb: 1024 } : rows >= 2_000_000 ? { s:
 const PRELOAD = path.join(os.tmpdir(), `dpp-bench-stats-rss-${process.pid}.mjs`);
 fs.writeFileSync(
   PRELOAD,
-  `import fs from 'node:fs';\nprocess.on('exit', () => { if (process.env.DPP_RSS_FILE) const u = process.resourceUsage(); fs.writeFileSync(process.env.DPP_RSS_FILE, [u.maxRSS, u.userCPUTime + u.systemCPUTime].join(' ')); });\n`,
+  `import fs from 'node:fs';\nprocess.on('exit', () => { if (process.env.DPP_RSS_FILE) { const u = process.resourceUsage(); fs.writeFileSync(process.env.DPP_RSS_FILE, [u.maxRSS, u.userCPUTime + u.systemCPUTime].join(' ')); } });\n`,
 );
 
 interface Run {
