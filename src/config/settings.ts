@@ -28,6 +28,10 @@ export const SETTINGS = {
   bandwidthToScu: '--bandwidth-to-scu',
   routes: '--route',
   metrics: '--metrics',
+  pcap: '--pcap',
+  pcapMaxSize: '--pcap-max-size',
+  pcapMaxFiles: '--pcap-max-files',
+  pcapPayload: '--pcap-payload',
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
