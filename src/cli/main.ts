@@ -93,6 +93,17 @@ interface ProxyFlags {
   pcapMaxSize?: string;
   pcapMaxFiles?: string;
   pcapPayload?: string;
+  health?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsClientAuth?: string;
+  upstreamTls?: boolean;
+  upstreamTlsCa?: string;
+  upstreamTlsCert?: string;
+  upstreamTlsKey?: string;
+  upstreamTlsServername?: string;
+  upstreamTlsInsecure?: boolean;
 }
 
 function usageError(message: string): number {
@@ -155,6 +166,17 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     .option('--pcap-max-size <SIZE>', 'rotate the capture to FILE.1, FILE.2 ... when it would grow past SIZE (default: never)')
     .option('--pcap-max-files <N>', 'capture files kept in all, FILE included (default 5)')
     .option('--pcap-payload <full|headers>', 'headers: keep PDU headers, association PDUs and commands, zero data-set bytes (default full)')
+    .option('--health <[HOST:]PORT>', 'serve GET /healthz and /readyz there (they are on the --metrics port too)')
+    .option('--tls-cert <FILE>', 'PEM certificate (and chain): the listener speaks TLS (with --tls-key)')
+    .option('--tls-key <FILE>', 'PEM private key (unencrypted) of --tls-cert')
+    .option('--tls-ca <FILE>', 'PEM CA certificates that client certificates are verified against')
+    .option('--tls-client-auth <none|optional|required>', 'ask SCUs for a certificate; required = mutual authentication (default none)')
+    .option('--upstream-tls', 'connect to the SCP with TLS, verifying its certificate')
+    .option('--upstream-tls-ca <FILE>', 'PEM CA certificates the SCP is verified against (default: the system store)')
+    .option('--upstream-tls-cert <FILE>', 'PEM client certificate to present to the SCP (with --upstream-tls-key)')
+    .option('--upstream-tls-key <FILE>', 'PEM private key (unencrypted) of --upstream-tls-cert')
+    .option('--upstream-tls-servername <NAME>', 'SNI, and the name the SCP certificate must carry (default: the upstream host)')
+    .option('--upstream-tls-insecure', 'do not verify the SCP certificate (logged as a warning at start-up)')
     .addHelpText('after', PROXY_HELP_AFTER)
     .action((flags: ProxyFlags) => {
       // Every setting has its flag: a key missing here would be a flag parsed and then ignored (tsc says so).
@@ -188,10 +210,21 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         pcapMaxSize: flags.pcapMaxSize,
         pcapMaxFiles: flags.pcapMaxFiles,
         pcapPayload: flags.pcapPayload,
+        health: flags.health,
+        tlsCert: flags.tlsCert,
+        tlsKey: flags.tlsKey,
+        tlsCa: flags.tlsCa,
+        tlsClientAuth: flags.tlsClientAuth,
+        upstreamTls: flags.upstreamTls,
+        upstreamTlsCa: flags.upstreamTlsCa,
+        upstreamTlsCert: flags.upstreamTlsCert,
+        upstreamTlsKey: flags.upstreamTlsKey,
+        upstreamTlsServername: flags.upstreamTlsServername,
+        upstreamTlsInsecure: flags.upstreamTlsInsecure,
       };
       const settings = loadSettings(raw, flags.config, { env });
       for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
-      setRun(() => runProxy(settings.routes, { logLevel: settings.logLevel, metrics: settings.metrics }));
+      setRun(() => runProxy(settings.routes, { logLevel: settings.logLevel, metrics: settings.metrics, health: settings.health }));
     });
 
   addStatsCommand(program, setRun, usageError);

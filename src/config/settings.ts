@@ -32,6 +32,17 @@ export const SETTINGS = {
   pcapMaxSize: '--pcap-max-size',
   pcapMaxFiles: '--pcap-max-files',
   pcapPayload: '--pcap-payload',
+  health: '--health',
+  tlsCert: '--tls-cert',
+  tlsKey: '--tls-key',
+  tlsCa: '--tls-ca',
+  tlsClientAuth: '--tls-client-auth',
+  upstreamTls: '--upstream-tls',
+  upstreamTlsCa: '--upstream-tls-ca',
+  upstreamTlsCert: '--upstream-tls-cert',
+  upstreamTlsKey: '--upstream-tls-key',
+  upstreamTlsServername: '--upstream-tls-servername',
+  upstreamTlsInsecure: '--upstream-tls-insecure',
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
