@@ -1,8 +1,11 @@
 // results.csv: one row per setting. The columns of the issue (a contract: add, never rename), then the
 // time split from the proxy's messages CSV (empty in --direct, or when the proxy has no --messages-csv),
 // the failures, which mode and sender produced the row, and the link shaping of the proxy (issue 8:
-// latency_ms, jitter_ms, bandwidth_bps in bits per second; 0 = none / not limited).
+// latency_ms, jitter_ms, bandwidth_bps in bits per second; 0 = none / not limited), and last the spread
+// of the seconds per image: the sample standard deviation and Student's t 95% interval of the mean
+// (empty with fewer than two acknowledged images).
 
+import { ci95 } from '../analysis/inference.js';
 import type { ResultRow } from '../stats/table.js';
 import type { BenchMode, LinkSetting, ScuKind } from './options.js';
 
@@ -26,6 +29,9 @@ export const RESULTS_CSV_COLUMNS = [
   'latency_ms',
   'jitter_ms',
   'bandwidth_bps',
+  'sd_s',
+  'ci95_low_s',
+  'ci95_high_s',
 ] as const;
 
 export interface SettingResult {
@@ -44,6 +50,7 @@ const f = (v: number | undefined, digits: number): string => (v === undefined ? 
 
 export function resultsCsvRow(r: SettingResult): string[] {
   const s = r.row.seconds;
+  const ci = s && ci95(s);
   return [
     String(r.pdu),
     String(r.imageBytes),
@@ -64,5 +71,8 @@ export function resultsCsvRow(r: SettingResult): string[] {
     String(r.link.latency.ms),
     String(r.link.latency.jitterMs),
     String(Math.round(r.link.bandwidth * 8)),
+    f(s?.variance === undefined ? undefined : Math.sqrt(s.variance), 6),
+    f(ci?.low, 6),
+    f(ci?.high, 6),
   ];
 }

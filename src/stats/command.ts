@@ -23,6 +23,9 @@ export interface StatsOptions {
 
 export const DEFAULT_GROUP_BY = 'max_pdu';
 
+/** What the interval and "vs fastest" columns are, under each table's caption. */
+const STATISTICS_NOTE = "ci95 = Student's t 95% interval of the mean; vs fastest = Welch's t-test against the fastest row (slower: p < 0.05)";
+
 /** A bad argument or input file: one line for the user, exit status 2. */
 export class StatsUsageError extends Error {}
 
@@ -61,12 +64,17 @@ export async function stats(paths: readonly string[], options: StatsOptions): Pr
   const rows = perRoute ?? groupMessages(messageRows, by);
   if (messages.length > 0) {
     const n = rows.reduce((s, r) => s + r.count, 0);
-    parts.push(`${n} messages from ${messages.length} messages CSV file(s), by ${perRoute ? `route and ${by}` : by}; seconds per message, MB = 2^20 bytes, split = mean ms per message\n`);
+    parts.push(`${n} messages from ${messages.length} messages CSV file(s), by ${perRoute ? `route and ${by}` : by}; seconds per message, MB = 2^20 bytes, split = mean ms per message; ${STATISTICS_NOTE}${perRoute ? ' of its route' : ''}\n`);
     parts.push(renderResultTable(rows, by));
   }
   for (const f of results) {
-    parts.push(`${parts.length > 0 ? '\n' : ''}${f.path}: ${f.rows.length} settings of a bench run; seconds per image as measured by the senders\n`);
-    parts.push(renderResultTable(settingsFromResults(f.rows).map((s) => s.row), 'setting'));
+    const settings = settingsFromResults(f.rows);
+    const series = new Set(settings.map((s) => s.series)).size > 1;
+    parts.push(
+      `${parts.length > 0 ? '\n' : ''}${f.path}: ${f.rows.length} settings of a bench run; seconds per image as measured by the senders; ` +
+        `${STATISTICS_NOTE}${series ? ' of its series' : ''} (none without sd_s: files of older versions)\n`,
+    );
+    parts.push(renderResultTable(settings.map((s) => s.row), 'setting', (_, i) => settings[i]!.series));
   }
   for (const f of chunks) {
     parts.push(`${parts.length > 0 ? '\n' : ''}${f.path}: ${f.rows.length} PDUs (bytes on the wire = length + 6; lengths are the PDU-length field)\n`);
