@@ -5,7 +5,7 @@
 import { PDU_HEADER_LENGTH, PDV_HEADER_LENGTH } from '../src/pdu/constants.js';
 import type { FrameHandler } from '../src/pdu/framer.js';
 import { PduFramer } from '../src/pdu/framer.js';
-import type { FragmentPolicy } from '../src/proxy/options.js';
+import type { FragmentPolicy } from '../src/transform/refragment.js';
 import type { PDataSink } from '../src/transform/refragment.js';
 import { Refragmenter } from '../src/transform/refragment.js';
 import { chunked, datasetPdus, refragmentingHandler } from './pdata-stream.js';

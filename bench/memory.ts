@@ -7,7 +7,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseSize } from '../src/cli/size.js';
+import { parseSize } from '../src/values/size.js';
 import { freePort } from '../test/helpers/ports.js';
 import { killAll, spawnPeer, waitForPort } from '../test/helpers/procs.js';
 import { REPO_ROOT } from '../test/helpers/proxy.js';

@@ -10,7 +10,7 @@ import { MessageTracker } from '../src/dimse/tracker.js';
 import type { FrameHandler } from '../src/pdu/framer.js';
 import { PduFramer } from '../src/pdu/framer.js';
 import { encodePData } from '../src/pdu/pdata.js';
-import type { PduRecord } from '../src/record/events.js';
+import type { PduRecord } from '../src/events/events.js';
 import type { PDataSink } from '../src/transform/refragment.js';
 import { Refragmenter } from '../src/transform/refragment.js';
 import { commandSet } from '../test/fixtures/annotated-commands.js';

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseSize } from '../src/cli/size.js';
+import { parseSize } from '../src/values/size.js';
 import { writeTestDicom } from '../src/dicom/synthetic.js';
 import { freePort } from '../test/helpers/ports.js';
 import { killAll, runToExit, spawnPeer, waitForPort } from '../test/helpers/procs.js';

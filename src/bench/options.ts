@@ -3,12 +3,12 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../config/errors.js';
-import { formatEndpoint, parseUpstream } from '../cli/endpoint.js';
-import { parseSize } from '../cli/size.js';
-import type { Endpoint } from '../proxy/options.js';
-import { formatLatency, formatRate, parseLatency, parseRate } from '../config/shaping.js';
-import type { Latency } from '../transform/shaper.js';
+import { ConfigError } from '../values/errors.js';
+import { formatEndpoint, parseUpstream } from '../values/endpoint.js';
+import type { Endpoint } from '../values/endpoint.js';
+import { parseSize } from '../values/size.js';
+import { formatLatency, formatRate, isShapedLink, parseLatency, parseRate } from '../values/shaping.js';
+import type { Latency, LinkSetting } from '../values/shaping.js';
 
 /** The experiment: PACS restarted at these sizes, 4 SCUs, 16MB images, 100 images per setting. */
 export const DEFAULT_PDUS = '16KB,100KB,500KB,1MB,10MB,20MB';
@@ -48,24 +48,6 @@ export interface BenchOptions {
   latencies: Latency[];
   /** Bytes per second; 0 = not limited. */
   bandwidths: number[];
-}
-
-/** One link of the sweep: what the proxy's --latency and --bandwidth are for a setting. */
-export interface LinkSetting {
-  latency: Latency;
-  /** Bytes per second; 0 = not limited. */
-  bandwidth: number;
-}
-
-export function isShapedLink(l: LinkSetting): boolean {
-  return l.latency.ms > 0 || l.latency.jitterMs > 0 || l.bandwidth > 0;
-}
-
-/** "20ms 100Mbit", "20±5ms", "0ms 1Gbit"…; "unshaped" for a link without shaping. */
-export function linkLabel(l: LinkSetting): string {
-  if (!isShapedLink(l)) return 'unshaped';
-  const latency = l.latency.jitterMs > 0 ? `${l.latency.ms}±${l.latency.jitterMs}ms` : `${l.latency.ms}ms`;
-  return l.bandwidth > 0 ? `${latency} ${formatRate(l.bandwidth)}` : latency;
 }
 
 /** The proxy's flags for a link: none when unshaped. */

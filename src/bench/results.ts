@@ -6,8 +6,9 @@
 // (empty with fewer than two acknowledged images).
 
 import { ci95 } from '../analysis/inference.js';
-import type { ResultRow } from '../stats/table.js';
-import type { BenchMode, LinkSetting, ScuKind } from './options.js';
+import type { ResultRow } from '../analysis/table.js';
+import type { BenchMode, ScuKind } from './options.js';
+import type { LinkSetting } from '../values/shaping.js';
 
 export const RESULTS_CSV_COLUMNS = [
   'pdu_bytes',

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import type { Environment, RawSettings } from '../config/config.js';
 import { ENV_CONFIG, ENV_PREFIX, SETTINGS, envName, loadSettings } from '../config/config.js';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../values/errors.js';
 import { routeKeyName, routeKeys } from '../config/routes.js';
 import { runProxy } from '../proxy/run.js';
 import { addStatsCommand } from './stats-command.js';

@@ -1,4 +1,4 @@
-// The `stats` command: argument parsing only; the work is in src/stats/.
+// The `stats` command: argument parsing only; the work is in src/stats/command.ts (reading and summing in src/analysis/).
 
 import type { Command } from 'commander';
 import { DEFAULT_GROUP_BY, StatsUsageError, stats } from '../stats/command.js';

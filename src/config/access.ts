@@ -5,7 +5,7 @@
 // net.BlockList (an IPv4 rule also matches the IPv4-mapped IPv6 form, ::ffff:a.b.c.d, of its addresses).
 
 import net from 'node:net';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../values/errors.js';
 
 /** The longest AE title (PS3.5 6.2: 16 bytes). */
 export const AE_TITLE_MAX = 16;

@@ -7,47 +7,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseListen, parseUpstream } from '../cli/endpoint.js';
-import { parseSize } from '../cli/size.js';
-import type { Endpoint, FragmentPolicy, ProxyOptions, RouteConfig } from '../proxy/options.js';
+import { parseListen, parseUpstream } from '../values/endpoint.js';
+import { parseSize } from '../values/size.js';
+import type { ProxyOptions, RouteConfig } from './options.js';
+import type { Endpoint } from '../values/endpoint.js';
+import type { FragmentPolicy } from '../transform/refragment.js';
 import { parseAeTitle, parsePeerRule } from './access.js';
-import { ConfigError } from './errors.js';
-import { parseLatency, parseRate } from './shaping.js';
-import type { Latency } from '../transform/shaper.js';
+import { ConfigError } from '../values/errors.js';
+import { parseLatency, parseRate } from '../values/shaping.js';
+import type { Latency } from '../values/shaping.js';
 import { DEFAULT_ROUTE_ID, parseRoute, routeFromJson, splitRouteList } from './routes.js';
 import type { RouteSpec } from './routes.js';
+import { SETTINGS } from './settings.js';
+import type { RawSettings, SettingKey } from './settings.js';
 
-/** Setting keys (as written in config files), with the flag that sets each one. */
-export const SETTINGS = {
-  listen: '--listen',
-  upstream: '--upstream',
-  maxPdu: '--max-pdu',
-  maxPduRq: '--max-pdu-rq',
-  fragment: '--fragment',
-  csv: '--csv',
-  messagesCsv: '--messages-csv',
-  logLevel: '--log-level',
-  connectTimeoutMs: '--connect-timeout',
-  closeTimeoutMs: '--close-timeout',
-  artimTimeoutMs: '--artim-timeout',
-  idleTimeoutMs: '--idle-timeout',
-  drainTimeoutMs: '--drain-timeout',
-  maxAssociations: '--max-associations',
-  maxPendingConnections: '--max-pending',
-  allowCallingAet: '--allow-calling-aet',
-  allowPeer: '--allow-peer',
-  latency: '--latency',
-  bandwidth: '--bandwidth',
-  latencyToScp: '--latency-to-scp',
-  latencyToScu: '--latency-to-scu',
-  bandwidthToScp: '--bandwidth-to-scp',
-  bandwidthToScu: '--bandwidth-to-scu',
-  routes: '--route',
-  metrics: '--metrics',
-} as const;
-
-export type SettingKey = keyof typeof SETTINGS;
-export type RawSettings = Partial<Record<SettingKey, unknown>>;
+export { SETTINGS } from './settings.js';
+export type { RawSettings, SettingKey } from './settings.js';
 
 export interface Layer {
   values: RawSettings;

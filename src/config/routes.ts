@@ -6,9 +6,9 @@
 // The per-route keys are the SETTINGS keys minus those that belong to the whole process (GLOBAL_ONLY): a new
 // setting becomes a route key without code here.
 
-import type { RawSettings, SettingKey } from './config.js';
-import { SETTINGS } from './config.js';
-import { ConfigError } from './errors.js';
+import type { RawSettings, SettingKey } from './settings.js';
+import { SETTINGS } from './settings.js';
+import { ConfigError } from '../values/errors.js';
 
 /** Settings that apply to the whole process (shared files, the logger, shutdown, the routes themselves). */
 export const GLOBAL_ONLY: ReadonlySet<SettingKey> = new Set<SettingKey>(['listen', 'upstream', 'csv', 'messagesCsv', 'logLevel', 'drainTimeoutMs', 'routes', 'metrics']);
@@ -19,7 +19,7 @@ export const ROUTE_ID_KEY = 'id';
 /** Route ids appear in logs, CSV cells and metric labels: kept to a plain, quoting-free vocabulary. */
 const ROUTE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-export { DEFAULT_ROUTE_ID } from '../record/events.js';
+export { DEFAULT_ROUTE_ID } from '../events/events.js';
 
 /** A route as written, before it is resolved against the global settings. */
 export interface RouteSpec {

@@ -7,7 +7,7 @@
 // matched to its responses by MessageID / MessageIDBeingRespondedTo, per direction: requests from the SCU
 // (to_scp) are answered to_scu, and requests from the SCP (C-GET's C-STORE sub-operations) the other way.
 
-import type { Direction, MessageRecord, PduRecord } from '../record/events.js';
+import type { Direction, MessageRecord, PduRecord } from '../events/events.js';
 import type { CommandSet } from './command.js';
 import { C_CANCEL_RQ, CommandSetError, MAX_COMMAND_SET_LENGTH, NO_DATA_SET, RESPONSE_BIT, commandName, decodeCommandSet, isPending } from './command.js';
 

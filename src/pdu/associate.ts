@@ -21,6 +21,9 @@ import {
 } from './constants.js';
 import { ProtocolError } from './errors.js';
 
+/** Item lengths are UInt16 (PS3.8 9.3.2.1). */
+const MAX_ITEM_LENGTH = 0xffff;
+
 /** Presentation context items carry 4 bytes of fixed fields before their sub-items (PS3.8 9.3.2.2, 9.3.3.2). */
 const PRESENTATION_CONTEXT_HEAD_LENGTH = 4;
 
@@ -137,7 +140,7 @@ function itemLength(item: Item): number {
 function encodeItemsInto(items: readonly Item[], out: Buffer, pos: number): number {
   for (const item of items) {
     const length = itemLength(item);
-    if (length > 0xffff) throw new RangeError(`item 0x${hex(item.type)} is ${length} bytes, over the UInt16 item length`);
+    if (length > MAX_ITEM_LENGTH) throw new RangeError(`item 0x${hex(item.type)} is ${length} bytes, over the UInt16 item length`);
     out[pos] = item.type;
     out[pos + 1] = item.reserved;
     out.writeUInt16BE(length, pos + 2);
@@ -267,6 +270,7 @@ export function presentationContextsAc(pdu: AssociatePdu): PresentationContextAc
  * Maximum Length sub-item its 4 value bytes are replaced in place and nothing else changes (no length
  * moves). When it has none, one is inserted first in the user information item (created at the end when
  * absent) and the PDU is re-encoded; every other item keeps its bytes. `raw` itself is never written.
+ * Throws ProtocolError (item-overrun) when the user information item has no room left for the sub-item.
  */
 export function rewriteMaxLength(raw: Buffer, decoded: AssociatePdu, value: number): Buffer {
   if (!Number.isInteger(value) || value < 0 || value > UINT32_MAX) throw new RangeError(`Maximum Length ${value} is not a UInt32`);
@@ -280,6 +284,17 @@ export function rewriteMaxLength(raw: Buffer, decoded: AssociatePdu, value: numb
   valueBytes.writeUInt32BE(value, 0);
   const maxItem: Item = { type: ItemType.MaximumLength, reserved: 0, head: valueBytes };
   const info = userInformation(decoded);
+  if (info) {
+    const kept = (info.children ?? []).filter((c) => c.type !== ItemType.MaximumLength);
+    const length = itemLength({ ...info, children: [maxItem, ...kept] });
+    if (length > MAX_ITEM_LENGTH) {
+      // A conformant RQ/AC carries a Maximum Length sub-item; this one has none and no room left for one.
+      throw new ProtocolError(
+        'item-overrun',
+        `no room for a Maximum Length sub-item: the user information item would be ${length} bytes, over ${MAX_ITEM_LENGTH}`,
+      );
+    }
+  }
   const items = info
     ? decoded.items.map((i) =>
         i === info ? { ...i, children: [maxItem, ...(i.children ?? []).filter((c) => c.type !== ItemType.MaximumLength)] } : i,

@@ -2,8 +2,9 @@
 //
 // - Association and control PDUs (everything but P-DATA-TF) are delivered whole, because the proxy
 //   decodes them. When a PDU lies inside one chunk it is handed out as a view of that chunk (no copy);
-//   otherwise its pieces are copied once into a buffer of exactly its length. Their length is capped
-//   (MAX_ASSOCIATION_PDU_LENGTH) before anything is buffered, so a length claim cannot allocate memory.
+//   otherwise its pieces are copied into a buffer that grows as they arrive (doubling, up to exactly its
+//   length), so what is allocated follows the bytes received, never the length a peer claims. Their length
+//   is capped (MAX_ASSOCIATION_PDU_LENGTH) before anything is buffered.
 // - P-DATA-TF is never buffered: the framer reports the PDU header, each PDV header, and the fragment
 //   bytes as views of the socket chunks as they arrive. Memory is the 6-byte header scratch, whatever
 //   the claimed length.
@@ -39,6 +40,9 @@ export interface FrameHandler {
   onDataEnd(): void;
 }
 
+/** First allocation for a non-P-DATA PDU split across chunks (or its length, if smaller): A-ASSOCIATE-RQs fit. */
+export const INITIAL_BODY_BYTES = 4096;
+
 const enum State {
   PduHeader,
   Body,
@@ -52,9 +56,10 @@ export class PduFramer {
   /** Scratch for a 6-byte PDU or PDV header split across chunks (a fresh buffer each time: it is handed on). */
   private partial: Buffer | undefined;
   private partialFill = 0;
-  /** Non-P-DATA PDU being assembled across chunks. */
+  /** Non-P-DATA PDU being assembled across chunks: `bodyFill` of `bodyTotal` bytes, in a buffer grown on demand. */
   private body: Buffer | undefined;
   private bodyFill = 0;
+  private bodyTotal = 0;
   private bodyType = 0;
   /** P-DATA-TF bytes still expected after what has been read. */
   private pduRemaining = 0;
@@ -70,6 +75,11 @@ export class PduFramer {
   /** Bytes held by the framer itself (an association PDU being assembled, a split header). */
   get bufferedBytes(): number {
     return this.bodyFill + this.partialFill;
+  }
+
+  /** Bytes the framer has allocated for them (at most twice what it holds, or INITIAL_BODY_BYTES). */
+  get allocatedBytes(): number {
+    return (this.body?.length ?? 0) + (this.partial?.length ?? 0);
   }
 
   /** Stop delivering events: the rest of the current chunk and every later chunk are ignored. */
@@ -127,7 +137,8 @@ export class PduFramer {
             pos += length;
             h.onPdu(type, chunk.subarray(start, pos), this.firstByteTime);
           } else {
-            this.body = Buffer.allocUnsafe(PDU_HEADER_LENGTH + length);
+            this.bodyTotal = PDU_HEADER_LENGTH + length;
+            this.body = Buffer.allocUnsafe(Math.min(this.bodyTotal, Math.max(INITIAL_BODY_BYTES, PDU_HEADER_LENGTH + end - pos)));
             header.copy(this.body, 0);
             this.bodyFill = PDU_HEADER_LENGTH;
             this.bodyType = type;
@@ -136,12 +147,12 @@ export class PduFramer {
           break;
         }
         case State.Body: {
-          const body = this.body!;
-          const n = Math.min(body.length - this.bodyFill, end - pos);
+          const n = Math.min(this.bodyTotal - this.bodyFill, end - pos);
+          const body = this.bodyRoom(this.bodyFill + n);
           chunk.copy(body, this.bodyFill, pos, pos + n);
           this.bodyFill += n;
           pos += n;
-          if (this.bodyFill === body.length) {
+          if (this.bodyFill === this.bodyTotal) {
             this.body = undefined;
             this.bodyFill = 0;
             this.state = State.PduHeader;
@@ -191,6 +202,16 @@ export class PduFramer {
           return;
       }
     }
+  }
+
+  /** The body buffer, grown (doubling, capped at the PDU's length) to hold at least `needed` bytes. */
+  private bodyRoom(needed: number): Buffer {
+    const body = this.body!;
+    if (needed <= body.length) return body;
+    const grown = Buffer.allocUnsafe(Math.min(this.bodyTotal, Math.max(needed, body.length * 2)));
+    body.copy(grown, 0, 0, this.bodyFill);
+    this.body = grown;
+    return grown;
   }
 
   private endPdv(h: FrameHandler): void {

@@ -12,7 +12,7 @@ import { ProtocolError } from '../pdu/errors.js';
 import type { FrameHandler } from '../pdu/framer.js';
 import { PduFramer } from '../pdu/framer.js';
 import type { LegTimes, PDataObserver } from '../dimse/tracker.js';
-import type { Direction, PduRecord } from '../record/events.js';
+import type { Direction, PduRecord } from '../events/events.js';
 import type { PDataSink } from '../transform/refragment.js';
 import { Refragmenter } from '../transform/refragment.js';
 import { performance } from 'node:perf_hooks';

@@ -4,9 +4,10 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import { ChunkCsvRecorder } from '../record/chunk-csv.js';
 import { MessagesCsvRecorder } from '../record/messages-csv.js';
-import type { Recorder } from '../record/events.js';
-import { formatEndpoint } from '../cli/endpoint.js';
-import type { Endpoint, RouteConfig } from './options.js';
+import type { Recorder } from '../events/events.js';
+import { formatEndpoint } from '../values/endpoint.js';
+import type { Endpoint } from '../values/endpoint.js';
+import type { RouteConfig } from '../config/options.js';
 import { raiseMallocThresholds } from './malloc-threshold.js';
 import { ProxyServer } from './server.js';
 
@@ -66,10 +67,18 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
     await Promise.all(recorders.map((r) => r.close()));
   };
   try {
-    if (options.csv) recorders.push(await ChunkCsvRecorder.open(options.csv));
+    // A file that stops taking rows (disk full) costs rows, logged and counted, never the relaying.
+    const dropCounts: Array<[string, () => number]> = [];
+    if (options.csv) {
+      const csv = await ChunkCsvRecorder.open(options.csv, log.child({ recorder: '--csv', file: options.csv }));
+      recorders.push(csv);
+      dropCounts.push(['csv', () => csv.droppedRows]);
+    }
     if (options.messagesCsv) {
       try {
-        recorders.push(await MessagesCsvRecorder.open(options.messagesCsv));
+        const messages = await MessagesCsvRecorder.open(options.messagesCsv, log.child({ recorder: '--messages-csv', file: options.messagesCsv }));
+        recorders.push(messages);
+        dropCounts.push(['messages_csv', () => messages.droppedRows]);
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         process.stderr.write(`dicom-pdu-proxy: --messages-csv ${e.code ? `${options.messagesCsv}: ${e.code}` : e.message}\n`);
@@ -81,6 +90,7 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
       // prom-client is loaded only when metrics are asked for: start-up without them stays fast.
       const { MetricsRecorder, serveMetrics } = await import('../record/metrics.js');
       const metrics = new MetricsRecorder();
+      for (const [file, count] of dropCounts) metrics.watchDroppedRows(file, count);
       recorders.push(metrics);
       try {
         const served = await serveMetrics(run.metrics, metrics);

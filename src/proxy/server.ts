@@ -4,12 +4,12 @@
 import net from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Recorder } from '../record/events.js';
+import type { Recorder } from '../events/events.js';
 import type { AdmissionRequest, Refusal } from './admission.js';
 import { AdmissionRules } from './admission.js';
-import type { ProxyOptions } from './options.js';
-import { shapingFor } from './options.js';
-import { formatLatency, formatRate } from '../config/shaping.js';
+import type { ProxyOptions } from '../config/options.js';
+import { shapingFor } from '../config/options.js';
+import { formatLatency, formatRate } from '../values/shaping.js';
 import { Session } from './session.js';
 import type { Wires } from './session.js';
 import { Wire } from '../transform/shaper.js';

@@ -23,13 +23,13 @@ import { ABORT_REASON_NAMES, AbortReason, AbortSource, PduType, pduTypeName } fr
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import { ProtocolError } from '../pdu/errors.js';
 import { MessageTracker } from '../dimse/tracker.js';
-import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder } from '../record/events.js';
+import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder } from '../events/events.js';
 import type { Admission } from './admission.js';
 import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
-import type { ProxyOptions } from './options.js';
-import { shapingFor } from './options.js';
+import type { ProxyOptions } from '../config/options.js';
+import { shapingFor } from '../config/options.js';
 import type { Wire } from '../transform/shaper.js';
 
 /** The emulated link of a proxy, one wire per direction, shared by all its associations (--bandwidth). */

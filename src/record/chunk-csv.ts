@@ -2,10 +2,10 @@
 // Rows are queued by pdu() (never blocks the proxy) and written in batches off the hot path.
 
 import fs from 'node:fs';
-import { once } from 'node:events';
 import { BatchedLines } from './batched-lines.js';
-import { DEFAULT_ROUTE_ID } from './events.js';
-import type { PduRecord, Recorder } from './events.js';
+import type { LineSink, LinesLog } from './batched-lines.js';
+import { DEFAULT_ROUTE_ID } from '../events/events.js';
+import type { PduRecord, Recorder } from '../events/events.js';
 
 /** The columns, in order. Scripts depend on these names: add, never rename. */
 export const CHUNK_CSV_COLUMNS = [
@@ -62,16 +62,22 @@ const CSV_BATCH_MS = 200;
 export class ChunkCsvRecorder implements Recorder {
   private readonly lines: BatchedLines;
 
-  private constructor(file: fs.WriteStream) {
-    this.lines = new BatchedLines(file, CSV_BATCH_ROWS, CSV_BATCH_MS);
+  private constructor(file: LineSink, log: LinesLog | undefined) {
+    this.lines = new BatchedLines(file, CSV_BATCH_ROWS, CSV_BATCH_MS, { log });
     this.lines.writeNow(`${CHUNK_CSV_COLUMNS.join(',')}\n`);
   }
 
-  /** Create (truncate) `path` and write the header row. Rejects if the file cannot be opened. */
-  static async open(path: string): Promise<ChunkCsvRecorder> {
-    const file = fs.createWriteStream(path, { flags: 'w' });
-    await Promise.race([once(file, 'open'), once(file, 'error').then(([err]) => Promise.reject(err as Error))]);
-    return new ChunkCsvRecorder(file);
+  /**
+   * Create (truncate) `path` and write the header row. Rejects if the file cannot be opened; write errors
+   * later are logged to `log` and cost rows (droppedRows), never the relaying.
+   */
+  static async open(path: string, log?: LinesLog): Promise<ChunkCsvRecorder> {
+    return new ChunkCsvRecorder(await fs.promises.open(path, 'w'), log);
+  }
+
+  /** Rows that never reached the file (see BatchedLines). */
+  get droppedRows(): number {
+    return this.lines.droppedRows;
   }
 
   pdu(record: PduRecord, route: string = DEFAULT_ROUTE_ID): void {

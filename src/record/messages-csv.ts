@@ -8,8 +8,9 @@ import type { TimeSplit } from '../dimse/tracker.js';
 import { durationUs, responseUs } from '../dimse/tracker.js';
 import { statusHex } from '../dimse/command.js';
 import { BatchedLines } from './batched-lines.js';
-import { DEFAULT_ROUTE_ID } from './events.js';
-import type { Direction, MessageRecord, Recorder } from './events.js';
+import type { LineSink, LinesLog } from './batched-lines.js';
+import { DEFAULT_ROUTE_ID } from '../events/events.js';
+import type { Direction, MessageRecord, Recorder } from '../events/events.js';
 
 /** The columns, in order: a contract with `stats` and `bench` (and users' scripts). Add at the end, never rename. */
 export const MESSAGES_CSV_COLUMNS = [
@@ -122,17 +123,17 @@ const CSV_BATCH_MS = 200;
 export class MessagesCsvRecorder implements Recorder {
   private readonly lines: BatchedLines;
 
-  private constructor(file: fs.WriteStream, prefix: string) {
-    this.lines = new BatchedLines(file, CSV_BATCH_ROWS, CSV_BATCH_MS);
+  private constructor(file: LineSink, prefix: string, log: LinesLog | undefined) {
+    this.lines = new BatchedLines(file, CSV_BATCH_ROWS, CSV_BATCH_MS, { log });
     if (prefix) this.lines.writeNow(prefix);
   }
 
   /**
    * Open `path` for appending. A missing or empty file gets the header; an existing one must start with
    * it (else MessagesCsvFileError: appending rows to another file would spoil it). Rejects if the file
-   * cannot be opened.
+   * cannot be opened; write errors later are logged to `log` and cost rows (droppedRows), never the relaying.
    */
-  static async open(path: string): Promise<MessagesCsvRecorder> {
+  static async open(path: string, log?: LinesLog): Promise<MessagesCsvRecorder> {
     const handle = await fs.promises.open(path, 'a+');
     let prefix: string;
     try {
@@ -141,8 +142,13 @@ export class MessagesCsvRecorder implements Recorder {
       await handle.close();
       throw err;
     }
-    const file = fs.createWriteStream(path, { fd: handle, flags: 'a' });
-    return new MessagesCsvRecorder(file, prefix);
+    // Opened with 'a+': every write goes to the end of the file, whatever the position.
+    return new MessagesCsvRecorder(handle, prefix, log);
+  }
+
+  /** Rows that never reached the file (see BatchedLines). */
+  get droppedRows(): number {
+    return this.lines.droppedRows;
   }
 
   message(record: MessageRecord, route: string = DEFAULT_ROUTE_ID): void {

@@ -10,9 +10,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { durationUs } from '../dimse/tracker.js';
-import type { Endpoint } from '../proxy/options.js';
-import { ABORT_CAUSES, ASSOCIATION_OUTCOMES } from './events.js';
-import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder } from './events.js';
+import type { Endpoint } from '../values/endpoint.js';
+import { ABORT_CAUSES, ASSOCIATION_OUTCOMES } from '../events/events.js';
+import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder } from '../events/events.js';
 import { PDU_HEADER_LENGTH } from '../pdu/constants.js';
 
 export const METRIC_PREFIX = 'dicom_pdu_proxy_';
@@ -50,6 +50,9 @@ export class MetricsRecorder implements Recorder {
   readonly associations: Counter<'route'>;
   readonly associationsEnded: Counter<'route' | 'outcome'>;
   readonly aborts: Counter<'route' | 'reason'>;
+  readonly rowsDropped: Counter<'file'>;
+  /** Per CSV file (label value: the flag's name), its recorder's running count of dropped rows. */
+  private readonly droppedSources = new Map<string, { count: () => number; reported: number }>();
 
   constructor() {
     const registers = [this.registry];
@@ -132,6 +135,29 @@ export class MetricsRecorder implements Recorder {
       labelNames: ['route', 'reason'],
       registers,
     });
+    const sources = this.droppedSources;
+    this.rowsDropped = new Counter({
+      name: `${METRIC_PREFIX}recorder_rows_dropped_total`,
+      help: 'CSV rows that never reached their file (disk full, write errors, a disk that did not keep up), by file: csv (--csv), messages_csv (--messages-csv)',
+      labelNames: ['file'],
+      registers,
+      collect(this: Counter<'file'>): void {
+        for (const [file, source] of sources) {
+          const now = source.count();
+          if (now > source.reported) this.labels(file).inc(now - source.reported);
+          source.reported = now;
+        }
+      },
+    });
+  }
+
+  /**
+   * Report the rows a CSV recorder dropped (a full or failing disk) as recorder_rows_dropped_total{file};
+   * `file` is a fixed word (csv, messages_csv), never a path. The count is read when a scrape asks.
+   */
+  watchDroppedRows(file: string, count: () => number): void {
+    this.droppedSources.set(file, { count, reported: 0 });
+    this.rowsDropped.labels(file).inc(0);
   }
 
   forRoute(route: string): Recorder {

@@ -1,8 +1,8 @@
-// The report's charts as vega-lite specifications (rendered to SVG by src/stats/chart.ts renderSvg).
+// The report's charts as vega-lite specifications (rendered to SVG by src/analysis/chart.ts renderSvg).
 
 import type { TopLevelSpec } from 'vega-lite';
-import { experimentSpec } from '../stats/chart.js';
-import { num } from '../stats/csv.js';
+import { experimentSpec } from '../analysis/chart.js';
+import { num } from '../analysis/csv.js';
 import { SPLIT_PARTS, splitOf } from './model.js';
 import type { ReportSetting, Timeline } from './model.js';
 

@@ -2,7 +2,7 @@
 // it opens on a machine without network access. Pure: the model and the rendered charts in, a string out.
 
 import { ci95 } from '../analysis/inference.js';
-import { rowVerdicts, verdictText } from '../stats/table.js';
+import { rowVerdicts, verdictText } from '../analysis/table.js';
 import { findings, splitOf } from './model.js';
 import type { ReportModel } from './model.js';
 

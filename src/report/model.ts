@@ -3,13 +3,13 @@
 // one association's PDUs, and the "what this shows" sentences computed from all of it.
 
 import { ALPHA, verdictsPerSeries } from '../analysis/inference.js';
-import { formatSize } from '../cli/size.js';
-import { linkLabel } from '../bench/options.js';
-import { num } from '../stats/csv.js';
-import type { CsvRow } from '../stats/csv.js';
-import { groupMessages, groupMessagesPerRoute, NO_ROUTE } from '../stats/messages.js';
-import { MB } from '../stats/summary.js';
-import type { ResultRow } from '../stats/table.js';
+import { formatSize } from '../values/size.js';
+import { linkLabel } from '../values/shaping.js';
+import { num } from '../analysis/csv.js';
+import type { CsvRow } from '../analysis/csv.js';
+import { groupMessages, groupMessagesPerRoute, NO_ROUTE } from '../analysis/messages.js';
+import { MB } from '../analysis/summary.js';
+import type { ResultRow } from '../analysis/table.js';
 import type { RunInfo } from './run-info.js';
 
 /** One setting of the experiment: a point of the sweep chart, a row of the table. */

@@ -2,12 +2,12 @@
 // per-association summaries from chunk CSVs, SVG charts, and with --html the report page of src/report/.
 
 import { writeFile } from 'node:fs/promises';
-import { CsvInputError, readCsvFile } from './csv.js';
-import type { CsvFile } from './csv.js';
-import { experimentSpec, renderSvg, timelineSpec } from './chart.js';
-import { renderChunkTable, summarizeChunks } from './chunks.js';
-import { groupMessages, groupMessagesPerRoute } from './messages.js';
-import { renderResultTable } from './table.js';
+import { CsvInputError, readCsvFile } from '../analysis/csv.js';
+import type { CsvFile } from '../analysis/csv.js';
+import { experimentSpec, renderSvg, timelineSpec } from '../analysis/chart.js';
+import { renderChunkTable, summarizeChunks } from '../analysis/chunks.js';
+import { groupMessages, groupMessagesPerRoute } from '../analysis/messages.js';
+import { renderResultTable } from '../analysis/table.js';
 import { settingsFromResults } from '../report/model.js';
 
 export interface StatsOptions {

@@ -2,7 +2,10 @@
 //
 // Pure and streaming: it consumes the framer's P-DATA events and writes output bytes to a sink. It never
 // holds a whole input PDU. What it may hold is, in repack/SIZE mode only, the fragment bytes of one stream
-// that are waiting to be merged into the next output PDU: always fewer than one output fragment.
+// that are waiting to be merged into the next output PDU: always fewer than one output fragment, and never
+// more than MAX_MERGED_FRAGMENT. They are copied into one buffer of their own (grown as they come, up to a
+// fragment), never kept as views: a view pins its whole socket chunk, and a peer sending one data byte per
+// read would pin a chunk per byte.
 //
 // Output rules, whatever the input:
 // - one PDV per output PDU, PDU-length = 6 + fragment <= the receiver's real maximum;
@@ -14,7 +17,22 @@
 
 import { MCH_COMMAND, MCH_LAST } from '../pdu/constants.js';
 import { fragmentSizeFor, singlePdvHeader, singlePdvPduLength } from '../pdu/pdata.js';
-import type { FragmentPolicy } from '../proxy/options.js';
+
+/** How P-DATA-TF is re-fragmented toward a receiver (--fragment fit|repack|SIZE). */
+export type FragmentPolicy =
+  | { mode: 'fit' }
+  | { mode: 'repack' }
+  | { mode: 'size'; size: number };
+
+/**
+ * repack and SIZE merge into fragments of at most this many bytes, whatever the receiver announced: the
+ * bytes of a fragment being merged are held until it is full, and a receiver announcing ~4 GiB would
+ * otherwise have the proxy hold a whole message per association and direction. (Real limits: DCMTK and
+ * Orthanc at most 128 KiB, dcmjs-dimse 4 MiB.)
+ */
+export const MAX_MERGED_FRAGMENT = 4 * 1024 * 1024;
+/** First allocation for bytes waiting to be merged (or the fragment size, if smaller); doubled as needed. */
+const INITIAL_MERGE_BYTES = 64 * 1024;
 
 export interface PDataSink {
   /** An outgoing P-DATA-TF starts with the next write. */
@@ -46,8 +64,8 @@ export class Refragmenter {
   private outRemaining = 0;
   private outLength = 0;
 
-  // Merge mode: fragment bytes waiting for more of the same stream.
-  private pending: Buffer[] = [];
+  // Merge mode: fragment bytes waiting for more of the same stream, copied into `pending` (its own buffer).
+  private pending: Buffer | undefined;
   private pendingLength = 0;
   private pendingContextId = 0;
   private pendingCommand = 0;
@@ -72,11 +90,17 @@ export class Refragmenter {
     }
     this.fragmentSize = fragmentSizeFor(target);
     this.merge = policy.mode !== 'fit' && this.fragmentSize !== Infinity;
+    if (this.merge) this.fragmentSize = Math.min(this.fragmentSize, MAX_MERGED_FRAGMENT);
   }
 
   /** Fragment bytes held back waiting to be merged (0 unless merging). */
   get pendingBytes(): number {
     return this.pendingLength;
+  }
+
+  /** Bytes allocated for them (at most one output fragment). */
+  get heldBytes(): number {
+    return this.pending?.length ?? 0;
   }
 
   /** An output PDU has been started and not finished: nothing else may be written to the receiver now. */
@@ -139,7 +163,7 @@ export class Refragmenter {
       } else {
         // Merging: the rest of this PDV waits for more of its stream (plan() checked it fits).
         const n = end - pos;
-        this.pending.push(pos === 0 ? bytes : bytes.subarray(pos));
+        bytes.copy(this.pendingRoom(this.pendingLength + n), this.pendingLength, pos, end);
         this.pendingLength += n;
         this.pendingContextId = this.inContextId;
         this.pendingCommand = this.inMch & MCH_COMMAND;
@@ -153,8 +177,19 @@ export class Refragmenter {
   abandonOutput(): void {
     this.passthrough = false;
     this.outRemaining = 0;
-    this.pending = [];
+    this.pending = undefined;
     this.pendingLength = 0;
+  }
+
+  /** The pending buffer, grown (doubling, capped at one fragment) to hold at least `needed` bytes. */
+  private pendingRoom(needed: number): Buffer {
+    const held = this.pending;
+    if (held !== undefined && needed <= held.length) return held;
+    const size = Math.min(this.fragmentSize, Math.max(needed, held === undefined ? INITIAL_MERGE_BYTES : held.length * 2));
+    const grown = Buffer.allocUnsafe(size);
+    if (held !== undefined) held.copy(grown, 0, 0, this.pendingLength);
+    this.pending = grown;
+    return grown;
   }
 
   pdvEnd(): void {
@@ -200,10 +235,11 @@ export class Refragmenter {
     this.outLength = singlePdvPduLength(fragmentLength);
     let remaining = fragmentLength;
     if (this.pendingLength > 0) {
-      for (const piece of this.pending) this.sink.write(piece);
+      // Handed to the sink, which may keep it: a new buffer for the next merge.
+      this.sink.write(this.pending!.subarray(0, this.pendingLength));
       this.emittedPayload += this.pendingLength;
       remaining -= this.pendingLength;
-      this.pending = [];
+      this.pending = undefined;
       this.pendingLength = 0;
     }
     this.outRemaining = remaining;

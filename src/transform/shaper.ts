@@ -13,11 +13,7 @@
 //   release = max(previous release, sent + latency ± jitter). Order is kept whatever the jitter.
 // The queue is bounded by the caller: `full` says when to stop reading from the sender.
 
-/** One-way delay added to every chunk, in milliseconds (fractions allowed). */
-export interface Latency {
-  ms: number;
-  jitterMs: number;
-}
+import type { Latency } from '../values/shaping.js';
 
 /** The shaping of one direction; both parts optional. */
 export interface LinkShaping {

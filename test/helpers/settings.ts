@@ -2,7 +2,7 @@
 // values of the settings a test leaves at their defaults.
 
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../src/config/errors.js';
+import { ConfigError } from '../../src/values/errors.js';
 
 /** `run` throws a ConfigError of one line matching `message`. */
 export function rejects(run: () => unknown, message: RegExp): void {

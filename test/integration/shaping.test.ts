@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { encodeAbort } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';
-import { readCsvFile } from '../../src/stats/csv.js';
+import { readCsvFile } from '../../src/analysis/csv.js';
 import { rssBytes } from '../helpers/proc-stats.js';
 import { ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
 import { FakeScp, RawPeer, buildAc, buildRq } from '../helpers/raw.js';

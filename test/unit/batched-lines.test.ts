@@ -2,16 +2,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { BatchedLines } from '../../src/record/batched-lines.js';
+import { BatchedLines, MAX_QUEUED_BYTES } from '../../src/record/batched-lines.js';
+import type { LineSink, LinesLog } from '../../src/record/batched-lines.js';
 
-async function openTemp(): Promise<{ file: fs.WriteStream; path: string; cleanup: () => void }> {
+async function openTemp(): Promise<{ file: fs.promises.FileHandle; path: string; cleanup: () => void }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batched-lines-'));
   const p = path.join(dir, 'out.csv');
-  const file = fs.createWriteStream(p);
-  await once(file, 'open');
+  const file = await fs.promises.open(p, 'w');
   return { file, path: p, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -69,4 +68,131 @@ test('BatchedLines: a batch is written after maxLines lines, and the rest after 
   } finally {
     t.cleanup();
   }
+});
+
+/** A sink in memory whose writes can be stalled (never complete), failed (ENOSPC) or cut short. */
+class TestSink implements LineSink {
+  mode: 'ok' | 'stall' | 'full' = 'ok';
+  /** At most this many bytes per write (a short write, as a disk filling up gives). */
+  maxPerWrite = Infinity;
+  readonly written: Buffer[] = [];
+  writes = 0;
+  /** Bytes handed to write() and not yet completed or failed. */
+  inFlight = 0;
+  closed = false;
+
+  write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }> {
+    this.writes++;
+    if (this.mode === 'stall') {
+      this.inFlight += length;
+      return new Promise(() => {});
+    }
+    if (this.mode === 'full') {
+      return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+    }
+    const n = Math.min(length, this.maxPerWrite);
+    this.written.push(Buffer.from(buffer.subarray(offset, offset + n)));
+    return Promise.resolve({ bytesWritten: n });
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.resolve();
+  }
+
+  text(): string {
+    return Buffer.concat(this.written).toString('utf8');
+  }
+}
+
+class TestLog implements LinesLog {
+  readonly lines: Array<{ level: 'error' | 'warn' | 'info'; msg: string; fields: Record<string, unknown> }> = [];
+  error(fields: Record<string, unknown>, msg: string): void {
+    this.lines.push({ level: 'error', msg, fields });
+  }
+  warn(fields: Record<string, unknown>, msg: string): void {
+    this.lines.push({ level: 'warn', msg, fields });
+  }
+  info(fields: Record<string, unknown>, msg: string): void {
+    this.lines.push({ level: 'info', msg, fields });
+  }
+  count(level: string): number {
+    return this.lines.filter((l) => l.level === level).length;
+  }
+}
+
+const row = (i: number): string => `${i},to_scp,P-DATA-TF,${String(i).padStart(40, '0')}`;
+
+test('BatchedLines: a file that never completes a write holds at most MAX_QUEUED_BYTES; the rest is dropped, counted, and one error line says so', async () => {
+  const sink = new TestSink();
+  sink.mode = 'stall';
+  const log = new TestLog();
+  const lines = new BatchedLines(sink, 1000, 1000, { log, closeWaitMs: 50 });
+  const total = 200_000; // ~13 MB of rows: several times the bound
+  for (let i = 0; i < total; i++) lines.push(row(i));
+  assert.ok(lines.queuedBytes <= MAX_QUEUED_BYTES, `queued ${lines.queuedBytes} bytes, bound ${MAX_QUEUED_BYTES}`);
+  const rowBytes = row(total).length + 1;
+  const heldRows = Math.ceil(MAX_QUEUED_BYTES / rowBytes) + 1000; // the queue plus the batch being filled
+  assert.ok(lines.droppedRows >= total - heldRows, `dropped ${lines.droppedRows} of ${total}; at most ${heldRows} can be held`);
+  assert.equal(sink.writes, 1, 'one write in flight at a time');
+  assert.equal(log.count('error'), 1, JSON.stringify(log.lines));
+  await lines.close(); // gives up on the hung write after closeWaitMs
+  assert.equal(lines.droppedRows, total, 'nothing reached the file: every row is counted as dropped');
+  assert.equal(sink.closed, false, 'a file with a write still in flight is not closed under it');
+});
+
+test('BatchedLines: a failing write (ENOSPC) is logged once, rows are dropped and counted, and writing resumes when the file takes bytes again', async () => {
+  const sink = new TestSink();
+  sink.mode = 'full';
+  const log = new TestLog();
+  const lines = new BatchedLines(sink, 10, 10, { log, retryMs: 20 });
+  lines.writeNow('header\n');
+  for (let i = 0; i < 10; i++) lines.push(`lost-${i}`); // a full batch while the header's write fails
+  await sleep(100); // several retries
+  for (let i = 0; i < 25; i++) lines.push(`lost-${10 + i}`);
+  await sleep(50);
+  assert.equal(log.count('error'), 1, `one error line for the whole outage: ${JSON.stringify(log.lines)}`);
+  assert.ok(sink.writes >= 3, `the write is retried (${sink.writes} writes)`);
+  assert.equal(lines.droppedRows, 35);
+  assert.ok(lines.queuedBytes <= 'header\n'.length, 'only the batch being retried is kept');
+  sink.mode = 'ok';
+  const deadline = Date.now() + 5000;
+  while (!log.lines.some((l) => l.msg === 'recorder writing again') && Date.now() < deadline) await sleep(10);
+  const resumed = log.lines.find((l) => l.msg === 'recorder writing again');
+  assert.ok(resumed, JSON.stringify(log.lines));
+  assert.equal(resumed.fields.droppedRows, 35);
+  for (let i = 0; i < 3; i++) lines.push(`kept-${i}`);
+  await lines.close();
+  assert.equal(sink.text(), 'header\nkept-0\nkept-1\nkept-2\n', 'the retried header is written whole, then the rows after the outage');
+  assert.equal(lines.droppedRows, 35);
+  assert.equal(log.count('error'), 1);
+  assert.ok(sink.closed);
+});
+
+test('BatchedLines: short writes are continued where they stopped (no row is cut or repeated)', async () => {
+  const sink = new TestSink();
+  sink.maxPerWrite = 7;
+  const lines = new BatchedLines(sink, 50, 5);
+  const expected: string[] = [];
+  for (let i = 0; i < 500; i++) {
+    expected.push(row(i));
+    lines.push(row(i));
+  }
+  await lines.close();
+  assert.equal(sink.text(), `${expected.join('\n')}\n`);
+  assert.equal(lines.droppedRows, 0);
+});
+
+test('BatchedLines: close() on a file that still fails gives up at once and counts what it could not write', async () => {
+  const sink = new TestSink();
+  sink.mode = 'full';
+  const log = new TestLog();
+  const lines = new BatchedLines(sink, 1000, 1000, { log, retryMs: 60_000, closeWaitMs: 60_000 });
+  for (let i = 0; i < 5; i++) lines.push(`row-${i}`);
+  const started = Date.now();
+  await lines.close();
+  assert.ok(Date.now() - started < 1000, 'close does not wait for the retry timer');
+  assert.equal(lines.droppedRows, 5);
+  assert.ok(log.lines.some((l) => l.msg === 'recorder closed: rows were dropped' && l.fields.droppedRows === 5), JSON.stringify(log.lines));
+  assert.ok(sink.closed);
 });

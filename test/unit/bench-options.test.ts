@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { benchOptions, linkArgs, linkLabel, linkSettings } from '../../src/bench/options.js';
+import { benchOptions, linkArgs, linkSettings } from '../../src/bench/options.js';
+import { linkLabel } from '../../src/values/shaping.js';
 import { RESULTS_CSV_COLUMNS, resultsCsvRow } from '../../src/bench/results.js';
-import { ConfigError } from '../../src/config/errors.js';
+import { ConfigError } from '../../src/values/errors.js';
 import { main } from '../../src/cli/main.js';
 
 const KB = 1024;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { formatEndpoint, parseListen, parseUpstream } from '../../src/cli/endpoint.js';
-import { ConfigError } from '../../src/config/errors.js';
-import type { Endpoint } from '../../src/proxy/options.js';
+import { formatEndpoint, parseListen, parseUpstream } from '../../src/values/endpoint.js';
+import { ConfigError } from '../../src/values/errors.js';
+import type { Endpoint } from '../../src/values/endpoint.js';
 
 function rejects(parse: () => unknown, message: RegExp): void {
   assert.throws(parse, (err: unknown) => {

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { MAX_ASSOCIATION_PDU_LENGTH, PDU_HEADER_LENGTH } from '../../src/pdu/constants.js';
 import { ProtocolError } from '../../src/pdu/errors.js';
 import type { FrameHandler } from '../../src/pdu/framer.js';
-import { PduFramer } from '../../src/pdu/framer.js';
+import { INITIAL_BODY_BYTES, PduFramer } from '../../src/pdu/framer.js';
 import { encodePData } from '../../src/pdu/pdata.js';
 import * as F from '../fixtures/annotated-pdus.js';
 
@@ -85,7 +85,9 @@ function run(bytes: Uint8Array, cuts: number[]): { error: ProtocolError | undefi
       error = err;
       checker.failed = true;
     }
-    maxHeld = Math.max(maxHeld, framer.bufferedBytes);
+    maxHeld = Math.max(maxHeld, framer.allocatedBytes);
+    // Allocated, not only filled: the buffer follows the bytes received, never the length claimed.
+    assert.ok(framer.allocatedBytes <= Math.max(INITIAL_BODY_BYTES, 2 * framer.bufferedBytes) + PDU_HEADER_LENGTH, `allocated ${framer.allocatedBytes} for ${framer.bufferedBytes} held`);
     at = end;
   }
   return { error, maxHeld, events: checker.events };

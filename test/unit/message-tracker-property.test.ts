@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { MessageTracker } from '../../src/dimse/tracker.js';
-import type { Direction, MessageRecord, PduRecord } from '../../src/record/events.js';
+import type { Direction, MessageRecord, PduRecord } from '../../src/events/events.js';
 import { C_ECHO_RQ, C_ECHO_RSP, C_FIND_RSP_PENDING, commandSet } from '../fixtures/annotated-commands.js';
 
 const COMMAND = 0x01;

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { MAX_COMMAND_SET_LENGTH } from '../../src/dimse/command.js';
 import type { LegTimes } from '../../src/dimse/tracker.js';
 import { MessageTracker, durationUs, responseUs } from '../../src/dimse/tracker.js';
-import type { Direction, MessageRecord, PduRecord } from '../../src/record/events.js';
+import type { Direction, MessageRecord, PduRecord } from '../../src/events/events.js';
 import { C_ECHO_RQ, C_ECHO_RSP, C_FIND_RSP_PENDING, C_STORE_RQ, C_STORE_RSP, INSTANCE_UID, commandSet } from '../fixtures/annotated-commands.js';
 
 const COMMAND = 0x01;

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { parseCsvRows } from '../helpers/csv.js';
 import { loadSettings } from '../../src/config/config.js';
-import { ConfigError } from '../../src/config/errors.js';
-import type { MessageRecord } from '../../src/record/events.js';
+import { ConfigError } from '../../src/values/errors.js';
+import type { MessageRecord } from '../../src/events/events.js';
 import { MESSAGES_CSV_HEADER, MessagesCsvFileError, MessagesCsvRecorder, messageCsvRow, messageLogFields, timeSplitSummary } from '../../src/record/messages-csv.js';
 import { BIN, REPO_ROOT } from '../helpers/proxy.js';
 

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { MessageRecord, PduRecord } from '../../src/record/events.js';
+import type { MessageRecord, PduRecord } from '../../src/events/events.js';
 import { MESSAGE_DURATION_BUCKETS, MetricsRecorder, PDU_SIZE_BUCKETS, serveMetrics } from '../../src/record/metrics.js';
 
 const PDU: PduRecord = {

@@ -228,3 +228,39 @@ describe('framer: malformed input', () => {
     assert.deepEqual(seen, [5]);
   });
 });
+
+describe('framer: memory follows the bytes received, not the length claimed', () => {
+  /** An A-ASSOCIATE-RQ header claiming the largest association PDU the framer accepts (1 MiB), and 10 body bytes. */
+  const claim = Buffer.concat([h('010000100000'), Buffer.alloc(10, 0x20)]);
+  const silent: FrameHandler = { onPdu() {}, onDataStart() {}, onPdvStart() {}, onPdvData() {}, onPdvEnd() {}, onDataEnd() {} };
+
+  test('256 connections that each sent a 1 MiB A-ASSOCIATE-RQ header (16 bytes) do not reserve 256 MiB', () => {
+    // Measured as the process's ArrayBuffer memory (what Buffer.allocUnsafe of 1 MiB takes), framers alive.
+    const before = process.memoryUsage().arrayBuffers;
+    const framers = Array.from({ length: 256 }, () => {
+      const framer = new PduFramer();
+      framer.push(claim, 0, silent);
+      return framer;
+    });
+    const grew = process.memoryUsage().arrayBuffers - before;
+    assert.ok(grew < 16 * 1024 * 1024, `256 pending RQs allocated ${(grew / 1024 / 1024).toFixed(1)} MiB`);
+    for (const framer of framers) assert.ok(framer.allocatedBytes <= 4096, `allocated ${framer.allocatedBytes}`);
+  });
+
+  test('the buffer grows as bytes arrive (at most twice what is held), and the PDU comes out whole', () => {
+    const length = 200_000;
+    const rq = Buffer.alloc(6 + length, 0x41);
+    rq.writeUInt8(1, 0);
+    rq.writeUInt32BE(length, 2);
+    const framer = new PduFramer();
+    let got: Buffer | undefined;
+    const handler: FrameHandler = { ...silent, onPdu: (_t, pdu) => (got = Buffer.from(pdu)) };
+    for (let at = 0; at < rq.length; at += 1000) {
+      framer.push(rq.subarray(at, Math.min(rq.length, at + 1000)), 0, handler);
+      if (got) break;
+      assert.ok(framer.allocatedBytes <= Math.max(4096, 2 * framer.bufferedBytes), `allocated ${framer.allocatedBytes} for ${framer.bufferedBytes} held`);
+    }
+    assert.ok(got?.equals(rq), 'the PDU is delivered byte for byte');
+    assert.equal(framer.allocatedBytes, 0);
+  });
+});

@@ -10,9 +10,9 @@ import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH } from '../../src/pdu/constant
 import type { FrameHandler } from '../../src/pdu/framer.js';
 import { PduFramer } from '../../src/pdu/framer.js';
 import { encodePData, fragmentSizeFor } from '../../src/pdu/pdata.js';
-import type { FragmentPolicy } from '../../src/proxy/options.js';
+import type { FragmentPolicy } from '../../src/transform/refragment.js';
 import type { PDataSink } from '../../src/transform/refragment.js';
-import { Refragmenter } from '../../src/transform/refragment.js';
+import { MAX_MERGED_FRAGMENT, Refragmenter } from '../../src/transform/refragment.js';
 
 /** One DIMSE stream: a command or a dataset of one message, on one presentation context. */
 interface Stream {
@@ -221,10 +221,12 @@ const limitArb = fc.oneof(fc.constant(0), fc.integer({ min: 8, max: 64 }), fc.co
 
 /** The fragment size a policy aims at for a receiver limit (mirrors the documented rule). */
 function target(limit: number, policy: FragmentPolicy): number {
-  if (policy.mode !== 'size') return fragmentSizeFor(limit);
-  if (limit === 0) return fragmentSizeFor(policy.size);
-  if (policy.size === 0) return fragmentSizeFor(limit);
-  return fragmentSizeFor(Math.min(policy.size, limit));
+  const merged = (size: number): number => (size === Infinity ? size : Math.min(size, MAX_MERGED_FRAGMENT));
+  if (policy.mode === 'fit') return fragmentSizeFor(limit);
+  if (policy.mode === 'repack') return merged(fragmentSizeFor(limit));
+  if (limit === 0) return merged(fragmentSizeFor(policy.size));
+  if (policy.size === 0) return merged(fragmentSizeFor(limit));
+  return merged(fragmentSizeFor(Math.min(policy.size, limit)));
 }
 
 // ---- Properties --------------------------------------------------------------------------------------
@@ -394,5 +396,59 @@ describe('re-fragmentation examples', () => {
       pdus.map((p) => [p.pdvs[0]!.mch, p.pdvs[0]!.fragment.length]),
       [[MCH_LAST, 6]],
     );
+  });
+});
+
+describe('re-fragmentation: what merging holds', () => {
+  /** A sink that keeps copies of what it is given (so later writes into the input cannot change them). */
+  class CopyingSink extends CollectingSink {
+    override write(bytes: Buffer): void {
+      super.write(Buffer.from(bytes));
+    }
+  }
+
+  test('repack copies the bytes it holds: one data byte per socket chunk (and empty PDVs) pins no chunk', () => {
+    const sink = new CopyingSink();
+    const r = new Refragmenter(sink);
+    r.configure(16384, { mode: 'repack' });
+    const bytes = 3000;
+    const expected = Buffer.alloc(bytes);
+    r.dataStart(6 + 6 * 2 * bytes, Buffer.from('040000000000', 'hex'));
+    for (let i = 0; i < bytes; i++) {
+      // A fresh 64 KiB socket chunk per byte; the byte is a view of it, as the framer hands it on.
+      const chunk = Buffer.alloc(65536, i & 0xff);
+      expected[i] = i & 0xff;
+      r.pdvStart(3, 1, i === bytes - 1 ? MCH_LAST : 0, Buffer.alloc(6));
+      r.pdvData(chunk.subarray(100, 101));
+      r.pdvEnd();
+      r.pdvStart(2, 1, 0, Buffer.alloc(6)); // an empty non-final PDV
+      r.pdvEnd();
+      // The socket's buffer is reused by nobody else in the proxy, but a view would still pin all 64 KiB
+      // of it: overwrite it to see whether the refragmenter kept one.
+      chunk.fill(0xee);
+      assert.ok(r.heldBytes <= fragmentSizeFor(16384), `held ${r.heldBytes}`);
+    }
+    r.dataEnd();
+    const [stream] = reassemble(parseOutput(Buffer.concat(sink.out)));
+    assert.ok(stream!.payload.equals(expected), 'the bytes merged are the bytes received, not what their chunks hold later');
+  });
+
+  test('a receiver announcing ~4 GiB: repack holds at most MAX_MERGED_FRAGMENT, not the whole message', () => {
+    const sink = new CollectingSink();
+    const r = new Refragmenter(sink);
+    r.configure(0xfffffffe, { mode: 'repack' });
+    const fragment = Buffer.alloc(16384, 0x5a);
+    const count = 1024; // 16 MiB, sent as 16 KiB non-final fragments
+    let maxPending = 0;
+    for (let i = 0; i < count; i++) {
+      r.dataStart(6 + fragment.length, Buffer.from('040000000000', 'hex'));
+      r.pdvStart(fragment.length + 2, 1, i === count - 1 ? MCH_LAST : 0, Buffer.alloc(6));
+      r.pdvData(fragment);
+      r.pdvEnd();
+      r.dataEnd();
+      maxPending = Math.max(maxPending, r.pendingBytes, r.heldBytes);
+    }
+    assert.ok(maxPending <= MAX_MERGED_FRAGMENT, `held ${maxPending} bytes`);
+    assert.deepEqual(sink.pduLengths, [6 + MAX_MERGED_FRAGMENT, 6 + MAX_MERGED_FRAGMENT, 6 + MAX_MERGED_FRAGMENT, 6 + MAX_MERGED_FRAGMENT]);
   });
 });

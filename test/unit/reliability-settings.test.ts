@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { aeAllowed, parseAeTitle, parsePeerRule, peerMatcher } from '../../src/config/access.js';
 import { loadSettings } from '../../src/config/config.js';
-import { ConfigError } from '../../src/config/errors.js';
+import { ConfigError } from '../../src/values/errors.js';
 import { AdmissionRules } from '../../src/proxy/admission.js';
 import { rejects } from '../helpers/settings.js';
 

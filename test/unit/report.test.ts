@@ -13,8 +13,8 @@ import { escapeHtml } from '../../src/report/html.js';
 import { findings, pduUse, settingsFromMessages, settingsFromResults, splitOf } from '../../src/report/model.js';
 import { sweepSpec } from '../../src/report/charts.js';
 import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
-import { detectKind, readCsvFile } from '../../src/stats/csv.js';
-import type { CsvRow } from '../../src/stats/csv.js';
+import { detectKind, readCsvFile } from '../../src/analysis/csv.js';
+import type { CsvRow } from '../../src/analysis/csv.js';
 import { stats, StatsUsageError } from '../../src/stats/command.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'report');

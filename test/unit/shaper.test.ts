@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { ConfigError } from '../../src/config/errors.js';
-import { formatLatency, formatRate, parseLatency, parseRate } from '../../src/config/shaping.js';
+import { ConfigError } from '../../src/values/errors.js';
+import { formatLatency, formatRate, parseLatency, parseRate } from '../../src/values/shaping.js';
 import { loadSettings } from '../../src/config/config.js';
-import { shapingFor } from '../../src/proxy/options.js';
+import { shapingFor } from '../../src/config/options.js';
 import { LATENCY_ONLY_QUEUE_BYTES, MAX_QUEUE_BYTES, MIN_QUEUE_BYTES, SLICE_BYTES, Shaper, Wire, queueLimit } from '../../src/transform/shaper.js';
 import type { LinkShaping } from '../../src/transform/shaper.js';
 

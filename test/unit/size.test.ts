@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { formatSize, parseSize } from '../../src/cli/size.js';
-import { ConfigError } from '../../src/config/errors.js';
+import { formatSize, parseSize } from '../../src/values/size.js';
+import { ConfigError } from '../../src/values/errors.js';
 
 describe('parseSize', () => {
   const good: Array<[string, number]> = [

@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stats, StatsUsageError } from '../../src/stats/command.js';
-import { percentile, summarize } from '../../src/stats/summary.js';
-import { detectKind, MESSAGES_CSV_COLUMNS } from '../../src/stats/csv.js';
+import { percentile, summarize } from '../../src/analysis/summary.js';
+import { detectKind, MESSAGES_CSV_COLUMNS } from '../../src/analysis/csv.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'stats');
 const MESSAGES = path.join(FIXTURES, 'messages.csv');

@@ -1,7 +1,7 @@
 // The experiment's table: one row per group (per max PDU by default), shared by `stats` and `bench`.
 
-import { ci95, formatP, verdictsPerSeries } from '../analysis/inference.js';
-import type { Verdict } from '../analysis/inference.js';
+import { ci95, formatP, verdictsPerSeries } from './inference.js';
+import type { Verdict } from './inference.js';
 import type { Summary } from './summary.js';
 
 /** One row of the experiment's table. Times in seconds, the split in milliseconds (means per message). */

@@ -2,8 +2,13 @@
 // bench's sweep lists and for per-route settings. Each parser throws a ConfigError whose message starts
 // with the quoted text; the caller prefixes the flag or key.
 
-import type { Latency } from '../transform/shaper.js';
 import { ConfigError } from './errors.js';
+
+/** One-way delay added to every chunk, in milliseconds (fractions allowed). */
+export interface Latency {
+  ms: number;
+  jitterMs: number;
+}
 
 /** Latency and jitter are at most 10 minutes (setTimeout and common sense). */
 const MAX_LATENCY_MS = 600_000;
@@ -36,7 +41,7 @@ const BIT_UNITS: ReadonlyMap<string, number> = new Map([
   ['m', 1e6],
   ['g', 1e9],
 ]);
-/** Byte-rate units: 1024-based, as SIZE values (src/cli/size.ts): 1MB/s = 1048576 bytes per second. */
+/** Byte-rate units: 1024-based, as SIZE values (size.ts): 1MB/s = 1048576 bytes per second. */
 const BYTE_UNITS: ReadonlyMap<string, number> = new Map([
   ['', 1],
   ['k', 1024],
@@ -91,4 +96,22 @@ export function formatRate(bytesPerSecond: number): string {
     if (bytesPerSecond % factor === 0) return `${bytesPerSecond / factor}${unit}`;
   }
   return Number.isInteger(bitsPerSecond) ? `${bitsPerSecond}bit` : `${bytesPerSecond}B/s`;
+}
+
+/** A link: the latency and bandwidth of each direction (what bench sweeps and its report labels). */
+export interface LinkSetting {
+  latency: Latency;
+  /** Bytes per second; 0 = not limited. */
+  bandwidth: number;
+}
+
+export function isShapedLink(l: LinkSetting): boolean {
+  return l.latency.ms > 0 || l.latency.jitterMs > 0 || l.bandwidth > 0;
+}
+
+/** "20ms 100Mbit", "20±5ms", "0ms 1Gbit"…; "unshaped" for a link without shaping. */
+export function linkLabel(l: LinkSetting): string {
+  if (!isShapedLink(l)) return 'unshaped';
+  const latency = l.latency.jitterMs > 0 ? `${l.latency.ms}±${l.latency.jitterMs}ms` : `${l.latency.ms}ms`;
+  return l.bandwidth > 0 ? `${latency} ${formatRate(l.bandwidth)}` : latency;
 }

@@ -1,7 +1,7 @@
 // SIZE values: bytes, or a number with a 1024-based unit as DICOM tools count (16KB = 16384).
 
 import { UINT32_MAX } from '../pdu/constants.js';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from './errors.js';
 
 const KIB = 1024n;
 const MIB = 1024n ** 2n;

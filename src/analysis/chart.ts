@@ -3,7 +3,7 @@
 // association's timeline.
 
 import type { TopLevelSpec } from 'vega-lite';
-import { ci95 } from '../analysis/inference.js';
+import { ci95 } from './inference.js';
 import { num } from './csv.js';
 import type { CsvRow } from './csv.js';
 import type { ResultRow } from './table.js';

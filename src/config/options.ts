@@ -1,17 +1,9 @@
-import type { PeerRule } from '../config/access.js';
-import type { Latency, LinkShaping } from '../transform/shaper.js';
-import type { Direction } from '../record/events.js';
-
-/** How P-DATA-TF is re-fragmented toward a receiver (issue: --fragment fit|repack|SIZE). */
-export type FragmentPolicy =
-  | { mode: 'fit' }
-  | { mode: 'repack' }
-  | { mode: 'size'; size: number };
-
-export interface Endpoint {
-  host: string;
-  port: number;
-}
+import type { PeerRule } from './access.js';
+import type { LinkShaping } from '../transform/shaper.js';
+import type { FragmentPolicy } from '../transform/refragment.js';
+import type { Endpoint } from '../values/endpoint.js';
+import type { Latency } from '../values/shaping.js';
+import type { Direction } from '../events/events.js';
 
 /** Everything the proxy engine needs; the CLI builds it from flags, the config file and defaults. */
 export interface ProxyOptions {

@@ -1,8 +1,13 @@
 // Network endpoints: `[HOST:]PORT` to listen on, `HOST:PORT` of the upstream SCP. IPv6 hosts in brackets.
 
 import net from 'node:net';
-import { ConfigError } from '../config/errors.js';
-import type { Endpoint } from '../proxy/options.js';
+import { ConfigError } from './errors.js';
+
+/** A host and a TCP port. */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
 
 export const DEFAULT_LISTEN_HOST = '0.0.0.0';
 

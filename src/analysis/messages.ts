@@ -1,6 +1,6 @@
 // Aggregating messages CSV rows (one per DIMSE request) into the experiment's table.
 
-import { formatSize } from '../cli/size.js';
+import { formatSize } from '../values/size.js';
 import { num } from './csv.js';
 import type { CsvRow } from './csv.js';
 import { mbPerSecond, meanOf, summarize } from './summary.js';
