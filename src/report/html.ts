@@ -155,7 +155,7 @@ ${facts}
 
 <section id="results">
 <h2>Results</h2>
-${table('results-table', resultColumns, resultRows, `One row per setting. ${unit === 'image' ? 'Seconds per image as measured by the senders' : 'Seconds per message from the proxy (first request byte to last response byte)'}; 95% CI: mean ± this is Student's t 95% interval of the mean; under each label, Welch's t-test against the fastest setting${m.settings.some((s) => s.series !== '') ? ' of the same series' : ''} (slower: p < 0.05; within noise: not distinguishable from it); p50/p95 nearest rank; rate = bytes / summed times, per transfer; split = mean ms per ${unit} from the proxy's messages CSV.`, verdictNotes)}
+${table('results-table', resultColumns, resultRows, `One row per setting. ${unit === 'image' ? 'Seconds per image as measured by the senders' : 'Seconds per message from the proxy (first request byte to last response byte)'}; 95% CI: the mean's 95% confidence interval is mean ± this (Student's t); under each label, Welch's t-test against the fastest setting${m.settings.some((s) => s.series !== '') ? ' of the same series' : ''} (slower: p < 0.05; within noise: not distinguishable from it); p50/p95 nearest rank; rate = bytes / summed times, per transfer; split = mean ms per ${unit} from the proxy's messages CSV.`, verdictNotes)}
 </section>
 
 <section id="sweep">
