@@ -82,10 +82,7 @@ function run(chunks: Buffer[], tracked: boolean): { ms: number; rows: number } {
           refragmenter.pdvData(bytes);
           tracker.pdvData('to_scp', bytes);
         },
-        onPdvEnd: () => {
-          refragmenter.pdvEnd();
-          tracker.pdvEnd('to_scp', chunkTime, record);
-        },
+        onPdvEnd: () => tracker.pdvEnd('to_scp', chunkTime, record),
         onDataEnd: () => refragmenter.dataEnd(),
       }
     : refragmentingHandler(refragmenter);

@@ -38,7 +38,7 @@ export function refragmentingHandler(refragmenter: Refragmenter): FrameHandler {
     onDataStart: (length, header) => refragmenter.dataStart(length, header),
     onPdvStart: (itemLength, ctx, mch, header) => refragmenter.pdvStart(itemLength, ctx, mch, header),
     onPdvData: (bytes) => refragmenter.pdvData(bytes),
-    onPdvEnd: () => refragmenter.pdvEnd(),
+    onPdvEnd() {},
     onDataEnd: () => refragmenter.dataEnd(),
   };
 }

@@ -42,7 +42,7 @@ export interface ProxyOptions {
   allowCallingAet?: string[] | undefined;
   /** Peer addresses allowed (IP or CIDR); undefined = any. */
   allowPeer?: PeerRule[] | undefined;
-  /** One-way delay added in EACH direction (issue 8: --latency MS[:JITTER]); undefined = none. */
+  /** One-way delay added in EACH direction (--latency MS[:JITTER]); undefined = none. */
   latency?: Latency | undefined;
   /** Bytes per second, EACH direction capped separately (--bandwidth RATE); undefined or 0 = not limited. */
   bandwidth?: number | undefined;
@@ -66,7 +66,7 @@ export function shapingFor(
   return { latency: hasLatency ? latency : undefined, bytesPerSecond: hasRate ? bytesPerSecond : undefined };
 }
 
-/** One route: a listener and its upstream, with its own settings (issue 8: several routes in one process). */
+/** One route: a listener and its upstream, with its own settings (several routes may share one process). */
 export interface RouteConfig {
   /** In logs (`route`), CSV rows and metric labels. undefined: the bound listen port (a route on port 0). */
   id: string | undefined;

@@ -54,15 +54,6 @@ export class ProxyServer {
     this.server.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
   }
 
-  /** The route's id: as configured, or the bound port (undefined before listening then). */
-  get route(): string | undefined {
-    return this.routeId;
-  }
-
-  get activeAssociations(): number {
-    return this.sessions.size;
-  }
-
   /** Start listening; resolves with the bound address (port 0 picks a free port). */
   listen(): Promise<AddressInfo> {
     const { host, port } = this.options.listen;

@@ -505,7 +505,7 @@ export class Session implements LinkOwner {
     return true;
   }
 
-  // ---- Admission, timers, drain (issue 6) -------------------------------------------------------------
+  // ---- Admission, timers, drain ---------------------------------------------------------------------
 
   /** Ask the server; a refused RQ gets the server's A-ASSOCIATE-RJ and the connection is closed. */
   private admit(rq: AssociatePdu, record: InFlight): boolean {

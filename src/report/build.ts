@@ -49,11 +49,15 @@ function linkFact(files: readonly CsvFile[]): Array<[string, string]> {
 /** The settings section: from run.json when there is one, else what the CSV files say. */
 function facts(files: readonly CsvFile[], info: RunInfo | undefined): Array<[string, string]> {
   if (info) {
-    const senders = `${info.scu.parallel} × ${info.scu.kind === 'dcmtk' ? 'DCMTK storescu' : 'dcmjs-dimse Client'} in parallel`;
+    const senders = `${info.scu.parallel} × ${info.scu.label ?? (info.scu.kind === 'dcmtk' ? 'DCMTK storescu' : 'dcmjs-dimse Client')} in parallel`;
+    const withSize: Array<[string, string]> = [];
+    if (info.scu.withSize) withSize.push(['the SCU with a swept size', info.scu.withSize]);
+    if (info.scp.withSize) withSize.push(['the SCP with a swept size', info.scp.withSize]);
     return [
       ['date', `${info.startedAt} – ${info.finishedAt}${durationText(info.startedAt, info.finishedAt)}`],
       ['SCU (senders)', `${senders}, calling AE title ${info.scu.callingAet}`],
       ['SCP', `${info.scp.target}, called AE title ${info.scp.calledAet}`],
+      ...withSize,
       ['images', `${info.images.map((i) => `${i.label} (${i.bytes.toLocaleString('en-US')} bytes of data set)`).join(', ')}; ${info.scu.count} per setting`],
       ['max PDU sweep', info.pdus.map((p) => (p === 0 ? 'no limit' : formatSize(p))).join(', ')],
       ...linkFact(files),

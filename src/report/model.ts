@@ -78,6 +78,8 @@ const MEASURES = new Set([
   'upstream_blocked_ms',
   'scp_response_ms',
   'failures',
+  'connect_ms',
+  'associate_ms',
   'sd_s',
   'ci95_low_s',
   'ci95_high_s',

@@ -59,7 +59,7 @@ export async function stats(paths: readonly string[], options: StatsOptions): Pr
 
   const parts: string[] = [];
   const messageRows = messages.flatMap((f) => f.rows);
-  // Rows from several routes (the route column, issue 8) are grouped per route first.
+  // Rows from several routes (the route column) are grouped per route first.
   const perRoute = groupMessagesPerRoute(messageRows, by);
   const rows = perRoute ?? groupMessages(messageRows, by);
   if (messages.length > 0) {

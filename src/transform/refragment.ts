@@ -192,10 +192,6 @@ export class Refragmenter {
     return grown;
   }
 
-  pdvEnd(): void {
-    // Nothing to do: every byte of the PDV has been written or is pending.
-  }
-
   dataEnd(): void {
     if (this.passthrough) {
       this.passthrough = false;

@@ -1,4 +1,4 @@
-// Link shaping (issue 8): when each chunk of bytes a link sends may go out, so that one direction of an
+// Link shaping: when each chunk of bytes a link sends may go out, so that one direction of an
 // association behaves like a WAN link with a given one-way latency (± jitter) and bandwidth. Pure: no
 // sockets, no timers; the clock and the random source are injected. The link (src/proxy/link.ts) pushes
 // the views it would have written, asks when the next one is due, and writes what is due.
@@ -29,11 +29,6 @@ export const MIN_QUEUE_BYTES = 1024 * 1024;
 export const MAX_QUEUE_BYTES = 16 * 1024 * 1024;
 /** Without a bandwidth, latency alone: bytes that may be in flight on the emulated link. */
 export const LATENCY_ONLY_QUEUE_BYTES = 8 * 1024 * 1024;
-
-/** Whether a shaping does anything (a zero latency and no bandwidth is the same as none). */
-export function isShaping(s: LinkShaping | undefined): s is LinkShaping {
-  return s !== undefined && ((s.latency !== undefined && (s.latency.ms > 0 || s.latency.jitterMs > 0)) || (s.bytesPerSecond ?? 0) > 0);
-}
 
 /**
  * How many bytes may wait in the shaper of one direction before the sender is paused: twice what the

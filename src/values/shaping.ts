@@ -1,4 +1,4 @@
-// Link shaping values (issue 8): --latency MS[:JITTER] and --bandwidth RATE, for the proxy's settings, for
+// Link shaping values: --latency MS[:JITTER] and --bandwidth RATE, for the proxy's settings, for
 // bench's sweep lists and for per-route settings. Each parser throws a ConfigError whose message starts
 // with the quoted text; the caller prefixes the flag or key.
 

@@ -329,7 +329,7 @@ export function fuzzRefragment(data: Buffer, options: TargetOptions = {}, makeRe
       refragmenter.pdvData(bytes);
       check(refragmenter.pendingBytes < Math.max(1, fragmentSize), `${refragmenter.pendingBytes} bytes held back, fragment size ${fragmentSize}`);
     },
-    onPdvEnd: () => refragmenter.pdvEnd(),
+    onPdvEnd() {},
     onDataEnd: () => refragmenter.dataEnd(),
   };
   const input = pdus.map((p) => encodePData(p));

@@ -1,4 +1,4 @@
-// Random and mutated byte streams against a running proxy (issue 6, item 8). Used by
+// Random and mutated byte streams against a running proxy: the process must survive any input. Used by
 // test/integration/fuzz-proxy.test.ts (a few hundred streams) and scripts/fuzz.ts (`npm run fuzz -- SECONDS`).
 //
 // Every stream is reproducible from its seed. The upstream is an "auto SCP" that accepts any RQ and answers

@@ -1,4 +1,4 @@
-// Issue 6, items 4 and 5: an unreachable upstream, peers that vanish mid-transfer, nothing left behind (file
+// Faults and load: an unreachable upstream, peers that vanish mid-transfer, nothing left behind (file
 // descriptors, memory), and 100 concurrent associations through one proxy with every dataset bit-identical.
 
 import assert from 'node:assert/strict';

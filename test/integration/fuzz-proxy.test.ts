@@ -1,4 +1,4 @@
-// Issue 6, item 8: a few hundred random and mutated streams through a running proxy (the framer alone is
+// Fuzzing the running proxy: a few hundred random and mutated streams through a running proxy (the framer alone is
 // fuzzed in test/unit/pdu-framer.test.ts). Zero crashes, every connection closed within a bound, file
 // descriptors back to the baseline, memory bounded, and a well-formed association still served afterwards.
 // Longer runs: `npm run fuzz -- SECONDS` (scripts/fuzz.ts). FUZZ_SEED=N replays from seed N.

@@ -1,4 +1,4 @@
-// Issue 6, item 1: hostile input at every stage ends in an A-ABORT or a close, the proxy process stays up,
+// Hostile input at every stage ends in an A-ABORT or a close, the proxy process stays up,
 // a healthy association running in parallel is untouched, and the proxy's memory stays bounded.
 
 import assert from 'node:assert/strict';

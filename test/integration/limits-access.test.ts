@@ -1,4 +1,4 @@
-// Issue 6, items 2, 3 and 7: ARTIM and idle timers, --max-associations, idle connections that must not keep
+// Limits and access: ARTIM and idle timers, --max-associations, idle connections that must not keep
 // a real association out, and the access lists. Raw peers where bytes matter, DCMTK where a real SCU helps.
 
 import assert from 'node:assert/strict';

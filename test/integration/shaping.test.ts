@@ -1,4 +1,4 @@
-// Link shaping (issue 8) through the real proxy process between raw peers: the bandwidth over a 10 MB
+// Link shaping (--latency, --bandwidth) through the real proxy process between raw peers: the bandwidth over a 10 MB
 // transfer, the latency each message gains, and bounded buffering on a slow shaped link.
 // Timing assertions have margins for a busy 2-core machine; each test takes a few seconds.
 

@@ -1,4 +1,4 @@
-// Issue 6, item 6: SIGTERM/SIGINT drain. The listener closes at once, associations in flight finish (bounded
+// Graceful shutdown: SIGTERM/SIGINT drain. The listener closes at once, associations in flight finish (bounded
 // by --drain-timeout), the CSV is flushed, exit 0; a second signal (or the drain timeout) aborts what is left.
 
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Issue 6, item 8: property tests of the framer on hostile input (test/unit/pdu-framer.test.ts covers valid
+// Property tests of the framer on hostile input (test/unit/pdu-framer.test.ts covers valid
 // streams under every chunking). For any bytes, in any chunking: the only thing thrown is a ProtocolError,
 // nothing is delivered after it, the event sequence is well formed (PDV bytes add up to their lengths, PDVs
 // fill their PDU exactly), and what the framer holds is bounded whatever the length fields claim.

@@ -74,9 +74,7 @@ class Feeder implements FrameHandler {
   onPdvData(bytes: Buffer): void {
     this.r.pdvData(bytes);
   }
-  onPdvEnd(): void {
-    this.r.pdvEnd();
-  }
+  onPdvEnd(): void {}
   onDataEnd(): void {
     this.r.dataEnd();
   }
@@ -420,9 +418,7 @@ describe('re-fragmentation: what merging holds', () => {
       expected[i] = i & 0xff;
       r.pdvStart(3, 1, i === bytes - 1 ? MCH_LAST : 0, Buffer.alloc(6));
       r.pdvData(chunk.subarray(100, 101));
-      r.pdvEnd();
       r.pdvStart(2, 1, 0, Buffer.alloc(6)); // an empty non-final PDV
-      r.pdvEnd();
       // The socket's buffer is reused by nobody else in the proxy, but a view would still pin all 64 KiB
       // of it: overwrite it to see whether the refragmenter kept one.
       chunk.fill(0xee);
@@ -444,7 +440,6 @@ describe('re-fragmentation: what merging holds', () => {
       r.dataStart(6 + fragment.length, Buffer.from('040000000000', 'hex'));
       r.pdvStart(fragment.length + 2, 1, i === count - 1 ? MCH_LAST : 0, Buffer.alloc(6));
       r.pdvData(fragment);
-      r.pdvEnd();
       r.dataEnd();
       maxPending = Math.max(maxPending, r.pendingBytes, r.heldBytes);
     }

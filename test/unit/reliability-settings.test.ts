@@ -1,4 +1,4 @@
-// Issue 6 settings: --artim-timeout, --idle-timeout, --drain-timeout, --max-associations,
+// The reliability settings: --artim-timeout, --idle-timeout, --drain-timeout, --max-associations,
 // --allow-calling-aet, --allow-peer. Parsing, access-list matching, the admission decisions, and the CLI's
 // one-line exit-2 answer to bad values.
 
