@@ -13,8 +13,7 @@ import cliProgress from 'cli-progress';
 import { formatSize } from '../values/size.js';
 import { datasetOffset, writeTestDicom } from '../dicom/synthetic.js';
 import { experimentSpec, renderSvg } from '../analysis/chart.js';
-import { readCsvFile } from '../analysis/csv.js';
-import { messagesRow, STATUS_SUCCESS } from '../analysis/messages.js';
+import { STATUS_SUCCESS } from '../analysis/messages.js';
 import { mbPerSecond, summarize } from '../analysis/summary.js';
 import { renderResultTable } from '../analysis/table.js';
 import type { ResultRow } from '../analysis/table.js';
@@ -169,6 +168,26 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
   return { outcomes, startMs: lastReady - t0, sendMs: performance.now() - lastReady, cycleMs };
 }
 
+/** The time split of the C-STORE requests of a messages CSV (the engine is loaded here, on use). */
+async function messagesSplit(messagesCsv: string): Promise<Pick<ResultRow, 'scuIdleMs' | 'upstreamBlockedMs' | 'scpResponseMs'>> {
+  const [{ withEngine }, { createViews, inputError, openLogs }, { groupMessages }] = await Promise.all([
+    import('../analysis/engine.js'),
+    import('../analysis/logs.js'),
+    import('../analysis/messages.js'),
+  ]);
+  return withEngine(async (engine) => {
+    const sources = await openLogs(engine, [messagesCsv]);
+    await createViews(engine, sources);
+    try {
+      const { rows } = await groupMessages(engine, { by: 'command', perRoute: false, where: "command = 'C-STORE-RQ'" });
+      const split = rows[0];
+      return { scuIdleMs: split?.scuIdleMs, upstreamBlockedMs: split?.upstreamBlockedMs, scpResponseMs: split?.scpResponseMs };
+    } catch (err) {
+      throw inputError(err, sources);
+    }
+  });
+}
+
 /** The table row of one setting, from the senders' measurements and (when written) the messages CSV. */
 export async function settingRow(label: string, outcomes: readonly ImageOutcome[], messagesCsv: string | undefined): Promise<ResultRow> {
   const acked = outcomes.filter((x) => x.ms !== undefined);
@@ -187,8 +206,7 @@ export async function settingRow(label: string, outcomes: readonly ImageOutcome[
     scpResponseMs: undefined,
   };
   if (messagesCsv && existsSync(messagesCsv) && statSync(messagesCsv).size > 0) {
-    const file = await readCsvFile(messagesCsv);
-    const split = messagesRow(label, file.rows.filter((r) => r.command === 'C-STORE-RQ'));
+    const split = await messagesSplit(messagesCsv);
     row.scuIdleMs = split.scuIdleMs;
     row.upstreamBlockedMs = split.upstreamBlockedMs;
     row.scpResponseMs = split.scpResponseMs;
