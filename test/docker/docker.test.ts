@@ -17,7 +17,7 @@ import type { TestPki } from '../helpers/certs.js';
 import { startStorescp, storescu } from '../helpers/dcmtk.js';
 import { datasetBytes, writeTestDicom } from '../helpers/dicom-file.js';
 import { eventually } from '../helpers/proc-stats.js';
-import { killAll } from '../helpers/procs.js';
+import { killAll, runToExit } from '../helpers/procs.js';
 import { REPO_ROOT, freePort } from '../helpers/proxy.js';
 
 const IMAGE = 'dicom-pdu-proxy:test';
@@ -76,7 +76,8 @@ describe('the image', () => {
     const logs = (): string => docker(['logs', CONTAINER]).stdout;
     await eventually(() => must(['inspect', '-f', '{{.State.Health.Status}}', CONTAINER]) === 'healthy', 30_000, () => `healthy; logs: ${logs()}`);
     assert.equal(must(['exec', CONTAINER, 'id', '-u']), '1000', 'runs as uid 1000');
-    assert.equal(must(['top', CONTAINER, '-o', 'uid']).split('\n').slice(1).every((uid) => uid.trim() === '1000'), true, 'every process of the container runs as uid 1000');
+    const uids = must(['top', CONTAINER, '-eo', 'uid,pid,args']).split('\n').slice(1).map((line) => line.trim().split(/\s+/)[0]);
+    assert.ok(uids.length > 0 && uids.every((uid) => uid === '1000'), `every process of the container runs as uid 1000: ${uids.join(', ')}`);
     const ready = await fetch(`http://127.0.0.1:${health}/readyz`);
     assert.equal(ready.status, 200);
 
@@ -89,10 +90,11 @@ describe('the image', () => {
 
     // 6 MB at 16 Mbit/s: about 3 s in flight when docker stop sends SIGTERM.
     const big = await newImage(6_000_000);
-    const inFlight = storescu({ port: listen, files: [big], timeoutMs: 60_000, dimseTimeoutSec: 60 });
+    const inFlight = storescu({ port: listen, files: [big], timeoutMs: 60_000, dimseTimeoutSec: 60, debug: false });
     await eventually(() => (logs().match(/"association requested"/g) ?? []).length >= 2, 10_000, () => `second association; logs: ${logs()}`);
-    const stop = docker(['stop', CONTAINER], 60_000);
-    assert.equal(stop.status, 0, stop.stderr);
+    // Not spawnSync: storescu's output must keep flowing into this process while docker stop waits for the drain.
+    const stop = await runToExit('docker', ['stop', CONTAINER], { timeoutMs: 60_000, name: 'docker stop' });
+    assert.equal(stop.code, 0, stop.stderr);
     const stored = await inFlight;
     assert.equal(stored.code, 0, `the store in flight finished: ${stored.stderr}`);
     assert.equal(must(['inspect', '-f', '{{.State.ExitCode}}', CONTAINER]), '0', `exit 0 after draining; logs: ${logs()}`);
