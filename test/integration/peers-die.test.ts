@@ -51,7 +51,7 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
   test('the SCP SIGKILLed mid-transfer: the SCU gets A-ABORT within 2 s, the reason is logged, the other route carries on', async (t) => {
     const outDir = path.join(tmp, 'killed');
     await mkdir(outDir);
-    const scp = await startStorescp({ outDir });
+    const scp = await startStorescp({ outDir, extraArgs: ['--ignore'] });
     t.after(() => scp.stop());
     const fake = await FakeScp.listen();
     t.after(() => fake.close());
@@ -62,7 +62,8 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
     const healthy = await associate(proxy.routePort('b'), fake);
     await exchange(healthy);
 
-    const store = storescu({ port: proxy.routePort('a'), calledAet: scp.aet, files: [big.path!], debug: false, timeoutMs: 60_000 });
+    // 5 x 48 MiB: still sending when the SCP is killed.
+    const store = storescu({ port: proxy.routePort('a'), calledAet: scp.aet, files: [big.path!], debug: false, timeoutMs: 60_000, extraArgs: ['--repeat', '5'] });
     // Mid-transfer: the proxy has forwarded a few MiB of P-DATA-TF to the SCP.
     await proxy.waitForLog((l) => l.msg === 'association negotiated' && l.route === 'a');
     await new Promise((r) => setTimeout(r, 300));
@@ -183,7 +184,7 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
     const outDir = path.join(tmp, 'unreachable');
     await mkdir(outDir);
     const port = await freePort();
-    const scp = spawnPeer('ip', ['netns', 'exec', ns, 'storescp', ...storescpArgs({ outDir, port, bitPreserving: false, logLevel: 'quiet' })], { name: `storescp-in-${ns}` });
+    const scp = spawnPeer('ip', ['netns', 'exec', ns, 'storescp', ...storescpArgs({ outDir, port, bitPreserving: false, logLevel: 'quiet', extraArgs: ['--ignore'] })], { name: `storescp-in-${ns}` });
     t.after(() => scp.kill(500).then(() => undefined));
     const deadline = Date.now() + 10_000;
     for (;;) {
@@ -206,7 +207,8 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
     const healthy = await associate(proxy.routePort('b'), fake);
     await exchange(healthy);
 
-    const store = storescu({ port: proxy.routePort('a'), calledAet: 'STORESCP', files: [big.path!], debug: false, timeoutMs: 60_000 });
+    // 20 x 48 MiB: still sending when the packets start being dropped, however fast the veth is.
+    const store = storescu({ port: proxy.routePort('a'), calledAet: 'STORESCP', files: [big.path!], debug: false, timeoutMs: 60_000, extraArgs: ['--repeat', '20'] });
     await proxy.waitForLog((l) => l.msg === 'association negotiated' && l.route === 'a');
     await new Promise((r) => setTimeout(r, 300));
     // From now on nothing reaches the SCP's host: dropped inside its namespace (or its link is down).
