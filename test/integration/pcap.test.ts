@@ -48,7 +48,7 @@ let scp: Storescp;
 
 before(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'pcap-'));
-  image = await writeTestDicom(path.join(tmp, 'image.dcm'), { pixelBytes: 3 * MiB, seed: 61 });
+  image = await writeTestDicom(path.join(tmp, 'image.dcm'), { pixelBytes: 1.5 * MiB, seed: 61 });
   await mkdir(path.join(tmp, 'received'));
   scp = await startStorescp({ outDir: path.join(tmp, 'received'), maxPdu: SCP_MAX_PDU, extraArgs: ['--ignore'] });
 });
