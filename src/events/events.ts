@@ -177,8 +177,8 @@ export interface SocketEnds {
 export interface ConnectionEvents {
   /** Bytes read from the peer. */
   fromPeer(bytes: Buffer, time: number): void;
-  /** Bytes handed to the socket toward the peer. */
-  toPeer(bytes: Buffer, time: number): void;
+  /** Bytes handed to the socket toward the peer: one write, or the writes of one corked batch, in order. */
+  toPeer(bytes: Buffer | readonly Buffer[], time: number): void;
   /** The peer sent a FIN (the socket's 'end'). */
   peerFin(time: number): void;
   /** The proxy half-closed (end()). */
