@@ -70,6 +70,8 @@ export interface BenchOptions {
   scpStartTimeoutMs: number;
   /** {pdu} of the --scp-command SCP behind the proxy (0 = no limit). */
   scpPdu: number;
+  /** --tls: TLS on both legs (sender -> proxy -> SCP re-encrypting; sender -> SCP with --direct), throwaway certificates. */
+  tls: boolean;
 }
 
 /** The proxy's flags for a link: none when unshaped. */
@@ -108,6 +110,7 @@ export interface BenchFlags {
   scpCommand?: string;
   scpStartTimeout?: string;
   scpPdu?: string;
+  tls?: boolean;
 }
 
 /** A comma-separated list of values read by `parse`; its ConfigError gets the flag's name. */
@@ -212,6 +215,13 @@ export function benchOptions(flags: BenchFlags, cwd = process.cwd()): BenchOptio
   if (modes.includes(direct) && linkSettings({ latencies, bandwidths }).some(isShapedLink)) {
     throw new ConfigError(`${flags.latency !== undefined ? '--latency' : '--bandwidth'}: links are shaped by the proxy; --direct/--both have no proxy in the direct rows (sweep shaping without them)`);
   }
+  const tls = flags.tls === true;
+  if (tls) {
+    if (scu === 'dcmjs') throw new ConfigError('--tls: the dcmjs-dimse Client is not run with TLS here; use --scu builtin (default) or --scu dcmtk');
+    if (scp !== 'builtin') throw new ConfigError('--tls: the embedded dcmjs-dimse SCP is not run with TLS here; use --scp builtin (default)');
+    if (upstream) throw new ConfigError('--tls makes throwaway certificates for the embedded SCP; a real SCP (--upstream) has its own: run the proxy with --upstream-tls against it');
+    if (scpCommand) throw new ConfigError('--tls and --scp-command exclude each other (the certificates are made for the embedded SCP)');
+  }
   if (upstream && flags.storeDir !== undefined) throw new ConfigError('--store-dir is for the embedded SCP; with --upstream the SCP keeps what it keeps');
   return {
     pdus,
@@ -235,6 +245,7 @@ export function benchOptions(flags: BenchFlags, cwd = process.cwd()): BenchOptio
     scpCommand,
     scpStartTimeoutMs: 1000 * positiveInt('--scp-start-timeout', flags.scpStartTimeout ?? String(DEFAULT_SCP_START_TIMEOUT_S), 3600),
     scpPdu: flags.scpPdu !== undefined ? pduSize('--scp-pdu', flags.scpPdu) : DEFAULT_SCP_PDU,
+    tls,
   };
 }
 

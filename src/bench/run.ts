@@ -21,6 +21,8 @@ import { writeBenchReport } from '../report/build.js';
 import { machineInfo, RUN_JSON } from '../report/run-info.js';
 import type { RunInfo, RunSettingInfo } from '../report/run-info.js';
 import { Child, nodeScript, PACKAGE_ROOT, PROXY_BIN } from './child.js';
+import { makeBenchPki, opensslOnPath } from './certs.js';
+import type { BenchPki } from './certs.js';
 import { formatEndpoint, linkArgs, linkSettings } from './options.js';
 import type { BenchMode, BenchOptions, ScpKind } from './options.js';
 import { isShapedLink, linkLabel } from '../values/shaping.js';
@@ -104,21 +106,51 @@ function fileTag(pdu: number, image: ImageSet, mode: BenchMode, link: LinkSettin
   return `${formatSize(pdu)}-${image.label}${shaped}${mode === 'proxy' ? '' : `-${mode}`}`;
 }
 
-async function startScp(kind: ScpKind, maxPdu: number, storeDir: string | undefined): Promise<{ child: Child; port: number }> {
+async function startScp(kind: ScpKind, maxPdu: number, storeDir: string | undefined, pki: BenchPki | undefined): Promise<{ child: Child; port: number }> {
   const args = [...nodeScript(kind === 'builtin' ? 'scp-builtin-process' : 'scp-process'), '--port', '0', '--max-pdu', String(maxPdu)];
   if (storeDir) args.push('--store-dir', storeDir);
+  // --tls: the server certificate; client certificates from the bench CA required.
+  if (pki) args.push('--tls-cert', pki.server.cert, '--tls-key', pki.server.key, '--tls-ca', pki.ca);
   const child = new Child('embedded SCP', process.execPath, args);
   const m = await child.waitForLine(/^listening (\d+)$/, START_TIMEOUT_MS);
   return { child, port: Number(m[1]) };
 }
 
-async function startProxy(upstream: string, pdu: number, link: LinkSetting, chunkCsv: string, messagesCsv: string | undefined): Promise<{ child: Child; port: number }> {
+/** --tls: the proxy re-encrypts; client certificates required on both legs (ATNA's mutual authentication). */
+function proxyTlsArgs(pki: BenchPki): string[] {
+  return [
+    '--tls-cert', pki.server.cert, '--tls-key', pki.server.key, '--tls-ca', pki.ca, '--tls-client-auth', 'required',
+    '--upstream-tls', '--upstream-tls-ca', pki.ca, '--upstream-tls-cert', pki.client.cert, '--upstream-tls-key', pki.client.key,
+  ];
+}
+
+type LegsTls = NonNullable<RunSettingInfo['tls']>;
+
+async function startProxy(
+  upstream: string,
+  pdu: number,
+  link: LinkSetting,
+  chunkCsv: string,
+  messagesCsv: string | undefined,
+  pki: BenchPki | undefined,
+): Promise<{ child: Child; port: number; tls: () => LegsTls | undefined }> {
   const args = [PROXY_BIN, '--listen', `${LOOPBACK}:0`, '--upstream', upstream, '--max-pdu', String(pdu), ...linkArgs(link), '--csv', chunkCsv];
   if (messagesCsv) args.push('--messages-csv', messagesCsv);
+  if (pki) args.push(...proxyTlsArgs(pki));
   const child = new Child('proxy', process.execPath, args);
+  // The first 'association negotiated' line says what TLS each leg of the proxy ran (version, cipher).
+  let legs: LegsTls | undefined;
+  if (pki) {
+    child.onLine((line) => {
+      if (legs || !line.includes('"association negotiated"')) return;
+      const t = (JSON.parse(line) as { tls?: Record<'scu' | 'scp', { version: string | null; cipher: string } | undefined> }).tls;
+      const leg = (x: { version: string | null; cipher: string } | undefined): { version: string | null; cipher: string } | undefined => (x ? { version: x.version, cipher: x.cipher } : undefined);
+      legs = { scu: leg(t?.scu), scp: leg(t?.scp) };
+    });
+  }
   const m = await child.waitForLine(/"msg":"listening"/, START_TIMEOUT_MS);
   const listen = (JSON.parse(m.input!) as { listen: string }).listen;
-  return { child, port: Number(listen.slice(listen.lastIndexOf(':') + 1)) };
+  return { child, port: Number(listen.slice(listen.lastIndexOf(':') + 1)), tls: () => legs };
 }
 
 interface WorkerRun {
@@ -131,7 +163,7 @@ interface WorkerRun {
 }
 
 /** Run `parallel` workers sending `count` images in all to host:port; every image gets an outcome. */
-async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: number, count: number, onImage: () => void): Promise<WorkerRun> {
+async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: number, count: number, onImage: () => void, pki?: BenchPki): Promise<WorkerRun> {
   const t0 = performance.now();
   let lastReady = t0;
   const outcomes: ImageOutcome[] = [];
@@ -150,6 +182,7 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
       first: (first += share) - share,
       count: share,
       timeoutMs: o.timeoutMs,
+      ...(pki ? { tls: { ca: pki.ca, cert: pki.client.cert, key: pki.client.key } } : {}),
     };
     const mine: ImageOutcome[] = [];
     let previous: number | undefined;
@@ -281,6 +314,10 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     say('dicom-pdu-proxy bench: --scu dcmtk needs DCMTK storescu on PATH (Debian/Ubuntu: apt-get install dcmtk)');
     return 2;
   }
+  if (o.tls && !opensslOnPath()) {
+    say('dicom-pdu-proxy bench: --tls needs openssl on PATH to make its throwaway certificates (Debian/Ubuntu: apt-get install openssl)');
+    return 2;
+  }
   mkdirSync(o.out, { recursive: true });
   const startedAt = new Date();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'dpp-bench-'));
@@ -293,6 +330,8 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
   };
   process.once('SIGINT', onSigint);
   try {
+    // --tls: this run's certificates, in the temporary directory (removed at the end).
+    const pki = o.tls ? makeBenchPki(path.join(tmp, 'pki')) : undefined;
     // Images: synthetic ones written once; real ones as given.
     const imageSets: ImageSet[] = [];
     if (o.images.length > 0) {
@@ -331,7 +370,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     let scpPort: number | undefined;
     const target = (): string => (o.upstream ? formatEndpoint(o.upstream) : `${LOOPBACK}:${scpPort}`);
     if (!o.upstream && !o.scpCommand) {
-      const scp = await startScp(o.scp, scpMax, o.storeDir);
+      const scp = await startScp(o.scp, scpMax, o.storeDir, pki);
       children.push(scp.child);
       scpPort = scp.port;
     }
@@ -366,7 +405,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
       `bench: ${settings.length} settings (max PDU ${o.pdus.map(formatSize).join(', ')}; image ${imageSets.map((i) => i.label).join(', ')}; ` +
         (sweepsLinks ? `link ${links.map(linkLabel).join(', ')} each way; ` : '') +
         `${o.modes.join(' and ')}), ${o.count} images each, ${o.parallel} × ${senderLabel(o)} in parallel; ` +
-        `SCP ${scpPlan(o, scpMaxText)}; output ${o.out}`,
+        `SCP ${scpPlan(o, scpMaxText)}${pki ? `; TLS on every leg (${o.modes.includes('proxy') ? 'the proxy re-encrypts, ' : ''}throwaway certificates, client certificates required)` : ''}; output ${o.out}`,
     );
     if (o.scu === 'dcmtk' && o.pdus.some((p) => p === 0 || p > 131072)) {
       say('bench: note: storescu never sends PDUs over 128KB (DCMTK caps its send limit at 131072): settings above 128KB measure 128KB PDUs; the chunk CSVs show it');
@@ -386,7 +425,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
       }
       const warm = o.upstream
         ? await runWorkers(o, imageSets[0]!, o.upstream.host, o.upstream.port, warmCount, () => undefined)
-        : await runWorkers(o, imageSets[0]!, LOOPBACK, warmScp ? warmScp.port : scpPort!, warmCount, () => undefined);
+        : await runWorkers(o, imageSets[0]!, LOOPBACK, warmScp ? warmScp.port : scpPort!, warmCount, () => undefined, pki);
       if (warmScp) await stopCommandScp(warmScp);
       const bad = warm.outcomes.filter((x) => x.status !== STATUS_SUCCESS);
       if (bad.length === warm.outcomes.length && bad.every((x) => x.error !== undefined)) {
@@ -440,6 +479,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
         let port: number;
         let stopAfter: Child;
         let messagesCsv: string | undefined;
+        let proxyTls: (() => LegsTls | undefined) | undefined;
         const t = performance.now();
         const info: RunSettingInfo = { label, pdu: s.pdu, image: s.image.label, imageBytes: meanBytes(s.image), mode: s.mode };
         if (isShapedLink(s.link)) info.link = { latencyMs: s.link.latency.ms, jitterMs: s.link.latency.jitterMs, bandwidthBps: Math.round(s.link.bandwidth * 8) };
@@ -470,7 +510,8 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
           messagesCsv = path.join(o.out, info.messagesCsv);
           // The proxy appends to an existing messages CSV; this setting's split must come from this run only.
           if (messagesCsv) rmSync(messagesCsv, { force: true });
-          const proxy = await startProxy(target(), s.pdu, s.link, path.join(o.out, info.chunksCsv), messagesCsv);
+          const proxy = await startProxy(target(), s.pdu, s.link, path.join(o.out, info.chunksCsv), messagesCsv, pki);
+          proxyTls = proxy.tls;
           children.push(proxy.child);
           port = proxy.port;
           stopAfter = proxy.child;
@@ -479,16 +520,18 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
           stopAfter = commandScp.child;
         } else {
           // --direct: the embedded SCP itself announces this size (one SCP process per setting).
-          const scp = await startScp(o.scp, s.pdu, o.storeDir);
+          const scp = await startScp(o.scp, s.pdu, o.storeDir, pki);
           children.push(scp.child);
           port = scp.port;
           stopAfter = scp.child;
         }
-        const run = await runWorkers(o, s.image, LOOPBACK, port, o.count, () => progress.image());
+        const run = await runWorkers(o, s.image, LOOPBACK, port, o.count, () => progress.image(), pki);
         // An SCP of --scp-command that ended during the setting: its images failed (counted); the next
         // setting starts its own.
         const scpDied = commandScp?.child.ended ? `; the SCP exited during the setting (see ${info.scpLog})` : '';
         await stopAfter.stop(); // the proxy flushes its CSV files on SIGTERM
+        const legs = proxyTls?.();
+        if (legs) info.tls = legs;
         children.splice(children.indexOf(stopAfter), 1);
         if (commandScp && stopAfter !== commandScp.child) {
           await stopCommandScp(commandScp);
@@ -511,7 +554,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     writeFileSync(path.join(o.out, 'results.csv'), [RESULTS_CSV_COLUMNS.join(','), ...results.map((r) => resultsCsvRow(r).join(','))].join('\n') + '\n');
     const seriesNames = [...new Set(results.map((r) => r.series))];
     const series = seriesNames.map((name) => ({ series: name, rows: results.filter((r) => r.series === name).map((r) => ({ ...r.row, label: r.pduLabel })) }));
-    const svg = await renderSvg(experimentSpec(series, 'max PDU', `seconds per image: ${imageSets.map((x) => x.label).join(', ')}, ${o.parallel} sender${o.parallel === 1 ? '' : 's'} (${o.scu})`));
+    const svg = await renderSvg(experimentSpec(series, 'max PDU', `seconds per image: ${imageSets.map((x) => x.label).join(', ')}, ${o.parallel} sender${o.parallel === 1 ? '' : 's'} (${o.scu})${o.tls ? ', over TLS' : ''}`));
     writeFileSync(path.join(o.out, 'chart.svg'), svg);
     writeFileSync(path.join(o.out, RUN_JSON), `${JSON.stringify(runInfo(o, imageSets, scpMax, startedAt, runSettings), null, 2)}\n`);
     // The measurements are on disk by now: a report that cannot be written must not lose them.
@@ -566,8 +609,18 @@ function runInfo(o: BenchOptions, images: readonly ImageSet[], scpMax: number, s
     proxyOptions: o.modes.includes('proxy')
       ? `dicom-pdu-proxy --listen ${LOOPBACK}:0 --upstream <SCP> --max-pdu <setting>` +
         (linkSettings(o).some(isShapedLink) ? ' --latency <setting> --bandwidth <setting>' : '') +
+        (o.tls
+          ? ' --tls-cert server.crt --tls-key server.key --tls-ca ca.crt --tls-client-auth required --upstream-tls --upstream-tls-ca ca.crt --upstream-tls-cert client.crt --upstream-tls-key client.key'
+          : '') +
         ' --csv chunks-<setting>.csv --messages-csv messages-<setting>.csv (defaults otherwise)'
       : 'no proxy (--direct)',
+    ...(o.tls
+      ? {
+          tls:
+            `--tls: every leg over TLS (${o.modes.map((m) => (m === 'proxy' ? 'sender -> proxy -> SCP, the proxy re-encrypting' : 'sender -> SCP')).join('; ')}); ` +
+            'throwaway certificates made for the run with openssl (a CA, a server and a client certificate, RSA 2048), client certificates required on every leg',
+        }
+      : {}),
     settings,
   };
 }

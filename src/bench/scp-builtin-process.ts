@@ -2,10 +2,13 @@
 // the proxy's and the senders'. Same command line as scp-process.ts (the dcmjs-dimse SCP):
 //
 //   node scp-builtin-process.js --port N --max-pdu BYTES [--host H] [--store-dir DIR] [--fail-every N] [--idle-timeout MS]
+//                               [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]
 //
 // --max-pdu is what it announces in every A-ASSOCIATE-AC (0 = no maximum). Prints `listening <port>` when
-// ready; exits 0 on SIGTERM/SIGINT, printing its counters on stderr.
+// ready; exits 0 on SIGTERM/SIGINT, printing its counters on stderr. --tls-cert/--tls-key: it listens with TLS;
+// --tls-ca: every client must present a certificate signed by that CA.
 
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BuiltinScp } from '../peers/scp.js';
@@ -18,6 +21,9 @@ const { values } = parseArgs({
     'store-dir': { type: 'string' },
     'fail-every': { type: 'string' },
     'idle-timeout': { type: 'string', default: '120000' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-ca': { type: 'string' },
   },
   strict: true,
 });
@@ -32,7 +38,13 @@ function intArg(name: string, text: string | undefined, min: number): number | u
   return n;
 }
 
+const tlsCa = values['tls-ca'] ? readFileSync(values['tls-ca']) : undefined;
+const tls = values['tls-cert']
+  ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key'] ?? values['tls-cert']), ca: tlsCa, requestCert: tlsCa !== undefined, rejectUnauthorized: tlsCa !== undefined }
+  : undefined;
+
 const scp = new BuiltinScp({
+  tls,
   maxLength: intArg('max-pdu', values['max-pdu'], 0)!,
   storeDir: values['store-dir'] ? path.resolve(values['store-dir']) : undefined,
   failEvery: intArg('fail-every', values['fail-every'], 1),

@@ -16,6 +16,7 @@
 //   association's connectMs and associateMs on the first image sent over it).
 
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import dcmjsDimse from 'dcmjs-dimse';
 import { Child } from './child.js';
@@ -41,6 +42,8 @@ export interface WorkerJob {
   count: number;
   /** dcmjs-dimse timeouts (connect, association, PDU) and storescu's -ta/-td. */
   timeoutMs: number;
+  /** bench --tls (builtin and dcmtk): connect with TLS, trusting `ca`, presenting the client certificate. */
+  tls?: { ca: string; cert: string; key: string };
 }
 
 export type WorkerLine =
@@ -109,6 +112,8 @@ async function runDcmtk(job: WorkerJob): Promise<void> {
   const seconds = String(Math.ceil(job.timeoutMs / 1000));
   // +II: a new SOP Instance UID per image; -nh: go on after a failed store (each is reported).
   const args = ['-v', '+II', '-nh', '-aet', job.callingAet, '-aec', job.calledAet, '-ta', seconds, '-td', seconds, '-to', seconds];
+  // +tls KEY CERT (-pw: the key is not encrypted) +cf CA: TLS, the server's certificate checked against the CA.
+  if (job.tls) args.push('+tls', job.tls.key, job.tls.cert, '-pw', '+cf', job.tls.ca);
   const storescu = new Child('storescu', 'storescu', [...args, job.host, String(job.port), ...files]);
   emit({ ready: true });
   let k = 0;
@@ -141,6 +146,7 @@ async function runBuiltin(job: WorkerJob): Promise<void> {
     maxLength: SCU_MAX_LENGTH,
     contexts: contextsFor(images),
     timeoutMs: job.timeoutMs,
+    tls: job.tls ? { ca: readFileSync(job.tls.ca), cert: readFileSync(job.tls.cert), key: readFileSync(job.tls.key) } : undefined,
   };
   const perSender = job.association === 'per-sender';
   let open: ScuAssociation | undefined;

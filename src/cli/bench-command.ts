@@ -39,8 +39,16 @@ Examples:
   $ dicom-pdu-proxy bench --both --pdu 16KB,1MB   # through the proxy and direct, side by side
   $ dicom-pdu-proxy bench --pdu 16KB,64KB,1MB --latency 20 --bandwidth 100Mbit   # best max PDU on a 20 ms, 100 Mbit link
   $ dicom-pdu-proxy bench --quick --latency 0,20 --bandwidth 100Mbit,1Gbit       # every combination with every size
+  $ dicom-pdu-proxy bench --quick --tls --both   # over TLS: the re-encrypting proxy against TLS end to end
   $ dicom-pdu-proxy bench --scp-command 'storescp --max-pdu {pdu} --ignore {port}' --both --scu dcmtk --pdu 16KB,32KB,64KB,128KB
                                                # the original method (SCP restarted per size) against the proxy
+
+--tls runs the same experiment over DICOM TLS: bench makes throwaway certificates (openssl: a CA, a server
+and a client certificate, removed afterwards); the built-in SCU (or storescu +tls) connects with TLS and a
+client certificate, the proxy gets --tls-cert/--tls-key/--tls-ca --tls-client-auth required and
+--upstream-tls --upstream-tls-ca/-cert/-key, and the embedded built-in SCP listens with TLS. run.json and
+report.html say so, with the version and cipher of each leg. To compare a TLS -> TLS proxy with stunnel doing
+the same on the same loop: npm run bench:relay -- --tls (from a clone; see docs/TLS.md).
 
 --scp-command TEMPLATE is split into words like a shell would (quotes, backslash) but run WITHOUT a
 shell; {port}, {pdu} and {out} are substituted inside the words, so a value is never read as shell code.
@@ -74,6 +82,7 @@ export function addBenchCommand(program: Command, setRun: (run: () => Promise<nu
     .option('--scp-pdu <SIZE>', `--scp-command: {pdu} of the SCP behind the proxy (default ${DEFAULT_SCP_PDU}; 0 for SCPs without a limit)`)
     .option('--out <DIR>', 'output directory (default results/<UTC timestamp>)')
     .option('--store-dir <DIR>', 'the embedded SCP writes every received image here')
+    .option('--tls', 'TLS on every leg: the proxy re-encrypts (TLS -> TLS), --direct is TLS end to end; throwaway certificates (openssl)')
     .addHelpText('after', BENCH_HELP_AFTER)
     .action((flags: BenchFlags) => {
       // A bad value throws a ConfigError: main() prints it as one line, exit status 2.

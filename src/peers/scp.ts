@@ -8,6 +8,7 @@ import { createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { encodeFileMeta } from '../dicom/part10.js';
 import {
   C_ECHO_RQ,
@@ -49,8 +50,10 @@ export interface ScpOptions {
   failEvery?: number | undefined;
   /** An association with no byte received for this long is aborted. */
   idleTimeoutMs: number;
-  /** One line per event worth telling (aborts, protocol errors, store failures). */
+  /** One line per event worth telling (aborts, protocol errors, store failures, failed TLS handshakes). */
   log: (line: string) => void;
+  /** DICOM TLS: the listener's certificate, key and (for client certificates) ca, requestCert, rejectUnauthorized. */
+  tls?: tls.TlsOptions | undefined;
 }
 
 export interface ScpCounters {
@@ -76,7 +79,11 @@ export class BuiltinScp {
 
   constructor(private readonly o: ScpOptions) {
     if (o.storeDir) mkdirSync(o.storeDir, { recursive: true });
-    this.server = net.createServer((socket) => this.accept(socket));
+    if (o.tls) {
+      // An association starts once the handshake is done; a failed handshake is one line, the server goes on.
+      this.server = tls.createServer(o.tls, (socket) => this.accept(socket));
+      this.server.on('tlsClientError', (err: Error) => o.log(`TLS handshake failed: ${err.message}`));
+    } else this.server = net.createServer((socket) => this.accept(socket));
   }
 
   listen(port: number, host: string): Promise<number> {

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { fixedLengthUid, readPart10, withUidSlot } from '../dicom/part10.js';
 import type { ValueSlot } from '../dicom/part10.js';
@@ -85,6 +86,8 @@ export interface AssociationOptions {
   contexts: readonly ProposedContext[];
   /** Bound on connecting, on negotiating, and on each C-STORE (request start to response). */
   timeoutMs: number;
+  /** DICOM TLS: certificates and trust (ca, cert, key); the connection counts from the TLS handshake's end. */
+  tls?: tls.ConnectionOptions | undefined;
 }
 
 /** Why an association or a store failed: the text bench reports per image. */
@@ -139,13 +142,17 @@ export class ScuAssociation {
   /** Connect, propose the contexts, and wait for the A-ASSOCIATE-AC. */
   static async open(o: AssociationOptions): Promise<ScuAssociation> {
     const t0 = performance.now();
-    const socket = net.connect({ host: o.host, port: o.port, noDelay: true });
+    // With TLS, connectMs includes the handshake; the host is checked against the certificate (IP SANs for an IP).
+    const socket: net.Socket = o.tls
+      ? tls.connect({ ...o.tls, host: o.host, port: o.port, noDelay: true } as tls.ConnectionOptions)
+      : net.connect({ host: o.host, port: o.port, noDelay: true });
+    const ready = o.tls ? 'secureConnect' : 'connect';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new ScuError(`not connected within ${o.timeoutMs} ms`));
       }, o.timeoutMs);
-      socket.once('connect', () => {
+      socket.once(ready, () => {
         clearTimeout(timer);
         resolve();
       });

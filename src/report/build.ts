@@ -75,6 +75,15 @@ async function messageFacts(engine: Engine): Promise<MessageFacts> {
   return { first: r?.first ?? undefined, last: r?.last ?? undefined, maxPdus: r?.max_pdus ?? [], scpMaxPdus: r?.scp_max_pdus ?? [], commands: commands.map((c) => c.command) };
 }
 
+/** "; as the proxy logged it: SCU leg TLSv1.3 TLS_AES_256_GCM_SHA384, SCP leg …" (bench --tls), or nothing. */
+function legsText(info: RunInfo): string {
+  const seen = new Set<string>();
+  for (const s of info.settings) {
+    for (const [leg, t] of [['SCU', s.tls?.scu], ['SCP', s.tls?.scp]] as const) if (t) seen.add(`${leg} leg ${t.version ?? '?'} ${t.cipher}`);
+  }
+  return seen.size > 0 ? `; as the proxy logged it: ${[...seen].join(', ')}` : '';
+}
+
 /** The settings section: from run.json when there is one, else what the logs say. */
 function facts(results: readonly CsvRow[], messages: MessageFacts | undefined, info: RunInfo | undefined): Array<[string, string]> {
   if (info) {
@@ -92,6 +101,7 @@ function facts(results: readonly CsvRow[], messages: MessageFacts | undefined, i
       ...linkFact(results),
       ['mode', info.modes.map((m) => (m === 'proxy' ? 'through the proxy' : m === 'native' ? 'native (the SCP started with each size, no proxy)' : 'direct (no proxy)')).join(' and ')],
       ['proxy options', info.proxyOptions],
+      ...(info.tls ? ([['TLS', `${info.tls}${legsText(info)}`]] as Array<[string, string]>) : []),
       ['machine', machineText(info.machine)],
       ['tool', info.tool],
     ];

@@ -31,6 +31,8 @@ export interface RunSettingInfo {
   messagesCsv?: string;
   /** bench --scp-command: the SCP's output (stdout and stderr) during this setting. */
   scpLog?: string;
+  /** bench --tls, through the proxy: each leg's TLS as the proxy logged it for the setting's first association. */
+  tls?: { scu?: { version: string | null; cipher: string }; scp?: { version: string | null; cipher: string } };
 }
 
 export interface RunInfo {
@@ -46,6 +48,8 @@ export interface RunInfo {
   modes: string[];
   /** The proxy's command line per setting, with <placeholders> for what changes. */
   proxyOptions: string;
+  /** bench --tls: what ran over TLS, how (absent: plain TCP). */
+  tls?: string;
   settings: RunSettingInfo[];
 }
 
