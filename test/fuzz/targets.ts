@@ -7,7 +7,7 @@
 // fails; any other exception that escapes is a crash. Errors the code is specified to throw on bad input
 // (ProtocolError, CommandSetError) are expected and end the run of that input.
 
-import { CommandSetError, decodeCommandSet, MAX_COMMAND_SET_LENGTH } from '../../src/dimse/command.js';
+import { CommandSetError, decodeCommandSet, encodeCommandSet as encodeCommandFields, MAX_COMMAND_SET_LENGTH } from '../../src/dimse/command.js';
 import type { CommandSet } from '../../src/dimse/command.js';
 import { MessageTracker } from '../../src/dimse/tracker.js';
 import {
@@ -412,7 +412,7 @@ export function encodeCommandSet(c: CommandSet): Buffer {
 /**
  * Input: a command set. Properties: decoding throws only CommandSetError, exactly when an independent
  * reading finds the bytes malformed, and otherwise gives the same fields; it allocates nothing; encoding
- * the decoded fields and decoding again gives them back.
+ * the decoded fields (here, and with the built-in peers' encodeCommandSet) and decoding again gives them back.
  */
 export function fuzzCommand(data: Buffer): void {
   let decoded: CommandSet | 'error';
@@ -431,6 +431,15 @@ export function fuzzCommand(data: Buffer): void {
   if (decoded === 'error') return;
   const again = decodeCommandSet(encodeCommandSet(decoded));
   check(JSON.stringify(again) === JSON.stringify(decoded), () => `re-encoded ${JSON.stringify(again)}, was ${JSON.stringify(decoded)}`);
+  // The built-in peers' encoder (src/dimse/command.ts) gives the same fields back, with a true group length.
+  if (decoded.commandField !== undefined && decoded.dataSetType !== undefined) {
+    const { commandField, dataSetType, ...rest } = decoded;
+    const fields = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+    const encoded = encodeCommandFields({ commandField, dataSetType, ...fields });
+    check(encoded.readUInt32LE(8) === encoded.length - 12, `CommandGroupLength ${encoded.readUInt32LE(8)} for ${encoded.length - 12} bytes after it`);
+    const back = decodeCommandSet(encoded);
+    check(JSON.stringify(back) === JSON.stringify(decoded), () => `encodeCommandSet gave ${JSON.stringify(back)}, was ${JSON.stringify(decoded)}`);
+  }
 }
 
 // ---- tracker ----------------------------------------------------------------------------------------
