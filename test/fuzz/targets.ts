@@ -28,7 +28,7 @@ import { ItemType, MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, PduType } from '../
 import { ProtocolError } from '../../src/pdu/errors.js';
 import type { FrameHandler } from '../../src/pdu/framer.js';
 import { PduFramer } from '../../src/pdu/framer.js';
-import { encodePData, fragmentSizeFor } from '../../src/pdu/pdata.js';
+import { encodePData, fragmentPlan, fragmentSizeFor, planHeaders } from '../../src/pdu/pdata.js';
 import type { Direction, MessageRecord, PduRecord } from '../../src/events/events.js';
 import { Refragmenter } from '../../src/transform/refragment.js';
 import type { FragmentPolicy } from '../../src/transform/refragment.js';
@@ -287,7 +287,8 @@ export function refragmentCase(data: Buffer, options: TargetOptions = {}): { lim
  * Input: [limit selector][limit (4)][policy selector][size (4)][chunking seed][PDVs...]. The P-DATA-TF
  * stream goes through the framer into a re-fragmenter, as a link does. Properties: every output PDU is
  * whole (6 + its PDU-length bytes) and within the receiver's limit; the PDV byte stream, per context id and
- * command/data set, with its last bits, is unchanged; the bytes held back never reach one output fragment.
+ * command/data set, with its last bits, is unchanged; the bytes held back never reach one output fragment;
+ * fragmentPlan for the same stream length and limit covers it once, in order, within the limit.
  * With tiny limits, configure() may refuse the limit (RangeError) instead: then nothing may be written.
  */
 export function fuzzRefragment(data: Buffer, options: TargetOptions = {}, makeRefragmenter = (sink: ConstructorParameters<typeof Refragmenter>[0]) => new Refragmenter(sink)): void {
@@ -345,6 +346,20 @@ export function fuzzRefragment(data: Buffer, options: TargetOptions = {}, makeRe
     const g = got[i]!;
     check(g.key === e.key && g.last === e.last && g.bytes.equals(e.bytes), () => `run ${i}: ${g.key} ${g.bytes.length} bytes last=${g.last}, expected ${e.key} ${e.bytes.length} last=${e.last}`);
   }
+  // The built-in peers' sender plans its fragments for the same limit up front (fragmentPlan): the plan
+  // covers the stream once, in order, within the limit, with the last bit on its final fragment only.
+  const total = pdus.flat().reduce((n, p) => n + p.fragment.length, 0);
+  const plan = fragmentPlan(total, limit);
+  const headers = planHeaders(plan, 1, false);
+  let offset = 0;
+  for (const [i, f] of plan.entries()) {
+    check(f.offset === offset && f.last === (i === plan.length - 1), `fragment ${i} of the plan at ${f.offset}, expected ${offset}`);
+    const length = headers.readUInt32BE(12 * i + 2);
+    check(length === 6 + f.length && headers.readUInt32BE(12 * i + 6) === f.length + 2, `planned header ${i}: PDU-length ${length} for ${f.length} bytes`);
+    check(limit === 0 || length <= limit, `a planned PDU of length ${length} exceeds the receiver's limit ${limit}`);
+    offset += f.length;
+  }
+  check(offset === total, `the plan covers ${offset} of ${total} bytes`);
 }
 
 // ---- command ----------------------------------------------------------------------------------------
