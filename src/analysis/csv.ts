@@ -1,6 +1,7 @@
-// Reading the proxy's CSV files: the messages CSV (--messages-csv) and the chunk CSV (--csv), and bench's
-// results.csv. The kind of a file is told by its header, so `stats` takes any of them without a flag. Read
-// with fast-csv's parser.
+// The kinds of the proxy's CSV files: the messages CSV (--messages-csv), the chunk CSV (--csv) and bench's
+// results.csv, told by their header, so `stats` takes any of them without a flag (logs.ts checks each file's
+// header with these; the engine reads the rows). readCsvFile reads a small file whole with fast-csv's
+// parser, for the tests; `stats` and the report never hold a file's rows.
 
 import fs from 'node:fs';
 import { parse } from 'fast-csv';
@@ -10,9 +11,9 @@ export { MESSAGES_CSV_COLUMNS } from '../record/messages-csv.js';
 
 /** The columns `stats` needs from a chunk CSV (the recorder may add columns; it never renames). */
 export const CHUNK_CSV_REQUIRED = ['assoc', 'direction', 'seq', 'type', 'length', 'first_byte_us', 'last_byte_us', 'violation'] as const;
-const MESSAGES_CSV_REQUIRED = ['assoc', 'command', 'bytes', 'max_pdu', 'duration_ms', 'status'] as const;
+export const MESSAGES_CSV_REQUIRED = ['assoc', 'command', 'bytes', 'max_pdu', 'duration_ms', 'status'] as const;
 /** The columns the report needs from bench's results.csv (bench may add columns; they are read by name). */
-const RESULTS_CSV_REQUIRED = ['pdu_bytes', 'images', 'mean_s', 'min_s', 'max_s', 'failures'] as const;
+export const RESULTS_CSV_REQUIRED = ['pdu_bytes', 'images', 'mean_s', 'min_s', 'max_s', 'failures'] as const;
 
 export type CsvKind = 'messages' | 'chunks' | 'results';
 export type CsvRow = Record<string, string>;
@@ -35,7 +36,25 @@ export function detectKind(columns: readonly string[]): CsvKind | undefined {
   return undefined;
 }
 
-/** Read one CSV file whole (files are per experiment: thousands of rows, not millions). */
+/**
+ * The columns a file that looks like one of the kinds (by its first columns) lacks, as a sentence; undefined
+ * when it looks like none.
+ */
+export function missingColumns(columns: readonly string[]): string | undefined {
+  const lacking = (names: readonly string[]): string[] => names.filter((n) => !columns.includes(n));
+  const near: Array<[boolean, string, readonly string[]]> = [
+    [columns[1] === 'message_id', 'a messages CSV (--messages-csv)', MESSAGES_CSV_REQUIRED],
+    [columns[1] === 'direction', 'a chunk CSV (--csv)', CHUNK_CSV_REQUIRED],
+    [columns[0] === 'pdu_bytes', "bench's results.csv", RESULTS_CSV_REQUIRED],
+  ];
+  for (const [looks, name, required] of near) {
+    const missing = lacking(required);
+    if (looks && missing.length > 0) return `${name} without the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
+  }
+  return undefined;
+}
+
+/** Read one small CSV file whole (tests; `stats` leaves the rows to the engine). */
 export async function readCsvFile(path: string): Promise<CsvFile> {
   let columns: string[] = [];
   const rows: CsvRow[] = [];

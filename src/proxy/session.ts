@@ -21,6 +21,7 @@ import {
 import { ABORT_REASON_NAMES, AbortReason, AbortSource, PduType, pduTypeName } from '../pdu/constants.js';
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import { ProtocolError } from '../pdu/errors.js';
+import { MIN_USABLE_MAX_LENGTH } from '../pdu/pdata.js';
 import { MessageTracker } from '../dimse/tracker.js';
 import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
 import { formatEndpoint } from '../values/endpoint.js';
@@ -28,6 +29,7 @@ import type { Admission } from './admission.js';
 import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
+import { captureRecorder, tapSocket } from './capture-tap.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import type { Wire } from '../transform/shaper.js';
@@ -71,6 +73,8 @@ export class Session implements LinkOwner {
   private readonly pduRecorders: readonly Recorder[];
   private readonly messageRecorders: readonly Recorder[];
   private readonly associationRecorders: readonly Recorder[];
+  /** --pcap: taps both sockets (src/proxy/capture-tap.ts); undefined = no capture. */
+  private readonly capture: Recorder | undefined;
   private readonly tlsRecorders: readonly Recorder[];
   private readonly tracker: MessageTracker;
   private readonly onDone: (session: Session) => void;
@@ -121,6 +125,7 @@ export class Session implements LinkOwner {
     this.pduRecorders = recorders.filter((r) => r.pdu);
     this.messageRecorders = recorders.filter((r) => r.message);
     this.associationRecorders = recorders.filter((r) => r.association);
+    this.capture = captureRecorder(recorders);
     this.tlsRecorders = recorders.filter((r) => r.tlsFailure);
     this.onDone = onDone;
     const clock = (): number => (performance.now() - this.t0) * 1000;
@@ -138,6 +143,7 @@ export class Session implements LinkOwner {
     this.toScp.observer = this.tracker;
     this.toScu.observer = this.tracker;
     scu.setNoDelay(true);
+    tapSocket(this.capture, 'scu', scu);
     this.toScp.attachSource(scu);
     this.toScu.attachDest(scu);
     scu.on('end', () => this.onLegEnd('scu'));
@@ -177,6 +183,16 @@ export class Session implements LinkOwner {
 
   onProtocolError(link: Link, err: ProtocolError): void {
     this.fail(`${link.direction === 'to_scp' ? 'SCU' : 'SCP'} sent ${err.message}`, err.code, err.reason);
+  }
+
+  /** A bug, not the peers' fault: abort (reason 0, not specified), one error line with the stack, counted apart. */
+  onInternalError(link: Link, err: Error): void {
+    if (this.state === State.Aborted) {
+      this.log.error({ err, direction: link.direction }, 'internal error after the association was aborted');
+      return;
+    }
+    this.log.error({ err, direction: link.direction, state: this.stateName }, 'internal error: association aborted');
+    this.abortBoth(`internal error: ${err.message}`, 'internal_error', AbortReason.NotSpecified);
   }
 
   onControlPdu(link: Link, type: number, pdu: Buffer, record: InFlight): void {
@@ -245,6 +261,7 @@ export class Session implements LinkOwner {
     if (!rq) return;
     if (!this.admit(rq, record)) return;
     this.scuMax = this.maxLengthOf(rq, 'SCU');
+    if (!this.usableMax(this.scuMax, 'SCU')) return;
     let out = raw;
     let written = this.scuMax;
     if (this.options.maxPduRq !== undefined) {
@@ -275,6 +292,7 @@ export class Session implements LinkOwner {
     const ac = this.decode(raw, 'SCP');
     if (!ac) return;
     this.scpMax = this.maxLengthOf(ac, 'SCP');
+    if (!this.usableMax(this.scpMax, 'SCP')) return;
     let out = raw;
     let written = this.scpMax;
     if (this.options.maxPdu !== undefined) {
@@ -327,6 +345,17 @@ export class Session implements LinkOwner {
     return value;
   }
 
+  /** A Maximum Length of 1..7 leaves no room for a fragment: a protocol error (A-ABORT, reason 6). */
+  private usableMax(value: number, sender: string): boolean {
+    if (value === 0 || value >= MIN_USABLE_MAX_LENGTH) return true;
+    this.fail(
+      `${sender} sent Maximum Length ${value}: no P-DATA-TF can carry data within it (${MIN_USABLE_MAX_LENGTH} at least)`,
+      'max-length-too-small',
+      AbortReason.InvalidPduParameterValue,
+    );
+    return false;
+  }
+
   private connectUpstream(): void {
     const { host, port } = this.options.upstream;
     // Plain TCP, or TLS (--upstream-tls): then the connect timeout covers the handshake too.
@@ -350,6 +379,7 @@ export class Session implements LinkOwner {
         scp.destroy();
         return;
       }
+      tapSocket(this.capture, 'scp', scp);
       this.state = State.AwaitAc;
       this.toScu.attachSource(scp);
       this.toScp.attachDest(scp);
@@ -407,12 +437,17 @@ export class Session implements LinkOwner {
   /** A protocol error: A-ABORT (source 2, `reason`) to both peers, one warn line, both legs closed. */
   private fail(message: string, code: string, reason: AbortReason): void {
     if (this.state === State.Aborted) return;
+    this.log.warn({ code, abortReason: ABORT_REASON_NAMES[reason], reason: message }, 'protocol error: association aborted');
+    this.abortBoth(`protocol error: ${message}`, 'protocol_error', reason);
+  }
+
+  /** A-ABORT (source 2, `reason`) to both peers (to the SCU only before the upstream is connected), both legs closed. */
+  private abortBoth(why: string, cause: AbortCause, reason: AbortReason): void {
     const wasConnecting = this.state === State.Connecting || this.state === State.AwaitRq;
     this.state = State.Aborted;
     this.outcome = 'aborted';
-    this.abortCause = 'protocol_error';
-    this.reason = `protocol error: ${message}`;
-    this.log.warn({ code, abortReason: ABORT_REASON_NAMES[reason], reason: message }, 'protocol error: association aborted');
+    this.abortCause = cause;
+    this.reason = why;
     this.toScp.stop();
     this.toScu.stop();
     const abort = encodeAbort(AbortSource.ServiceProvider, reason);
