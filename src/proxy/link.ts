@@ -42,6 +42,8 @@ export interface LinkOwner {
   onProtocolError(link: Link, err: ProtocolError): void;
   /** An exception inside the proxy while relaying (a bug, not the peer's fault). */
   onInternalError(link: Link, err: Error): void;
+  /** This link's receiver took no bytes for stallTimeoutMs while the link had bytes for it. */
+  onStalled(link: Link): void;
   onRecord(record: PduRecord): void;
 }
 
@@ -65,6 +67,9 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   observer: PDataObserver | undefined;
   /** Presentation context ids accepted in the A-ASSOCIATE-AC (1 = accepted); a PDV on any other aborts. */
   acceptedContexts: Uint8Array | undefined;
+  /** How long the receiver may refuse bytes (no 'drain') before the owner is told (onStalled); 0 = never. */
+  stallTimeoutMs = 0;
+  private stallTimer: NodeJS.Timeout | undefined;
 
   private readonly owner: LinkOwner;
   private readonly assoc: number;
@@ -102,7 +107,10 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private shapeAwaitingDrain = false;
   /** closeOutput() was called while bytes waited in the shaper: end the socket once they are written. */
   private endWhenSent = false;
-  private readonly onDrain = (): void => this.resumeSource();
+  private readonly onDrain = (): void => {
+    this.stallWatchEnd();
+    this.resumeSource();
+  };
 
   constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number) {
     this.direction = direction;
@@ -380,7 +388,10 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       ok = dest.write(batch[lastIndex]!, onWritten);
       dest.uncork();
     }
-    if (!ok && this.pauseSource()) dest.once('drain', this.onDrain);
+    if (!ok && this.pauseSource()) {
+      this.stallWatchStart();
+      dest.once('drain', this.onDrain);
+    }
   }
 
   /** The unflushed batch, handed over; the link starts a new one. */
@@ -394,6 +405,21 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   /** The callback that reports `ready` once its bytes are written (undefined when nothing is to report). */
   private reportWhenWritten(ready: InFlight[]): OnWritten | undefined {
     return ready.length > 0 ? (err?: Error | null) => this.report(ready, err ? undefined : this.clock()) : undefined;
+  }
+
+  /** The receiver refused bytes: if it takes none for stallTimeoutMs, the owner hears of it. */
+  private stallWatchStart(): void {
+    if (this.stallTimeoutMs <= 0 || this.stallTimer !== undefined) return;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      this.owner.onStalled(this);
+    }, this.stallTimeoutMs);
+    this.stallTimer.unref();
+  }
+
+  private stallWatchEnd(): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
   }
 
   /** Stop reading from the sender (backpressure); false when it was paused already. */
@@ -459,7 +485,9 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     if (corked) dest.uncork();
     if (!ok) {
       this.shapeAwaitingDrain = true;
+      this.stallWatchStart();
       dest.once('drain', () => {
+        this.stallWatchEnd();
         this.shapeAwaitingDrain = false;
         this.releaseShaped(dest);
       });
@@ -514,6 +542,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
 
   /** Report every record not reported yet, as never forwarded. Called when the association is over. */
   abandon(): void {
+    this.stallWatchEnd();
     this.flush();
     if (this.shaper) this.dropShaped();
     for (const record of this.awaiting.splice(0)) {

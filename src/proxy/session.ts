@@ -140,6 +140,8 @@ export class Session implements LinkOwner {
       message: (m) => this.onMessage(m),
       undecodable: (direction, why) => this.onUndecodable(direction, why),
     });
+    this.toScp.stallTimeoutMs = options.stallTimeoutMs;
+    this.toScu.stallTimeoutMs = options.stallTimeoutMs;
     this.toScp.observer = this.tracker;
     this.toScu.observer = this.tracker;
     scu.setNoDelay(true);
@@ -193,6 +195,33 @@ export class Session implements LinkOwner {
     }
     this.log.error({ err, direction: link.direction, state: this.stateName }, 'internal error: association aborted');
     this.abortBoth(`internal error: ${err.message}`, 'internal_error', AbortReason.NotSpecified);
+  }
+
+  /**
+   * The link's receiver took no bytes for --stall-timeout while the proxy had bytes for it (a TCP window kept
+   * at zero, a host that stopped answering): A-ABORT to the other peer; the stalled connection cannot take
+   * an A-ABORT, so it is reset.
+   */
+  onStalled(link: Link): void {
+    const leg = link === this.toScp ? 'scp' : 'scu';
+    const stalled = leg === 'scp' ? this.scp : this.scu;
+    if (this.state === State.Ended || this.state === State.Aborted || this.state === State.AwaitRq) {
+      this.log.debug({ leg }, 'peer stalled after the association ended: connection reset');
+      stalled?.resetAndDestroy();
+      return;
+    }
+    this.state = State.Aborted;
+    this.outcome = 'aborted';
+    this.abortCause = 'peer_stalled';
+    this.reason = `${leg.toUpperCase()} took no bytes for ${this.options.stallTimeoutMs} ms (--stall-timeout)`;
+    this.log.warn({ leg, reason: this.reason }, 'peer stalled: association aborted');
+    this.toScp.stop();
+    this.toScu.stop();
+    const abort = encodeAbort(AbortSource.ServiceProvider, AbortReason.NotSpecified);
+    if (leg === 'scp') this.abortLeg(this.toScu, this.scu, abort);
+    else if (this.scp) this.abortLeg(this.toScp, this.scp, abort);
+    stalled?.resetAndDestroy();
+    this.startCloseTimer();
   }
 
   onControlPdu(link: Link, type: number, pdu: Buffer, record: InFlight): void {
