@@ -7,6 +7,8 @@
 //
 // Options: --rounds N (default 7), --repeat N images per run (default 20), --pdu 4KB,16KB,128KB
 // --image-bytes N (default 16 MiB of pixel data), --targets direct,pipe,haproxy,socat,proxy,proxy-csv
+// --ref DIR: another build of the proxy (a checkout with dist/ built, e.g. of main) as targets proxy-ref and
+// proxy-ref-csv, to compare a change with its base in the same interleaved run.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,6 +27,7 @@ interface Args {
   pdus: number[];
   imageBytes: number;
   targets: string[];
+  ref: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -38,6 +41,7 @@ function parseArgs(argv: string[]): Args {
     pdus: (get('--pdu') ?? '16KB,4KB,128KB').split(',').map(parseSize),
     imageBytes: parseSize(get('--image-bytes') ?? '16MB'),
     targets: (get('--targets') ?? 'direct,pipe,haproxy,socat,proxy,proxy-csv').split(','),
+    ref: get('--ref'),
   };
 }
 
@@ -56,7 +60,7 @@ interface Target {
   process?: PeerProcess;
 }
 
-async function startTarget(name: string, scpPort: number, dir: string): Promise<Target | undefined> {
+async function startTarget(name: string, scpPort: number, dir: string, ref: string | undefined): Promise<Target | undefined> {
   if (name === 'direct') return { name, port: scpPort };
   const port = await freePort();
   let proc: PeerProcess;
@@ -96,14 +100,19 @@ async function startTarget(name: string, scpPort: number, dir: string): Promise<
     case 'proxy-csv':
     case 'proxy-messages':
     case 'proxy-metrics':
-    case 'proxy-untuned': {
-      const args = [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
-      if (name === 'proxy-csv') args.push('--csv', path.join(dir, 'chunks.csv'));
+    case 'proxy-untuned':
+    case 'proxy-ref':
+    case 'proxy-ref-csv': {
+      const isRef = name.startsWith('proxy-ref');
+      if (isRef && ref === undefined) throw new Error(`${name} needs --ref DIR`);
+      const root = isRef ? path.resolve(ref!) : REPO_ROOT;
+      const args = [path.join(root, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
+      if (name === 'proxy-csv' || name === 'proxy-ref-csv') args.push('--csv', path.join(dir, `${name}.csv`));
       if (name === 'proxy-messages') args.push('--messages-csv', path.join(dir, 'messages.csv'));
       if (name === 'proxy-metrics') args.push('--metrics', '127.0.0.1:0');
       // proxy-untuned: the same proxy without its start-up malloc tuning (src/proxy/malloc-threshold.ts).
       const env = name === 'proxy-untuned' ? { ...process.env, DICOM_PDU_PROXY_MALLOC_TUNING: 'off' } : process.env;
-      proc = spawnPeer(process.execPath, args, { name, cwd: REPO_ROOT, env });
+      proc = spawnPeer(process.execPath, args, { name, cwd: root, env });
       break;
     }
     default:
@@ -156,7 +165,7 @@ async function main(): Promise<void> {
       await waitForPort(scpPort, 10_000);
       const targets: Target[] = [];
       for (const name of args.targets) {
-        const t = await startTarget(name, scpPort, dir);
+        const t = await startTarget(name, scpPort, dir, args.ref);
         if (t) targets.push(t);
         else console.log(`(${name} not installed: skipped)`);
       }
