@@ -13,6 +13,7 @@ const LAYERS = [
   'record',
   'config',
   'proxy',
+  'peers',
   'analysis',
   'report',
   'stats',

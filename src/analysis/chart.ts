@@ -2,8 +2,7 @@
 // canvas). Two charts: the experiment (mean with min-max bars per group) and one association's timeline.
 
 import type { TopLevelSpec } from 'vega-lite';
-import { num } from './csv.js';
-import type { CsvRow } from './csv.js';
+import type { TimelinePdu } from './chunks.js';
 import type { ResultRow } from './table.js';
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
@@ -63,11 +62,9 @@ export function experimentSpec(series: readonly ExperimentSeries[], xTitle: stri
   } as TopLevelSpec;
 }
 
-/** The PDUs of one association from a chunk CSV: PDU length against arrival time, both directions. */
-export function timelineSpec(rows: readonly CsvRow[], assoc: string): TopLevelSpec {
-  const values = rows
-    .filter((r) => r.assoc === assoc)
-    .map((r) => ({ ms: (num(r.last_byte_us) ?? 0) / 1000, length: num(r.length) ?? 0, direction: r.direction, type: r.type }));
+/** The PDUs of one association (timelinePdus): PDU length against arrival time, both directions. */
+export function timelineSpec(pdus: readonly TimelinePdu[], assoc: string): TopLevelSpec {
+  const values = pdus.map((r) => ({ ms: (r.lastByteUs ?? 0) / 1000, length: r.length ?? 0, direction: r.direction, type: r.type }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: `association ${assoc}: PDUs over time`,

@@ -19,13 +19,18 @@ export const DEFAULT_COUNT = 100;
 export const QUICK_IMAGE_SIZE = '2MB';
 export const QUICK_COUNT = 8;
 export const DEFAULT_CALLED_AET = 'ANY-SCP';
+/** Seconds a sender waits for a connection, an AC, or a C-STORE's response before giving up (--timeout). */
+export const DEFAULT_TIMEOUT_S = 120;
 export const DEFAULT_CALLING_AET = 'PDU-BENCH';
 /** A Maximum Length must hold one PDV item header (4 + 2) and an even fragment: PS3.8 9.3.5. */
 const MIN_PDU = 8;
 /** AE titles: 1-16 characters of the default repertoire, no backslash, not all spaces (PS3.5 6.2). */
 const AE_TITLE = /^(?=.*\S)[\x20-\x5b\x5d-\x7e]{1,16}$/;
 
-export type ScuKind = 'dcmjs' | 'dcmtk';
+export type ScuKind = 'builtin' | 'dcmjs' | 'dcmtk';
+export type ScpKind = 'builtin' | 'dcmjs';
+/** The built-in sender: a new association per image (as the original experiment), or one per sender. */
+export type AssociationMode = 'per-image' | 'per-sender';
 export type BenchMode = 'proxy' | 'direct';
 
 export interface BenchOptions {
@@ -40,6 +45,11 @@ export interface BenchOptions {
   calledAet: string;
   callingAet: string;
   scu: ScuKind;
+  /** The embedded SCP (without --upstream). */
+  scp: ScpKind;
+  association: AssociationMode;
+  /** Bound on each sender's connect, negotiation and C-STORE (--timeout): a stalled peer is a counted failure. */
+  timeoutMs: number;
   modes: BenchMode[];
   out: string;
   storeDir: string | undefined;
@@ -73,6 +83,9 @@ export interface BenchFlags {
   calledAet?: string;
   callingAet?: string;
   scu?: string;
+  scp?: string;
+  association?: string;
+  timeout?: string;
   direct?: boolean;
   both?: boolean;
   out?: string;
@@ -143,8 +156,16 @@ export function benchOptions(flags: BenchFlags, cwd = process.cwd()): BenchOptio
   const parallel = positiveInt('--parallel', flags.parallel ?? String(DEFAULT_PARALLEL), 64);
   const count = positiveInt('--count', flags.count ?? String(quick ? QUICK_COUNT : DEFAULT_COUNT), 1_000_000);
   const upstream = flags.upstream !== undefined ? parseUpstreamFlag(flags.upstream) : undefined;
-  const scu = flags.scu ?? 'dcmjs';
-  if (scu !== 'dcmjs' && scu !== 'dcmtk') throw new ConfigError(`--scu: ${JSON.stringify(scu)} is not dcmjs or dcmtk`);
+  const scu = flags.scu ?? 'builtin';
+  if (scu !== 'builtin' && scu !== 'dcmjs' && scu !== 'dcmtk') throw new ConfigError(`--scu: ${JSON.stringify(scu)} is not builtin, dcmjs or dcmtk`);
+  const scp = flags.scp ?? 'builtin';
+  if (scp !== 'builtin' && scp !== 'dcmjs') throw new ConfigError(`--scp: ${JSON.stringify(scp)} is not builtin or dcmjs`);
+  if (flags.scp !== undefined && flags.upstream !== undefined) throw new ConfigError('--scp chooses the embedded SCP; with --upstream the SCP is yours');
+  const association = flags.association ?? 'per-image';
+  if (association !== 'per-image' && association !== 'per-sender') throw new ConfigError(`--association: ${JSON.stringify(association)} is not per-image or per-sender`);
+  if (association === 'per-sender' && scu !== 'builtin') {
+    throw new ConfigError(`--association per-sender is for --scu builtin (dcmjs-dimse opens one association per image, storescu one per sender)`);
+  }
   if (flags.direct && flags.both) throw new ConfigError('--direct and --both exclude each other');
   const modes: BenchMode[] = flags.both ? ['proxy', 'direct'] : flags.direct ? ['direct'] : ['proxy'];
   if (upstream && modes.includes('direct')) {
@@ -166,6 +187,9 @@ export function benchOptions(flags: BenchFlags, cwd = process.cwd()): BenchOptio
     calledAet: aeTitle('--called-aet', flags.calledAet ?? DEFAULT_CALLED_AET),
     callingAet: aeTitle('--calling-aet', flags.callingAet ?? DEFAULT_CALLING_AET),
     scu,
+    scp,
+    association,
+    timeoutMs: 1000 * positiveInt('--timeout', flags.timeout ?? String(DEFAULT_TIMEOUT_S), 86_400),
     modes,
     out: path.resolve(cwd, flags.out ?? path.join('results', timestampName())),
     storeDir: flags.storeDir !== undefined ? path.resolve(cwd, flags.storeDir) : undefined,

@@ -1,10 +1,12 @@
 // results.csv: one row per setting. The first columns are a contract (add, never rename), then the
 // time split from the proxy's messages CSV (empty in --direct, or when the proxy has no --messages-csv),
 // the failures, which mode and sender produced the row, and the link shaping of the proxy
-// (latency_ms, jitter_ms, bandwidth_bps in bits per second; 0 = none / not limited).
+// (latency_ms, jitter_ms, bandwidth_bps in bits per second; 0 = none / not limited), then the built-in
+// sender's connect and negotiation times (mean per association, ms; empty for the other senders), which
+// embedded SCP answered (builtin, dcmjs; upstream for --upstream) and the sender's association mode.
 
 import type { ResultRow } from '../analysis/table.js';
-import type { BenchMode, ScuKind } from './options.js';
+import type { AssociationMode, BenchMode, ScpKind, ScuKind } from './options.js';
 import type { LinkSetting } from '../values/shaping.js';
 
 export const RESULTS_CSV_COLUMNS = [
@@ -27,6 +29,10 @@ export const RESULTS_CSV_COLUMNS = [
   'latency_ms',
   'jitter_ms',
   'bandwidth_bps',
+  'connect_ms',
+  'associate_ms',
+  'scp',
+  'association',
 ] as const;
 
 export interface SettingResult {
@@ -39,6 +45,12 @@ export interface SettingResult {
   scu: ScuKind;
   /** The proxy's link shaping for this row (--latency, --bandwidth); zeros when unshaped. */
   link: LinkSetting;
+  /** Means per association (ms) as the built-in sender measured them; undefined for the other senders. */
+  connectMs?: number | undefined;
+  associateMs?: number | undefined;
+  scp: ScpKind | 'upstream';
+  /** per-image or per-sender (what storescu does). */
+  association: AssociationMode;
 }
 
 const f = (v: number | undefined, digits: number): string => (v === undefined ? '' : v.toFixed(digits));
@@ -65,5 +77,9 @@ export function resultsCsvRow(r: SettingResult): string[] {
     String(r.link.latency.ms),
     String(r.link.latency.jitterMs),
     String(Math.round(r.link.bandwidth * 8)),
+    f(r.connectMs, 3),
+    f(r.associateMs, 3),
+    r.scp,
+    r.association,
   ];
 }

@@ -13,8 +13,7 @@ import cliProgress from 'cli-progress';
 import { formatSize } from '../values/size.js';
 import { datasetOffset, writeTestDicom } from '../dicom/synthetic.js';
 import { experimentSpec, renderSvg } from '../analysis/chart.js';
-import { readCsvFile } from '../analysis/csv.js';
-import { messagesRow, STATUS_SUCCESS } from '../analysis/messages.js';
+import { STATUS_SUCCESS } from '../analysis/messages.js';
 import { mbPerSecond, summarize } from '../analysis/summary.js';
 import { renderResultTable } from '../analysis/table.js';
 import type { ResultRow } from '../analysis/table.js';
@@ -23,17 +22,39 @@ import { machineInfo, RUN_JSON } from '../report/run-info.js';
 import type { RunInfo, RunSettingInfo } from '../report/run-info.js';
 import { Child, nodeScript, PACKAGE_ROOT, PROXY_BIN } from './child.js';
 import { formatEndpoint, linkArgs, linkSettings } from './options.js';
-import type { BenchMode, BenchOptions } from './options.js';
+import type { BenchMode, BenchOptions, ScpKind } from './options.js';
 import { isShapedLink, linkLabel } from '../values/shaping.js';
 import type { LinkSetting } from '../values/shaping.js';
 import { RESULTS_CSV_COLUMNS, resultsCsvRow } from './results.js';
 import type { SettingResult } from './results.js';
 import type { WorkerJob, WorkerLine } from './scu-worker.js';
 
-/** What the embedded SCP announces behind the proxy: above every swept size, so each reaches it unchanged. */
+/**
+ * What the embedded dcmjs-dimse SCP announces behind the proxy: above every swept size, so each reaches it
+ * unchanged. The built-in SCP announces 0 (no maximum) there: it streams, whatever the PDU size.
+ */
 export const EMBEDDED_SCP_MAX_PDU = 64 * 1024 * 1024;
-/** dcmjs-dimse connect/association/PDU timeouts and storescu -ta/-td/-to. */
-const SCU_TIMEOUT_MS = 120_000;
+
+/** The sender, as the plan line and the report name it. */
+export function senderLabel(o: Pick<BenchOptions, 'scu' | 'association'>): string {
+  if (o.scu === 'dcmtk') return 'DCMTK storescu';
+  if (o.scu === 'dcmjs') return 'dcmjs-dimse Client';
+  return `built-in SCU (${o.association === 'per-sender' ? 'one association per sender' : 'one association per image'})`;
+}
+
+/** What each sender does with a swept size (what the chunk CSVs then show). */
+export function senderWithSize(scu: BenchOptions['scu']): string {
+  if (scu === 'dcmtk') return 'never sends PDUs over 128KB (DCMTK caps its send limit at 131072, header included): settings above 128KB measure 128KB PDUs';
+  if (scu === 'dcmjs') return 'fills PDUs to the size the AC gives but never over 4 MiB (4194304): 10MB and 20MB send 4 MiB PDUs';
+  return 'sends P-DATA-TF of exactly the size the AC gives (the last one shorter), from memory; 0 = the whole data set in one PDV';
+}
+
+/** What the embedded SCP does (undefined with --upstream: that SCP is the user's). */
+export function scpWithSize(o: Pick<BenchOptions, 'scp' | 'upstream'>): string | undefined {
+  if (o.upstream) return undefined;
+  if (o.scp === 'dcmjs') return 'announces 64MB behind the proxy, the swept size with --direct; assembles each PDU with a Buffer.concat per read, so its cost grows with the square of the PDU size';
+  return 'announces 0 (no maximum) behind the proxy, the swept size with --direct; streams every PDU (never holds a whole PDU or data set) and answers each C-STORE when its last fragment arrives';
+}
 const START_TIMEOUT_MS = 30_000;
 const LOOPBACK = '127.0.0.1';
 
@@ -54,6 +75,9 @@ export interface ImageOutcome {
   status?: string;
   error?: string;
   bytes: number;
+  /** The built-in sender: connect and negotiation of the association this image opened (ms). */
+  connectMs?: number;
+  associateMs?: number;
 }
 
 function storescuOnPath(): boolean {
@@ -67,8 +91,8 @@ function fileTag(pdu: number, image: ImageSet, mode: BenchMode, link: LinkSettin
   return `${formatSize(pdu)}-${image.label}${shaped}${mode === 'direct' ? '-direct' : ''}`;
 }
 
-async function startScp(maxPdu: number, storeDir: string | undefined): Promise<{ child: Child; port: number }> {
-  const args = [...nodeScript('scp-process'), '--port', '0', '--max-pdu', String(maxPdu)];
+async function startScp(kind: ScpKind, maxPdu: number, storeDir: string | undefined): Promise<{ child: Child; port: number }> {
+  const args = [...nodeScript(kind === 'builtin' ? 'scp-builtin-process' : 'scp-process'), '--port', '0', '--max-pdu', String(maxPdu)];
   if (storeDir) args.push('--store-dir', storeDir);
   const child = new Child('embedded SCP', process.execPath, args);
   const m = await child.waitForLine(/^listening (\d+)$/, START_TIMEOUT_MS);
@@ -104,6 +128,7 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
   const runs = shares.map(async (share, w) => {
     const job: WorkerJob = {
       scu: o.scu,
+      association: o.association,
       host,
       port,
       callingAet: o.callingAet,
@@ -111,7 +136,7 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
       files: image.files,
       first: (first += share) - share,
       count: share,
-      timeoutMs: SCU_TIMEOUT_MS,
+      timeoutMs: o.timeoutMs,
     };
     const mine: ImageOutcome[] = [];
     let previous: number | undefined;
@@ -127,7 +152,7 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
       if (previous !== undefined) cycles.push(now - previous);
       previous = now;
       const bytes = image.datasetBytes[msg.file] ?? 0;
-      mine.push('error' in msg ? { error: msg.error, bytes } : { ms: msg.ms, status: msg.status, bytes });
+      mine.push('error' in msg ? { error: msg.error, bytes } : { ms: msg.ms, status: msg.status, bytes, connectMs: msg.connectMs, associateMs: msg.associateMs });
       onImage();
     });
     const { code, signal } = await child.exited;
@@ -141,6 +166,26 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
   await Promise.all(runs);
   const cycleMs = cycles.length > 0 ? cycles.reduce((a, b) => a + b, 0) / cycles.length : undefined;
   return { outcomes, startMs: lastReady - t0, sendMs: performance.now() - lastReady, cycleMs };
+}
+
+/** The time split of the C-STORE requests of a messages CSV (the engine is loaded here, on use). */
+async function messagesSplit(messagesCsv: string): Promise<Pick<ResultRow, 'scuIdleMs' | 'upstreamBlockedMs' | 'scpResponseMs'>> {
+  const [{ withEngine }, { createViews, inputError, openLogs }, { groupMessages }] = await Promise.all([
+    import('../analysis/engine.js'),
+    import('../analysis/logs.js'),
+    import('../analysis/messages.js'),
+  ]);
+  return withEngine(async (engine) => {
+    const sources = await openLogs(engine, [messagesCsv]);
+    await createViews(engine, sources);
+    try {
+      const { rows } = await groupMessages(engine, { by: 'command', perRoute: false, where: "command = 'C-STORE-RQ'" });
+      const split = rows[0];
+      return { scuIdleMs: split?.scuIdleMs, upstreamBlockedMs: split?.upstreamBlockedMs, scpResponseMs: split?.scpResponseMs };
+    } catch (err) {
+      throw inputError(err, sources);
+    }
+  });
 }
 
 /** The table row of one setting, from the senders' measurements and (when written) the messages CSV. */
@@ -161,8 +206,7 @@ export async function settingRow(label: string, outcomes: readonly ImageOutcome[
     scpResponseMs: undefined,
   };
   if (messagesCsv && existsSync(messagesCsv) && statSync(messagesCsv).size > 0) {
-    const file = await readCsvFile(messagesCsv);
-    const split = messagesRow(label, file.rows.filter((r) => r.command === 'C-STORE-RQ'));
+    const split = await messagesSplit(messagesCsv);
     row.scuIdleMs = split.scuIdleMs;
     row.upstreamBlockedMs = split.upstreamBlockedMs;
     row.scpResponseMs = split.scpResponseMs;
@@ -261,22 +305,26 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
       [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : '', sweepsLinks ? linkLabel(s.link) : '', o.modes.length > 1 ? s.mode : ''].filter(Boolean).join(' ');
 
     // The SCP behind the proxy: the real one, or the embedded one announcing a large maximum.
-    const scpMax = Math.max(EMBEDDED_SCP_MAX_PDU, ...o.pdus);
+    const scpMax = o.scp === 'builtin' ? 0 : Math.max(EMBEDDED_SCP_MAX_PDU, ...o.pdus);
+    const scpMaxText = scpMax === 0 ? '0, no maximum' : formatSize(scpMax);
     let scpPort: number | undefined;
     const target = (): string => (o.upstream ? formatEndpoint(o.upstream) : `${LOOPBACK}:${scpPort}`);
     if (!o.upstream) {
-      const scp = await startScp(scpMax, o.storeDir);
+      const scp = await startScp(o.scp, scpMax, o.storeDir);
       children.push(scp.child);
       scpPort = scp.port;
     }
     say(
       `bench: ${settings.length} settings (max PDU ${o.pdus.map(formatSize).join(', ')}; image ${imageSets.map((i) => i.label).join(', ')}; ` +
         (sweepsLinks ? `link ${links.map(linkLabel).join(', ')} each way; ` : '') +
-        `${o.modes.join(' and ')}), ${o.count} images each, ${o.parallel} ${o.scu === 'dcmtk' ? 'storescu' : 'dcmjs-dimse'} senders in parallel; ` +
-        `SCP ${o.upstream ? formatEndpoint(o.upstream) : `embedded (announces ${formatSize(scpMax)})`}; output ${o.out}`,
+        `${o.modes.join(' and ')}), ${o.count} images each, ${o.parallel} × ${senderLabel(o)} in parallel; ` +
+        `SCP ${o.upstream ? formatEndpoint(o.upstream) : `embedded ${o.scp} (announces ${scpMaxText})`}; output ${o.out}`,
     );
     if (o.scu === 'dcmtk' && o.pdus.some((p) => p === 0 || p > 131072)) {
       say('bench: note: storescu never sends PDUs over 128KB (DCMTK caps its send limit at 131072): settings above 128KB measure 128KB PDUs; the chunk CSVs show it');
+    }
+    if (o.scu === 'dcmjs' && o.pdus.some((p) => p === 0 || p > 4 * 1024 * 1024)) {
+      say('bench: note: the dcmjs-dimse Client never sends PDUs over 4 MiB: settings above 4MB measure 4 MiB PDUs; the chunk CSVs show it');
     }
 
     // Warm-up (not counted): two images per sender straight to the SCP. The first is cold (JIT, caches);
@@ -338,7 +386,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
           stopAfter = proxy.child;
         } else {
           // --direct: the embedded SCP itself announces this size (one SCP process per setting).
-          const scp = await startScp(s.pdu, o.storeDir);
+          const scp = await startScp(o.scp, s.pdu, o.storeDir);
           children.push(scp.child);
           port = scp.port;
           stopAfter = scp.child;
@@ -348,7 +396,21 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
         children.splice(children.indexOf(stopAfter), 1);
         const row = await settingRow(label, run.outcomes, messagesCsv);
         allOutcomes.push(...run.outcomes);
-        results.push({ row, mode: s.mode, pdu: s.pdu, imageBytes: meanBytes(s.image), parallel: o.parallel, scu: o.scu, link: s.link, series: seriesOf(s), pduLabel: [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : ''].filter(Boolean).join(' ') });
+        results.push({
+          row,
+          mode: s.mode,
+          pdu: s.pdu,
+          imageBytes: meanBytes(s.image),
+          parallel: o.parallel,
+          scu: o.scu,
+          link: s.link,
+          connectMs: meanOf(run.outcomes.map((x) => x.connectMs)),
+          associateMs: meanOf(run.outcomes.map((x) => x.associateMs)),
+          scp: o.upstream ? 'upstream' : o.scp,
+          association: o.scu === 'dcmjs' ? 'per-image' : o.scu === 'dcmtk' ? 'per-sender' : o.association,
+          series: seriesOf(s),
+          pduLabel: [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : ''].filter(Boolean).join(' '),
+        });
         const failures = row.failures > 0 ? `, ${row.failures} FAILED (${describeFailures(run.outcomes)})` : '';
         progress.line(
           `[${i + 1}/${settings.length}] ${label}: ${row.count} images, mean ${row.seconds ? row.seconds.mean.toFixed(3) : '-'} s` +
@@ -398,10 +460,13 @@ function runInfo(o: BenchOptions, images: readonly ImageSet[], scpMax: number, s
     startedAt: startedAt.toISOString().replace(/\.\d+Z$/, 'Z'),
     finishedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     machine: machineInfo(),
-    scu: { kind: o.scu, parallel: o.parallel, callingAet: o.callingAet, count: o.count },
+    scu: { kind: o.scu, parallel: o.parallel, callingAet: o.callingAet, count: o.count, label: senderLabel(o), withSize: senderWithSize(o.scu) },
     scp: {
       calledAet: o.calledAet,
-      target: o.upstream ? `${formatEndpoint(o.upstream)} (--upstream)` : `embedded dcmjs-dimse SCP, announces ${formatSize(scpMax)}`,
+      target: o.upstream
+        ? `${formatEndpoint(o.upstream)} (--upstream)`
+        : `embedded ${o.scp === 'builtin' ? 'built-in' : 'dcmjs-dimse'} SCP, announces ${scpMax === 0 ? '0 (no maximum)' : formatSize(scpMax)} behind the proxy`,
+      ...(scpWithSize(o) ? { withSize: scpWithSize(o) } : {}),
     },
     images: images.map((i) => ({ label: i.label, bytes: meanBytes(i) })),
     pdus: o.pdus,
@@ -413,6 +478,12 @@ function runInfo(o: BenchOptions, images: readonly ImageSet[], scpMax: number, s
       : 'no proxy (--direct)',
     settings,
   };
+}
+
+/** The mean of the defined values; undefined when there are none. */
+function meanOf(values: ReadonlyArray<number | undefined>): number | undefined {
+  const defined = values.filter((v): v is number => v !== undefined);
+  return defined.length > 0 ? defined.reduce((a, b) => a + b, 0) / defined.length : undefined;
 }
 
 function meanBytes(image: ImageSet): number {

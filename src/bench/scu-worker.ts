@@ -10,11 +10,17 @@
 //   and send the dataset) to the C-STORE-RSP. Encoding the dataset is part of what the sender does.
 // - dcmtk (storescu): one association for all of the worker's images; from storescu's log line "Sending
 //   Store Request" to "Received Store Response" (-v log lines, timestamped as they arrive here).
+// - builtin (src/peers/scu.ts): the data set is loaded and encoded before "ready"; one association per
+//   image (ms from connect to the C-STORE-RSP, connectMs and associateMs its first two parts) or, with
+//   association 'per-sender', one for all (ms from the first byte of the request to the response; the
+//   association's connectMs and associateMs on the first image sent over it).
 
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import dcmjsDimse from 'dcmjs-dimse';
 import { Child } from './child.js';
+import { ScuAssociation, SCU_MAX_LENGTH, contextsFor, loadImage, renewInstanceUid } from '../peers/scu.js';
+import type { AssociationOptions } from '../peers/scu.js';
 
 const { Client, Dataset, log } = dcmjsDimse;
 const { CStoreRequest } = dcmjsDimse.requests;
@@ -22,7 +28,9 @@ type DatasetT = InstanceType<typeof Dataset>;
 type ResponseT = InstanceType<typeof dcmjsDimse.responses.Response>;
 
 export interface WorkerJob {
-  scu: 'dcmjs' | 'dcmtk';
+  scu: 'builtin' | 'dcmjs' | 'dcmtk';
+  /** builtin only: a new association per image (default) or one per sender. */
+  association?: 'per-image' | 'per-sender';
   host: string;
   port: number;
   callingAet: string;
@@ -37,7 +45,7 @@ export interface WorkerJob {
 
 export type WorkerLine =
   | { ready: true }
-  | { image: number; file: number; ms: number; status: string }
+  | { image: number; file: number; ms: number; status: string; connectMs?: number; associateMs?: number }
   | { image: number; file: number; error: string };
 
 function emit(line: WorkerLine): void {
@@ -122,8 +130,53 @@ async function runDcmtk(job: WorkerJob): Promise<void> {
   for (; k < job.count; k++) emit({ image: k, file: (job.first + k) % job.files.length, error: why });
 }
 
+async function runBuiltin(job: WorkerJob): Promise<void> {
+  // Loaded and encoded once per file, before any timing.
+  const images = job.files.map(loadImage);
+  const options: AssociationOptions = {
+    host: job.host,
+    port: job.port,
+    calledAet: job.calledAet,
+    callingAet: job.callingAet,
+    maxLength: SCU_MAX_LENGTH,
+    contexts: contextsFor(images),
+    timeoutMs: job.timeoutMs,
+  };
+  const perSender = job.association === 'per-sender';
+  let open: ScuAssociation | undefined;
+  emit({ ready: true });
+  for (let k = 0; k < job.count; k++) {
+    const file = (job.first + k) % job.files.length;
+    const image = images[file]!;
+    renewInstanceUid(image);
+    const t0 = performance.now();
+    let fresh = false;
+    try {
+      if (!open) {
+        open = await ScuAssociation.open(options);
+        fresh = true;
+      }
+      const t1 = performance.now();
+      const status = await open.store(image);
+      const t2 = performance.now();
+      const timing = fresh ? { connectMs: open.connectMs, associateMs: open.associateMs } : {};
+      emit({ image: k, file, ms: perSender ? t2 - t1 : t2 - t0, status: status < 0 ? 'no status' : status.toString(16).padStart(4, '0'), ...timing });
+    } catch (err) {
+      emit({ image: k, file, error: (err as Error).message });
+      open?.abort(0, 'given up');
+      open = undefined;
+      continue;
+    }
+    if (!perSender) {
+      await open.release();
+      open = undefined;
+    }
+  }
+  await open?.release();
+}
+
 const job = JSON.parse(process.argv[2] ?? '{}') as WorkerJob;
-(job.scu === 'dcmtk' ? runDcmtk(job) : runDcmjs(job)).then(
+(job.scu === 'dcmtk' ? runDcmtk(job) : job.scu === 'dcmjs' ? runDcmjs(job) : runBuiltin(job)).then(
   () => process.exit(0),
   (err: Error) => {
     process.stderr.write(`scu-worker: ${err.message}\n`);

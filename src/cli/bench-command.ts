@@ -8,6 +8,7 @@ import {
   DEFAULT_IMAGE_SIZE,
   DEFAULT_PARALLEL,
   DEFAULT_PDUS,
+  DEFAULT_TIMEOUT_S,
   QUICK_COUNT,
   QUICK_IMAGE_SIZE,
   benchOptions,
@@ -16,8 +17,11 @@ import type { BenchFlags } from '../bench/options.js';
 
 const BENCH_HELP_AFTER = `
 Each setting (max PDU x image) runs SCU processes -> the proxy (its own process, --max-pdu set to the
-setting) -> the SCP. Without --upstream the SCP is embedded (dcmjs-dimse, its own process) and announces
-64MB, so each swept size reaches it unchanged. Every image must be acknowledged with Success: failures are
+setting) -> the SCP. The senders are the built-in SCU (default: it sends P-DATA-TF of exactly the size the
+AC gives, from memory), dcmjs-dimse (--scu dcmjs, at most 4 MiB) or DCMTK storescu (--scu dcmtk, at most
+128KB). Without --upstream the SCP is embedded (its own process): the built-in SCP (default; streams,
+announces 0 = no maximum) or dcmjs-dimse (--scp dcmjs, announces 64MB), so each swept size reaches it
+unchanged. Every image must be acknowledged with Success: failures are
 counted, reported, and make the exit status 1. Seconds per image are measured by the senders; MB = 2^20.
 Output in --out: results.csv, chunks-<pdu>-<image>.csv (the proxy's --csv), messages-<pdu>-<image>.csv
 (--messages-csv, when the proxy has it), chart.svg, run.json (the run's settings) and report.html (one
@@ -49,7 +53,10 @@ export function addBenchCommand(program: Command, setRun: (run: () => Promise<nu
     .option('--upstream <HOST:PORT>', 'a real SCP instead of the embedded one (the proxy rewrites; the SCP stays as configured)')
     .option('--called-aet <AET>', `called AE title (default ${DEFAULT_CALLED_AET})`)
     .option('--calling-aet <AET>', `calling AE title (default ${DEFAULT_CALLING_AET})`)
-    .option('--scu <dcmjs|dcmtk>', 'the sender: dcmjs-dimse Client (default) or DCMTK storescu')
+    .option('--scu <builtin|dcmjs|dcmtk>', 'the sender: the built-in SCU (default), the dcmjs-dimse Client or DCMTK storescu')
+    .option('--scp <builtin|dcmjs>', 'the embedded SCP: built-in (default, streams) or dcmjs-dimse')
+    .option('--timeout <SECONDS>', `each sender's bound on connecting, negotiating and each C-STORE (default ${DEFAULT_TIMEOUT_S})`)
+    .option('--association <per-image|per-sender>', 'built-in SCU: a new association per image (default) or one per sender')
     .option('--direct', 'no proxy: the embedded SCP itself announces each size (the native baseline)')
     .option('--both', 'each setting through the proxy and direct, side by side')
     .option('--latency <LIST>', 'one-way latencies to sweep, MS or MS:JITTER each, comma-separated: the proxy adds each in both directions (default none)')

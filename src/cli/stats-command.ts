@@ -8,6 +8,9 @@ interface StatsFlags {
   svg?: string;
   timeline?: string;
   html?: string;
+  sql?: string;
+  format?: string;
+  toParquet?: string;
 }
 
 const STATS_HELP_AFTER = `
@@ -19,12 +22,20 @@ bench's results.csv gives its table again. The kind of each file is told by its 
 read as one. --html OUT writes the report bench writes (report.html): settings, table, charts, time split,
 PDU sizes sent and a summary, all in one file that opens without network access (run.json next to a
 results.csv supplies the run's settings).
+FILE may be a pattern ('logs/*.csv', quoted: expanded here) and a Parquet file with the same columns.
+The computing is done by DuckDB (@duckdb/node-api, an optional dependency), straight from the files:
+memory follows the result, not the logs. --sql QUERY runs a query over the views chunks, messages and
+results (each with a \`file\` column) and prints its result (--format table, csv or json); --to-parquet DIR
+writes each CSV as Parquet (typed columns, zstd). Ready queries: docs/STATS.md; beyond one machine:
+docs/SCALE.md.
 
 Examples:
   $ dicom-pdu-proxy stats messages.csv
   $ dicom-pdu-proxy stats messages.csv --by command --svg chart.svg
   $ dicom-pdu-proxy stats chunks.csv --timeline 3 --svg assoc3.svg
-  $ dicom-pdu-proxy stats results/run/*.csv --html report.html`;
+  $ dicom-pdu-proxy stats results/run/*.csv --html report.html
+  $ dicom-pdu-proxy stats 'logs/chunks-*.csv' --sql "SELECT route, count(*) FROM chunks GROUP BY route" --format csv
+  $ dicom-pdu-proxy stats logs/*.csv --to-parquet archive/`;
 
 /** Register `stats`; `fail` turns a usage error into the one-line message + exit status 2. */
 export function addStatsCommand(
@@ -35,13 +46,16 @@ export function addStatsCommand(
   program
     .command('stats')
     .description('print the experiment table from messages CSVs, or per-association PDU summaries from chunk CSVs')
-    .usage('FILE... [--by COLUMN] [--svg FILE] [--timeline ASSOC] [--html OUT]')
+    .usage('FILE... [--by COLUMN] [--svg FILE] [--timeline ASSOC] [--html OUT] | --sql QUERY [--format table|csv|json] | --to-parquet DIR')
     .helpOption('-h, --help', 'print this help and exit')
-    .argument('<FILE...>', "messages CSV (--messages-csv), chunk CSV (--csv) and/or bench's results.csv files")
+    .argument('<FILE...>', "messages CSV (--messages-csv), chunk CSV (--csv) and/or bench's results.csv files, patterns, or Parquet files")
     .option('--by <COLUMN>', `messages CSV column to group by: max_pdu (default), command, assoc, scp_max_pdu...`)
     .option('--svg <FILE>', 'write an SVG chart: mean with min-max bars per group (or the --timeline)')
     .option('--timeline <ASSOC>', "with --svg: draw this association's PDUs over time from a chunk CSV")
     .option('--html <OUT>', 'write a self-contained HTML report (settings, table, charts, time split, PDU sizes)')
+    .option('--sql <QUERY>', 'run this SQL over the views chunks, messages, results and print the result instead of the tables')
+    .option('--format <FORMAT>', 'with --sql: table (default), csv or json')
+    .option('--to-parquet <DIR>', 'write each CSV given as a Parquet file in DIR (typed columns, zstd) instead of the tables')
     .addHelpText('after', STATS_HELP_AFTER)
     .action((files: string[], flags: StatsFlags) => {
       setRun(async () => {

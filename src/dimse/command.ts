@@ -170,3 +170,81 @@ function hex4(n: number): string {
 export function statusHex(status: number): string {
   return hex4(status);
 }
+
+// ---- Encoding (the built-in peers' requests and responses) -------------------------------------------
+
+/** DIMSE command fields the built-in peers send or answer (PS3.7 E.1). */
+export const C_STORE_RQ = 0x0001;
+export const C_STORE_RSP = 0x8001;
+export const C_ECHO_RQ = 0x0030;
+export const C_ECHO_RSP = 0x8030;
+/** CommandDataSetType for "a data set follows" as DCMTK sends it (any value but 0x0101 means that). */
+export const DATA_SET_PRESENT = 0x0002;
+/** Priority MEDIUM (PS3.7 9.1.1.1.4 / E.1: 0000H). */
+export const PRIORITY_MEDIUM = 0x0000;
+/** Success (PS3.7 C.4.2.1.4, Annex C.1). */
+export const STATUS_SUCCESS = 0x0000;
+/** Refused: out of resources (PS3.7 C.4.2.1.4). */
+export const STATUS_OUT_OF_RESOURCES = 0xa700;
+/** Processing failure (PS3.7 C.1.4). */
+export const STATUS_PROCESSING_FAILURE = 0x0110;
+
+/** The fields a command set is built from; absent ones are left out. */
+export interface CommandFields {
+  commandField: number;
+  affectedSopClassUid?: string;
+  messageId?: number;
+  messageIdBeingRespondedTo?: number;
+  priority?: number;
+  dataSetType: number;
+  status?: number;
+  affectedSopInstanceUid?: string;
+}
+
+/** Group 0000 element numbers not decoded above but written: CommandGroupLength and Priority (PS3.7 E.1). */
+const COMMAND_GROUP_LENGTH = 0x0000;
+const PRIORITY = 0x0700;
+
+/**
+ * Encode a command set in implicit VR little endian (PS3.7 6.3.1): elements in ascending order, preceded by
+ * CommandGroupLength (0000,0000) UL, the byte count of the elements after it. UIDs are padded to an even
+ * length with one NUL (PS3.5 9.1).
+ */
+export function encodeCommandSet(f: CommandFields): Buffer {
+  const elements: Array<[number, Buffer]> = [];
+  const us = (element: number, value: number | undefined): void => {
+    if (value === undefined) return;
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(value, 0);
+    elements.push([element, b]);
+  };
+  const ui = (element: number, value: string | undefined): void => {
+    if (value === undefined) return;
+    const b = Buffer.alloc(value.length + (value.length % 2));
+    b.write(value, 0, 'latin1');
+    elements.push([element, b]);
+  };
+  ui(CommandElement.AffectedSopClassUid, f.affectedSopClassUid);
+  us(CommandElement.CommandField, f.commandField);
+  us(CommandElement.MessageId, f.messageId);
+  us(CommandElement.MessageIdBeingRespondedTo, f.messageIdBeingRespondedTo);
+  us(PRIORITY, f.priority);
+  us(CommandElement.CommandDataSetType, f.dataSetType);
+  us(CommandElement.Status, f.status);
+  ui(CommandElement.AffectedSopInstanceUid, f.affectedSopInstanceUid);
+  const bodyLength = elements.reduce((n, [, v]) => n + ELEMENT_HEADER_LENGTH + v.length, 0);
+  const out = Buffer.alloc(ELEMENT_HEADER_LENGTH + 4 + bodyLength);
+  let pos = 0;
+  const put = (element: number, value: Buffer): void => {
+    out.writeUInt16LE(COMMAND_GROUP, pos);
+    out.writeUInt16LE(element, pos + 2);
+    out.writeUInt32LE(value.length, pos + 4);
+    pos += ELEMENT_HEADER_LENGTH;
+    pos += value.copy(out, pos);
+  };
+  const groupLength = Buffer.alloc(4);
+  groupLength.writeUInt32LE(bodyLength, 0);
+  put(COMMAND_GROUP_LENGTH, groupLength);
+  for (const [element, value] of elements) put(element, value);
+  return out;
+}

@@ -13,6 +13,8 @@ export type ProtocolErrorCode =
   | 'pdv-overrun'
   | 'pdv-header-truncated'
   | 'unknown-context-id'
+  | 'pdu-over-maximum'
+  | 'invalid-command-set'
   | 'unexpected-pdu';
 
 const REASON_BY_CODE: Record<ProtocolErrorCode, AbortReason> = {
@@ -27,6 +29,8 @@ const REASON_BY_CODE: Record<ProtocolErrorCode, AbortReason> = {
   'pdv-overrun': AbortReason.InvalidPduParameterValue,
   'pdv-header-truncated': AbortReason.InvalidPduParameterValue,
   'unknown-context-id': AbortReason.InvalidPduParameterValue,
+  'pdu-over-maximum': AbortReason.InvalidPduParameterValue,
+  'invalid-command-set': AbortReason.InvalidPduParameterValue,
   'unexpected-pdu': AbortReason.UnexpectedPdu,
 };
 

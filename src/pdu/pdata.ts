@@ -1,6 +1,6 @@
 // P-DATA-TF building blocks (PS3.8 9.3.5, Annex E).
 
-import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, PDV_HEADER_LENGTH, PDV_LENGTH_LENGTH, PduType } from './constants.js';
+import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, PDV_HEADER_LENGTH, PDV_LENGTH_LENGTH, PduType, UINT32_MAX } from './constants.js';
 
 /** Bytes before the fragment of a P-DATA-TF that carries one PDV: PDU header (6) + PDV header (6). */
 export const SINGLE_PDV_OVERHEAD = PDU_HEADER_LENGTH + PDV_HEADER_LENGTH; // 12
@@ -46,6 +46,55 @@ export function encodePData(pdvs: ReadonlyArray<{ contextId: number; command: bo
     out[pos + 5] = (p.command ? MCH_COMMAND : 0) | (p.last ? MCH_LAST : 0);
     pos += PDV_HEADER_LENGTH;
     pos += p.fragment.copy(out, pos);
+  }
+  return out;
+}
+
+/** One fragment of a message stream: `length` bytes at `offset`; `last` on the one that ends the stream. */
+export interface PlannedFragment {
+  offset: number;
+  length: number;
+  last: boolean;
+}
+
+/**
+ * The largest even fragment whose single-PDV P-DATA-TF still has a PDU-length that a UInt32 can carry:
+ * the limit "no maximum" (0) leaves (PS3.8 9.3.5: the PDU-length field is 4 bytes).
+ */
+export const MAX_FRAGMENT_UINT32 = Math.floor((UINT32_MAX - PDV_HEADER_LENGTH) / 2) * 2;
+
+/**
+ * How a sender cuts a stream of `total` bytes (a command set or a data set) for a receiver whose Maximum
+ * Length is `maxLength` (0 = no maximum): one PDV per P-DATA-TF, every fragment but the last of
+ * fragmentSizeFor(maxLength) bytes, so each of those PDUs has a PDU-length of exactly `maxLength` when it
+ * is even; with 0, one fragment (the whole stream) unless it is over 4 GiB. An empty stream is one empty
+ * fragment (it still needs its last-fragment bit).
+ */
+export function fragmentPlan(total: number, maxLength: number): PlannedFragment[] {
+  const size = Math.min(fragmentSizeFor(maxLength), MAX_FRAGMENT_UINT32);
+  if (total === 0) return [{ offset: 0, length: 0, last: true }];
+  const plan: PlannedFragment[] = [];
+  for (let offset = 0; offset < total; offset += size) {
+    const length = Math.min(size, total - offset);
+    plan.push({ offset, length, last: offset + length === total });
+  }
+  return plan;
+}
+
+/**
+ * Every 12-byte header (P-DATA-TF + PDV) of a plan, in one buffer: header i is bytes [12 i, 12 i + 12). A
+ * sender writes header views and fragment views of its data in turn, without copying either.
+ */
+export function planHeaders(plan: readonly PlannedFragment[], contextId: number, command: boolean): Buffer {
+  const out = Buffer.allocUnsafe(plan.length * SINGLE_PDV_OVERHEAD);
+  for (const [i, f] of plan.entries()) {
+    const at = i * SINGLE_PDV_OVERHEAD;
+    out[at] = PduType.PDataTf;
+    out[at + 1] = 0;
+    out.writeUInt32BE(singlePdvPduLength(f.length), at + 2);
+    out.writeUInt32BE(f.length + 2, at + PDU_HEADER_LENGTH);
+    out[at + PDU_HEADER_LENGTH + 4] = contextId;
+    out[at + PDU_HEADER_LENGTH + 5] = (command ? MCH_COMMAND : 0) | (f.last ? MCH_LAST : 0);
   }
   return out;
 }

@@ -8,7 +8,7 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { durationUs } from '../dimse/tracker.js';
 import type { Endpoint } from '../values/endpoint.js';
 import { ABORT_CAUSES, ASSOCIATION_OUTCOMES } from '../events/events.js';
@@ -56,6 +56,9 @@ export class MetricsRecorder implements Recorder {
 
   constructor() {
     const registers = [this.registry];
+    // The process's own: resident memory, open descriptors, heap, event-loop delay (p50/p90/p99 over the
+    // time since the previous scrape), handles; what a soak watches for leaks.
+    collectDefaultMetrics({ register: this.registry });
     const views = this.views;
     // Counters fed from the views' pending sums, at scrape time.
     const flush = (pick: (p: Pending) => number, reset: (p: Pending) => void) =>

@@ -2,7 +2,6 @@
 
 import type { TopLevelSpec } from 'vega-lite';
 import { experimentSpec } from '../analysis/chart.js';
-import { num } from '../analysis/csv.js';
 import { SPLIT_PARTS, splitOf } from './model.js';
 import type { ReportSetting, Timeline } from './model.js';
 
@@ -62,8 +61,8 @@ export function splitSpec(settings: readonly ReportSetting[], unit: string): Top
 /** One association's PDUs: length (log scale) against the time the last byte arrived, both directions. */
 export function timelineSpec(t: Timeline): TopLevelSpec {
   const values = t.rows.map((r) => ({
-    ms: Math.round(num(r.last_byte_us) ?? 0) / 1000,
-    length: Math.max(1, num(r.length) ?? 1),
+    ms: Math.round(r.lastByteUs ?? 0) / 1000,
+    length: Math.max(1, r.length ?? 1),
     direction: r.direction === 'to_scp' ? 'SCU → SCP' : r.direction === 'to_scu' ? 'SCP → SCU' : (r.direction ?? '?'),
     type: r.type,
   }));

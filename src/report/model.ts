@@ -6,7 +6,9 @@ import { formatSize } from '../values/size.js';
 import { linkLabel } from '../values/shaping.js';
 import { num } from '../analysis/csv.js';
 import type { CsvRow } from '../analysis/csv.js';
-import { groupMessages, groupMessagesPerRoute, NO_ROUTE } from '../analysis/messages.js';
+import type { SentPdus, TimelinePdu } from '../analysis/chunks.js';
+import { NO_ROUTE } from '../analysis/messages.js';
+import type { MessageGroups } from '../analysis/messages.js';
 import { MB } from '../analysis/summary.js';
 import type { ResultRow } from '../analysis/table.js';
 import type { RunInfo } from './run-info.js';
@@ -42,7 +44,8 @@ export interface Timeline {
   source: string;
   assoc: string;
   allowed: number | undefined;
-  rows: CsvRow[];
+  /** The association's PDUs, both directions, in file order. */
+  rows: TimelinePdu[];
 }
 
 export interface ReportModel {
@@ -144,48 +147,34 @@ export function settingsFromResults(rows: readonly CsvRow[], info?: RunInfo): Re
 }
 
 /**
- * The settings from messages CSV rows grouped by `by` (stats without a results.csv). Rows of several routes
- * (proxy --route) are grouped per route too, as `stats` does: the route is then the series.
+ * The settings from the messages grouped by `by` (stats without a results.csv). Groups of several routes
+ * (proxy --route) are per route too, as `stats` shows them: the route is then the series.
  */
-export function settingsFromMessages(rows: readonly CsvRow[], by: string): ReportSetting[] {
-  const perRoute = groupMessagesPerRoute(rows, by);
-  if (perRoute) {
-    return perRoute.map((row) => {
+export function settingsFromMessages(groups: MessageGroups): ReportSetting[] {
+  if (groups.perRoute) {
+    return groups.rows.map((row) => {
       const series = `route ${row.route ?? NO_ROUTE}`;
       const label = `${row.label} · ${series}`;
       return { label, group: row.label, series, row: { ...row, label } };
     });
   }
-  return groupMessages(rows, by).map((row) => ({ label: row.label, group: row.label, series: '', row }));
+  return groups.rows.map((row) => ({ label: row.label, group: row.label, series: '', row }));
 }
 
 // ---- what the SCU sent ----
 
-/** P-DATA-TF from the SCU in a chunk CSV: largest and most frequent length field. Undefined without any. */
-export function pduUse(source: string, rows: readonly CsvRow[], allowed: number | undefined): PduUse | undefined {
-  const pdata = rows.filter((r) => r.direction === 'to_scp' && r.type === 'P-DATA-TF');
-  const lengths = pdata.map((r) => num(r.length) ?? 0);
-  if (lengths.length === 0) return undefined;
-  const dataPdus = new Map<string, number>();
-  for (const r of pdata) if (r.kind === 'dataset' || r.kind === 'mixed') dataPdus.set(r.assoc ?? '', (dataPdus.get(r.assoc ?? '') ?? 0) + 1);
-  const counts = new Map<number, number>();
-  for (const l of lengths) counts.set(l, (counts.get(l) ?? 0) + 1);
-  const common = [...counts].sort((a, b) => b[1] - a[1] || b[0] - a[0])[0]![0];
+/** What the SCU sent in one chunk file against what it was allowed; undefined without any P-DATA-TF from it. */
+export function pduUse(source: string, sent: SentPdus | undefined, allowed: number | undefined): PduUse | undefined {
+  if (!sent || sent.pdata === 0) return undefined;
   return {
     source,
     allowed,
-    sentMax: lengths.reduce((m, l) => Math.max(m, l), 0),
-    sentCommon: common,
-    pdata: lengths.length,
-    associations: new Set(rows.map((r) => r.assoc)).size,
-    wholeDataSets: dataPdus.size > 0 && [...dataPdus.values()].every((n) => n === 1),
+    sentMax: sent.sentMax,
+    sentCommon: sent.sentCommon,
+    pdata: sent.pdata,
+    associations: sent.associations,
+    wholeDataSets: sent.wholeDataSets,
   };
-}
-
-/** The first association of the rows that carried a data set from the SCU (else the first one at all). */
-export function pickAssociation(rows: readonly CsvRow[]): string | undefined {
-  const withData = rows.find((r) => r.direction === 'to_scp' && r.type === 'P-DATA-TF' && r.kind === 'dataset');
-  return (withData ?? rows[0])?.assoc;
 }
 
 // ---- the time split ----

@@ -36,8 +36,9 @@ export interface RunInfo {
   startedAt: string;
   finishedAt: string;
   machine: MachineInfo;
-  scu: { kind: string; parallel: number; callingAet: string; count: number };
-  scp: { calledAet: string; target: string };
+  /** `label` names the sender; `withSize` says what it does with a swept size (both absent in older files). */
+  scu: { kind: string; parallel: number; callingAet: string; count: number; label?: string; withSize?: string };
+  scp: { calledAet: string; target: string; withSize?: string };
   images: Array<{ label: string; bytes: number }>;
   pdus: number[];
   modes: string[];

@@ -262,7 +262,8 @@ export function refragmentCase(data: Buffer, options: TargetOptions = {}): { lim
   const policy: FragmentPolicy =
     policySelector % 3 === 0 ? { mode: 'fit' } : policySelector % 3 === 1 ? { mode: 'repack' } : { mode: 'size', size: sizeRaw % 3 === 0 ? 0 : 8 + (sizeRaw % 70000) };
   const seed = input.u8();
-  // The rest: PDVs, each [flags][length (2)], grouped into P-DATA-TF PDUs of 1-4 PDVs. Fragment bytes
+  // The rest: PDVs, each [flags][length (2)] (flags: bit 0 command, bit 1 last, bit 4 context 3, bits 6-7
+  // both set: length x 3, else length mod 600), grouped into P-DATA-TF PDUs of 1-4 PDVs. Fragment bytes
   // count up, so any reordering or loss shows.
   const pdus: Pdv[][] = [];
   let counter = 0;
@@ -272,7 +273,7 @@ export function refragmentCase(data: Buffer, options: TargetOptions = {}): { lim
     for (let i = 0; i < pdvCount; i++) {
       const flags = input.u8();
       const lengthRaw = input.u16();
-      const length = flags & 0x80 ? lengthRaw * 3 : lengthRaw % 600;
+      const length = (flags & 0xc0) === 0xc0 ? lengthRaw * 3 : lengthRaw % 600;
       const fragment = Buffer.allocUnsafe(length);
       for (let j = 0; j < length; j++) fragment[j] = (counter++ * 7 + (counter >> 8)) & 0xff;
       pdvs.push({ contextId: flags & 0x10 ? 3 : 1, command: (flags & MCH_COMMAND) !== 0, last: (flags & MCH_LAST) !== 0, fragment });

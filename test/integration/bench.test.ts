@@ -81,7 +81,10 @@ describe('bench', () => {
       assert.equal(row.parallel, '4');
       assert.equal(row.failures, '0');
       assert.equal(row.mode, 'proxy');
-      assert.equal(row.scu, 'dcmjs');
+      assert.equal(row.scu, 'builtin');
+      assert.equal(row.scp, 'builtin');
+      assert.equal(row.association, 'per-image');
+      assert.ok(Number(row.connect_ms) > 0 && Number(row.associate_ms) > 0, `connect ${row.connect_ms}, associate ${row.associate_ms}`);
       assert.ok(Number(row.image_bytes) > 2 * MB && Number(row.image_bytes) < 2 * MB + 1024, row.image_bytes);
       assertTimes(row);
       // The time split comes from the proxy's messages CSV: every column filled, none negative.
@@ -93,13 +96,12 @@ describe('bench', () => {
     }
     // The table: one row per setting.
     for (const label of ['16KB', '100KB', '500KB', '1MB', '10MB', '20MB']) assert.match(r.stdout, new RegExp(`^${label}\\s+8\\s+0\\s`, 'm'));
-    // What the sender really did at each setting: up to the AC's value, never over it; dcmjs-dimse sends
-    // a 2 MB dataset as one PDV in one PDU when allowed.
+    // What the sender really did at each setting: PDUs of exactly the AC's value, or the whole data set in
+    // one PDV (PDU-length 6 + its bytes) when that is smaller; the proxy passed them on unchanged.
     for (const size of sizes) {
       const { received, sent } = await toScpLengths(path.join(out, `chunks-${size >= MB ? `${size / MB}MB` : `${size / KB}KB`}-2MB.csv`));
-      assert.ok(received <= size && sent === received, `${size}: received ${received}, sent ${sent}`);
-      if (size === 16 * KB) assert.equal(received, 16 * KB);
-      if (size >= 10 * MB) assert.ok(received > 2 * MB, `${size}: ${received}`);
+      assert.equal(received, Math.min(size, 6 + Number(rows[0]!.image_bytes)), `${size}: received ${received}`);
+      assert.equal(sent, received);
     }
     const svg = await readFile(path.join(out, 'chart.svg'), 'utf8');
     assert.match(svg, /^<svg /);
@@ -147,7 +149,7 @@ describe('bench', () => {
 
       // The settings, and "what this shows" with the run's own numbers.
       const settings = await page.locator('#settings').innerText();
-      for (const text of ['PDU-BENCH', 'ANY-SCP', '4 × dcmjs-dimse Client', '2MB', '16KB, 100KB, 500KB, 1MB, 10MB, 20MB', 'Node v2']) assert.ok(settings.includes(text), `settings: ${text}`);
+      for (const text of ['PDU-BENCH', 'ANY-SCP', '4 × built-in SCU', 'exactly the size the AC gives', 'streams every PDU', '2MB', '16KB, 100KB, 500KB, 1MB, 10MB, 20MB', 'Node v2']) assert.ok(settings.includes(text), `settings: ${text}`);
       const shows = await page.locator('#what-this-shows').innerText();
       const fastest = rows.reduce((a, b) => (Number(b.mean_s) < Number(a.mean_s) ? b : a));
       const label = table[rows.indexOf(fastest)]![0]!.text;
@@ -262,6 +264,31 @@ describe('bench', () => {
     for (const row of rows) assertTimes(row);
     assert.equal((await toScpLengths(path.join(out, 'chunks-16KB-1MB.csv'))).received, 16 * KB - 6);
     assert.equal((await toScpLengths(path.join(out, 'chunks-1MB-1MB.csv'))).received, 128 * KB - 6);
+  });
+
+  test('every swept size is really sent: the largest P-DATA-TF toward the SCP is min(setting, whole message), 16KB..64MB', async () => {
+    const out = path.join(tmp, 'sizes');
+    const sizes = [16 * KB, 100 * KB, 500 * KB, 1 * MB, 10 * MB, 20 * MB, 64 * MB];
+    const r = await bench(['--pdu', '16KB,100KB,500KB,1MB,10MB,20MB,64MB', '--image-size', '24MB', '--count', '1', '--parallel', '1', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = await results(out);
+    const whole = 6 + Number(rows[0]!.image_bytes);
+    for (const size of sizes) {
+      const { received, sent } = await toScpLengths(path.join(out, `chunks-${size >= MB ? `${size / MB}MB` : `${size / KB}KB`}-24MB.csv`));
+      assert.equal(received, Math.min(size, whole), `${size}: largest P-DATA-TF ${received}`);
+      assert.equal(sent, received, `${size}: passed on unchanged`);
+    }
+  });
+
+  test('--scu dcmjs --scp dcmjs: today\'s peers, the 4 MiB cap noted and visible in the chunk CSV', async () => {
+    const out = path.join(tmp, 'dcmjs');
+    const r = await bench(['--scu', 'dcmjs', '--scp', 'dcmjs', '--pdu', '16KB,10MB', '--count', '2', '--parallel', '1', '--image-size', '6MB', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /dcmjs-dimse Client never sends PDUs over 4 MiB/);
+    const rows = await results(out);
+    assert.deepEqual(rows.map((x) => `${x.scu} ${x.scp} ${x.association} ${x.connect_ms} ${x.failures}`), ['dcmjs dcmjs per-image  0', 'dcmjs dcmjs per-image  0']);
+    assert.equal((await toScpLengths(path.join(out, 'chunks-16KB-6MB.csv'))).received, 16 * KB);
+    assert.equal((await toScpLengths(path.join(out, 'chunks-10MB-6MB.csv'))).received, 4 * MB);
   });
 
   test('failures: an SCP refusing every 3rd store makes bench count them, report them and exit 1', async () => {

@@ -21,7 +21,9 @@ test('defaults are the experiment: six sizes, 16MB images, 4 senders, 100 images
   assert.equal(o.parallel, 4);
   assert.equal(o.count, 100);
   assert.deepEqual(o.modes, ['proxy']);
-  assert.equal(o.scu, 'dcmjs');
+  assert.equal(o.scu, 'builtin');
+  assert.equal(o.scp, 'builtin');
+  assert.equal(o.association, 'per-image');
   assert.equal(o.upstream, undefined);
   assert.equal(o.calledAet, 'ANY-SCP');
   assert.match(o.out, /^\/w\/results\/\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d$/);
@@ -51,7 +53,11 @@ test('every bad value is a ConfigError naming the flag', () => {
     [{ imageSize: '3' }, /^--image-size: 3 bytes is not an even/],
     [{ parallel: '0' }, /^--parallel: "0" is not a whole number in 1\.\.64/],
     [{ count: '1.5' }, /^--count: "1\.5" is not a whole number/],
-    [{ scu: 'pynetdicom' }, /^--scu: "pynetdicom" is not dcmjs or dcmtk/],
+    [{ scu: 'pynetdicom' }, /^--scu: "pynetdicom" is not builtin, dcmjs or dcmtk/],
+    [{ scp: 'dcmtk' }, /^--scp: "dcmtk" is not builtin or dcmjs/],
+    [{ scp: 'dcmjs', upstream: 'pacs:104' }, /^--scp chooses the embedded SCP/],
+    [{ association: 'pooled' }, /^--association: "pooled" is not per-image or per-sender/],
+    [{ association: 'per-sender', scu: 'dcmjs' }, /^--association per-sender is for --scu builtin/],
     [{ upstream: 'pacs' }, /^--upstream: "pacs" is not HOST:PORT/],
     [{ direct: true, both: true }, /^--direct and --both exclude each other/],
     [{ direct: true, upstream: 'pacs:104' }, /^--direct\/--both need the embedded SCP/],
@@ -102,9 +108,13 @@ test('results.csv rows follow the header', () => {
     parallel: 4,
     scu: 'dcmjs',
     link: { latency: { ms: 20, jitterMs: 5 }, bandwidth: 100e6 / 8 },
+    scp: 'builtin',
+    association: 'per-image',
   });
   assert.equal(row.length, RESULTS_CSV_COLUMNS.length);
-  assert.deepEqual(row, ['16384', '16777600', '4', '4', '2.000000', '1.000000', '3.000000', '2.000000', '3.000000', '8.000', '', '', '1.500', '1', 'proxy', 'dcmjs', '20', '5', '100000000']);
+  assert.deepEqual(row, ['16384', '16777600', '4', '4', '2.000000', '1.000000', '3.000000', '2.000000', '3.000000', '8.000', '', '', '1.500', '1', 'proxy', 'dcmjs', '20', '5', '100000000', '', '', 'builtin', 'per-image']);
+  const builtin = resultsCsvRow({ ...{ row: { label: '1MB', count: 1, failures: 0, seconds: undefined, mbPerS: undefined, scuIdleMs: undefined, upstreamBlockedMs: undefined, scpResponseMs: undefined } }, mode: 'direct', pdu: 1, imageBytes: 2, parallel: 1, scu: 'builtin', link: { latency: { ms: 0, jitterMs: 0 }, bandwidth: 0 }, connectMs: 0.25, associateMs: 1.5, scp: 'builtin', association: 'per-sender' });
+  assert.deepEqual(builtin.slice(-4), ['0.250', '1.500', 'builtin', 'per-sender']);
 });
 
 test('results.csv: the shaping columns are appended after the existing ones, which keep their order', () => {
@@ -112,7 +122,8 @@ test('results.csv: the shaping columns are appended after the existing ones, whi
     'pdu_bytes', 'image_bytes', 'parallel', 'images', 'mean_s', 'min_s', 'max_s', 'p50_s', 'p95_s', 'mb_per_s',
     'scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms', 'failures', 'mode', 'scu',
   ]);
-  assert.deepEqual(RESULTS_CSV_COLUMNS.slice(16), ['latency_ms', 'jitter_ms', 'bandwidth_bps']);
+  assert.deepEqual(RESULTS_CSV_COLUMNS.slice(16, 19), ['latency_ms', 'jitter_ms', 'bandwidth_bps']);
+  assert.deepEqual(RESULTS_CSV_COLUMNS.slice(19), ['connect_ms', 'associate_ms', 'scp', 'association']);
 });
 
 test('--latency and --bandwidth lists: every combination, the proxy flags and labels of each link', () => {

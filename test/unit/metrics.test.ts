@@ -83,6 +83,19 @@ describe('MetricsRecorder', () => {
     }
   });
 
+  test("the process's own: resident memory and descriptors as /proc reads them, heap, event-loop delay percentiles", async () => {
+    const m = new MetricsRecorder();
+    const s = await samples(m);
+    const rss = s.get('process_resident_memory_bytes');
+    assert.ok(rss !== undefined && rss > 10 * 1024 * 1024, `process_resident_memory_bytes ${rss}`);
+    const fds = s.get('process_open_fds');
+    assert.ok(fds !== undefined && fds >= 3, `process_open_fds ${fds}`);
+    assert.ok((s.get('nodejs_heap_size_used_bytes') ?? 0) > 0, 'nodejs_heap_size_used_bytes');
+    for (const name of ['nodejs_eventloop_lag_p50_seconds', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_eventloop_lag_max_seconds']) {
+      assert.ok(s.has(name), name);
+    }
+  });
+
   test('PDUs: bytes (length + 6), PDUs in and out, violations, sizes; a PDU never forwarded counts only in sizes', async () => {
     const m = new MetricsRecorder();
     const ct = m.forRoute('ct');

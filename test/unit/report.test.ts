@@ -3,17 +3,23 @@
 // its messages CSV (both with an extra `route` column, as another change appends: read by name).
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { reportModel, renderReport } from '../../src/report/build.js';
+import { prepareLogs, reportModel, renderReport, resultRows } from '../../src/report/build.js';
 import { escapeHtml } from '../../src/report/html.js';
 import { findings, pduUse, settingsFromMessages, settingsFromResults, splitOf } from '../../src/report/model.js';
 import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
-import { detectKind, readCsvFile } from '../../src/analysis/csv.js';
+import { detectKind } from '../../src/analysis/csv.js';
 import type { CsvRow } from '../../src/analysis/csv.js';
+import { aggregateChunks, sentPdus } from '../../src/analysis/chunks.js';
+import { withEngine } from '../../src/analysis/engine.js';
+import type { Engine } from '../../src/analysis/engine.js';
+import { openLogs } from '../../src/analysis/logs.js';
+import { groupMessages } from '../../src/analysis/messages.js';
+import { MESSAGES_CSV_COLUMNS } from '../../src/record/messages-csv.js';
 import { stats, StatsUsageError } from '../../src/stats/command.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'report');
@@ -23,6 +29,23 @@ const MESSAGES = path.join(FIXTURES, 'messages-20MB-2MB.csv');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'report-unit-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** The engine over these files (views made, chunk rows aggregated). */
+function over<T>(files: readonly string[], work: (engine: Engine, sources: Awaited<ReturnType<typeof openLogs>>) => Promise<T>): Promise<T> {
+  return withEngine(async (engine) => {
+    const sources = await openLogs(engine, files);
+    await prepareLogs(engine, sources);
+    return work(engine, sources);
+  });
+}
+
+/** A messages CSV of these rows (the other columns empty). */
+let written = 0;
+function messagesCsv(rows: ReadonlyArray<Partial<Record<string, string>>>, columns: readonly string[] = MESSAGES_CSV_COLUMNS): string {
+  const file = path.join(tmp, `messages-${++written}.csv`);
+  writeFileSync(file, [columns.join(','), ...rows.map((r) => columns.map((c) => r[c] ?? '').join(','))].join('\n') + '\n');
+  return file;
+}
+
 const row = (values: Record<string, string>): CsvRow => ({ pdu_bytes: '16384', image_bytes: '2097600', parallel: '4', images: '2', mean_s: '1', min_s: '1', max_s: '1', failures: '0', mode: 'proxy', scu: 'dcmjs', ...values });
 
 test("bench's results.csv is told by its header, also with columns added after the contract's", () => {
@@ -31,7 +54,7 @@ test("bench's results.csv is told by its header, also with columns added after t
 });
 
 test('settings of results.csv: columns by name, a series only for what varies', async () => {
-  const { rows } = await readCsvFile(RESULTS);
+  const rows = await over([RESULTS], async (engine, sources) => (await resultRows(engine, sources)).get(RESULTS)!);
   const settings = settingsFromResults(rows);
   // latency_ms is the same in every row: no series.
   assert.deepEqual(settings.map((s) => [s.label, s.group, s.series]), [['16KB', '16KB', ''], ['1MB', '1MB', ''], ['20MB', '20MB', '']]);
@@ -65,32 +88,40 @@ test('settings of results.csv: columns by name, a series only for what varies', 
   assert.deepEqual(settingsFromResults([row({}), row({ mode: 'direct', scu_idle_ms: '' })]).map((s) => s.series), ['proxy', 'direct']);
 });
 
-test('settings of messages CSVs: grouped by --by, and per route when the rows hold several routes (proxy --route)', () => {
-  const message = (route: string | undefined, maxPdu: string, durationMs: string): CsvRow => ({
-    command: 'C-STORE-RQ', bytes: '1048576', max_pdu: maxPdu, duration_ms: durationMs, status: '0000', ...(route === undefined ? {} : { route }),
+test('settings of messages CSVs: grouped by --by, and per route when the rows hold several routes (proxy --route)', async () => {
+  const message = (route: string | undefined, maxPdu: string, durationMs: string): Partial<Record<string, string>> => ({
+    assoc: '1', message_id: '1', command: 'C-STORE-RQ', bytes: '1048576', max_pdu: maxPdu, duration_ms: durationMs, status: '0000', ...(route === undefined ? {} : { route }),
   });
+  const settings = (rows: ReadonlyArray<Partial<Record<string, string>>>, columns?: readonly string[]) =>
+    over([messagesCsv(rows, columns)], async (engine) => settingsFromMessages(await groupMessages(engine, { by: 'max_pdu', perRoute: true })));
   // One route (or files from before the route column): no series.
-  assert.deepEqual(settingsFromMessages([message('default', '16384', '10'), message('default', '1048576', '20')], 'max_pdu').map((s) => s.label), ['16KB', '1MB']);
-  assert.deepEqual(settingsFromMessages([message(undefined, '16384', '10')], 'max_pdu').map((s) => s.label), ['16KB']);
+  assert.deepEqual((await settings([message('default', '16384', '10'), message('default', '1048576', '20')])).map((s) => s.label), ['16KB', '1MB']);
+  assert.deepEqual((await settings([message(undefined, '16384', '10')], MESSAGES_CSV_COLUMNS.filter((c) => c !== 'route'))).map((s) => s.label), ['16KB']);
   // Two routes: routes in ascending order, then max_pdu; the route is the series, the group stays the max PDU.
-  const two = settingsFromMessages([message('pacs', '16384', '10'), message('archive', '16384', '30'), message('pacs', '16384', '20')], 'max_pdu');
+  const two = await settings([message('pacs', '16384', '10'), message('archive', '16384', '30'), message('pacs', '16384', '20')]);
   assert.deepEqual(two.map((s) => [s.label, s.group, s.series, s.row.count]), [['16KB · route archive', '16KB', 'route archive', 1], ['16KB · route pacs', '16KB', 'route pacs', 2]]);
   assert.equal(two[1]!.row.seconds?.mean, 0.015, 'pacs: (10 + 20) / 2 ms');
 });
 
 test('what the SCU sent, from a chunk CSV with an extra route column', async () => {
-  const { rows } = await readCsvFile(CHUNKS);
+  const sent = await over([CHUNKS], async (engine) => (await sentPdus(engine)).get(CHUNKS));
   // P-DATA-TF toward the SCP: 74, 16384, 16384, 100 (assoc 1) and 16384 (assoc 2).
   // Association 1 sent its data set in three PDUs: the size was the SCU's choice, not the data's.
-  assert.deepEqual(pduUse('x', rows, 20971520), { source: 'x', allowed: 20971520, sentMax: 16384, sentCommon: 16384, pdata: 5, associations: 2, wholeDataSets: false });
+  assert.deepEqual(pduUse('x', sent, 20971520), { source: 'x', allowed: 20971520, sentMax: 16384, sentCommon: 16384, pdata: 5, associations: 2, wholeDataSets: false });
   // Association 2 alone: its data set in one PDU.
-  assert.equal(pduUse('x', rows.filter((r) => r.assoc === '2'), 20971520)?.wholeDataSets, true);
-  assert.equal(pduUse('x', rows.filter((r) => r.direction === 'to_scu'), 1), undefined);
+  const only = (where: string) =>
+    over([CHUNKS], async (engine) => {
+      await engine.run(`CREATE OR REPLACE TEMP TABLE all_chunks AS SELECT * FROM chunks`);
+      await engine.run(`CREATE OR REPLACE VIEW chunks AS SELECT * FROM all_chunks WHERE ${where}`);
+      await aggregateChunks(engine);
+      return (await sentPdus(engine)).get(CHUNKS);
+    });
+  assert.equal(pduUse('x', await only('assoc = 2'), 20971520)?.wholeDataSets, true);
+  assert.equal(pduUse('x', await only("direction = 'to_scu'"), 1), undefined);
 });
 
 test('"what this shows": every sentence computed from the fixtures', async () => {
-  const files = await Promise.all([RESULTS, MESSAGES, CHUNKS].map((f) => readCsvFile(f)));
-  const model = reportModel(files);
+  const model = await over([RESULTS, MESSAGES, CHUNKS], (engine, sources) => reportModel(engine, sources));
   assert.equal(model.unit, 'image');
   // No run.json here: the allowed maximum comes from the chunk CSV's sibling messages CSV (max_pdu).
   assert.deepEqual(model.pduUse.map((u) => [u.source, u.allowed]), [['chunks-20MB-2MB.csv', 20971520]]);
@@ -131,8 +162,8 @@ test('"what this shows": every sentence computed from the fixtures', async () =>
 });
 
 test('the page: self-contained (no script, nothing to fetch), tables with units, the charts inline', async () => {
-  const files = await Promise.all([RESULTS, MESSAGES, CHUNKS].map((f) => readCsvFile(f)));
-  const html = await renderReport(reportModel(files, { now: new Date('2026-01-02T03:04:05Z') }));
+  const model = await over([RESULTS, MESSAGES, CHUNKS], (engine, sources) => reportModel(engine, sources, { now: new Date('2026-01-02T03:04:05Z') }));
+  const html = await renderReport(model);
   assert.doesNotMatch(html, /<script|<link|<img|<iframe|\ssrc=|\shref=|@import|url\(/i);
   // The only URLs are SVG namespace names, which are never fetched.
   assert.deepEqual([...new Set(html.match(/https?:\/\/[^"'\s)]+/g))].sort(), ['http://www.w3.org/1999/xlink', 'http://www.w3.org/2000/svg']);

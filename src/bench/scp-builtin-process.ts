@@ -1,0 +1,57 @@
+// bench's built-in SCP (src/peers/scp.ts), run as its own process so that its CPU is apart from bench's,
+// the proxy's and the senders'. Same command line as scp-process.ts (the dcmjs-dimse SCP):
+//
+//   node scp-builtin-process.js --port N --max-pdu BYTES [--host H] [--store-dir DIR] [--fail-every N] [--idle-timeout MS]
+//
+// --max-pdu is what it announces in every A-ASSOCIATE-AC (0 = no maximum). Prints `listening <port>` when
+// ready; exits 0 on SIGTERM/SIGINT, printing its counters on stderr.
+
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { BuiltinScp } from '../peers/scp.js';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    'max-pdu': { type: 'string', default: '0' },
+    'store-dir': { type: 'string' },
+    'fail-every': { type: 'string' },
+    'idle-timeout': { type: 'string', default: '120000' },
+  },
+  strict: true,
+});
+
+function intArg(name: string, text: string | undefined, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > 0xffffffff) {
+    process.stderr.write(`scp-builtin-process: --${name} ${text} is not an integer >= ${min}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const scp = new BuiltinScp({
+  maxLength: intArg('max-pdu', values['max-pdu'], 0)!,
+  storeDir: values['store-dir'] ? path.resolve(values['store-dir']) : undefined,
+  failEvery: intArg('fail-every', values['fail-every'], 1),
+  idleTimeoutMs: intArg('idle-timeout', values['idle-timeout'], 1)!,
+  log: (line) => process.stderr.write(`${line}\n`),
+});
+
+scp.listen(intArg('port', values.port, 0)!, values.host!).then(
+  (port) => process.stdout.write(`listening ${port}\n`),
+  (err: Error) => {
+    process.stderr.write(`scp-builtin-process: ${err.message}\n`);
+    process.exit(1);
+  },
+);
+
+const shutdown = (): void => {
+  scp.close();
+  process.stderr.write(`scp-builtin-process: ${JSON.stringify(scp.counters)}\n`);
+  process.exit(0);
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

@@ -1,0 +1,185 @@
+// The built-in peers (src/peers/) against real ones: the built-in SCU through the proxy to DCMTK storescp
+// (the proxy cuts its 1MB PDUs to storescp's 128KB), DCMTK storescu and echoscu to the built-in SCP with a
+// store directory, data sets compared bit for bit; and bad peers: an SCP that aborts, stalls or sends a
+// PDU over the SCU's maximum, an SCU that does the same to the built-in SCP, and bench against a stalling
+// SCP, which must count failures and end.
+
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { readCsvFile } from '../../src/analysis/csv.js';
+import { C_STORE_RQ, DATA_SET_PRESENT, encodeCommandSet } from '../../src/dimse/command.js';
+import { decodeAbort } from '../../src/pdu/control.js';
+import { encodePData } from '../../src/pdu/pdata.js';
+import { buildAssociateRq } from '../../src/peers/negotiation.js';
+import { BuiltinScp } from '../../src/peers/scp.js';
+import { ScuAssociation, contextsFor, loadImage, renewInstanceUid } from '../../src/peers/scu.js';
+import type { AssociationOptions, ScuImage } from '../../src/peers/scu.js';
+import { echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
+import { datasetBytes, writeTestDicom } from '../helpers/dicom-file.js';
+import { killAll, runToExit } from '../helpers/procs.js';
+import { BIN, ProxyProcess } from '../helpers/proxy.js';
+import { startMisbehavingScp } from '../peers/misbehaving-scp.js';
+
+const KB = 1024;
+const MB = 1024 * KB;
+let tmp = '';
+let files: string[] = [];
+
+before(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'builtin-peers-'));
+  // 3 MB (many 1MB PDUs and a remainder), 100 KB, and the smallest pixel data.
+  files = [];
+  for (const [i, pixelBytes] of [3 * MB + 2, 100 * KB, 2].entries()) files.push((await writeTestDicom(path.join(tmp, `in-${i}.dcm`), { pixelBytes, seed: 40 + i })).path!);
+});
+
+after(async () => {
+  await killAll();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+function options(port: number, images: ScuImage[], extra: Partial<AssociationOptions> = {}): AssociationOptions {
+  return { host: '127.0.0.1', port, calledAet: 'STORESCP', callingAet: 'BUILTIN', maxLength: 64 * MB, contexts: contextsFor(images), timeoutMs: 20_000, ...extra };
+}
+
+/** Each stored file's data set, keyed by the SOP Instance UID in its meta header / name. */
+async function storedDatasets(dir: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const f of await readdir(dir)) out.set(f.replace(/^SC\./, '').replace(/\.dcm$/, ''), datasetBytes(path.join(dir, f)));
+  return out;
+}
+
+describe('built-in peers', () => {
+  test('built-in SCU -> proxy (--max-pdu 1MB) -> DCMTK storescp (128KB): every data set stored bit for bit', async () => {
+    const dir = path.join(tmp, 'storescp');
+    await mkdir(dir);
+    const storescp = await startStorescp({ outDir: dir, maxPdu: 131072, logLevel: 'quiet' });
+    const csv = path.join(tmp, 'chunks-1MB.csv');
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${storescp.port}`, '--max-pdu', '1MB', '--csv', csv]);
+    try {
+      const images = files.map(loadImage);
+      const sent = new Map<string, Buffer>();
+      // Two associations: one carrying every image, then one image on its own.
+      const a = await ScuAssociation.open(options(proxy.port, images));
+      assert.equal(a.peerMaxLength, MB, 'the AC as the proxy rewrote it');
+      for (const image of images) {
+        sent.set(renewInstanceUid(image), Buffer.from(image.dataset));
+        assert.equal(await a.store(image), 0);
+      }
+      await a.release();
+      const b = await ScuAssociation.open(options(proxy.port, images));
+      sent.set(renewInstanceUid(images[0]!), Buffer.from(images[0]!.dataset));
+      assert.equal(await b.store(images[0]!), 0);
+      await b.release();
+      await proxy.stop();
+      const stored = await storedDatasets(dir);
+      assert.equal(stored.size, 4);
+      for (const [uid, dataset] of sent) assert.ok(stored.get(uid)?.equals(dataset), `${uid} stored bit for bit`);
+      // What the SCU sent (exactly the 1MB it was told) and what storescp got (its own 128KB).
+      const { rows } = await readCsvFile(csv);
+      const pdata = rows.filter((r) => r.direction === 'to_scp' && r.type === 'P-DATA-TF');
+      assert.equal(Math.max(...pdata.map((r) => Number(r.length))), MB);
+      assert.equal(Math.max(...pdata.map((r) => Number(r.out_max_length))), 131072);
+    } finally {
+      await proxy.stop();
+      await storescp.stop();
+    }
+  });
+
+  test('DCMTK storescu and echoscu -> built-in SCP --store-dir: Part 10 files with the data sets bit for bit', async () => {
+    // The SCP announces 0 (no maximum); storescu sends its default 16KB, then its largest 128KB.
+    for (const pdu of [16384, 131072]) {
+      const dir = path.join(tmp, `builtin-store-${pdu}`);
+      const scp = new BuiltinScp({ maxLength: 0, storeDir: dir, idleTimeoutMs: 20_000, log: () => undefined });
+      const port = await scp.listen(0, '127.0.0.1');
+      try {
+        const e = await echoscu({ port, calledAet: 'ANY' });
+        assert.equal(e.code, 0, e.stderr);
+        const r = await storescu({ port, files, maxSendPdu: pdu });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(scp.counters, { associations: 2, stores: 3, echoes: 1, abortsSent: 0, abortsReceived: 0 });
+        const stored = [...(await storedDatasets(dir)).values()];
+        assert.equal(stored.length, 3);
+        for (const f of files) assert.ok(stored.some((d) => d.equals(datasetBytes(f))), `${path.basename(f)} at ${pdu}: bit for bit`);
+        // dcmdump reads the file meta the SCP wrote.
+        const dump = await runToExit('dcmdump', [path.join(dir, (await readdir(dir))[0]!)], { timeoutMs: 10_000, name: 'dcmdump' });
+        assert.equal(dump.code, 0, dump.stderr);
+        assert.match(dump.stdout, /\(0002,0010\) UI =LittleEndianExplicit/);
+        assert.match(dump.stdout, /\(0002,0002\) UI =SecondaryCaptureImageStorage/);
+      } finally {
+        scp.close();
+      }
+    }
+  });
+
+  test('bad SCPs: an abort, a stall and a PDU over the announced maximum end the store with a reason, and an A-ABORT where due', async () => {
+    const behaviours = ['abort', 'stall', 'oversize'] as const;
+    const bad = await startMisbehavingScp((n) => behaviours[n - 1] ?? 'answer');
+    try {
+      const images = [loadImage(files[1]!)];
+      const expected = [/association aborted by the SCP \(service-user/, /no C-STORE-RSP within 800 ms; A-ABORT sent/, /pdu-over-maximum: P-DATA-TF PDU-length 16386 is over the announced Maximum Length 16384\); A-ABORT sent/];
+      for (const re of expected) {
+        const a = await ScuAssociation.open(options(bad.port, images, { timeoutMs: 800, maxLength: 16384 }));
+        await assert.rejects(a.store(images[0]!), re);
+        await a.release();
+      }
+      // The stall and the oversized PDU were answered with an A-ABORT.
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(bad.abortsReceived, 2);
+      // A fourth store is answered: the SCU itself was not broken by the others.
+      const a = await ScuAssociation.open(options(bad.port, images));
+      assert.equal(await a.store(images[0]!), 0);
+      await a.release();
+    } finally {
+      bad.close();
+    }
+  });
+
+  test('bad SCUs: a PDU over the built-in SCP\'s maximum and a stall end in an A-ABORT (source 2)', async () => {
+    const scp = new BuiltinScp({ maxLength: 16384, idleTimeoutMs: 500, log: () => undefined });
+    const port = await scp.listen(0, '127.0.0.1');
+    const abortOf = async (after: Buffer[]): Promise<{ source: number; reason: number }> => {
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      const got: Buffer[] = [];
+      socket.on('data', (c: Buffer) => got.push(c));
+      socket.on('error', () => undefined);
+      socket.write(buildAssociateRq({ calledAet: 'SCP', callingAet: 'RAW', maxLength: 16384, contexts: [{ id: 1, abstractSyntax: '1.2.840.10008.5.1.4.1.1.7', transferSyntaxes: ['1.2.840.10008.1.2.1'] }] }));
+      for (const b of after) socket.write(b);
+      await new Promise((r) => socket.once('close', r));
+      const all = Buffer.concat(got);
+      const at = all.indexOf(Buffer.from([0x07, 0x00, 0x00, 0x00, 0x00, 0x04]));
+      assert.ok(at >= 0, `an A-ABORT among ${all.length} bytes`);
+      return decodeAbort(all.subarray(at, at + 10));
+    };
+    try {
+      const command = encodeCommandSet({ commandField: C_STORE_RQ, affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.7', messageId: 1, dataSetType: DATA_SET_PRESENT, affectedSopInstanceUid: '1.2.3' });
+      const big = encodePData([{ contextId: 1, command: false, last: true, fragment: Buffer.alloc(16384 - 6 + 2) }]);
+      assert.deepEqual(await abortOf([encodePData([{ contextId: 1, command: true, last: true, fragment: command }]), big]), { source: 2, reason: 6 });
+      // Half a P-DATA-TF, then nothing: the idle timeout aborts.
+      const half = encodePData([{ contextId: 1, command: true, last: true, fragment: command }]).subarray(0, 20);
+      const t0 = performance.now();
+      assert.deepEqual(await abortOf([half]), { source: 2, reason: 0 });
+      assert.ok(performance.now() - t0 < 5000);
+      assert.equal(scp.counters.abortsSent, 2);
+    } finally {
+      scp.close();
+    }
+  });
+
+  test('bench against an SCP that stalls one store and aborts another: both counted as failures, bench ends (exit 1)', async () => {
+    // Stores 1-2 are the warm-up (2 x 1 sender); 3..6 the setting: 4 stalls, 6 aborts.
+    const bad = await startMisbehavingScp((n) => (n === 4 ? 'stall' : n === 6 ? 'abort' : 'answer'));
+    try {
+      const r = await runToExit(process.execPath, [BIN, 'bench', '--upstream', `127.0.0.1:${bad.port}`, '--pdu', '16KB', '--count', '4', '--parallel', '1', '--image-size', '64KB', '--timeout', '2', '--out', path.join(tmp, 'stalled')], { timeoutMs: 60_000, cwd: tmp, name: 'bench' });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /2 of 4 images were NOT acknowledged with Success: 1 x no C-STORE-RSP within 2000 ms; A-ABORT sent; 1 x association aborted by the SCP/);
+      assert.match(r.stdout, /^16KB\s+4\s+2\s/m);
+      assert.equal(bad.abortsReceived, 1, 'the stalled association got an A-ABORT');
+    } finally {
+      bad.close();
+    }
+  });
+});
