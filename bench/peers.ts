@@ -5,14 +5,16 @@
 //                       (DCMTK's largest PDU, 128KB: it accepts no more);
 //    - builtin->storescp: 4 built-in senders (bench's scu-worker, one association per sender) to the same storescp;
 //    - builtin:         4 built-in senders to the built-in SCP announcing 1MB, one association per image (bench's
-//                       default) and per sender (builtin-per-sender).
+//                       default) and per sender (builtin-per-sender);
+//    - dcmjs->storescp: 4 dcmjs-dimse senders (bench's scu-worker --scu dcmjs, the default before) to that storescp.
 //    Aggregate MB/s = all images' bytes / wall time of the round (storescu: process start to exit; built-in:
 //    all senders ready to the last response). The ratio to dcmtk is the goal (>= 0.9).
 // 2. The built-in SCP's peak RSS (VmHWM) while 4 built-in senders push 64 MiB images in 64 MiB PDUs.
 // 3. Every swept size really sent: `bench --pdu 16KB,...,64MB` with 24 MiB images (so 20MB is cut and 64MB
 //    is the whole message); the largest P-DATA-TF toward the SCP in each chunk CSV against min(setting, message).
 //
-// Options: --rounds N (default 5), --repeat N images per sender per round (default 12), --phases 1,2,3
+// Options: --rounds N (default 5), --repeat N images per sender per round (default 12), --phases 1,2,3,
+// --targets dcmtk,builtin->storescp,builtin,builtin-per-sender,dcmjs->storescp (phase 1; dcmtk is the reference)
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -47,12 +49,12 @@ async function startBuiltinScp(maxPdu: number): Promise<{ peer: PeerProcess; por
 }
 
 /** `parallel` built-in senders, `count` images each; resolves with the seconds from all ready to the last response. */
-async function builtinSenders(port: number, file: string, parallel: number, count: number, association: string): Promise<number> {
+async function builtinSenders(port: number, file: string, parallel: number, count: number, association: string, scu = 'builtin'): Promise<number> {
   let ready = 0;
   let t0 = 0;
   let failures = 0;
   const runs = Array.from({ length: parallel }, async () => {
-    const job = { scu: 'builtin', association, host: '127.0.0.1', port, callingAet: 'BENCHPEERS', calledAet: 'ANY-SCP', files: [file], first: 0, count, timeoutMs: 120_000 };
+    const job = { scu, association, host: '127.0.0.1', port, callingAet: 'BENCHPEERS', calledAet: 'ANY-SCP', files: [file], first: 0, count, timeoutMs: 120_000 };
     const w = spawnPeer(process.execPath, [WORKER, JSON.stringify(job)], { name: 'scu-worker' });
     await w.waitForOutput(/"ready":true/, 30_000);
     if (++ready === parallel) t0 = performance.now();
@@ -75,7 +77,7 @@ async function storescus(port: number, file: string, parallel: number, count: nu
   return (performance.now() - t0) / 1000;
 }
 
-async function throughput(dir: string, rounds: number, repeat: number): Promise<void> {
+async function throughput(dir: string, rounds: number, repeat: number, targetsWanted: string[]): Promise<void> {
   const parallel = 4;
   const image = await writeTestDicom(path.join(dir, 'image-16MB.dcm'), { pixelBytes: 16 * MB, seed: 11 });
   const bytes = image.datasetLength * parallel * repeat;
@@ -83,12 +85,13 @@ async function throughput(dir: string, rounds: number, repeat: number): Promise<
   const storescp = spawnPeer('storescp', ['--fork', '--ignore', '--max-pdu', '131072', '--aetitle', 'STORESCP', String(storescpPort)], { name: 'storescp' });
   await waitForPort(storescpPort, 10_000);
   const scp = await startBuiltinScp(MB);
-  const targets: Array<[string, () => Promise<number>]> = [
+  const targets = [
     ['dcmtk', () => storescus(storescpPort, image.path!, parallel, repeat)],
     ['builtin->storescp', () => builtinSenders(storescpPort, image.path!, parallel, repeat, 'per-sender')],
     ['builtin', () => builtinSenders(scp.port, image.path!, parallel, repeat, 'per-image')],
     ['builtin-per-sender', () => builtinSenders(scp.port, image.path!, parallel, repeat, 'per-sender')],
-  ];
+    ['dcmjs->storescp', () => builtinSenders(storescpPort, image.path!, parallel, repeat, 'per-image', 'dcmjs')],
+  ].filter(([name]) => targetsWanted.includes(name as string)) as Array<[string, () => Promise<number>]>;
   const rates = new Map<string, number[]>(targets.map(([n]) => [n, []]));
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < targets.length; i++) {
@@ -106,7 +109,8 @@ async function throughput(dir: string, rounds: number, repeat: number): Promise<
     console.log(`   ${name.padEnd(20)} ${median(v).toFixed(0).padStart(11)} ${Math.min(...v).toFixed(0).padStart(7)} ${Math.max(...v).toFixed(0).padStart(7)} ${(median(v) / ref).toFixed(2).padStart(10)}x`);
   }
   console.log('   (dcmtk: 4 x storescu --repeat to storescp --fork --ignore, 128KB PDUs; builtin->storescp: the built-in sender to that same storescp;');
-  console.log('    builtin: the built-in sender to the built-in SCP announcing 1MB, as `bench --direct --pdu 1MB` runs it)\n');
+  console.log('    builtin: the built-in sender to the built-in SCP announcing 1MB, as `bench --direct --pdu 1MB` runs it;');
+  console.log('    dcmjs->storescp: the dcmjs-dimse Client, one association per image, to that same storescp)\n');
   await storescp.kill();
   await scp.peer.kill();
 }
@@ -155,7 +159,7 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-peers-'));
   console.log(`bench:peers — machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
   try {
-    if (phases.includes('1')) await throughput(dir, rounds, repeat);
+    if (phases.includes('1')) await throughput(dir, rounds, repeat, arg('--targets', 'dcmtk,builtin->storescp,builtin,builtin-per-sender,dcmjs->storescp').split(','));
     if (phases.includes('2')) await scpMemory(dir);
     if (phases.includes('3')) await sizes(dir);
   } finally {

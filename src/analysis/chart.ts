@@ -1,7 +1,9 @@
 // SVG charts with vega-lite, rendered in Node by vega's headless View (renderer 'none': no browser, no
-// canvas). Two charts: the experiment (mean with min-max bars per group) and one association's timeline.
+// canvas). Two charts: the experiment (mean with its 95% interval and min-max bars per group) and one
+// association's timeline.
 
 import type { TopLevelSpec } from 'vega-lite';
+import { ci95 } from './inference.js';
 import type { TimelinePdu } from './chunks.js';
 import type { ResultRow } from './table.js';
 
@@ -22,13 +24,21 @@ export interface ExperimentSeries {
   rows: readonly ResultRow[];
 }
 
-/** Mean seconds per group (point) with a min-max bar (rule); groups on x in the given order. */
+/**
+ * Mean seconds per group (point) with a min-max bar (thin rule) and, for the rows whose spread is known,
+ * the 95% confidence interval of the mean (thick rule); groups on x in the given order.
+ */
 export function experimentSpec(series: readonly ExperimentSeries[], xTitle: string, title: string): TopLevelSpec {
   const values = series.flatMap((s) =>
     s.rows
       .filter((r) => r.seconds !== undefined)
-      .map((r) => ({ group: r.label, series: s.series, mean: r.seconds!.mean, min: r.seconds!.min, max: r.seconds!.max, n: r.seconds!.n })),
+      .map((r) => {
+        const ci = ci95(r.seconds!);
+        const { mean, min, max, n } = r.seconds!;
+        return { group: r.label, series: s.series, mean, min, max, n, ...(ci ? { ci_low: ci.low, ci_high: ci.high } : {}) };
+      }),
   );
+  const withCi = values.some((v) => 'ci_low' in v);
   const order = [...new Set(series.flatMap((s) => s.rows.map((r) => r.label)))];
   const x = { field: 'group', type: 'ordinal' as const, sort: order, title: xTitle, axis: { labelAngle: 0 } };
   const color = series.length > 1 ? { color: { field: 'series', type: 'nominal' as const, title: null } } : {};
@@ -42,9 +52,20 @@ export function experimentSpec(series: readonly ExperimentSeries[], xTitle: stri
     encoding: { x, ...xOffset, ...color },
     layer: [
       {
-        mark: { type: 'rule', strokeWidth: 2 },
-        encoding: { y: { field: 'min', type: 'quantitative', title: 'seconds per image (mean, min-max)' }, y2: { field: 'max' } },
+        mark: { type: 'rule', strokeWidth: withCi ? 1.5 : 2 },
+        encoding: { y: { field: 'min', type: 'quantitative', title: `seconds per image (mean, ${withCi ? '95% CI, ' : ''}min-max)` }, y2: { field: 'max' } },
       },
+      ...(withCi
+        ? [
+            {
+              // Rows without an interval (one timed value, or an old file) draw none.
+              transform: [{ filter: 'isValid(datum.ci_low)' }],
+              // The colour of the dots (one series); several series take theirs from the colour encoding.
+              mark: { type: 'rule', strokeWidth: 7, opacity: 0.45, strokeCap: 'butt', color: '#4c78a8' },
+              encoding: { y: { field: 'ci_low', type: 'quantitative' }, y2: { field: 'ci_high' } },
+            },
+          ]
+        : []),
       {
         mark: { type: 'point', filled: true, size: 70 },
         encoding: {
@@ -52,6 +73,7 @@ export function experimentSpec(series: readonly ExperimentSeries[], xTitle: stri
           tooltip: [
             { field: 'group', title: xTitle },
             { field: 'mean', format: '.3f' },
+            ...(withCi ? [{ field: 'ci_low', title: '95% CI low', format: '.3f' }, { field: 'ci_high', title: '95% CI high', format: '.3f' }] : []),
             { field: 'min', format: '.3f' },
             { field: 'max', format: '.3f' },
             { field: 'n' },

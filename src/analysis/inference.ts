@@ -127,3 +127,42 @@ export function compareWithFastest<T>(items: readonly T[], summary: (item: T) =>
       }),
   };
 }
+
+/** Where an item stands against the fastest item of its series. */
+export type Verdict =
+  | { kind: 'fastest' }
+  /** Slower beyond noise (p < ALPHA), or not distinguishable from the fastest (p >= ALPHA). */
+  | { kind: 'slower' | 'within-noise'; test: WelchResult }
+  /** Fewer than two values (or no variance) on either side: nothing can be said. */
+  | { kind: 'untested' };
+
+/**
+ * compareWithFastest within each series (e.g. one image size, one route): a verdict per item, in the
+ * order given; undefined for items without a summary. A series where no item could be tested against
+ * its fastest (one item, or no variances) has no fastest either: every item in it is 'untested'.
+ */
+export function verdictsPerSeries<T>(
+  items: readonly T[],
+  seriesOf: (item: T, index: number) => string,
+  summary: (item: T) => SampleSummary | undefined,
+): Array<Verdict | undefined> {
+  const out = new Array<Verdict | undefined>(items.length).fill(undefined);
+  const indexes = new Map<string, number[]>();
+  items.forEach((item, i) => {
+    const key = seriesOf(item, i);
+    indexes.set(key, [...(indexes.get(key) ?? []), i]);
+  });
+  for (const members of indexes.values()) {
+    const c = compareWithFastest(members, (i) => summary(items[i]!));
+    if (!c) continue;
+    const tested = c.others.some((o) => o.test !== undefined);
+    out[c.fastest] = tested ? { kind: 'fastest' } : { kind: 'untested' };
+    for (const o of c.others) out[o.item] = o.test === undefined ? { kind: 'untested' } : { kind: o.differs ? 'slower' : 'within-noise', test: o.test };
+  }
+  return out;
+}
+
+/** A p-value as the tables print it: three decimals, "<0.001" below. */
+export function formatP(p: number): string {
+  return p < 0.001 ? '<0.001' : p.toFixed(3);
+}

@@ -9,6 +9,9 @@ export interface Summary {
   max: number;
   p50: number;
   p95: number;
+  /** Sample variance (n - 1 denominator): what the confidence interval and Welch's test need. Absent when
+   * n < 2, or when the summary was read from a file that does not keep it. */
+  variance?: number;
 }
 
 /** Nearest-rank percentile of an ascending sample (n >= 1). */
@@ -22,15 +25,12 @@ export function percentile(sorted: readonly number[], p: number): number {
 export function summarize(values: readonly number[]): Summary | undefined {
   if (values.length === 0) return undefined;
   const sorted = [...values].sort((a, b) => a - b);
-  const sum = sorted.reduce((s, v) => s + v, 0);
-  return {
-    n: sorted.length,
-    mean: sum / sorted.length,
-    min: sorted[0]!,
-    max: sorted[sorted.length - 1]!,
-    p50: percentile(sorted, 50),
-    p95: percentile(sorted, 95),
-  };
+  const n = sorted.length;
+  const mean = sorted.reduce((s, v) => s + v, 0) / n;
+  const summary: Summary = { n, mean, min: sorted[0]!, max: sorted[n - 1]!, p50: percentile(sorted, 50), p95: percentile(sorted, 95) };
+  // Two passes (the mean first): exact for values far from zero, unlike the sum of squares.
+  if (n >= 2) summary.variance = sorted.reduce((s, v) => s + (v - mean) * (v - mean), 0) / (n - 1);
+  return summary;
 }
 
 /** Mean of the defined values; undefined when there are none. */

@@ -1,5 +1,7 @@
 // The experiment's table: one row per group (per max PDU by default), shared by `stats` and `bench`.
 
+import { ci95, formatP, verdictsPerSeries } from './inference.js';
+import type { Verdict } from './inference.js';
 import type { Summary } from './summary.js';
 
 /** One row of the experiment's table. Times in seconds, the split in milliseconds (means per message). */
@@ -33,18 +35,64 @@ export function renderColumns(header: readonly string[], body: ReadonlyArray<rea
   return [line(header), ...body.map(line)].join('\n') + '\n';
 }
 
-export const RESULT_HEADER = ['', 'n', 'failed', 'mean s', 'min s', 'max s', 'p50 s', 'p95 s', 'MB/s', 'scu_idle ms', 'upstream_blocked ms', 'scp_response ms'] as const;
+export const RESULT_HEADER = [
+  '',
+  'n',
+  'failed',
+  'mean s',
+  'ci95 low s',
+  'ci95 high s',
+  'min s',
+  'max s',
+  'p50 s',
+  'p95 s',
+  'MB/s',
+  'scu_idle ms',
+  'upstream_blocked ms',
+  'scp_response ms',
+  'vs fastest',
+] as const;
 
-/** The table as text; `title` names the first column (e.g. max_pdu). MB = 2^20 bytes. */
-export function renderResultTable(rows: readonly ResultRow[], title: string): string {
+/** Rows are compared within their route (messages CSVs of several routes) unless told their series. */
+const routeSeries = (r: ResultRow): string => r.route ?? '';
+
+/** Each row's verdict against the fastest row of its series (Welch's t-test on the seconds, p < 0.05). */
+export function rowVerdicts(rows: readonly ResultRow[], seriesOf: (row: ResultRow, index: number) => string = routeSeries): Array<Verdict | undefined> {
+  return verdictsPerSeries(rows, seriesOf, (r) => r.seconds);
+}
+
+/** No-break space: "(p = 0.003)" stays on one line when a cell wraps. */
+const NBSP = '\u00a0';
+
+/**
+ * A verdict in a table cell: "fastest", "slower p=0.003", "within noise p=0.412", "-" when untested; with
+ * `prose` (the HTML page) "slower (p = 0.003)", "slower (p < 0.001)" and "–", the parenthesis unbreakable.
+ */
+export function verdictText(v: Verdict | undefined, prose = false): string {
+  if (v === undefined || v.kind === 'untested') return prose ? '–' : '-';
+  if (v.kind === 'fastest') return 'fastest';
+  const word = v.kind === 'slower' ? 'slower' : 'within noise';
+  if (!prose) return `${word} p=${formatP(v.test.p)}`;
+  const p = v.test.p < 0.001 ? ['p', '<', '0.001'] : ['p', '=', formatP(v.test.p)];
+  return `${word} (${p.join(NBSP)})`;
+}
+
+/**
+ * The table as text; `title` names the first column (e.g. max_pdu). MB = 2^20 bytes. The 95% interval is
+ * Student's t; "vs fastest" is Welch's t-test against the fastest row of the same series (default: route).
+ */
+export function renderResultTable(rows: readonly ResultRow[], title: string, seriesOf?: (row: ResultRow, index: number) => string): string {
   const routed = rows.some((r) => r.route !== undefined);
   const header = [...(routed ? ['route'] : []), title, ...RESULT_HEADER.slice(1)];
-  const body = rows.map((r) => [
+  const verdicts = rowVerdicts(rows, seriesOf);
+  const body = rows.map((r, i) => [
     ...(routed ? [r.route ?? ''] : []),
     r.label,
     String(r.count),
     String(r.failures),
     fixed(r.seconds?.mean, 3),
+    fixed(r.seconds && ci95(r.seconds)?.low, 3),
+    fixed(r.seconds && ci95(r.seconds)?.high, 3),
     fixed(r.seconds?.min, 3),
     fixed(r.seconds?.max, 3),
     fixed(r.seconds?.p50, 3),
@@ -53,6 +101,7 @@ export function renderResultTable(rows: readonly ResultRow[], title: string): st
     fixed(r.scuIdleMs, 1),
     fixed(r.upstreamBlockedMs, 1),
     fixed(r.scpResponseMs, 1),
+    verdictText(verdicts[i]),
   ]);
   return renderColumns(header, body);
 }

@@ -3,8 +3,11 @@
 // the failures, which mode and sender produced the row, and the link shaping of the proxy
 // (latency_ms, jitter_ms, bandwidth_bps in bits per second; 0 = none / not limited), then the built-in
 // sender's connect and negotiation times (mean per association, ms; empty for the other senders), which
-// embedded SCP answered (builtin, dcmjs; upstream for --upstream) and the sender's association mode.
+// embedded SCP answered (builtin, dcmjs; upstream for --upstream) and the sender's association mode, and
+// last the spread of the seconds per image: the sample standard deviation and Student's t 95% interval of
+// the mean (empty with fewer than two acknowledged images).
 
+import { ci95 } from '../analysis/inference.js';
 import type { ResultRow } from '../analysis/table.js';
 import type { AssociationMode, BenchMode, ScpKind, ScuKind } from './options.js';
 import type { LinkSetting } from '../values/shaping.js';
@@ -33,6 +36,9 @@ export const RESULTS_CSV_COLUMNS = [
   'associate_ms',
   'scp',
   'association',
+  'sd_s',
+  'ci95_low_s',
+  'ci95_high_s',
 ] as const;
 
 export interface SettingResult {
@@ -57,6 +63,7 @@ const f = (v: number | undefined, digits: number): string => (v === undefined ? 
 
 export function resultsCsvRow(r: SettingResult): string[] {
   const s = r.row.seconds;
+  const ci = s && ci95(s);
   return [
     String(r.pdu),
     String(r.imageBytes),
@@ -81,5 +88,8 @@ export function resultsCsvRow(r: SettingResult): string[] {
     f(r.associateMs, 3),
     r.scp,
     r.association,
+    f(s?.variance === undefined ? undefined : Math.sqrt(s.variance), 6),
+    f(ci?.low, 6),
+    f(ci?.high, 6),
   ];
 }

@@ -436,7 +436,8 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     } catch (err) {
       reportError = (err as Error).message;
     }
-    io.stdout.write(renderResultTable(results.map((r) => r.row), 'max_pdu'));
+    // "vs fastest" compares settings of the same image size, mode and link only.
+    io.stdout.write(renderResultTable(results.map((r) => r.row), 'max_pdu', (_, i) => `${results[i]!.series} ${results[i]!.imageBytes}`));
     const failed = allOutcomes.filter((x) => x.status !== STATUS_SUCCESS);
     say(`bench: ${allOutcomes.length} images in ${humanSeconds((performance.now() - started) / 1000)}; seconds per image as measured by the senders, MB = 2^20 bytes; results in ${o.out}`);
     if (report) say(`bench: report: ${report}`);

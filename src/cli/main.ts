@@ -86,6 +86,17 @@ interface ProxyFlags {
   bandwidthToScu?: string;
   route?: string[];
   metrics?: string;
+  health?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsClientAuth?: string;
+  upstreamTls?: boolean;
+  upstreamTlsCa?: string;
+  upstreamTlsCert?: string;
+  upstreamTlsKey?: string;
+  upstreamTlsServername?: string;
+  upstreamTlsInsecure?: boolean;
 }
 
 function usageError(message: string): number {
@@ -144,6 +155,17 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
     .option('--metrics <[HOST:]PORT>', 'serve Prometheus metrics at http://HOST:PORT/metrics (host default 0.0.0.0)')
+    .option('--health <[HOST:]PORT>', 'serve GET /healthz and /readyz there (they are on the --metrics port too)')
+    .option('--tls-cert <FILE>', 'PEM certificate (and chain): the listener speaks TLS (with --tls-key)')
+    .option('--tls-key <FILE>', 'PEM private key (unencrypted) of --tls-cert')
+    .option('--tls-ca <FILE>', 'PEM CA certificates that client certificates are verified against')
+    .option('--tls-client-auth <none|optional|required>', 'ask SCUs for a certificate; required = mutual authentication (default none)')
+    .option('--upstream-tls', 'connect to the SCP with TLS, verifying its certificate')
+    .option('--upstream-tls-ca <FILE>', 'PEM CA certificates the SCP is verified against (default: the system store)')
+    .option('--upstream-tls-cert <FILE>', 'PEM client certificate to present to the SCP (with --upstream-tls-key)')
+    .option('--upstream-tls-key <FILE>', 'PEM private key (unencrypted) of --upstream-tls-cert')
+    .option('--upstream-tls-servername <NAME>', 'SNI, and the name the SCP certificate must carry (default: the upstream host)')
+    .option('--upstream-tls-insecure', 'do not verify the SCP certificate (logged as a warning at start-up)')
     .addHelpText('after', PROXY_HELP_AFTER)
     .action((flags: ProxyFlags) => {
       // Every setting has its flag: a key missing here would be a flag parsed and then ignored (tsc says so).
@@ -173,10 +195,21 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         bandwidthToScu: flags.bandwidthToScu,
         routes: flags.route,
         metrics: flags.metrics,
+        health: flags.health,
+        tlsCert: flags.tlsCert,
+        tlsKey: flags.tlsKey,
+        tlsCa: flags.tlsCa,
+        tlsClientAuth: flags.tlsClientAuth,
+        upstreamTls: flags.upstreamTls,
+        upstreamTlsCa: flags.upstreamTlsCa,
+        upstreamTlsCert: flags.upstreamTlsCert,
+        upstreamTlsKey: flags.upstreamTlsKey,
+        upstreamTlsServername: flags.upstreamTlsServername,
+        upstreamTlsInsecure: flags.upstreamTlsInsecure,
       };
       const settings = loadSettings(raw, flags.config, { env });
       for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
-      setRun(() => runProxy(settings.routes, { logLevel: settings.logLevel, metrics: settings.metrics }));
+      setRun(() => runProxy(settings.routes, { logLevel: settings.logLevel, metrics: settings.metrics, health: settings.health }));
     });
 
   addStatsCommand(program, setRun, usageError);

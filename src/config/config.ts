@@ -9,13 +9,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseListen, parseUpstream } from '../values/endpoint.js';
 import { parseSize } from '../values/size.js';
-import type { ProxyOptions, RouteConfig } from './options.js';
+import type { ListenerTls, ProxyOptions, RouteConfig, UpstreamTls } from './options.js';
 import type { Endpoint } from '../values/endpoint.js';
 import type { FragmentPolicy } from '../transform/refragment.js';
 import { parseAeTitle, parsePeerRule } from './access.js';
 import { ConfigError } from '../values/errors.js';
 import { parseLatency, parseRate } from '../values/shaping.js';
 import type { Latency } from '../values/shaping.js';
+import { checkKeyPair, parseBoolean, parseClientAuth, readCertificates, readPrivateKey } from './tls.js';
 import { DEFAULT_ROUTE_ID, parseRoute, routeFromJson, splitRouteList } from './routes.js';
 import type { RouteSpec } from './routes.js';
 import { SETTINGS } from './settings.js';
@@ -42,6 +43,8 @@ export interface Settings {
   routes: RouteConfig[];
   /** --metrics: where the Prometheus endpoint listens; undefined = off. */
   metrics: Endpoint | undefined;
+  /** --health: where GET /healthz and /readyz are served when metrics are off; undefined = off (or on the metrics port). */
+  health: Endpoint | undefined;
   logLevel: LogLevel;
   /** One-line warnings (the run goes on), each naming the flag or file key: odd or tiny Maximum Lengths. */
   warnings: string[];
@@ -326,6 +329,10 @@ function resolveOptions(layers: readonly Layer[], warnings: string[]): ProxyOpti
     const rate = rateSetting(layers, key);
     if (rate !== undefined) options[key] = rate;
   }
+  const listenerTls = listenerTlsSetting(layers);
+  if (listenerTls) options.tls = listenerTls;
+  const upstreamTls = upstreamTlsSetting(layers);
+  if (upstreamTls) options.upstreamTls = upstreamTls;
   if (options.csv === '') throw new ConfigError(`${csv!.name}: "" is not a file name`);
   if (messagesCsv) {
     // Set only when given, so the options of a run without it read as before.
@@ -337,6 +344,80 @@ function resolveOptions(layers: readonly Layer[], warnings: string[]): ProxyOpti
     }
   }
   return options;
+}
+
+/** true/false (JSON) or its text; not set = false. */
+function booleanSetting(layers: readonly Layer[], key: 'upstreamTls' | 'upstreamTlsInsecure'): { value: boolean; name: string | undefined } {
+  const got = pick(layers, key);
+  if (!got) return { value: false, name: undefined };
+  const value = typeof got.value === 'boolean' ? got.value : named(got, parseBoolean, stringOrNumber(got, 'true or false'));
+  return { value, name: got.name };
+}
+
+/** A file name setting (not set, or empty in a config file = undefined). */
+function fileSetting(layers: readonly Layer[], key: SettingKey): Picked | undefined {
+  const got = pick(layers, key);
+  if (!got) return undefined;
+  const file = requireString(got, 'a file name');
+  if (file.trim() === '') throw new ConfigError(`${got.name}: "" is not a file name`);
+  return got;
+}
+
+/** --tls-cert/--tls-key (both or neither), --tls-ca, --tls-client-auth: the listener's TLS, or undefined. */
+function listenerTlsSetting(layers: readonly Layer[]): ListenerTls | undefined {
+  const cert = fileSetting(layers, 'tlsCert');
+  const key = fileSetting(layers, 'tlsKey');
+  const ca = fileSetting(layers, 'tlsCa');
+  const auth = pick(layers, 'tlsClientAuth');
+  const clientAuth = auth ? named(auth, parseClientAuth, requireString(auth, 'none, optional or required')) : 'none';
+  if (!cert || !key) {
+    if (cert || key) {
+      const [given, missing] = cert ? [cert.name, SETTINGS.tlsKey] : [key!.name, SETTINGS.tlsCert];
+      throw new ConfigError(`${given}: needs ${missing} too (a TLS listener has a certificate and its private key)`);
+    }
+    if (ca) throw new ConfigError(`${ca.name}: needs ${SETTINGS.tlsCert} and ${SETTINGS.tlsKey} (the listener is not TLS without them)`);
+    if (clientAuth !== 'none') throw new ConfigError(`${auth!.name}: ${clientAuth} needs ${SETTINGS.tlsCert} and ${SETTINGS.tlsKey} (the listener is not TLS without them)`);
+    return undefined;
+  }
+  if (clientAuth !== 'none' && !ca) {
+    throw new ConfigError(`${auth!.name}: ${clientAuth} needs ${SETTINGS.tlsCa} (the CA that signs the SCUs' certificates)`);
+  }
+  const tls: ListenerTls = {
+    cert: readCertificates(cert.value as string, cert.name),
+    key: readPrivateKey(key.value as string, key.name),
+    clientAuth,
+  };
+  checkKeyPair(tls.cert, tls.key, cert.name, key.name);
+  if (ca) tls.ca = readCertificates(ca.value as string, ca.name);
+  return tls;
+}
+
+/** --upstream-tls and its companions: TLS toward the SCP, or undefined. */
+function upstreamTlsSetting(layers: readonly Layer[]): UpstreamTls | undefined {
+  const enabled = booleanSetting(layers, 'upstreamTls');
+  const insecure = booleanSetting(layers, 'upstreamTlsInsecure');
+  const ca = fileSetting(layers, 'upstreamTlsCa');
+  const cert = fileSetting(layers, 'upstreamTlsCert');
+  const key = fileSetting(layers, 'upstreamTlsKey');
+  const servernameGot = pick(layers, 'upstreamTlsServername');
+  const servername = servernameGot ? requireString(servernameGot, 'a host name').trim() : undefined;
+  if (!enabled.value) {
+    const stray = [ca?.name, cert?.name, key?.name, servernameGot?.name, insecure.value ? insecure.name : undefined].find((n) => n !== undefined);
+    if (stray) throw new ConfigError(`${stray}: needs ${SETTINGS.upstreamTls} (the connection to the SCP is plain TCP without it)`);
+    return undefined;
+  }
+  if (servername === '') throw new ConfigError(`${servernameGot!.name}: "" is not a host name`);
+  if (cert && !key) throw new ConfigError(`${cert.name}: needs ${SETTINGS.upstreamTlsKey} too`);
+  if (key && !cert) throw new ConfigError(`${key.name}: needs ${SETTINGS.upstreamTlsCert} too`);
+  const tls: UpstreamTls = { insecure: insecure.value };
+  if (ca) tls.ca = readCertificates(ca.value as string, ca.name);
+  if (cert && key) {
+    tls.cert = readCertificates(cert.value as string, cert.name);
+    tls.key = readPrivateKey(key.value as string, key.name);
+    checkKeyPair(tls.cert, tls.key, cert.name, key.name);
+  }
+  if (servername !== undefined) tls.servername = servername;
+  return tls;
 }
 
 /** The routes as written: --route (repeatable), PDU_PROXY_ROUTE (';'-separated), "routes" in a config file. */
@@ -392,12 +473,14 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
   }
 
   const metrics = pick(layers, 'metrics');
+  const health = pick(layers, 'health');
   const logLevel = pick(layers, 'logLevel');
   const level = logLevel ? named(logLevel, parseLogLevel, requireString(logLevel, LOG_LEVELS.join(', '))) : 'info';
   return {
     options: routes[0]!.options,
     routes,
     metrics: metrics ? named(metrics, (t) => parseListen(t), stringOrNumber(metrics, 'a string "[HOST:]PORT" or a port number')) : undefined,
+    health: health ? named(health, (t) => parseListen(t), stringOrNumber(health, 'a string "[HOST:]PORT" or a port number')) : undefined,
     logLevel: level,
     // A global value is checked once per route: say it once.
     warnings: [...new Set(warnings)],

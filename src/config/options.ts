@@ -51,6 +51,35 @@ export interface ProxyOptions {
   latencyToScu?: Latency | undefined;
   bandwidthToScp?: number | undefined;
   bandwidthToScu?: number | undefined;
+  /** TLS on the listener (--tls-cert/--tls-key); undefined = plain TCP. */
+  tls?: ListenerTls | undefined;
+  /** TLS toward the SCP (--upstream-tls); undefined = plain TCP. */
+  upstreamTls?: UpstreamTls | undefined;
+}
+
+/** --tls-client-auth: ask SCUs for a certificate? `optional`: one that is given must verify; `required`: one must be given. */
+export type ClientAuth = 'none' | 'optional' | 'required';
+
+/** The listener's TLS: PEM contents, read and checked when the settings were resolved. */
+export interface ListenerTls {
+  cert: Buffer;
+  key: Buffer;
+  /** CA certificates client certificates are verified against; undefined = the system store. */
+  ca?: Buffer | undefined;
+  clientAuth: ClientAuth;
+}
+
+/** TLS toward the SCP. */
+export interface UpstreamTls {
+  /** CA certificates the SCP's certificate is verified against; undefined = the system store. */
+  ca?: Buffer | undefined;
+  /** A client certificate (and its key) to present to the SCP. */
+  cert?: Buffer | undefined;
+  key?: Buffer | undefined;
+  /** SNI and the name the certificate must carry; undefined = the upstream host (an IP is checked against the IP SANs). */
+  servername?: string | undefined;
+  /** Do not verify the SCP's certificate (a warning is logged at start-up). */
+  insecure: boolean;
 }
 
 /** The shaping of one direction (the per-direction value, else the common one); undefined = none (fast path). */

@@ -28,6 +28,17 @@ export const SETTINGS = {
   bandwidthToScu: '--bandwidth-to-scu',
   routes: '--route',
   metrics: '--metrics',
+  health: '--health',
+  tlsCert: '--tls-cert',
+  tlsKey: '--tls-key',
+  tlsCa: '--tls-ca',
+  tlsClientAuth: '--tls-client-auth',
+  upstreamTls: '--upstream-tls',
+  upstreamTlsCa: '--upstream-tls-ca',
+  upstreamTlsCert: '--upstream-tls-cert',
+  upstreamTlsKey: '--upstream-tls-key',
+  upstreamTlsServername: '--upstream-tls-servername',
+  upstreamTlsInsecure: '--upstream-tls-insecure',
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

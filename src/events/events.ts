@@ -44,6 +44,8 @@ export interface Recorder {
   message?(record: MessageRecord): void;
   /** An association was requested (and admitted or refused), or a connection ended (metrics). */
   association?(event: AssociationEvent): void;
+  /** A TLS handshake failed on one leg (metrics); the connection was closed, or the SCU got A-ASSOCIATE-RJ. */
+  tlsFailure?(event: TlsFailureEvent): void;
   /**
    * A recorder shared by several routes gives each route a view that tags what it records with the route's
    * id (a CSV column, a metric label: looked up once, not per event). The view's close() does nothing: the
@@ -62,6 +64,47 @@ export interface Recorder {
 export type AbortCause = 'scu_abort' | 'scp_abort' | 'protocol_error' | 'connection_lost' | 'idle_timeout' | 'shutdown';
 
 export const ABORT_CAUSES: readonly AbortCause[] = ['scu_abort', 'scp_abort', 'protocol_error', 'connection_lost', 'idle_timeout', 'shutdown'];
+
+/**
+ * Why a TLS handshake failed, from a fixed vocabulary: no client certificate when one is required, a
+ * certificate from a CA not trusted, an expired one, a name that does not match (upstream), another
+ * certificate problem, plaintext sent to a TLS port (or by a "TLS" SCP), no common TLS version or suite,
+ * an alert from the peer (it refused ours), no handshake in time, the peer closing mid-handshake.
+ */
+export type TlsFailureReason =
+  | 'no_client_certificate'
+  | 'unknown_ca'
+  | 'expired'
+  | 'name_mismatch'
+  | 'bad_certificate'
+  | 'plaintext'
+  | 'protocol_mismatch'
+  | 'peer_alert'
+  | 'timeout'
+  | 'connection_closed'
+  | 'other';
+
+export const TLS_FAILURE_REASONS: readonly TlsFailureReason[] = [
+  'no_client_certificate',
+  'unknown_ca',
+  'expired',
+  'name_mismatch',
+  'bad_certificate',
+  'plaintext',
+  'protocol_mismatch',
+  'peer_alert',
+  'timeout',
+  'connection_closed',
+  'other',
+];
+
+/** The leg of a TLS failure: toward the SCU (the listener) or toward the SCP (the upstream connection). */
+export type Leg = 'scu' | 'scp';
+
+export interface TlsFailureEvent {
+  leg: Leg;
+  reason: TlsFailureReason;
+}
 
 export type AssociationOutcome = 'released' | 'rejected' | 'aborted' | 'closed';
 

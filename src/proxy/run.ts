@@ -10,11 +10,14 @@ import type { Endpoint } from '../values/endpoint.js';
 import type { RouteConfig } from '../config/options.js';
 import { raiseMallocThresholds } from './malloc-threshold.js';
 import { ProxyServer } from './server.js';
+import { HealthState, serveHealth } from '../record/health.js';
 
 export interface RunOptions {
   logLevel: string;
   /** --metrics: serve Prometheus metrics there; undefined = off. */
   metrics?: Endpoint | undefined;
+  /** --health: serve /healthz and /readyz there (they are on the metrics port too); undefined = off. */
+  health?: Endpoint | undefined;
 }
 
 export function createLogger(level: string): Logger {
@@ -62,8 +65,11 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
   const firstSignal = signals.length > 0 ? Promise.resolve(signals[0]!) : nextSignal();
   const recorders: Recorder[] = [];
   let metricsServer: { close(): Promise<void> } | undefined;
+  let healthServer: { close(): Promise<void> } | undefined;
+  const health = new HealthState();
   const release = async (): Promise<void> => {
     await metricsServer?.close();
+    await healthServer?.close();
     await Promise.all(recorders.map((r) => r.close()));
   };
   try {
@@ -93,12 +99,25 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
       for (const [file, count] of dropCounts) metrics.watchDroppedRows(file, count);
       recorders.push(metrics);
       try {
-        const served = await serveMetrics(run.metrics, metrics);
+        const served = await serveMetrics(run.metrics, metrics, health);
         metricsServer = served;
         log.info({ metrics: `http://${formatEndpoint({ host: served.address.address, port: served.address.port })}/metrics` }, 'metrics listening');
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         process.stderr.write(`dicom-pdu-proxy: --metrics ${formatEndpoint(run.metrics)}: ${e.code ?? e.message}\n`);
+        await release();
+        return 1;
+      }
+    }
+    if (run.health) {
+      try {
+        const served = await serveHealth(run.health, health);
+        healthServer = served;
+        const base = `http://${formatEndpoint({ host: served.address.address, port: served.address.port })}`;
+        log.info({ healthz: `${base}/healthz`, readyz: `${base}/readyz` }, 'health listening');
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        process.stderr.write(`dicom-pdu-proxy: --health ${formatEndpoint(run.health)}: ${e.code ?? e.message}\n`);
         await release();
         return 1;
       }
@@ -116,7 +135,9 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
         return 1;
       }
     }
+    health.state = 'ready';
     const signal = await firstSignal;
+    health.state = 'draining';
     const second = signals.length > 1 ? Promise.resolve(signals[1]!) : nextSignal();
     const active = (): number => servers.reduce((n, s) => n + s.admittedAssociations, 0);
     // server.close() only completes once every connection is gone: stop accepting first, then wait. The log

@@ -2,6 +2,7 @@
 // one association's failure never touches another's.
 
 import net from 'node:net';
+import tls from 'node:tls';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Recorder } from '../events/events.js';
@@ -13,6 +14,8 @@ import { formatLatency, formatRate } from '../values/shaping.js';
 import { Session } from './session.js';
 import type { Wires } from './session.js';
 import { Wire } from '../transform/shaper.js';
+import { checkClient, describeTlsError, listenerTlsOptions } from './tls.js';
+import type { TlsFailureReason } from '../events/events.js';
 
 export interface ServerOptions {
   /** The route's id (logs, CSV rows, metrics); undefined = the bound port, known once listening. */
@@ -50,7 +53,22 @@ export class ProxyServer {
     let nextId = 1;
     this.nextAssoc = server.nextAssoc ?? (() => nextId++);
     this.rules = new AdmissionRules(options);
-    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
+    if (options.tls) {
+      // --tls-cert: the handshake runs first (at most --artim-timeout); the session starts on a secure socket.
+      const listener = options.tls;
+      this.server = tls.createServer(listenerTlsOptions(listener, options.artimTimeoutMs), (socket) => {
+        const refused = checkClient(socket, listener);
+        if (refused) {
+          this.tlsFailed(socket, refused);
+          socket.destroy();
+          return;
+        }
+        this.accept(socket);
+      });
+      this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => this.tlsFailed(socket, describeTlsError(err)));
+    } else {
+      this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
+    }
     this.server.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
   }
 
@@ -75,12 +93,22 @@ export class ProxyServer {
             maxPduRq: this.options.maxPduRq ?? 'unchanged',
             fragment: this.options.fragment.mode === 'size' ? this.options.fragment.size : this.options.fragment.mode,
             ...shapingLogFields(this.options),
+            ...tlsLogFields(this.options),
           },
           'listening',
         );
+        if (this.options.upstreamTls?.insecure) {
+          this.log.warn({ upstream: `${this.options.upstream.host}:${this.options.upstream.port}` }, 'upstream TLS certificate is NOT verified (--upstream-tls-insecure): anyone on the path can pose as the SCP');
+        }
         resolve(address);
       });
     });
+  }
+
+  /** One warn line and a metric per failed handshake on the listener; the listener carries on. */
+  private tlsFailed(socket: Socket, failure: { reason: TlsFailureReason; detail: string }): void {
+    this.log.warn({ leg: 'scu', peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: failure.reason, detail: failure.detail }, 'TLS handshake failed: connection closed');
+    for (const r of this.recorders) r.tlsFailure?.({ leg: 'scu', reason: failure.reason });
   }
 
   private accept(socket: Socket): void {
@@ -187,4 +215,14 @@ function shapingLogFields(options: ProxyOptions): { shaping?: Record<string, unk
   const toScp = describe('to_scp');
   const toScu = describe('to_scu');
   return toScp === 'none' && toScu === 'none' ? {} : { shaping: { toScp, toScu } };
+}
+
+/** `tls: { listener: { clientAuth }, upstream: { verify, servername } }` for the legs that use TLS; nothing otherwise. */
+function tlsLogFields(options: ProxyOptions): { tls?: Record<string, unknown> } {
+  const out: Record<string, unknown> = {};
+  if (options.tls) out.listener = { clientAuth: options.tls.clientAuth, clientCa: options.tls.ca ? 'file' : 'none' };
+  if (options.upstreamTls) {
+    out.upstream = { verify: !options.upstreamTls.insecure, ca: options.upstreamTls.ca ? 'file' : 'system', clientCertificate: options.upstreamTls.cert !== undefined, servername: options.upstreamTls.servername };
+  }
+  return Object.keys(out).length > 0 ? { tls: out } : {};
 }

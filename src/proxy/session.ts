@@ -3,7 +3,6 @@
 // A-ASSOCIATE-RQ/AC, configures each link's re-fragmenter with its receiver's real limit, and tears
 // everything down exactly once.
 
-import net from 'node:net';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -23,7 +22,8 @@ import { ABORT_REASON_NAMES, AbortReason, AbortSource, PduType, pduTypeName } fr
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import { ProtocolError } from '../pdu/errors.js';
 import { MessageTracker } from '../dimse/tracker.js';
-import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder } from '../events/events.js';
+import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
+import { formatEndpoint } from '../values/endpoint.js';
 import type { Admission } from './admission.js';
 import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
 import type { InFlight, LinkOwner } from './link.js';
@@ -31,6 +31,7 @@ import { Link } from './link.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import type { Wire } from '../transform/shaper.js';
+import { connectUpstream, describeTlsError, resetOrDestroy, tlsFields } from './tls.js';
 
 /** The emulated link of a proxy, one wire per direction, shared by all its associations (--bandwidth). */
 export interface Wires {
@@ -86,6 +87,7 @@ export class Session implements LinkOwner {
   private readonly pduRecorders: readonly Recorder[];
   private readonly messageRecorders: readonly Recorder[];
   private readonly associationRecorders: readonly Recorder[];
+  private readonly tlsRecorders: readonly Recorder[];
   private readonly tracker: MessageTracker;
   private readonly onDone: (session: Session) => void;
   private readonly t0 = performance.now();
@@ -137,6 +139,7 @@ export class Session implements LinkOwner {
     this.pduRecorders = recorders.filter((r) => r.pdu);
     this.messageRecorders = recorders.filter((r) => r.message);
     this.associationRecorders = recorders.filter((r) => r.association);
+    this.tlsRecorders = recorders.filter((r) => r.tlsFailure);
     this.onDone = onDone;
     const clock = (): number => (performance.now() - this.t0) * 1000;
     this.toScp = new Link('to_scp', id, this, clock);
@@ -273,6 +276,7 @@ export class Session implements LinkOwner {
         implementationClassUid: implementationClassUid(rq),
         implementationVersionName: implementationVersionName(rq),
         contexts: presentationContextsRq(rq).map((c) => ({ id: c.id, abstractSyntax: c.abstractSyntax, transferSyntaxes: c.transferSyntaxes })),
+        ...legTls(this.scu, undefined),
       },
       'association requested',
     );
@@ -311,6 +315,7 @@ export class Session implements LinkOwner {
         contexts: presentationContextsAc(ac).map((c) =>
           c.result === 0 ? { id: c.id, result: 'accepted', transferSyntax: c.transferSyntax } : { id: c.id, result: contextResultName(c.result) },
         ),
+        ...legTls(this.scu, this.scp),
       },
       'association negotiated',
     );
@@ -338,15 +343,22 @@ export class Session implements LinkOwner {
 
   private connectUpstream(): void {
     const { host, port } = this.options.upstream;
-    const scp = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+    // Plain TCP, or TLS (--upstream-tls): then the connect timeout covers the handshake too.
+    const { socket: scp, ready } = connectUpstream(this.options.upstream, this.options.upstreamTls);
     this.scp = scp;
     this.scpClosed = false;
+    let tcpConnected = false;
+    scp.once('connect', () => (tcpConnected = true));
     this.scu.pause();
     this.connectTimer = setTimeout(() => {
-      this.upstreamUnavailable(`no connection to ${host}:${port} within ${this.options.connectTimeoutMs} ms`);
+      if (tcpConnected && this.state === State.Connecting) {
+        this.upstreamTlsFailed({ reason: 'timeout', detail: `no TLS handshake within ${this.options.connectTimeoutMs} ms (--connect-timeout)` });
+      } else {
+        this.upstreamUnavailable(`no connection to ${host}:${port} within ${this.options.connectTimeoutMs} ms`);
+      }
       scp.destroy();
     }, this.options.connectTimeoutMs);
-    scp.once('connect', () => {
+    scp.once(ready, () => {
       clearTimeout(this.connectTimer);
       if (this.state !== State.Connecting) {
         scp.destroy();
@@ -362,12 +374,30 @@ export class Session implements LinkOwner {
     scp.on('error', (err) => {
       if (this.state === State.Connecting) {
         clearTimeout(this.connectTimer);
+        if (ready === 'secureConnect' && tcpConnected) {
+          this.upstreamTlsFailed(describeTlsError(err));
+          return;
+        }
         this.upstreamUnavailable(`${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
       } else {
         this.onLegError('scp', err);
       }
     });
     scp.on('close', () => this.onLegClose('scp'));
+  }
+
+  /** Connected, then the TLS handshake failed: one warn line with the reason, counted; the SCU gets A-ASSOCIATE-RJ. */
+  private upstreamTlsFailed(failure: { reason: TlsFailureReason; detail: string }): void {
+    const upstream = formatEndpoint(this.options.upstream);
+    this.tlsFailed('scp', failure);
+    this.upstreamUnavailable(`${upstream}: TLS handshake failed (${failure.reason}: ${failure.detail})`);
+  }
+
+  /** One warn line and a metric for a failed TLS handshake on one leg. */
+  private tlsFailed(leg: 'scu' | 'scp', failure: { reason: TlsFailureReason; detail: string }): void {
+    const where = leg === 'scp' ? { upstream: formatEndpoint(this.options.upstream) } : { peer: `${this.scu.remoteAddress}:${this.scu.remotePort}` };
+    this.log.warn({ leg, ...where, reason: failure.reason, detail: failure.detail }, 'TLS handshake failed: connection closed');
+    for (const r of this.tlsRecorders) r.tlsFailure!({ leg, reason: failure.reason });
   }
 
   private upstreamUnavailable(why: string): void {
@@ -429,7 +459,7 @@ export class Session implements LinkOwner {
     if (socket.destroyed) return;
     // Half-close once the A-ABORT is written (after what a shaped link still holds).
     if (link.sendGenerated(abort)) link.closeOutput();
-    else socket.resetAndDestroy();
+    else resetOrDestroy(socket);
   }
 
   private onLegEnd(leg: Leg): void {
@@ -456,6 +486,9 @@ export class Session implements LinkOwner {
 
   private onLegError(leg: Leg, err: Error): void {
     const code = (err as NodeJS.ErrnoException).code ?? err.message;
+    // TLS 1.3: a server checks the client's certificate after the client has finished its handshake, so a
+    // refusal (an alert) arrives as an error on a connection that looked established.
+    if (code.startsWith('ERR_SSL_') && this.state === State.AwaitAc) this.tlsFailed(leg, describeTlsError(err));
     if (this.state === State.Ended || this.state === State.Aborted) {
       this.log.debug({ leg, err: code }, 'socket error after the association ended');
       this.closeBoth();
@@ -651,4 +684,14 @@ function acceptedContextTable(contexts: ReadonlyArray<{ id: number; result: numb
 
 function contextResultName(result: number): string {
   return ['accepted', 'user-rejection', 'no-reason', 'abstract-syntax-not-supported', 'transfer-syntaxes-not-supported'][result] ?? `result-${result}`;
+}
+
+/** `tls: { scu: {...}, scp: {...} }` for the legs that use TLS: version, cipher suite, peer certificate subject. */
+function legTls(scu: Socket, scp: Socket | undefined): { tls?: Record<string, unknown> } {
+  const out: Record<string, unknown> = {};
+  const a = tlsFields(scu);
+  if (a) out.scu = a;
+  const b = tlsFields(scp);
+  if (b) out.scp = b;
+  return Object.keys(out).length > 0 ? { tls: out } : {};
 }

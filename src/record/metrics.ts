@@ -6,13 +6,13 @@
 // observed per PDU, through a labelled child looked up once per route and direction. Label values are the
 // route id (a plain word), a direction, and fixed vocabularies: never a peer's text.
 
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { durationUs } from '../dimse/tracker.js';
 import type { Endpoint } from '../values/endpoint.js';
-import { ABORT_CAUSES, ASSOCIATION_OUTCOMES } from '../events/events.js';
-import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder } from '../events/events.js';
+import { ABORT_CAUSES, ASSOCIATION_OUTCOMES, TLS_FAILURE_REASONS } from '../events/events.js';
+import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder, TlsFailureEvent } from '../events/events.js';
+import { answerHealth, serveHttp } from './health.js';
+import type { HealthState, HttpEndpoint } from './health.js';
 import { PDU_HEADER_LENGTH } from '../pdu/constants.js';
 
 export const METRIC_PREFIX = 'dicom_pdu_proxy_';
@@ -50,6 +50,7 @@ export class MetricsRecorder implements Recorder {
   readonly associations: Counter<'route'>;
   readonly associationsEnded: Counter<'route' | 'outcome'>;
   readonly aborts: Counter<'route' | 'reason'>;
+  readonly tlsFailures: Counter<'route' | 'leg' | 'reason'>;
   readonly rowsDropped: Counter<'file'>;
   /** Per CSV file (label value: the flag's name), its recorder's running count of dropped rows. */
   private readonly droppedSources = new Map<string, { count: () => number; reported: number }>();
@@ -138,6 +139,12 @@ export class MetricsRecorder implements Recorder {
       labelNames: ['route', 'reason'],
       registers,
     });
+    this.tlsFailures = new Counter({
+      name: `${METRIC_PREFIX}tls_handshake_failures_total`,
+      help: `TLS handshakes that failed, by leg (scu: the listener, scp: the upstream connection) and reason: ${TLS_FAILURE_REASONS.join(', ')}`,
+      labelNames: ['route', 'leg', 'reason'],
+      registers,
+    });
     const sources = this.droppedSources;
     this.rowsDropped = new Counter({
       name: `${METRIC_PREFIX}recorder_rows_dropped_total`,
@@ -191,6 +198,7 @@ class RouteView implements Recorder {
   private readonly requested: Counter.Internal;
   private readonly ended: Map<string, Counter.Internal>;
   private readonly aborts: Map<string, Counter.Internal>;
+  private readonly tlsFailures: MetricsRecorder['tlsFailures'];
 
   constructor(route: string, metrics: MetricsRecorder) {
     this.route = route;
@@ -216,6 +224,8 @@ class RouteView implements Recorder {
     this.ended = new Map(ASSOCIATION_OUTCOMES.map((o) => [o, metrics.associationsEnded.labels(route, o)]));
     this.aborts = new Map(ABORT_CAUSES.map((r) => [r, metrics.aborts.labels(route, r)]));
     for (const c of [...this.ended.values(), ...this.aborts.values()]) c.inc(0);
+    // Rare events: their series appear with the first failure, so routes without TLS stay free of them.
+    this.tlsFailures = metrics.tlsFailures;
   }
 
   counters(counter: Counter<Labels>): Record<Direction, Counter.Internal> {
@@ -249,41 +259,32 @@ class RouteView implements Recorder {
     if (event.abort !== undefined) this.aborts.get(event.abort)!.inc();
   }
 
+  tlsFailure(event: TlsFailureEvent): void {
+    this.tlsFailures.labels(this.route, event.leg, event.reason).inc();
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }
 }
 
-export interface MetricsServer {
-  address: AddressInfo;
-  close(): Promise<void>;
-}
+export type MetricsServer = HttpEndpoint;
 
-/** Serve GET /metrics (anything else: 404) on `endpoint`; rejects when it cannot listen. */
-export function serveMetrics(endpoint: Endpoint, recorder: MetricsRecorder): Promise<MetricsServer> {
-  const server = http.createServer((req, res) => {
+/**
+ * Serve GET /metrics on `endpoint`, and GET /healthz and /readyz when `health` is given (anything else: 404);
+ * rejects when it cannot listen.
+ */
+export function serveMetrics(endpoint: Endpoint, recorder: MetricsRecorder, health?: HealthState): Promise<MetricsServer> {
+  return serveHttp(endpoint, (req, res) => {
+    if (health && answerHealth(req, res, health)) return;
     const path = (req.url ?? '').split('?')[0];
     if (req.method !== 'GET' || path !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: GET /metrics\n');
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end(`not found: GET /metrics${health ? ', /healthz or /readyz' : ''}\n`);
       return;
     }
     recorder.metrics().then(
       (text) => res.writeHead(200, { 'content-type': recorder.registry.contentType }).end(text),
       (err: Error) => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`${err.message}\n`),
     );
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: endpoint.host, port: endpoint.port }, () => {
-      server.off('error', reject);
-      resolve({
-        address: server.address() as AddressInfo,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-            server.closeAllConnections();
-          }),
-      });
-    });
   });
 }

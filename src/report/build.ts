@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ci95 } from '../analysis/inference.js';
 import { formatSize } from '../values/size.js';
 import { renderSvg } from '../analysis/chart.js';
 import { aggregateChunks, pickAssociation, sentPdus, timelinePdus } from '../analysis/chunks.js';
@@ -194,9 +195,10 @@ export async function reportModel(engine: Engine, sources: readonly LogSource[],
 /** The page: charts rendered to SVG and inlined. */
 export async function renderReport(model: ReportModel): Promise<string> {
   const timed = model.settings.some((s) => s.row.seconds !== undefined);
+  const withCi = model.settings.some((s) => s.row.seconds !== undefined && ci95(s.row.seconds) !== undefined);
   const split = splitSpec(model.settings, model.unit);
   const [sweep, splitSvg, timeline] = await Promise.all([
-    timed ? renderSvg(readable(sweepSpec(model.settings, model.groupTitle, `seconds per ${model.unit}: mean, min–max`))) : undefined,
+    timed ? renderSvg(readable(sweepSpec(model.settings, model.groupTitle, `seconds per ${model.unit}: mean, ${withCi ? '95% CI, ' : ''}min–max`))) : undefined,
     split ? renderSvg(readable(split)) : undefined,
     model.timeline ? renderSvg(readable(timelineSpec(model.timeline))) : undefined,
   ]);

@@ -1,6 +1,8 @@
 // report.html: one self-contained page (inline CSS and SVG, no script, no web font, no URL to fetch), so
 // it opens on a machine without network access. Pure: the model and the rendered charts in, a string out.
 
+import { ci95 } from '../analysis/inference.js';
+import { rowVerdicts, verdictText } from '../analysis/table.js';
 import { findings, splitOf } from './model.js';
 import type { ReportModel } from './model.js';
 
@@ -28,10 +30,18 @@ interface Column {
   numeric?: boolean;
 }
 
-function table(id: string, columns: readonly Column[], rows: ReadonlyArray<readonly string[]>, note?: string): string {
+/** A line under a row's label (e.g. its verdict against the fastest); `strong` draws it in the warning colour. */
+interface RowNote {
+  text: string;
+  strong?: boolean;
+}
+
+function table(id: string, columns: readonly Column[], rows: ReadonlyArray<readonly string[]>, note?: string, rowNotes?: ReadonlyArray<RowNote | undefined>): string {
   const head = columns.map((c) => `<th scope="col"${c.numeric ? ' class="num"' : ''}>${escapeHtml(c.title)}</th>`).join('');
+  const label = (text: string, n: RowNote | undefined): string =>
+    `<th scope="row">${escapeHtml(text)}${n ? `<span class="row-note${n.strong ? ' strong' : ''}">${escapeHtml(n.text)}</span>` : ''}</th>`;
   const body = rows
-    .map((r) => `<tr>${r.map((cell, i) => (i === 0 ? `<th scope="row">${escapeHtml(cell)}</th>` : `<td${columns[i]?.numeric ? ' class="num"' : ''}>${escapeHtml(cell)}</td>`)).join('')}</tr>`)
+    .map((r, row) => `<tr>${r.map((cell, i) => (i === 0 ? label(cell, rowNotes?.[row]) : `<td${columns[i]?.numeric ? ' class="num"' : ''}>${escapeHtml(cell)}</td>`)).join('')}</tr>`)
     .join('\n');
   return `<div class="scroll"><table id="${id}"><thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody></table></div>${note ? `<p class="note">${escapeHtml(note)}</p>` : ''}`;
 }
@@ -55,6 +65,8 @@ table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nu
 th, td { padding: 4px 6px; border-bottom: 1px solid #e8ebef; white-space: nowrap; text-align: left; }
 thead th { border-bottom: 2px solid #c9ced6; font-weight: 600; vertical-align: bottom; white-space: normal; }
 tbody th { font-weight: 600; white-space: normal; min-width: 11em; }
+.row-note { display: block; font-weight: 400; font-size: 0.85em; color: #5b6472; }
+.row-note.strong { color: #a1262a; }
 .num { text-align: right; }
 figure { margin: 0; }
 figure svg { display: block; max-width: 100%; height: auto; }
@@ -68,13 +80,20 @@ export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
   const sentences = findings(m.settings, m.pduUse, unit);
   const facts = m.facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('\n');
 
-  const resultRows = m.settings.map((s) => {
+  const verdicts = rowVerdicts(
+    m.settings.map((s) => s.row),
+    (_, i) => m.settings[i]!.series,
+  );
+  const resultRows = m.settings.map((s, i) => {
     const r = s.row;
+    const ci = r.seconds && ci95(r.seconds);
     return [
       s.label,
       int(r.count),
       int(r.failures),
       fixed(r.seconds?.mean, 3, 's'),
+      // The t interval is symmetric: mean ± its half width (results.csv has both ends).
+      ci ? `±${ci.halfWidth.toFixed(3)} s` : '–',
       fixed(r.seconds?.min, 3, 's'),
       fixed(r.seconds?.max, 3, 's'),
       fixed(r.seconds?.p50, 3, 's'),
@@ -86,9 +105,13 @@ export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
       fixed(splitOf(r)?.['the rest'], 1, 'ms'),
     ];
   });
+  // Each row's verdict against the fastest, under its label (a column would not fit a laptop's width).
+  const verdictNotes = verdicts.map((v): RowNote | undefined =>
+    v === undefined || v.kind === 'untested' ? undefined : { text: v.kind === 'fastest' ? 'fastest' : verdictText(v, true), strong: v.kind === 'slower' },
+  );
   const resultColumns: Column[] = [
     { title: m.groupTitle },
-    ...[`${unit}s`, 'failed', 'mean', 'min', 'max', 'p50', 'p95', 'rate', 'SCU idle', 'upstream blocked', 'SCP response', 'the rest'].map((title) => ({ title, numeric: true })),
+    ...[`${unit}s`, 'failed', 'mean', '95% CI', 'min', 'max', 'p50', 'p95', 'rate', 'SCU idle', 'upstream blocked', 'SCP response', 'the rest'].map((title) => ({ title, numeric: true })),
   ];
 
   const pduRows = m.pduUse.map((u) => [
@@ -132,12 +155,18 @@ ${facts}
 
 <section id="results">
 <h2>Results</h2>
-${table('results-table', resultColumns, resultRows, `One row per setting. ${unit === 'image' ? 'Seconds per image as measured by the senders' : 'Seconds per message from the proxy (first request byte to last response byte)'}; p50/p95 nearest rank; rate = bytes / summed times, per transfer; split = mean ms per ${unit} from the proxy's messages CSV.`)}
+${table('results-table', resultColumns, resultRows, `One row per setting. ${unit === 'image' ? 'Seconds per image as measured by the senders' : 'Seconds per message from the proxy (first request byte to last response byte)'}; 95% CI: the mean's 95% confidence interval is mean ± this (Student's t); under each label, Welch's t-test against the fastest setting${m.settings.some((s) => s.series !== '') ? ' of the same series' : ''} (slower: p < 0.05; within noise: not distinguishable from it); p50/p95 nearest rank; rate = bytes / summed times, per transfer; split = mean ms per ${unit} from the proxy's messages CSV.`, verdictNotes)}
 </section>
 
 <section id="sweep">
 <h2>Time per ${unit}</h2>
-${figure('sweep-chart', charts.sweep, `mean seconds per ${unit} with min-max bars, per ${m.groupTitle}`, `Dot: mean; bar: min to max, per ${m.groupTitle}.`, 'No timed results to draw.')}
+${figure(
+  'sweep-chart',
+  charts.sweep,
+  `mean seconds per ${unit} with 95% confidence intervals and min-max bars, per ${m.groupTitle}`,
+  `Dot: mean; thick bar: 95% confidence interval of the mean (Student's t; drawn where a setting has at least two timed ${unit}s and its file keeps their spread); thin line: min to max, per ${m.groupTitle}.`,
+  'No timed results to draw.',
+)}
 </section>
 
 <section id="split">

@@ -2,6 +2,7 @@
 // `stats --html`: the settings and their table rows, the time split, what the SCU really sent per setting,
 // one association's PDUs, and the "what this shows" sentences computed from all of it.
 
+import { ALPHA, verdictsPerSeries } from '../analysis/inference.js';
 import { formatSize } from '../values/size.js';
 import { linkLabel } from '../values/shaping.js';
 import { num } from '../analysis/csv.js';
@@ -67,7 +68,25 @@ export interface ReportModel {
 // ---- settings from results.csv (bench) ----
 
 /** results.csv columns that are measurements, not settings: never a series. */
-const MEASURES = new Set(['pdu_bytes', 'images', 'mean_s', 'min_s', 'max_s', 'p50_s', 'p95_s', 'mb_per_s', 'scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms', 'failures']);
+const MEASURES = new Set([
+  'pdu_bytes',
+  'images',
+  'mean_s',
+  'min_s',
+  'max_s',
+  'p50_s',
+  'p95_s',
+  'mb_per_s',
+  'scu_idle_ms',
+  'upstream_blocked_ms',
+  'scp_response_ms',
+  'failures',
+  'connect_ms',
+  'associate_ms',
+  'sd_s',
+  'ci95_low_s',
+  'ci95_high_s',
+]);
 /** Setting columns that make a series when they vary, in this order. */
 const SERIES_COLUMNS = ['image_bytes', 'scu', 'parallel', 'mode'];
 /** bench --latency/--bandwidth columns: together they name one emulated link ("20ms 100Mbit"). */
@@ -97,11 +116,15 @@ function seriesPart(column: string, r: CsvRow, info: RunInfo | undefined): strin
   return `${column} ${value}`;
 }
 
-/** A ResultRow from one results.csv row (columns read by name; extra columns ignored). */
+/**
+ * A ResultRow from one results.csv row (columns read by name; extra columns ignored). The variance comes
+ * from sd_s; files written before it have none, so their rows get no interval and no test.
+ */
 export function resultRow(label: string, r: CsvRow): ResultRow {
   const images = num(r.images) ?? 0;
   const failures = num(r.failures) ?? 0;
-  const [mean, min, max, p50, p95] = [r.mean_s, r.min_s, r.max_s, r.p50_s, r.p95_s].map(num);
+  const [mean, min, max, p50, p95, sd] = [r.mean_s, r.min_s, r.max_s, r.p50_s, r.p95_s, r.sd_s].map(num);
+  const n = Math.max(images - failures, 1);
   return {
     label,
     count: images,
@@ -109,7 +132,7 @@ export function resultRow(label: string, r: CsvRow): ResultRow {
     seconds:
       mean === undefined || min === undefined || max === undefined
         ? undefined
-        : { n: Math.max(images - failures, 1), mean, min, max, p50: p50 ?? mean, p95: p95 ?? max },
+        : { n, mean, min, max, p50: p50 ?? mean, p95: p95 ?? max, ...(sd !== undefined && n >= 2 ? { variance: sd * sd } : {}) },
     mbPerS: num(r.mb_per_s),
     scuIdleMs: num(r.scu_idle_ms),
     upstreamBlockedMs: num(r.upstream_blocked_ms),
@@ -201,6 +224,43 @@ const secs = (s: number): string => `${s.toFixed(s < 10 ? 3 : 1)} s`;
 const msText = (v: number): string => `${v < 10 ? v.toFixed(1) : int(v)} ms`;
 const bytesText = (n: number): string => `${int(n)} bytes`;
 
+const pText = (p: number): string => (p < 0.001 ? 'p < 0.001' : `p = ${p.toFixed(3)}`);
+
+/**
+ * Which settings are slower than the fastest of their series beyond noise (Welch's t-test, p < ALPHA) and
+ * which are not; none when no setting could be tested (fewer than two timed values, or no variance).
+ */
+export function significance(timed: readonly ReportSetting[], unit: 'image' | 'message'): string[] {
+  const verdicts = verdictsPerSeries(timed, (s) => s.series, (s) => s.row.seconds);
+  if (!verdicts.some((v) => v?.kind === 'slower' || v?.kind === 'within-noise')) return [];
+  const out: string[] = [];
+  const several = new Set(timed.map((s) => s.series)).size > 1;
+  for (const series of new Set(timed.map((s) => s.series))) {
+    const members = timed.flatMap((s, i) => (s.series === series && verdicts[i] ? [{ s, v: verdicts[i]! }] : []));
+    const fastest = members.find((m) => m.v.kind === 'fastest')?.s;
+    if (!fastest) continue;
+    const name = (s: ReportSetting): string => (several ? s.group : s.label);
+    const sentence = (text: string): string => (several ? `${series}: ${text}` : text[0]!.toUpperCase() + text.slice(1));
+    const slower: string[] = [];
+    const noise: Array<[string, number]> = [];
+    const untested: string[] = [];
+    for (const { s, v } of members) {
+      if (v.kind === 'slower') slower.push(`${name(s)} (+${Math.round((s.row.seconds!.mean / fastest.row.seconds!.mean - 1) * 100)}%, ${pText(v.test.p)})`);
+      else if (v.kind === 'within-noise') noise.push([name(s), v.test.p]);
+      else if (v.kind === 'untested') untested.push(name(s));
+    }
+    if (slower.length > 0) {
+      out.push(sentence(`slower than the fastest, ${name(fastest)}, beyond noise (Welch's t-test, p < ${ALPHA}): ${slower.join(', ')}.`));
+      if (noise.length > 0) out.push(sentence(`within noise of ${name(fastest)} (p ≥ ${ALPHA}): ${noise.map(([n, p]) => `${n} (${pText(p)})`).join(', ')}.`));
+    } else if (noise.length > 0) {
+      const ps = noise.map(([n, p]) => `${n}: ${pText(p)}`).join(', ');
+      out.push(sentence(`no setting is slower than the fastest, ${name(fastest)}, beyond noise (Welch's t-test, p ≥ ${ALPHA}; ${ps}): the differences may be noise; more ${unit}s would tell.`));
+    }
+    if (untested.length > 0) out.push(sentence(`too few ${unit}s to test against ${name(fastest)}: ${untested.join(', ')}.`));
+  }
+  return out;
+}
+
 /** The "what this shows" sentences: each computed from the data, none when there is nothing to say. */
 export function findings(settings: readonly ReportSetting[], uses: readonly PduUse[], unit: 'image' | 'message'): string[] {
   const out: string[] = [];
@@ -215,10 +275,15 @@ export function findings(settings: readonly ReportSetting[], uses: readonly PduU
     if (timed.length > 1 && slowest !== fastest) {
       const pct = Math.round((mean(slowest) / mean(fastest) - 1) * 100);
       out.push(`Slowest: ${slowest.label}, ${pct}% slower (mean ${secs(mean(slowest))}).`);
-      // Every min-max range overlaps every other: no setting was always faster than another.
-      const lowestMax = Math.min(...timed.map((s) => s.row.seconds!.max));
-      const highestMin = Math.max(...timed.map((s) => s.row.seconds!.min));
-      if (highestMin <= lowestMax) out.push(`The min–max ranges of all settings overlap: these differences may be noise; more ${unit}s would tell.`);
+      const tests = significance(timed, unit);
+      if (tests.length > 0) out.push(...tests);
+      else {
+        // No variances (a results.csv from before sd_s): only the ranges can be compared. Every min-max
+        // range overlaps every other: no setting was always faster than another.
+        const lowestMax = Math.min(...timed.map((s) => s.row.seconds!.max));
+        const highestMin = Math.max(...timed.map((s) => s.row.seconds!.min));
+        if (highestMin <= lowestMax) out.push(`The min–max ranges of all settings overlap: these differences may be noise; more ${unit}s would tell.`);
+      }
     }
   }
 

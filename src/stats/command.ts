@@ -40,6 +40,9 @@ export interface StatsOptions {
 
 export const DEFAULT_GROUP_BY = 'max_pdu';
 
+/** What the interval and "vs fastest" columns are, under each table's caption. */
+const STATISTICS_NOTE = "ci95 = Student's t 95% interval of the mean; vs fastest = Welch's t-test against the fastest row (slower: p < 0.05)";
+
 /** A bad argument or input file: one line for the user, exit status 2. */
 export class StatsUsageError extends Error {}
 
@@ -102,14 +105,19 @@ async function statsWith(engine: Engine, paths: readonly string[], options: Stat
     const groups = messages.length > 0 ? await groupMessages(engine, { by, perRoute: true }) : undefined;
     if (groups) {
       const n = groups.rows.reduce((s, r) => s + r.count, 0);
-      parts.push(`${n} messages from ${messages.length} messages CSV file(s), by ${groups.perRoute ? `route and ${by}` : by}; seconds per message, MB = 2^20 bytes, split = mean ms per message\n`);
+      parts.push(`${n} messages from ${messages.length} messages CSV file(s), by ${groups.perRoute ? `route and ${by}` : by}; seconds per message, MB = 2^20 bytes, split = mean ms per message; ${STATISTICS_NOTE}${groups.perRoute ? ' of its route' : ''}\n`);
       parts.push(renderResultTable(groups.rows, by));
     }
     const resultsByFile = await resultRows(engine, sources);
     for (const f of results) {
       const rows = resultsByFile.get(f.path) ?? [];
-      parts.push(`${parts.length > 0 ? '\n' : ''}${f.path}: ${rows.length} settings of a bench run; seconds per image as measured by the senders\n`);
-      parts.push(renderResultTable(settingsFromResults(rows).map((s) => s.row), 'setting'));
+      const settings = settingsFromResults(rows);
+      const series = new Set(settings.map((s) => s.series)).size > 1;
+      parts.push(
+        `${parts.length > 0 ? '\n' : ''}${f.path}: ${rows.length} settings of a bench run; seconds per image as measured by the senders; ` +
+          `${STATISTICS_NOTE}${series ? ' of its series' : ''} (none without sd_s: files of older versions)\n`,
+      );
+      parts.push(renderResultTable(settings.map((s) => s.row), 'setting', (_, i) => settings[i]!.series));
     }
     const summaries = chunks.length > 0 ? await summarizeChunks(engine) : new Map();
     for (const f of chunks) {

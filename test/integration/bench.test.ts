@@ -65,6 +65,10 @@ function assertTimes(row: CsvRow): void {
   assert.ok(min! <= p50! && p50! <= p95! && p95! <= max!, JSON.stringify(row));
   assert.ok(min! <= mean! && mean! <= max!, JSON.stringify(row));
   assert.ok(Number(row.mb_per_s) > 0);
+  // The spread: a standard deviation, and a 95% interval around the mean (t: symmetric about it).
+  const [sd, low, high] = [row.sd_s, row.ci95_low_s, row.ci95_high_s].map(Number);
+  assert.ok(sd! >= 0 && low! <= mean! && mean! <= high!, JSON.stringify(row));
+  assert.ok(Math.abs(mean! - low! - (high! - mean!)) <= 2e-6, `interval centred on the mean: ${JSON.stringify(row)}`);
 }
 
 describe('bench', () => {
@@ -128,12 +132,18 @@ describe('bench', () => {
       // Evaluated in the page (a string: this project's TypeScript has no DOM types).
       const table = (await page.evaluate(`[...document.querySelectorAll('#results-table tbody tr')].map((tr) =>
         [...tr.children].map((c) => ({ text: c.innerText.trim(), align: getComputedStyle(c).textAlign })))`)) as Array<Array<{ text: string; align: string }>>;
-      assert.deepEqual(table.map((r) => r[0]!.text), ['16KB', '100KB', '500KB', '1MB', '10MB', '20MB']);
+      // The label, and under it the verdict of Welch's test against the fastest setting.
+      const labels = table.map((r) => r[0]!.text.split('\n'));
+      assert.deepEqual(labels.map((l) => l[0]), ['16KB', '100KB', '500KB', '1MB', '10MB', '20MB']);
       for (const [i, r] of table.entries()) {
+        assert.match(labels[i]!.slice(1).join(' '), /^(fastest|slower \(p\u00a0[<=]\u00a0\d\.\d{3}\)|within noise \(p\u00a0=\u00a0\d\.\d{3}\))$/);
         assert.equal(r[1]!.text, '8');
         assert.equal(r[3]!.text, `${Number(rows[i]!.mean_s).toFixed(3)} s`, 'mean as in results.csv, with its unit');
-        assert.match(r[8]!.text, /^\d+\.\d\d MB\/s$/);
-        assert.match(r[9]!.text, /^\d+\.\d ms$/);
+        // mean ± half the interval of results.csv (its ends are rounded to the microsecond).
+        const half = (Number(rows[i]!.ci95_high_s) - Number(rows[i]!.ci95_low_s)) / 2;
+        assert.ok(Math.abs(Number(/^±(\d+\.\d{3}) s$/.exec(r[4]!.text)?.[1]) - half) <= 0.0006, `95% CI ${r[4]!.text}, results.csv ±${half}`);
+        assert.match(r[9]!.text, /^\d+\.\d\d MB\/s$/);
+        assert.match(r[10]!.text, /^\d+\.\d ms$/);
         for (const cell of r.slice(1)) assert.equal(cell.align, 'right', `${cell.text} right-aligned`);
       }
       // The charts: inline SVGs that were laid out (non-empty boxes), with the settings on the sweep's axis.
@@ -152,10 +162,15 @@ describe('bench', () => {
       for (const text of ['PDU-BENCH', 'ANY-SCP', '4 × built-in SCU', 'exactly the size the AC gives', 'streams every PDU', '2MB', '16KB, 100KB, 500KB, 1MB, 10MB, 20MB', 'Node v2']) assert.ok(settings.includes(text), `settings: ${text}`);
       const shows = await page.locator('#what-this-shows').innerText();
       const fastest = rows.reduce((a, b) => (Number(b.mean_s) < Number(a.mean_s) ? b : a));
-      const label = table[rows.indexOf(fastest)]![0]!.text;
+      const label = labels[rows.indexOf(fastest)]![0]!;
       assert.ok(shows.includes(`Fastest: ${label} (mean ${Number(fastest.mean_s).toFixed(3)} s per image)`), shows);
       assert.match(shows, /Time went to: .*\(\d+%\)/);
       assert.match(shows, /Slowest: \S+, \d+% slower/);
+      // Welch's test of every setting against the fastest: each named as slower or within noise.
+      assert.match(shows, /(Slower than the fastest|No setting is slower than the fastest), \S+, beyond noise \(Welch's t-test/);
+      for (const other of labels.map((l) => l[0]!).filter((l) => l !== label)) {
+        assert.match(shows, new RegExp(`[ ,;]${other}(: | \\((\\+\\d+%, )?)p [<=] \\d\\.\\d{3}`), `${other} tested against ${label}: ${shows}`);
+      }
       const pduRows = await page.locator('#pdu-table tbody tr').count();
       assert.equal(pduRows, 6);
 

@@ -112,9 +112,31 @@ test('results.csv rows follow the header', () => {
     association: 'per-image',
   });
   assert.equal(row.length, RESULTS_CSV_COLUMNS.length);
-  assert.deepEqual(row, ['16384', '16777600', '4', '4', '2.000000', '1.000000', '3.000000', '2.000000', '3.000000', '8.000', '', '', '1.500', '1', 'proxy', 'dcmjs', '20', '5', '100000000', '', '', 'builtin', 'per-image']);
+  // No variance given: no standard deviation, no interval (the last three columns).
+  assert.deepEqual(row, ['16384', '16777600', '4', '4', '2.000000', '1.000000', '3.000000', '2.000000', '3.000000', '8.000', '', '', '1.500', '1', 'proxy', 'dcmjs', '20', '5', '100000000', '', '', 'builtin', 'per-image', '', '', '']);
   const builtin = resultsCsvRow({ ...{ row: { label: '1MB', count: 1, failures: 0, seconds: undefined, mbPerS: undefined, scuIdleMs: undefined, upstreamBlockedMs: undefined, scpResponseMs: undefined } }, mode: 'direct', pdu: 1, imageBytes: 2, parallel: 1, scu: 'builtin', link: { latency: { ms: 0, jitterMs: 0 }, bandwidth: 0 }, connectMs: 0.25, associateMs: 1.5, scp: 'builtin', association: 'per-sender' });
-  assert.deepEqual(builtin.slice(-4), ['0.250', '1.500', 'builtin', 'per-sender']);
+  assert.deepEqual(builtin.slice(-7, -3), ['0.250', '1.500', 'builtin', 'per-sender']);
+});
+
+test('results.csv: the standard deviation and the 95% interval of the mean, last', () => {
+  const setting = (seconds: { n: number; mean: number; min: number; max: number; p50: number; p95: number; variance?: number }) =>
+    resultsCsvRow({
+      row: { label: '16KB', count: seconds.n, failures: 0, seconds, mbPerS: 1, scuIdleMs: undefined, upstreamBlockedMs: undefined, scpResponseMs: undefined },
+      mode: 'direct',
+      pdu: 16384,
+      imageBytes: 1000,
+      parallel: 1,
+      scu: 'dcmtk',
+      link: { latency: { ms: 0, jitterMs: 0 }, bandwidth: 0 },
+      scp: 'builtin',
+      association: 'per-image',
+    }).slice(-3);
+  // 1, 2, 3 s: variance 1; 2 ± t(0.975, 2) / √3 = 2 ± 2.484138 (scipy.stats.t.ppf).
+  assert.deepEqual(setting({ n: 3, mean: 2, min: 1, max: 3, p50: 2, p95: 3, variance: 1 }), ['1.000000', '-0.484138', '4.484138']);
+  // Every image took the same time: the interval is the mean itself.
+  assert.deepEqual(setting({ n: 5, mean: 0.25, min: 0.25, max: 0.25, p50: 0.25, p95: 0.25, variance: 0 }), ['0.000000', '0.250000', '0.250000']);
+  // One image: no spread, no interval.
+  assert.deepEqual(setting({ n: 1, mean: 0.25, min: 0.25, max: 0.25, p50: 0.25, p95: 0.25 }), ['', '', '']);
 });
 
 test('results.csv: the shaping columns are appended after the existing ones, which keep their order', () => {
@@ -123,7 +145,9 @@ test('results.csv: the shaping columns are appended after the existing ones, whi
     'scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms', 'failures', 'mode', 'scu',
   ]);
   assert.deepEqual(RESULTS_CSV_COLUMNS.slice(16, 19), ['latency_ms', 'jitter_ms', 'bandwidth_bps']);
-  assert.deepEqual(RESULTS_CSV_COLUMNS.slice(19), ['connect_ms', 'associate_ms', 'scp', 'association']);
+  assert.deepEqual(RESULTS_CSV_COLUMNS.slice(19, 23), ['connect_ms', 'associate_ms', 'scp', 'association']);
+  // Then the spread of the seconds per image; the two interval columns end the row.
+  assert.deepEqual(RESULTS_CSV_COLUMNS.slice(23), ['sd_s', 'ci95_low_s', 'ci95_high_s']);
 });
 
 test('--latency and --bandwidth lists: every combination, the proxy flags and labels of each link', () => {
@@ -166,7 +190,8 @@ test("a setting's row: times from the senders, failures by status, the split fro
   const row = await settingRow('16KB', outcomes, fixture);
   assert.equal(row.count, 4);
   assert.equal(row.failures, 2);
-  assert.deepEqual(row.seconds, { n: 3, mean: 2, min: 1, max: 3, p50: 2, p95: 3 });
+  // Sample variance of 1, 3, 2 s: (1 + 1 + 0) / 2.
+  assert.deepEqual(row.seconds, { n: 3, mean: 2, min: 1, max: 3, p50: 2, p95: 3, variance: 1 });
   assert.equal(row.mbPerS, 3 / 6); // 3 MiB answered in 6 s
   // Means over the 7 answered C-STORE rows of the fixture: idle (10+20+30+40+1+2+3)/7, blocked 100/7,
   // scp (5+5+5+5+10+20+30)/7.

@@ -197,3 +197,15 @@ describe('--help and --version', { skip }, () => {
     assert.match(r.stdout, /Commands:\n {2}proxy \[options\]/);
   });
 });
+
+describe('TLS certificate files: one line naming the setting, exit status 2', { skip }, () => {
+  test('--tls-cert that cannot be read', () => {
+    oneLineError(cli([...UP, '--tls-cert', path.join(dir, 'missing.crt'), '--tls-key', path.join(dir, 'missing.key')]), /^dicom-pdu-proxy: --tls-cert: cannot read ".*missing\.crt" \(ENOENT\)$/);
+  });
+
+  test('PDU_PROXY_UPSTREAM_TLS_CA that is not PEM', () => {
+    const notPem = path.join(dir, 'not-pem.crt');
+    fs.writeFileSync(notPem, 'hello\n');
+    oneLineError(cli([...UP, '--upstream-tls'], { PDU_PROXY_UPSTREAM_TLS_CA: notPem }), /^dicom-pdu-proxy: environment PDU_PROXY_UPSTREAM_TLS_CA: ".*not-pem\.crt" holds no PEM certificate/);
+  });
+});

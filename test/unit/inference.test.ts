@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lnGamma, regularizedIncompleteBeta, tCdf, tQuantile, tTwoSided } from '../../src/analysis/student-t.js';
-import { ALPHA, ci95, compareWithFastest, confidenceInterval, sampleSummary, welch } from '../../src/analysis/inference.js';
+import { ALPHA, ci95, compareWithFastest, confidenceInterval, formatP, sampleSummary, verdictsPerSeries, welch } from '../../src/analysis/inference.js';
 
 /** |actual - expected| <= rel · |expected| (or <= rel when expected is 0). */
 function close(actual: number, expected: number, rel: number, what: string): void {
@@ -177,4 +177,26 @@ test('compareWithFastest: the lowest mean, and which others differ from it at p 
     [['slow', true], ['like fast', false], ['one', undefined]],
   );
   assert.equal(compareWithFastest([], () => undefined), undefined);
+});
+
+test('verdictsPerSeries: each series against its own fastest; a series with nothing to test has no fastest', () => {
+  const items = [
+    { series: 'small', values: B },
+    { series: 'large', values: C },
+    { series: 'small', values: A },
+    { series: 'large', values: D },
+    { series: 'alone', values: A },
+    { series: 'one each', values: [1] },
+    { series: 'one each', values: [2] },
+    { series: 'small', values: [] as number[] },
+  ];
+  const verdicts = verdictsPerSeries(items, (x) => x.series, (x) => (x.values.length > 0 ? sampleSummary(x.values) : undefined));
+  assert.deepEqual(
+    verdicts.map((v) => v?.kind),
+    ['slower', 'within-noise', 'fastest', 'fastest', 'untested', 'untested', 'untested', undefined],
+  );
+  // B against A, C against D: the p-values of the Welch test above.
+  close(verdicts[0]!.kind === 'slower' ? verdicts[0]!.test.p : NaN, 1.0054756397860354e-5, 1e-8, 'p');
+  close(verdicts[1]!.kind === 'within-noise' ? verdicts[1]!.test.p : NaN, 0.8862851470929053, 1e-9, 'p');
+  assert.deepEqual([formatP(0.0004), formatP(0.0123), formatP(0.5)], ['<0.001', '0.012', '0.500']);
 });

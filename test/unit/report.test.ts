@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { prepareLogs, reportModel, renderReport, resultRows } from '../../src/report/build.js';
 import { escapeHtml } from '../../src/report/html.js';
 import { findings, pduUse, settingsFromMessages, settingsFromResults, splitOf } from '../../src/report/model.js';
+import { sweepSpec } from '../../src/report/charts.js';
 import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
 import { detectKind } from '../../src/analysis/csv.js';
 import type { CsvRow } from '../../src/analysis/csv.js';
@@ -159,6 +160,100 @@ test('"what this shows": every sentence computed from the fixtures', async () =>
   // Ranges that do not all overlap: 1MB (0.4-1.5 s) and a setting at 1.6-2.0 s.
   const apart = settingsFromResults([row({ pdu_bytes: '1048576', mean_s: '0.8', min_s: '0.4', max_s: '1.5' }), row({ mean_s: '1.8', min_s: '1.6', max_s: '2.0' })]);
   assert.deepEqual(findings(apart, [], 'image').slice(0, 3), ['Fastest: 1MB (mean 0.800 s per image).', 'Slowest: 16KB, 125% slower (mean 1.800 s).']);
+});
+
+// Rows of a results.csv with the spread columns (sd_s; the interval columns are not read back: the
+// interval is recomputed from n, mean and sd). Figures below from scipy.stats (ttest_ind_from_stats,
+// equal_var=False; t.ppf), written down once.
+const spread = (pdu: string, mean: string, sd: string, images = '8', extra: Record<string, string> = {}): CsvRow =>
+  row({ pdu_bytes: pdu, images, mean_s: mean, min_s: mean, max_s: mean, sd_s: sd, ...extra });
+/** The rows of the fixture's results.csv, written before sd_s. */
+const oldResults = (): Promise<CsvRow[]> => over([RESULTS], async (engine, sources) => (await resultRows(engine, sources)).get(RESULTS)!);
+/** The fixture's model with other settings: the page around a given table. */
+const pageOf = async (settings: ReturnType<typeof settingsFromResults>): Promise<string> =>
+  renderReport({ ...(await over([RESULTS], (engine, sources) => reportModel(engine, sources))), settings, unit: 'image' });
+
+test('"what this shows" with the spread: Welch\'s t-test against the fastest names what differs beyond noise', () => {
+  const settings = settingsFromResults([
+    spread('16384', '1.000', '0.050'),
+    spread('1048576', '0.800', '0.050'),
+    spread('20971520', '0.810', '0.060'),
+    // One image: no spread, nothing to test.
+    spread('67108864', '0.900', '', '1'),
+  ]);
+  assert.deepEqual(settings[1]!.row.seconds?.variance, 0.05 * 0.05);
+  assert.equal(settings[3]!.row.seconds?.variance, undefined);
+  assert.deepEqual(findings(settings, [], 'image'), [
+    'Fastest: 1MB (mean 0.800 s per image).',
+    'Slowest: 16KB, 25% slower (mean 1.000 s).',
+    // 16KB against 1MB: t = 8.0, p = 1.4e-6; 20MB: t = 0.362, p = 0.7228.
+    "Slower than the fastest, 1MB, beyond noise (Welch's t-test, p < 0.05): 16KB (+25%, p < 0.001).",
+    'Within noise of 1MB (p ≥ 0.05): 20MB (p = 0.723).',
+    'Too few images to test against 1MB: 64MB.',
+  ]);
+  // Nothing beyond noise: said so, with the p-values.
+  assert.deepEqual(findings(settings.slice(1, 3), [], 'image').slice(2), [
+    "No setting is slower than the fastest, 1MB, beyond noise (Welch's t-test, p ≥ 0.05; 20MB: p = 0.723): the differences may be noise; more images would tell.",
+  ]);
+  // Two image sizes: each compared within its own series (16MB image: 4.2 against 4.0 s, sd 0.5: p = 0.4371).
+  const two = settingsFromResults([
+    spread('16384', '1.000', '0.050', '8', { image_bytes: '2097600' }),
+    spread('1048576', '0.800', '0.050', '8', { image_bytes: '2097600' }),
+    spread('16384', '4.000', '0.500', '8', { image_bytes: '16777600' }),
+    spread('1048576', '4.200', '0.500', '8', { image_bytes: '16777600' }),
+  ]);
+  assert.deepEqual(findings(two, [], 'image').slice(2), [
+    "2.0MB image: slower than the fastest, 1MB, beyond noise (Welch's t-test, p < 0.05): 16KB (+25%, p < 0.001).",
+    "16.0MB image: no setting is slower than the fastest, 16KB, beyond noise (Welch's t-test, p ≥ 0.05; 1MB: p = 0.437): the differences may be noise; more images would tell.",
+  ]);
+});
+
+test('the sweep chart draws the 95% interval where the file keeps the spread, and none for an old file', async () => {
+  const layers = (settings: ReturnType<typeof settingsFromResults>) => {
+    const spec = sweepSpec(settings, 'max PDU', 't') as unknown as { data: { values: Array<Record<string, unknown>> }; layer: Array<{ encoding: { y: { field: string } } }> };
+    return { fields: spec.layer.map((l) => l.encoding.y.field), values: spec.data.values };
+  };
+  const withSpread = layers(settingsFromResults([spread('16384', '1.000', '0.050'), spread('1048576', '0.800', '0.050'), spread('67108864', '0.900', '', '1')]));
+  assert.deepEqual(withSpread.fields, ['min', 'ci_low', 'mean']);
+  // 1MB: 0.8 ± t(0.975, 7) · 0.05/√8 = 0.8 ± 0.0418 (scipy: 0.758199, 0.841801); 64MB: one image, no interval.
+  const ci = withSpread.values.map((v) => [v.group, (v.ci_low as number | undefined)?.toFixed(6), (v.ci_high as number | undefined)?.toFixed(6)]);
+  assert.deepEqual(ci[1], ['1MB', '0.758199', '0.841801']);
+  assert.deepEqual(ci[2], ['64MB', undefined, undefined]);
+  // A results.csv from before sd_s: mean and min-max only.
+  const old = layers(settingsFromResults(await oldResults()));
+  assert.deepEqual(old.fields, ['min', 'mean']);
+  assert.ok(old.values.every((v) => !('ci_low' in v)));
+  // Both render.
+  for (const settings of [settingsFromResults([spread('16384', '1.000', '0.050'), spread('1048576', '0.800', '0.050')]), settingsFromResults(await oldResults())]) {
+    const html = await pageOf(settings);
+    assert.match(html, /<figure id="sweep-chart"><svg /);
+  }
+});
+
+test('the results table: the interval, and under each label the verdict against the fastest; "–" and none without a spread', async () => {
+  const settings = settingsFromResults([spread('16384', '1.000', '0.050'), spread('1048576', '0.800', '0.050'), spread('20971520', '0.810', '0.060'), spread('67108864', '0.900', '', '1')]);
+  const html = await pageOf(settings);
+  const table = /<table id="results-table">[\s\S]*?<\/table>/.exec(html)![0];
+  assert.match(table, /<th scope="col" class="num">95% CI<\/th>/);
+  /** The verdict under a row's label, and the row's cells. */
+  const rowOf = (label: string): { note: string | undefined; cells: string[] } => {
+    const m = new RegExp(`<tr><th scope="row">${label}(?:<span class="row-note[^"]*">(.*?)</span>)?</th>(.*?)</tr>`).exec(table)!;
+    return { note: m[1], cells: [...m[2]!.matchAll(/<td[^>]*>(.*?)<\/td>/g)].map((c) => c[1]!) };
+  };
+  // mean, then the half width of the interval: 1MB 0.8 ± 0.0418, 20MB 0.81 ± 0.0502 (scipy: 0.759839, 0.860161).
+  assert.deepEqual(rowOf('1MB').cells.slice(2, 4), ['0.800 s', '±0.042 s']);
+  assert.deepEqual(rowOf('20MB').cells.slice(2, 4), ['0.810 s', '±0.050 s']);
+  assert.deepEqual(
+    ['1MB', '20MB', '16KB', '64MB'].map((l) => rowOf(l).note),
+    ['fastest', 'within noise (p\u00a0=\u00a00.723)', 'slower (p\u00a0&lt;\u00a00.001)', undefined],
+  );
+  assert.match(table, /<span class="row-note strong">slower/);
+  assert.equal(rowOf('64MB').cells[3], '–');
+  // From an old results.csv: no interval, no verdict, no crash.
+  const old = await renderReport(await over([RESULTS], (engine, sources) => reportModel(engine, sources)));
+  const oldBody = /<table id="results-table">[\s\S]*?<tbody>([\s\S]*?)<\/tbody>/.exec(old)![1]!;
+  assert.doesNotMatch(oldBody, /row-note|±/);
+  assert.match(old, /The min–max ranges of all settings overlap/);
 });
 
 test('the page: self-contained (no script, nothing to fetch), tables with units, the charts inline', async () => {

@@ -27,7 +27,9 @@ test('nearest-rank percentiles and summary', () => {
   assert.equal(percentile([1, 2, 3, 6], 50), 2);
   assert.equal(percentile([1, 2, 3, 6], 95), 6);
   assert.equal(percentile([5], 95), 5);
-  assert.deepEqual(summarize([3, 1, 2, 6]), { n: 4, mean: 3, min: 1, max: 6, p50: 2, p95: 6 });
+  // Sample variance: (4 + 1 + 0 + 9) / 3.
+  assert.deepEqual(summarize([3, 1, 2, 6]), { n: 4, mean: 3, min: 1, max: 6, p50: 2, p95: 6, variance: 14 / 3 });
+  assert.deepEqual(summarize([5]), { n: 1, mean: 5, min: 5, max: 5, p50: 5, p95: 5 }, 'one value: no variance');
   assert.equal(summarize([]), undefined);
 });
 
@@ -43,24 +45,58 @@ test('the messages CSV header of the contract is detected; the chunk CSV too', (
 test('stats on a messages CSV prints exact, hand-checked numbers per max_pdu', async () => {
   const { text } = await stats([MESSAGES], {});
   const rows = cells(text).slice(1); // first line: the caption
-  assert.deepEqual(rows[0], ['max_pdu', 'n', 'failed', 'mean s', 'min s', 'max s', 'p50 s', 'p95 s', 'MB/s', 'scu_idle ms', 'upstream_blocked ms', 'scp_response ms']);
+  assert.deepEqual(rows[0], [
+    'max_pdu', 'n', 'failed', 'mean s', 'ci95 low s', 'ci95 high s', 'min s', 'max s', 'p50 s', 'p95 s', 'MB/s', 'scu_idle ms', 'upstream_blocked ms', 'scp_response ms', 'vs fastest',
+  ]);
   // 16KB: durations 1, 2, 3, 6 s; 4 x 1 MiB in 12 s = 0.333 MB/s; idle (10+20+30+40)/4; blocked 100/4; scp 5.
-  assert.deepEqual(rows[1], ['16KB', '4', '0', '3.000', '1.000', '6.000', '2.000', '6.000', '0.33', '25.0', '25.0', '5.0']);
+  // Interval: variance 14/3, s/√n = 1.0801, t(0.975, 3) = 3.1824 -> 3 ± 3.437 (scipy: -0.4374, 6.4374).
+  // Against 1MB, the fastest: Welch t = 1.964, df = 3.71, p = 0.1265 (scipy ttest_ind, equal_var=False).
+  assert.deepEqual(rows[1], ['16KB', '4', '0', '3.000', '-0.437', '6.437', '1.000', '6.000', '2.000', '6.000', '0.33', '25.0', '25.0', '5.0', 'within noise p=0.127']);
   // 1MB: 4 requests, a700 and one without a response are failures; times from the 3 answered:
   // 0.5, 1.5, 0.25 s -> mean 0.75, p50 (rank 2) 0.5, p95 (rank 3) 1.5; 3 x 2 MiB in 2.25 s = 2.67 MB/s.
-  assert.deepEqual(rows[2], ['1MB', '4', '2', '0.750', '0.250', '1.500', '0.500', '1.500', '2.67', '2.0', '0.0', '20.0']);
+  // Interval: variance 0.4375, s/√n = 0.3819, t(0.975, 2) = 4.3027 -> 0.75 ± 1.643 (scipy: -0.8931, 2.3931).
+  assert.deepEqual(rows[2], ['1MB', '4', '2', '0.750', '-0.893', '2.393', '0.250', '1.500', '0.500', '1.500', '2.67', '2.0', '0.0', '20.0', 'fastest']);
   assert.equal(rows.length, 3);
   assert.match(text, /^8 messages from 1 messages CSV file\(s\), by max_pdu/);
 });
 
 test('stats --by assoc and --by command regroup the same rows', async () => {
   const byAssoc = cells((await stats([MESSAGES], { by: 'assoc' })).text).slice(2);
-  // assoc 1: 1 s and 2 s; 2 MiB in 3 s = 0.67 MB/s.
-  assert.deepEqual(byAssoc[0], ['1', '2', '0', '1.500', '1.000', '2.000', '1.000', '2.000', '0.67', '15.0', '0.0', '5.0']);
-  assert.deepEqual(byAssoc.map((r) => r[0]), ['1', '2', '3']);
+  // assoc 1: 1 s and 2 s; 2 MiB in 3 s = 0.67 MB/s. Interval 1.5 ± t(0.975, 1) · 0.5 = 1.5 ± 12.706 · 0.5.
+  // Against assoc 3 (0.5, 1.5, 0.25 s: the fastest): Welch p = 0.3485 (scipy).
+  assert.deepEqual(byAssoc[0], ['1', '2', '0', '1.500', '-4.853', '7.853', '1.000', '2.000', '1.000', '2.000', '0.67', '15.0', '0.0', '5.0', 'within noise p=0.349']);
+  assert.deepEqual(byAssoc.map((r) => [r[0], r[r.length - 1]]), [['1', 'within noise p=0.349'], ['2', 'within noise p=0.225'], ['3', 'fastest']]);
   const byCommand = cells((await stats([MESSAGES], { by: 'command' })).text).slice(2);
   assert.equal(byCommand.length, 1);
   assert.deepEqual(byCommand[0]!.slice(0, 3), ['C-STORE-RQ', '8', '2']);
+});
+
+test('stats: a group slower than the fastest beyond noise is named, in the table and on the --html page', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dpp-stats-welch-'));
+  try {
+    // The fixture's first row as a template: max_pdu (column 7) and duration_ms (column 13) replaced.
+    const [header, template] = readFileSync(MESSAGES, 'utf8').split('\n');
+    const message = (maxPdu: number, ms: number): string => template!.split(',').map((v, i) => (i === 6 ? String(maxPdu) : i === 12 ? ms.toFixed(3) : v)).join(',');
+    const file = path.join(dir, 'messages.csv');
+    // 16KB: 1.0, 1.1, 0.9, 1.0 s; 1MB: 2.0, 2.1, 1.9, 2.0 s. Both: variance 0.02/3, interval ± 3.1824·0.0408.
+    // Welch: t = 17.32, df = 6, p = 2.4e-6 (scipy ttest_ind, equal_var=False).
+    const lines = [...[1000, 1100, 900, 1000].map((ms) => message(16384, ms)), ...[2000, 2100, 1900, 2000].map((ms) => message(1048576, ms))];
+    writeFileSync(file, [header, ...lines].join('\n') + '\n');
+    const html = path.join(dir, 'report.html');
+    const { text } = await stats([file], { html });
+    const rows = cells(text).slice(2);
+    assert.deepEqual(rows.map((r) => [r[0], r[3], r[4], r[5], r[14]]), [
+      ['16KB', '1.000', '0.870', '1.130', 'fastest'],
+      ['1MB', '2.000', '1.870', '2.130', 'slower p=<0.001'],
+    ]);
+    assert.match(text, /vs fastest = Welch's t-test against the fastest row \(slower: p < 0\.05\)/);
+    const page = readFileSync(html, 'utf8');
+    assert.match(page, /Slower than the fastest, 16KB, beyond noise \(Welch&#39;s t-test, p &lt; 0\.05\): 1MB \(\+100%, p &lt; 0\.001\)\./);
+    assert.match(page, /<th scope="row">16KB<span class="row-note">fastest<\/span><\/th><td class="num">4<\/td><td class="num">0<\/td><td class="num">1\.000 s<\/td><td class="num">±0\.130 s<\/td>/);
+    assert.match(page, /<th scope="row">1MB<span class="row-note strong">slower \(p\u00a0&lt;\u00a00\.001\)<\/span><\/th>/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('stats on a chunk CSV prints PDUs, bytes, length distribution and violations per association', async () => {
