@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need and npm cannot provide, from Debian's packages, when missing:
 # - dcmtk (storescu, storescp, echoscu, findscu, getscu, dcmdump): required, the conformance oracle;
+# - tshark: required, reads the proxy's --pcap captures back (Wireshark's dissectors are the oracle there).
+#   Its wireshark-common package asks whether non-root users may capture; the answer is preset to "no"
+#   and the install runs noninteractive, so it never waits for a terminal;
 # - chromium (/usr/bin/chromium): required by the report's browser test (headless, driven by
 #   playwright-core, which never downloads a browser). When it cannot be installed, this script says so
 #   and carries on: that test then fails with a message saying what is missing;
@@ -17,6 +20,7 @@ for tool in storescu storescp echoscu findscu getscu dcmdump; do
 done
 packages=()
 [ ${#missing[@]} -gt 0 ] && packages+=(dcmtk)
+command -v tshark >/dev/null 2>&1 || packages+=(tshark)
 [ -x "$CHROMIUM" ] || packages+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
 [ ${#packages[@]} -eq 0 ] && exit 0
@@ -31,6 +35,10 @@ else
     echo "ensure-test-deps: ${missing[*]} not found and cannot install dcmtk (not root, no sudo): run 'apt-get install dcmtk' first" >&2
     exit 1
   fi
+  if ! command -v tshark >/dev/null 2>&1; then
+    echo "ensure-test-deps: tshark not found and cannot install it (not root, no sudo): run 'apt-get install tshark' first" >&2
+    exit 1
+  fi
   exit 0 # only chromium (reported above) or the optional docker-compose is missing
 fi
 
@@ -39,15 +47,20 @@ install() {
 }
 
 echo "ensure-test-deps: installing Debian package(s): ${packages[*]}" >&2
+if [[ " ${packages[*]} " == *" tshark "* ]]; then
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | "${SUDO[@]}" debconf-set-selections
+fi
 "${SUDO[@]}" apt-get update -qq
 if ! install "${packages[@]}"; then
   # One at a time: dcmtk is required (its failure stops here), chromium and docker-compose are reported.
   for p in "${packages[@]}"; do
     case "$p" in
       dcmtk) install dcmtk ;;
+      tshark) install tshark ;;
       chromium) install chromium || echo "ensure-test-deps: chromium could not be installed: the report's browser test will fail" >&2 ;;
       docker-compose) install docker-compose || echo "ensure-test-deps: docker-compose could not be installed; the compose file is checked without it" >&2 ;;
     esac
   done
 fi
 command -v storescp >/dev/null 2>&1 || { echo "ensure-test-deps: dcmtk install did not provide storescp" >&2; exit 1; }
+command -v tshark >/dev/null 2>&1 || { echo "ensure-test-deps: the tshark install did not provide tshark" >&2; exit 1; }

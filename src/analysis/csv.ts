@@ -10,9 +10,9 @@ export { MESSAGES_CSV_COLUMNS } from '../record/messages-csv.js';
 
 /** The columns `stats` needs from a chunk CSV (the recorder may add columns; it never renames). */
 export const CHUNK_CSV_REQUIRED = ['assoc', 'direction', 'seq', 'type', 'length', 'first_byte_us', 'last_byte_us', 'violation'] as const;
-const MESSAGES_CSV_REQUIRED = ['assoc', 'command', 'bytes', 'max_pdu', 'duration_ms', 'status'] as const;
+export const MESSAGES_CSV_REQUIRED = ['assoc', 'command', 'bytes', 'max_pdu', 'duration_ms', 'status'] as const;
 /** The columns the report needs from bench's results.csv (bench may add columns; they are read by name). */
-const RESULTS_CSV_REQUIRED = ['pdu_bytes', 'images', 'mean_s', 'min_s', 'max_s', 'failures'] as const;
+export const RESULTS_CSV_REQUIRED = ['pdu_bytes', 'images', 'mean_s', 'min_s', 'max_s', 'failures'] as const;
 
 export type CsvKind = 'messages' | 'chunks' | 'results';
 export type CsvRow = Record<string, string>;
@@ -32,6 +32,24 @@ export function detectKind(columns: readonly string[]): CsvKind | undefined {
   if (columns[1] === 'message_id' && has(MESSAGES_CSV_REQUIRED)) return 'messages';
   if (columns[1] === 'direction' && has(CHUNK_CSV_REQUIRED)) return 'chunks';
   if (columns[0] === 'pdu_bytes' && has(RESULTS_CSV_REQUIRED)) return 'results';
+  return undefined;
+}
+
+/**
+ * The columns a file that looks like one of the kinds (by its first columns) lacks, as a sentence; undefined
+ * when it looks like none.
+ */
+export function missingColumns(columns: readonly string[]): string | undefined {
+  const lacking = (names: readonly string[]): string[] => names.filter((n) => !columns.includes(n));
+  const near: Array<[boolean, string, readonly string[]]> = [
+    [columns[1] === 'message_id', 'a messages CSV (--messages-csv)', MESSAGES_CSV_REQUIRED],
+    [columns[1] === 'direction', 'a chunk CSV (--csv)', CHUNK_CSV_REQUIRED],
+    [columns[0] === 'pdu_bytes', "bench's results.csv", RESULTS_CSV_REQUIRED],
+  ];
+  for (const [looks, name, required] of near) {
+    const missing = lacking(required);
+    if (looks && missing.length > 0) return `${name} without the column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
+  }
   return undefined;
 }
 

@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import { parse } from 'fast-csv';
-import { detectKind } from './csv.js';
+import { detectKind, missingColumns } from './csv.js';
 import type { CsvKind } from './csv.js';
 import { Engine, EngineError, sqlName, sqlString } from './engine.js';
 
@@ -126,10 +126,13 @@ export async function csvHeader(path: string): Promise<string[]> {
   });
 }
 
-const notALog = (path: string, columns: readonly string[], format: LogFormat): LogInputError =>
-  new LogInputError(
+const notALog = (path: string, columns: readonly string[], format: LogFormat): LogInputError => {
+  const missing = missingColumns(columns);
+  if (missing) return new LogInputError(`${path}: ${missing}${format === 'parquet' ? ' (Parquet)' : ''}`);
+  return new LogInputError(
     `${path}: not a messages CSV (--messages-csv) nor a chunk CSV (--csv) nor bench's results.csv${format === 'parquet' ? ' (as Parquet)' : ''}: header starts ${columns.slice(0, 3).join(',')}`,
   );
+};
 
 /** One input file: its format (Parquet by its magic bytes), its columns and its kind. */
 async function describe(engine: Engine, path: string): Promise<LogSource> {

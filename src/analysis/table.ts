@@ -25,7 +25,8 @@ const fixed = (v: number | undefined, digits: number): string => (v === undefine
 
 /** Plain text, two spaces apart: numbers right-aligned, words (and the first column) left-aligned. */
 export function renderColumns(header: readonly string[], body: ReadonlyArray<readonly string[]>): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
+  // A loop, not Math.max(...cells): a table of 100,000 rows would overflow the call stack with spread arguments.
+  const widths = header.map((h, i) => body.reduce((w, r) => Math.max(w, (r[i] ?? '').length), h.length));
   const numeric = header.map((_, i) => i > 0 && body.every((r) => /^(-|[-\d.]+)$/.test(r[i] ?? '-')));
   const line = (cells: readonly string[]): string =>
     cells

@@ -11,6 +11,7 @@ import { headersLength, writeTcpPacket } from './tcp-ip.js';
 
 /** What a capture keeps of the payload: everything, or the DICOM headers with data-set bytes zeroed. */
 export type CapturePayload = 'full' | 'headers';
+export const CAPTURE_PAYLOADS: readonly CapturePayload[] = ['full', 'headers'];
 
 export interface ConnectionEnd {
   address: IpAddress;

@@ -54,6 +54,9 @@ Examples:
   # Two routes in one process, each with its own settings; Prometheus metrics on port 9464
   $ ${PROGRAM} --route 11112=pacs:104,max-pdu=1MB --route 11113=archive:11112,id=archive --metrics 9464
 
+  # A Wireshark capture of both legs, without pixel data; rotated at 100 MB, 5 files kept
+  $ ${PROGRAM} --upstream pacs:104 --pcap /logs/dicom.pcapng --pcap-payload headers --pcap-max-size 100MB
+
   # In Docker: settings from the environment, flags after the image name; CSV logs on a volume
   $ docker run -p 11112:11112 -v dpp-logs:/logs -e ${envName(SETTINGS.upstream)}=pacs:104 -e ${envName(SETTINGS.csv)}=/logs/chunks.csv \\
       ${PROGRAM} --max-pdu 1MB`;
@@ -86,6 +89,10 @@ interface ProxyFlags {
   bandwidthToScu?: string;
   route?: string[];
   metrics?: string;
+  pcap?: string;
+  pcapMaxSize?: string;
+  pcapMaxFiles?: string;
+  pcapPayload?: string;
   health?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -155,6 +162,10 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
     .option('--metrics <[HOST:]PORT>', 'serve Prometheus metrics at http://HOST:PORT/metrics (host default 0.0.0.0)')
+    .option('--pcap <FILE>', 'write both legs of every association as a pcapng capture for Wireshark (mode 0600: it holds patient data)')
+    .option('--pcap-max-size <SIZE>', 'rotate the capture to FILE.1, FILE.2 ... when it would grow past SIZE (default: never)')
+    .option('--pcap-max-files <N>', 'capture files kept in all, FILE included (default 5)')
+    .option('--pcap-payload <full|headers>', 'headers: keep PDU headers, association PDUs and commands, zero data-set bytes (default full)')
     .option('--health <[HOST:]PORT>', 'serve GET /healthz and /readyz there (they are on the --metrics port too)')
     .option('--tls-cert <FILE>', 'PEM certificate (and chain): the listener speaks TLS (with --tls-key)')
     .option('--tls-key <FILE>', 'PEM private key (unencrypted) of --tls-cert')
@@ -195,6 +206,10 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         bandwidthToScu: flags.bandwidthToScu,
         routes: flags.route,
         metrics: flags.metrics,
+        pcap: flags.pcap,
+        pcapMaxSize: flags.pcapMaxSize,
+        pcapMaxFiles: flags.pcapMaxFiles,
+        pcapPayload: flags.pcapPayload,
         health: flags.health,
         tlsCert: flags.tlsCert,
         tlsKey: flags.tlsKey,

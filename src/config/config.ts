@@ -9,7 +9,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseListen, parseUpstream } from '../values/endpoint.js';
 import { parseSize } from '../values/size.js';
-import type { ListenerTls, ProxyOptions, RouteConfig, UpstreamTls } from './options.js';
+import type { CaptureSettings, ListenerTls, ProxyOptions, RouteConfig, UpstreamTls } from './options.js';
+import { CAPTURE_PAYLOADS } from '../capture/connection.js';
+import type { CapturePayload } from '../capture/connection.js';
 import type { Endpoint } from '../values/endpoint.js';
 import type { FragmentPolicy } from '../transform/refragment.js';
 import { parseAeTitle, parsePeerRule } from './access.js';
@@ -56,6 +58,9 @@ export const DEFAULT_CONFIG_PATH = path.resolve(path.dirname(fileURLToPath(impor
 /** The smallest Maximum Length DCMTK's tools let you configure (their --max-pdu range starts there). */
 const SMALL_PDU = 4096;
 
+/** --pcap-max-size: a file must hold its header and a few full-size segments. */
+const MIN_PCAP_FILE_SIZE = 1024 * 1024;
+const MAX_PCAP_FILES = 1000;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1; // setTimeout's limit
 const MAX_ASSOCIATIONS = 1_000_000;
 /** --max-pending: each pending connection holds a file descriptor, and the process has a limited number. */
@@ -239,7 +244,7 @@ function msSetting(layers: readonly Layer[], key: MsKey, min = 1): number {
   return wholeSetting(layers, key, min, MAX_TIMEOUT_MS, 'milliseconds');
 }
 
-function wholeSetting(layers: readonly Layer[], key: MsKey | 'maxAssociations' | 'maxPendingConnections', min: number, max: number, unit: string): number {
+function wholeSetting(layers: readonly Layer[], key: MsKey | 'maxAssociations' | 'maxPendingConnections' | 'pcapMaxFiles', min: number, max: number, unit: string): number {
   const got = pick(layers, key);
   if (!got) throw new ConfigError(`${SETTINGS[key]}: no value (config/default.json should hold "${key}")`);
   const value = got.value;
@@ -290,6 +295,39 @@ export function parseLogLevel(text: string): LogLevel {
   const level = text.trim().toLowerCase();
   if ((LOG_LEVELS as readonly string[]).includes(level)) return level as LogLevel;
   throw new ConfigError(`${JSON.stringify(text)} is not a log level (${LOG_LEVELS.join(', ')})`);
+}
+
+/** --pcap-payload: full or headers. */
+export function parseCapturePayload(text: string): CapturePayload {
+  const t = text.trim().toLowerCase();
+  if ((CAPTURE_PAYLOADS as readonly string[]).includes(t)) return t as CapturePayload;
+  throw new ConfigError(`${JSON.stringify(text)} is not ${CAPTURE_PAYLOADS.join(' or ')}`);
+}
+
+/**
+ * --pcap and its companions. The companions are checked even without --pcap (a bad value is an error
+ * wherever it is); the capture is set only when --pcap is, so the options of a run without it read as before.
+ */
+function captureSetting(layers: readonly Layer[], others: ReadonlyArray<[Picked | undefined, string | undefined]>): CaptureSettings | undefined {
+  const file = pick(layers, 'pcap');
+  const size = pick(layers, 'pcapMaxSize');
+  const payload = pick(layers, 'pcapPayload');
+  const maxSize = size ? named(size, parseSize, stringOrNumber(size, 'a size (a number of bytes, or a string like "100MB")')) : 0;
+  if (size && maxSize !== 0 && maxSize < MIN_PCAP_FILE_SIZE) {
+    throw new ConfigError(`${size.name}: ${JSON.stringify(size.value)} is below ${MIN_PCAP_FILE_SIZE} bytes (1MB); 0 = no rotation`);
+  }
+  const maxFiles = wholeSetting(layers, 'pcapMaxFiles', 1, MAX_PCAP_FILES, 'files');
+  const mode = payload ? named(payload, parseCapturePayload, requireString(payload, CAPTURE_PAYLOADS.join(' or '))) : 'full';
+  if (!file) return undefined;
+  const name = requireString(file, 'a file name');
+  if (name === '') throw new ConfigError(`${file.name}: "" is not a file name`);
+  for (const [other, otherFile] of others) {
+    // The CSV files are text logs: a capture written into one would spoil both.
+    if (other && otherFile !== undefined && path.resolve(otherFile) === path.resolve(name)) {
+      throw new ConfigError(`${file.name}: ${JSON.stringify(name)} is the file of ${other.name} too; give the capture its own file`);
+    }
+  }
+  return { file: name, maxSize, maxFiles, payload: mode };
 }
 
 /** The engine's options from the layers (later wins): the global ones, or those plus a route's layer on top. */
@@ -343,7 +381,31 @@ function resolveOptions(layers: readonly Layer[], warnings: string[]): ProxyOpti
       throw new ConfigError(`${messagesCsv.name}: ${JSON.stringify(options.messagesCsv)} is the chunk CSV file too (${csv!.name}); give each log its own file`);
     }
   }
+  const capture = captureSetting(layers, [
+    [csv, options.csv],
+    [messagesCsv, options.messagesCsv],
+  ]);
+  if (capture) options.pcap = capture;
   return options;
+}
+
+/** Routes may share one capture file; then they must agree on how it rotates. */
+function checkSharedCaptures(routes: readonly RouteConfig[]): void {
+  const byFile = new Map<string, RouteConfig>();
+  for (const route of routes) {
+    const capture = route.options.pcap;
+    if (!capture) continue;
+    const where = path.resolve(capture.file);
+    const other = byFile.get(where);
+    if (!other) {
+      byFile.set(where, route);
+      continue;
+    }
+    const first = other.options.pcap!;
+    if (first.maxSize !== capture.maxSize || first.maxFiles !== capture.maxFiles) {
+      throw new ConfigError(`${route.label}: captures into ${JSON.stringify(capture.file)} like ${other.label}, with other --pcap-max-size/--pcap-max-files; one file rotates one way`);
+    }
+  }
 }
 
 /** true/false (JSON) or its text; not set = false. */
@@ -455,6 +517,7 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
     const options = resolveOptions([...layers, routeLayer(spec)], warnings);
     routes.push({ id: spec.id ?? (options.listen.port === 0 ? undefined : String(options.listen.port)), label: spec.label, options });
   }
+  checkSharedCaptures(routes);
   const ids = new Map<string, RouteConfig>();
   const listens = new Map<string, RouteConfig>();
   for (const route of routes) {

@@ -4,6 +4,7 @@ import type { FragmentPolicy } from '../transform/refragment.js';
 import type { Endpoint } from '../values/endpoint.js';
 import type { Latency } from '../values/shaping.js';
 import type { Direction } from '../events/events.js';
+import type { CapturePayload } from '../capture/connection.js';
 
 /** Everything the proxy engine needs; the CLI builds it from flags, the config file and defaults. */
 export interface ProxyOptions {
@@ -38,6 +39,8 @@ export interface ProxyOptions {
    * closed to make room, so idle or dribbling connections can never keep a real association out.
    */
   maxPendingConnections: number;
+  /** The capture of both legs (--pcap); undefined = off. */
+  pcap?: CaptureSettings | undefined;
   /** Calling AE titles allowed (trimmed, case-sensitive); undefined = any. */
   allowCallingAet?: string[] | undefined;
   /** Peer addresses allowed (IP or CIDR); undefined = any. */
@@ -102,4 +105,15 @@ export interface RouteConfig {
   /** How messages name it: `--listen`, `--route "11113=pacs:104"`, `config file x.json: routes[0]`. */
   label: string;
   options: ProxyOptions;
+}
+
+/** --pcap FILE and its companions. */
+export interface CaptureSettings {
+  file: string;
+  /** Rotate when the file would grow past this many bytes (--pcap-max-size); 0 = never. */
+  maxSize: number;
+  /** Files kept in all, FILE and FILE.1 ... FILE.(N-1) (--pcap-max-files). */
+  maxFiles: number;
+  /** full, or headers: data-set bytes zeroed (--pcap-payload). */
+  payload: CapturePayload;
 }

@@ -52,6 +52,11 @@ export interface Recorder {
    * shared recorder is closed once, by its owner.
    */
   forRoute?(route: string): Recorder;
+  /**
+   * A TCP connection of an association was opened (the SCU's accepted, or the upstream one connected):
+   * the capture (--pcap) gets its bytes and its end from the returned handle. Undefined = not captured.
+   */
+  connection?(leg: Leg, ends: SocketEnds, time: number): ConnectionEvents | undefined;
   /** Write out what is queued and release the file; resolves when it is on disk. */
   close(): Promise<void>;
 }
@@ -98,7 +103,10 @@ export const TLS_FAILURE_REASONS: readonly TlsFailureReason[] = [
   'other',
 ];
 
-/** The leg of a TLS failure: toward the SCU (the listener) or toward the SCP (the upstream connection). */
+/**
+ * Which connection of an association: toward the SCU (the listener's, SCU ↔ proxy) or toward the SCP (the
+ * upstream one, proxy ↔ SCP). Names a TLS failure's leg and a captured connection's interface.
+ */
 export type Leg = 'scu' | 'scp';
 
 export interface TlsFailureEvent {
@@ -152,4 +160,33 @@ export interface MessageRecord {
   status: number | undefined;
   /** Wall-clock time of requestFirstByteUs, ISO-8601 UTC. */
   startedAt: string;
+}
+
+/** Both ends of one connection as its socket reports them (textual addresses, as node gives them). */
+export interface SocketEnds {
+  peerAddress: string;
+  peerPort: number;
+  proxyAddress: string;
+  proxyPort: number;
+}
+
+/**
+ * What happens on one connection, as the proxy's socket sees it (--pcap). `time` is performance.now() at
+ * the event (milliseconds). Byte buffers are only read, and may be held until they are written out.
+ */
+export interface ConnectionEvents {
+  /** Bytes read from the peer. */
+  fromPeer(bytes: Buffer, time: number): void;
+  /** Bytes handed to the socket toward the peer. */
+  toPeer(bytes: Buffer, time: number): void;
+  /** The peer sent a FIN (the socket's 'end'). */
+  peerFin(time: number): void;
+  /** The proxy half-closed (end()). */
+  proxyFin(time: number): void;
+  /** The peer reset the connection. */
+  peerReset(time: number): void;
+  /** The proxy reset the connection (resetAndDestroy()). */
+  proxyReset(time: number): void;
+  /** The socket is closed: nothing more comes. */
+  closed(time: number): void;
 }

@@ -1,9 +1,11 @@
 // Runs the proxy as a process: logger, recorders, listener, and signal handling.
 
+import path from 'node:path';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import { ChunkCsvRecorder } from '../record/chunk-csv.js';
 import { MessagesCsvRecorder } from '../record/messages-csv.js';
+import { PcapRecorder } from '../record/pcap.js';
 import type { Recorder } from '../events/events.js';
 import { formatEndpoint } from '../values/endpoint.js';
 import type { Endpoint } from '../values/endpoint.js';
@@ -64,13 +66,15 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
     });
   const firstSignal = signals.length > 0 ? Promise.resolve(signals[0]!) : nextSignal();
   const recorders: Recorder[] = [];
+  /** --pcap files by absolute path: routes naming the same file share it. */
+  const captures = new Map<string, PcapRecorder>();
   let metricsServer: { close(): Promise<void> } | undefined;
   let healthServer: { close(): Promise<void> } | undefined;
   const health = new HealthState();
   const release = async (): Promise<void> => {
     await metricsServer?.close();
     await healthServer?.close();
-    await Promise.all(recorders.map((r) => r.close()));
+    await Promise.all([...recorders, ...captures.values()].map((r) => r.close()));
   };
   try {
     // A file that stops taking rows (disk full) costs rows, logged and counted, never the relaying.
@@ -88,6 +92,19 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         process.stderr.write(`dicom-pdu-proxy: --messages-csv ${e.code ? `${options.messagesCsv}: ${e.code}` : e.message}\n`);
+        await release();
+        return 2;
+      }
+    }
+    for (const route of all) {
+      const capture = route.options.pcap;
+      if (!capture || captures.has(path.resolve(capture.file))) continue;
+      try {
+        const recorder = await PcapRecorder.open(capture.file, { ...capture, log: log.child({ recorder: '--pcap', file: capture.file }) });
+        captures.set(path.resolve(capture.file), recorder);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        process.stderr.write(`dicom-pdu-proxy: --pcap ${capture.file}: ${e.code ? `${e.code} (cannot create the capture file)` : e.message}\n`);
         await release();
         return 2;
       }
@@ -123,7 +140,11 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
       }
     }
     let nextAssoc = 1;
-    const servers = all.map((route) => new ProxyServer(route.options, log, recorders, { route: route.id, nextAssoc: () => nextAssoc++ }));
+    const routeRecorders = (route: RouteConfig): Recorder[] => {
+      const capture = route.options.pcap;
+      return capture ? [...recorders, captures.get(path.resolve(capture.file))!.view(capture.payload)] : recorders;
+    };
+    const servers = all.map((route) => new ProxyServer(route.options, log, routeRecorders(route), { route: route.id, nextAssoc: () => nextAssoc++ }));
     for (const [i, server] of servers.entries()) {
       try {
         await server.listen();

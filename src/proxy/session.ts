@@ -28,6 +28,7 @@ import type { Admission } from './admission.js';
 import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
+import { captureRecorder, tapSocket } from './capture-tap.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import type { Wire } from '../transform/shaper.js';
@@ -87,6 +88,8 @@ export class Session implements LinkOwner {
   private readonly pduRecorders: readonly Recorder[];
   private readonly messageRecorders: readonly Recorder[];
   private readonly associationRecorders: readonly Recorder[];
+  /** --pcap: taps both sockets (src/proxy/capture-tap.ts); undefined = no capture. */
+  private readonly capture: Recorder | undefined;
   private readonly tlsRecorders: readonly Recorder[];
   private readonly tracker: MessageTracker;
   private readonly onDone: (session: Session) => void;
@@ -139,6 +142,7 @@ export class Session implements LinkOwner {
     this.pduRecorders = recorders.filter((r) => r.pdu);
     this.messageRecorders = recorders.filter((r) => r.message);
     this.associationRecorders = recorders.filter((r) => r.association);
+    this.capture = captureRecorder(recorders);
     this.tlsRecorders = recorders.filter((r) => r.tlsFailure);
     this.onDone = onDone;
     const clock = (): number => (performance.now() - this.t0) * 1000;
@@ -156,6 +160,7 @@ export class Session implements LinkOwner {
     this.toScp.observer = this.tracker;
     this.toScu.observer = this.tracker;
     scu.setNoDelay(true);
+    tapSocket(this.capture, 'scu', scu);
     this.toScp.attachSource(scu);
     this.toScu.attachDest(scu);
     scu.on('end', () => this.onLegEnd('scu'));
@@ -364,6 +369,7 @@ export class Session implements LinkOwner {
         scp.destroy();
         return;
       }
+      tapSocket(this.capture, 'scp', scp);
       this.state = State.AwaitAc;
       this.upstreamConnected = true;
       this.toScu.attachSource(scp);

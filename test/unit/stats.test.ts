@@ -209,3 +209,10 @@ test('files with the route column (several routes): grouped per route, then by m
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a table of 200,000 rows renders (no spread of every cell into Math.max: the call stack would overflow)', async () => {
+  const { renderColumns } = await import('../../src/analysis/table.js');
+  const text = renderColumns(['assoc', 'PDUs'], Array.from({ length: 200_000 }, (_, i) => [String(i), '7']));
+  assert.equal(text.split('\n').length, 200_002);
+  assert.match(text, /^199999  {4}7$/m);
+});

@@ -1,0 +1,48 @@
+// Feeds the capture (--pcap) from a socket: what was read from the peer, what was handed to the socket
+// toward it, and how the connection ended. The only place the capture touches the engine: the session
+// taps its two sockets, the links know nothing of it.
+//
+// Reads are seen by a 'data' listener placed before the link's (so a chunk is captured before anything
+// is forwarded from it); writes by wrapping the socket's own write/end/resetAndDestroy, which every path
+// of the link (direct, corked, shaped) ends in.
+
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Leg, Recorder } from '../events/events.js';
+
+/** The recorder that captures connections, among a route's recorders (undefined: no --pcap). */
+export function captureRecorder(recorders: readonly Recorder[]): Recorder | undefined {
+  return recorders.find((r) => r.connection);
+}
+
+/** Start capturing `socket` (connected now) as `leg`; nothing when there is no capture. */
+export function tapSocket(recorder: Recorder | undefined, leg: Leg, socket: Socket): void {
+  if (!recorder) return;
+  const { remoteAddress, remotePort, localAddress, localPort } = socket;
+  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return;
+  const events = recorder.connection!(leg, { peerAddress: remoteAddress, peerPort: remotePort, proxyAddress: localAddress, proxyPort: localPort }, performance.now());
+  if (!events) return;
+  socket.prependListener('data', (chunk: Buffer) => events.fromPeer(chunk, performance.now()));
+  socket.prependListener('end', () => events.peerFin(performance.now()));
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ECONNRESET') events.peerReset(performance.now());
+  });
+  socket.on('close', () => events.closed(performance.now()));
+
+  const write = socket.write;
+  socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]): boolean {
+    if (Buffer.isBuffer(chunk) && !this.destroyed && !this.writableEnded) events.toPeer(chunk, performance.now());
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as Socket['write'];
+  const end = socket.end;
+  socket.end = function (this: Socket, ...args: unknown[]): Socket {
+    if (Buffer.isBuffer(args[0]) && !this.destroyed && !this.writableEnded) events.toPeer(args[0], performance.now());
+    if (!this.destroyed && !this.writableEnded) events.proxyFin(performance.now());
+    return (end as (...a: unknown[]) => Socket).apply(this, args);
+  } as Socket['end'];
+  const resetAndDestroy = socket.resetAndDestroy;
+  socket.resetAndDestroy = function (this: Socket): Socket {
+    if (!this.destroyed) events.proxyReset(performance.now());
+    return resetAndDestroy.call(this);
+  };
+}
