@@ -40,6 +40,13 @@ USER 1000:1000
 # DICOM port the modalities connect to (--listen / PDU_PROXY_LISTEN default 0.0.0.0:11112).
 EXPOSE 11112
 
+# Health endpoints, GET /healthz and /readyz (--health / PDU_PROXY_HEALTH; docs/CONFIGURATION.md). The
+# HEALTHCHECK probes /readyz at this address from inside the container (bin/healthcheck.js): healthy once every
+# listener is up, unhealthy while draining. Set PDU_PROXY_HEALTH to move it (the probe reads the same variable).
+ENV PDU_PROXY_HEALTH=0.0.0.0:8080
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 CMD ["node", "/app/bin/healthcheck.js"]
+
 # Exec form: node is PID 1 and gets SIGTERM (the proxy shuts down cleanly on it), and `docker run IMAGE ARGS...`
 # / compose `command:` arguments are appended to it. A shell-form ENTRYPOINT would drop them. No CMD: with no
 # arguments the proxy runs from PDU_PROXY_* variables alone.

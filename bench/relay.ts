@@ -8,6 +8,11 @@
 //
 // Options: --rounds N (default 7), --repeat N images per run (default 20), --pdu 4KB,16KB,128KB
 // --image-bytes N (default 16 MiB of pixel data), --targets direct,pipe,haproxy,socat,proxy,proxy-csv
+//
+// --tls: the same over DICOM TLS, storescu +tls → relay → storescp +tls, with throwaway certificates: direct
+// TLS (direct-tls), stunnel re-encrypting (stunnel: one process, a TLS server service chained to a TLS client
+// service, when stunnel4 is installed) and the proxy re-encrypting (proxy-tls: --tls-cert + --upstream-tls).
+// Ratios are against stunnel. Default targets then: direct-tls,stunnel,proxy-tls.
 // --ref DIR: another build of the proxy (a checkout with dist/ built, e.g. of main) as targets proxy-ref and
 // proxy-ref-csv, to compare a change with its base in the same interleaved run.
 
@@ -21,6 +26,8 @@ import { freePort } from '../test/helpers/ports.js';
 import { killAll, runToExit, spawnPeer, waitForPort } from '../test/helpers/procs.js';
 import type { PeerProcess } from '../test/helpers/procs.js';
 import { REPO_ROOT } from '../test/helpers/proxy.js';
+import { dcmtkTls, makeTestPki } from '../test/helpers/certs.js';
+import type { TestPki } from '../test/helpers/certs.js';
 
 interface Args {
   rounds: number;
@@ -28,6 +35,7 @@ interface Args {
   pdus: number[];
   imageBytes: number;
   targets: string[];
+  tls: boolean;
   ref: string | undefined;
 }
 
@@ -41,7 +49,8 @@ function parseArgs(argv: string[]): Args {
     repeat: Number(get('--repeat') ?? 20),
     pdus: (get('--pdu') ?? '16KB,4KB,128KB').split(',').map(parseSize),
     imageBytes: parseSize(get('--image-bytes') ?? '16MB'),
-    targets: (get('--targets') ?? 'direct,pipe,haproxy,socat,proxy,proxy-csv').split(','),
+    targets: (get('--targets') ?? (argv.includes('--tls') ? 'direct-tls,stunnel,proxy-tls' : 'direct,pipe,haproxy,socat,proxy,proxy-csv')).split(','),
+    tls: argv.includes('--tls'),
     ref: get('--ref'),
   };
 }
@@ -61,8 +70,8 @@ interface Target {
   process?: PeerProcess;
 }
 
-async function startTarget(name: string, scpPort: number, dir: string, ref: string | undefined): Promise<Target | undefined> {
-  if (name === 'direct') return { name, port: scpPort };
+async function startTarget(name: string, scpPort: number, dir: string, ref: string | undefined, pki?: TestPki): Promise<Target | undefined> {
+  if (name === 'direct' || name === 'direct-tls') return { name, port: scpPort };
   const port = await freePort();
   let proc: PeerProcess;
   switch (name) {
@@ -119,6 +128,46 @@ async function startTarget(name: string, scpPort: number, dir: string, ref: stri
       proc = spawnPeer(process.execPath, args, { name, cwd: root, env });
       break;
     }
+    case 'proxy-tls': {
+      if (!pki) throw new Error('proxy-tls needs --tls');
+      const args = [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
+      args.push('--tls-cert', pki.proxy.cert, '--tls-key', pki.proxy.key, '--upstream-tls', '--upstream-tls-ca', pki.ca);
+      proc = spawnPeer(process.execPath, args, { name, cwd: REPO_ROOT });
+      break;
+    }
+    case 'stunnel': {
+      if (!pki) throw new Error('stunnel needs --tls');
+      const stunnel = has('stunnel4') ? 'stunnel4' : has('stunnel') ? 'stunnel' : undefined;
+      if (!stunnel) return undefined;
+      // TLS in (server), clear over the loopback to the second service, TLS out (client, verifying the SCP).
+      const mid = await freePort();
+      const cfg = path.join(dir, 'stunnel.conf');
+      fs.writeFileSync(
+        cfg,
+        [
+          'foreground = yes',
+          'pid =',
+          'debug = 3',
+          '[tls-in]',
+          `accept = 127.0.0.1:${port}`,
+          `connect = 127.0.0.1:${mid}`,
+          `cert = ${pki.proxy.cert}`,
+          `key = ${pki.proxy.key}`,
+          'sslVersionMin = TLSv1.2',
+          '[tls-out]',
+          'client = yes',
+          `accept = 127.0.0.1:${mid}`,
+          `connect = 127.0.0.1:${scpPort}`,
+          `CAfile = ${pki.ca}`,
+          'verifyChain = yes',
+          'checkIP = 127.0.0.1',
+          'sslVersionMin = TLSv1.2',
+          '',
+        ].join('\n'),
+      );
+      proc = spawnPeer(stunnel, [cfg], { name });
+      break;
+    }
     default:
       throw new Error(`unknown target ${name}`);
   }
@@ -160,16 +209,20 @@ async function main(): Promise<void> {
   const image = path.join(dir, 'image.dcm');
   await writeTestDicom(image, { pixelBytes: args.imageBytes, seed: 7 });
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-  console.log(`bench:relay — storescu --repeat ${args.repeat} of a ${(args.imageBytes / 1048576).toFixed(0)} MiB image to storescp --ignore`);
+  const pki = args.tls ? makeTestPki() : undefined;
+  // storescu +tls verifies the relay's certificate (CN/SAN 127.0.0.1) against the throwaway CA; the SCP asks for no client certificate.
+  const scuTls = pki ? dcmtkTls(pki.modality, pki.ca) : [];
+  const scpTls = pki ? ['+tls', pki.scp.key, pki.scp.cert, '-pw', '-ic'] : [];
+  console.log(`bench:relay — storescu${pki ? ' +tls' : ''} --repeat ${args.repeat} of a ${(args.imageBytes / 1048576).toFixed(0)} MiB image to storescp${pki ? ' +tls' : ''} --ignore`);
   console.log(`machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${args.rounds} interleaved rounds, medians\n`);
   try {
     for (const pdu of args.pdus) {
       const scpPort = await freePort();
-      const scp = spawnPeer('storescp', ['--ignore', '--max-pdu', String(pdu), '--aetitle', 'STORESCP', String(scpPort)], { name: 'storescp' });
+      const scp = spawnPeer('storescp', [...scpTls, '--ignore', '--max-pdu', String(pdu), '--aetitle', 'STORESCP', String(scpPort)], { name: 'storescp' });
       await waitForPort(scpPort, 10_000);
       const targets: Target[] = [];
       for (const name of args.targets) {
-        const t = await startTarget(name, scpPort, dir, args.ref);
+        const t = await startTarget(name, scpPort, dir, args.ref, pki);
         if (t) targets.push(t);
         else console.log(`(${name} not installed: skipped)`);
       }
@@ -181,7 +234,7 @@ async function main(): Promise<void> {
           const before = procUsage(t.process?.child.pid);
           const r = await runToExit(
             'storescu',
-            ['-aec', 'STORESCP', '--max-pdu', String(pdu), '--repeat', String(args.repeat), '127.0.0.1', String(t.port), image],
+            [...scuTls, '-aec', 'STORESCP', '--max-pdu', String(pdu), '--repeat', String(args.repeat), '127.0.0.1', String(t.port), image],
             { timeoutMs: 300_000, name: 'storescu' },
           );
           if (r.code !== 0) throw new Error(`storescu via ${t.name} failed: ${r.stderr.slice(-500)}`);
@@ -194,11 +247,13 @@ async function main(): Promise<void> {
         process.stderr.write(`  ${pdu} B: round ${round + 1}/${args.rounds}\r`);
       }
       process.stderr.write('\n');
-      const ref = times.has('haproxy') ? median(times.get('haproxy')!) : undefined;
-      const direct = times.has('direct') ? median(times.get('direct')!) : undefined;
+      const refName = args.tls ? 'stunnel' : 'haproxy';
+      const ref = times.has(refName) ? median(times.get(refName)!) : undefined;
+      const directName = args.tls ? 'direct-tls' : 'direct';
+      const direct = times.has(directName) ? median(times.get(directName)!) : undefined;
       const mb = (args.repeat * args.imageBytes) / 1e6;
       console.log(`PDU ${pdu} bytes (storescp --max-pdu ${pdu}):`);
-      console.log('  target           median s   min s   max s    MB/s   speed vs haproxy   vs direct   relay CPU s/run   of it sys   page faults/run');
+      console.log(`  target           median s   min s   max s    MB/s   speed vs ${refName.padEnd(8)}   vs direct   relay CPU s/run   of it sys   page faults/run`);
       for (const t of targets) {
         const v = times.get(t.name)!;
         const m = median(v);
@@ -216,6 +271,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await killAll();
+    pki?.remove();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

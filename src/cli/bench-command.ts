@@ -31,7 +31,7 @@ bandwidth) pair is swept with every max PDU, and results.csv gets latency_ms, ji
 (bits per second; 0 = none).
 
 Examples:
-  $ dicom-pdu-proxy bench                      # the experiment: about 5 min on 2 cores
+  $ dicom-pdu-proxy bench                      # the experiment: 1-2 min on 2 cores
   $ dicom-pdu-proxy bench --quick              # same six sizes, 8 images of 2MB: under a minute
   $ dicom-pdu-proxy bench --upstream pacs:104 --called-aet PACS --pdu 16KB,1MB --count 20
   $ dicom-pdu-proxy bench --both --pdu 16KB,1MB   # through the proxy and direct, side by side

@@ -200,7 +200,7 @@ export class BuiltinScp {
             const uid = command.affectedSopInstanceUid ?? '';
             const name = SAFE_UID.test(uid) ? uid : `store-${++this.fileCounter}`;
             const final = path.join(o.storeDir, `${name}.dcm`);
-            const part = `${final}.${process.pid}.part`;
+            const part = `${final}.${process.pid}-${++this.fileCounter}.part`;
             const stream = createWriteStream(part, { highWaterMark: FILE_HIGH_WATER_MARK });
             stream.write(
               encodeFileMeta({ sopClassUid: command.affectedSopClassUid ?? contexts.get(contextId)!.abstractSyntax, sopInstanceUid: uid, transferSyntax: contexts.get(contextId)!.transferSyntax }),

@@ -295,6 +295,19 @@ describe('bench', () => {
     }
   });
 
+  test('--association per-sender: one association per sender; its connect and negotiation times reported apart', async () => {
+    const out = path.join(tmp, 'per-sender');
+    const r = await bench(['--association', 'per-sender', '--pdu', '1MB', '--count', '4', '--parallel', '2', '--image-size', '1MB', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const [row] = await results(out);
+    assert.equal(`${row!.association} ${row!.scu} ${row!.failures}`, 'per-sender builtin 0');
+    assert.ok(Number(row!.connect_ms) > 0 && Number(row!.associate_ms) > 0);
+    // 2 associations for 4 images (the messages CSV numbers associations), not 4.
+    const { rows } = await readCsvFile(path.join(out, 'messages-1MB-1MB.csv'));
+    assert.equal(new Set(rows.map((m) => m.assoc)).size, 2);
+    assert.equal(rows.filter((m) => m.command === 'C-STORE-RQ').length, 4);
+  });
+
   test('--scu dcmjs --scp dcmjs: today\'s peers, the 4 MiB cap noted and visible in the chunk CSV', async () => {
     const out = path.join(tmp, 'dcmjs');
     const r = await bench(['--scu', 'dcmjs', '--scp', 'dcmjs', '--pdu', '16KB,10MB', '--count', '2', '--parallel', '1', '--image-size', '6MB', '--out', out]);

@@ -115,3 +115,33 @@ test('Part 10: file meta written, read back; the SOP Instance UID slot is patche
   assert.ok(slotted.dataset.subarray(slotted.slot.value + FIXED_UID_LENGTH).equals(original.subarray(found.value + found.length)));
   assert.equal(withUidSlot(original, '1.2.840.10008.1.2.2', uid), undefined, 'big endian: not walked');
 });
+
+test('message reader: a command set split over PDUs and chunks arrives whole; data set bytes stream; limits enforced', async () => {
+  const { MessageReader } = await import('../../src/peers/reader.js');
+  const { encodePData } = await import('../../src/pdu/pdata.js');
+  const events: string[] = [];
+  const reader = new MessageReader({
+    onPdu: (type) => events.push(`pdu ${type}`),
+    onCommand: (id, c) => events.push(`command ${id} ${c.commandField} ${c.messageId}`),
+    onDataset: (id, bytes) => events.push(`data ${id} ${bytes.length}`),
+    onDatasetEnd: (id) => events.push(`end ${id}`),
+  });
+  reader.contexts = new Set([1]);
+  reader.maxLength = 64;
+  const command = fixtures.C_STORE_RQ; // 112 bytes: two command PDVs of 58 and 54
+  const wire = Buffer.concat([
+    encodePData([{ contextId: 1, command: true, last: false, fragment: command.subarray(0, 58) }]),
+    encodePData([{ contextId: 1, command: true, last: true, fragment: command.subarray(58) }]),
+    encodePData([{ contextId: 1, command: false, last: true, fragment: Buffer.alloc(40) }]),
+  ]);
+  // One byte at a time: every split point at once.
+  for (let i = 0; i < wire.length; i++) reader.push(wire.subarray(i, i + 1));
+  assert.deepEqual(events.filter((e) => !e.startsWith('data')), ['command 1 1 7', 'end 1']);
+  assert.equal(events.filter((e) => e.startsWith('data')).length, 40, 'one event per byte fed, never assembled');
+  // Over the announced maximum, and on a context that was not accepted: ProtocolError with its code.
+  assert.throws(() => new MessageReader({ onPdu() {}, onCommand() {}, onDataset() {}, onDatasetEnd() {} }).push(encodePData([{ contextId: 1, command: false, last: true, fragment: Buffer.alloc(60) }])), /unknown-context-id|not accepted/);
+  const limited = new MessageReader({ onPdu() {}, onCommand() {}, onDataset() {}, onDatasetEnd() {} });
+  limited.contexts = new Set([1]);
+  limited.maxLength = 64;
+  assert.throws(() => limited.push(encodePData([{ contextId: 1, command: false, last: true, fragment: Buffer.alloc(60) }])), (e: Error & { code?: string }) => e.code === 'pdu-over-maximum');
+});

@@ -11,6 +11,7 @@ import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { ENV_VARIABLES } from '../../src/config/config.js';
+import { makeTestPki } from '../helpers/certs.js';
 import { execForm, last, parseDockerfile } from '../helpers/dockerfile.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,6 +28,7 @@ interface Service {
   volumes?: Array<string | { source: string; target: string }>;
   depends_on?: string[] | Record<string, unknown>;
   profiles?: string[];
+  healthcheck?: { test: string[]; interval?: string };
 }
 interface Compose {
   services: Record<string, Service>;
@@ -35,6 +37,7 @@ interface Compose {
 
 const compose = parse(fs.readFileSync(COMPOSE_FILE, 'utf8')) as Compose;
 const { orthanc, proxy, bench } = compose.services;
+const proxyTls = compose.services['proxy-tls'];
 
 /** The VOLUME of the image's runtime stage (where CSV logs go). */
 const IMAGE_VOLUMES = (() => {
@@ -91,7 +94,7 @@ describe('docker-compose.yml as YAML', () => {
   });
 
   test('every PDU_PROXY_* variable is one the CLI knows (an unknown one would stop it with exit 2)', () => {
-    for (const service of [proxy!, bench!]) {
+    for (const service of [proxy!, bench!, proxyTls!]) {
       for (const name of Object.keys(environment(service))) {
         if (name.toUpperCase().startsWith('PDU_PROXY_')) assert.ok(ENV_VARIABLES.has(name), `${name} is known`);
       }
@@ -124,6 +127,47 @@ describe('docker-compose.yml as YAML', () => {
     assert.equal(bench!.image, proxy!.image);
     assert.equal(buildContext(bench!), '.');
     assert.ok(dependsOn(bench!).includes('orthanc'));
+  });
+});
+
+describe('health checks and the TLS variant', () => {
+  const healthScript = (service: Service) => {
+    const t = service.healthcheck?.test ?? [];
+    assert.equal(t[0], 'CMD', 'exec form');
+    assert.equal(t[1], 'node');
+    return t[2]!;
+  };
+
+  test("the proxies' healthcheck runs bin/healthcheck.js of the image, which probes /readyz", () => {
+    for (const service of [proxy!, proxyTls!]) {
+      const script = healthScript(service);
+      assert.equal(script, '/app/bin/healthcheck.js');
+      assert.ok(fs.existsSync(path.join(REPO_ROOT, 'bin', 'healthcheck.js')));
+      assert.match(fs.readFileSync(path.join(REPO_ROOT, 'bin', 'healthcheck.js'), 'utf8'), /\/readyz/);
+    }
+  });
+
+  test('proxy-tls: profile "tls", the same image, DICOM TLS on 2762 with client certificates required, forwarding to Orthanc', () => {
+    assert.ok(proxyTls, 'a proxy-tls service');
+    assert.deepEqual(proxyTls.profiles, ['tls']);
+    assert.equal(proxyTls.image, proxy!.image);
+    const env = environment(proxyTls);
+    assert.equal(env.PDU_PROXY_UPSTREAM, environment(proxy!).PDU_PROXY_UPSTREAM);
+    assert.equal(env.PDU_PROXY_LISTEN, '0.0.0.0:2762');
+    assert.equal(env.PDU_PROXY_TLS_CLIENT_AUTH, 'required');
+    assert.ok(ports(proxyTls).some((p) => p.published === '2762' && p.target === '2762'));
+  });
+
+  test('proxy-tls: every certificate file is on a read-only mount', () => {
+    const env = environment(proxyTls!);
+    // SOURCE:TARGET:MODE, where SOURCE may be ${VAR:-default} (with a colon of its own).
+    const mounts = (proxyTls!.volumes ?? []).filter((v): v is string => typeof v === 'string').map((v) => /^(.*):(\/[^:]*):(ro|rw)$/.exec(v)?.slice(1) ?? [v]);
+    for (const name of ['PDU_PROXY_TLS_CERT', 'PDU_PROXY_TLS_KEY', 'PDU_PROXY_TLS_CA']) {
+      const file = env[name]!;
+      const mount = mounts.find((m) => m.length === 3 && file.startsWith(`${m[1]}/`));
+      assert.ok(mount, `${name} ${file} is on a mounted directory: ${JSON.stringify(proxyTls!.volumes)}`);
+      assert.equal(mount[2], 'ro', `${name}'s mount is read-only`);
+    }
   });
 });
 
@@ -170,6 +214,41 @@ describe("the proxy service's settings start the CLI", { skip: BUILT ? false : '
     assert.ok(fs.existsSync(csv));
     assert.ok(fs.existsSync(messagesCsv));
   });
+
+  test('proxy-tls: environment + command, with certificates made here in place of the mounted ones', async () => {
+    const pki = makeTestPki();
+    try {
+      const base = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('PDU_PROXY_')));
+      const env = environment(proxyTls!);
+      const files: Record<string, string> = { PDU_PROXY_TLS_CERT: pki.proxy.cert, PDU_PROXY_TLS_KEY: pki.proxy.key, PDU_PROXY_TLS_CA: pki.ca };
+      const child = spawn(process.execPath, [BIN, ...(proxyTls!.command as string[]), '--listen', '127.0.0.1:0'], {
+        cwd: dir,
+        env: { ...base, ...env, ...files, PDU_PROXY_MESSAGES_CSV: path.join(dir, 'messages-tls.csv'), PDU_PROXY_HEALTH: '127.0.0.1:0' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      const status = await new Promise<number | null>((resolve) => {
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          stdout += chunk;
+          if (stdout.includes('"msg":"listening"')) setTimeout(() => child.kill('SIGTERM'), 300);
+        });
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve(code);
+        });
+      });
+      assert.equal(stderr, '');
+      assert.equal(status, 0);
+      const listening = JSON.parse(stdout.split('\n').find((l) => l.includes('"msg":"listening"'))!) as Record<string, unknown>;
+      assert.deepEqual(listening.tls, { listener: { clientAuth: 'required', clientCa: 'file' } });
+      assert.ok(stdout.includes('"msg":"health listening"'));
+    } finally {
+      pki.remove();
+    }
+  });
 });
 
 /** `docker compose` (v2 plugin) or `docker-compose` (v1), whichever works; undefined when neither does. */
@@ -193,10 +272,11 @@ describe('docker compose config', { skip: COMPOSE ? false : 'neither `docker com
 
   test('the normalized file keeps the services, the bench profile and the published port', () => {
     // (docker-compose v1 lists every service with --services whatever the profiles; v2 only active ones)
-    const r = run(['--profile', 'bench', 'config']);
+    const r = run(['--profile', 'bench', '--profile', 'tls', 'config']);
     assert.equal(r.status, 0, r.stderr);
     const normalized = parse(r.stdout) as Compose;
-    assert.deepEqual(Object.keys(normalized.services).sort(), ['bench', 'orthanc', 'proxy']);
+    assert.deepEqual(Object.keys(normalized.services).sort(), ['bench', 'orthanc', 'proxy', 'proxy-tls']);
+    assert.deepEqual(normalized.services['proxy-tls']!.profiles, ['tls']);
     assert.deepEqual(normalized.services.bench!.profiles, ['bench']);
     assert.ok(ports(normalized.services.proxy!).some((p) => p.published === '11112' && p.target === '11112'));
     assert.deepEqual(normalized.services.proxy!.command, proxy!.command);

@@ -251,3 +251,64 @@ function walk(dir: string): string[] {
     return d.isDirectory() ? walk(rel) : [rel];
   });
 }
+
+describe('HEALTHCHECK', () => {
+  const stages = parseDockerfile(DOCKERFILE);
+  const final = stages.at(-1)!;
+
+  /** The HEALTHCHECK's command (exec form), or a problem. */
+  function healthcheck(text: string): string[] | string {
+    const f = parseDockerfile(text).at(-1)!;
+    const hc = last(f, 'HEALTHCHECK');
+    if (!hc) return 'no HEALTHCHECK';
+    const cmd = /\bCMD\s+(.*)$/.exec(hc.args)?.[1];
+    if (cmd === undefined) return `HEALTHCHECK ${hc.args} has no CMD`;
+    return execForm(cmd) ?? `HEALTHCHECK CMD ${cmd} is in shell form`;
+  }
+
+  test('runs bin/healthcheck.js of the image with node, in exec form', () => {
+    const argv = healthcheck(DOCKERFILE);
+    assert.ok(Array.isArray(argv), String(argv));
+    assert.equal(argv[0], 'node');
+    assert.equal(imageToRepo(stages, final, argv[1]!, isDir), 'bin/healthcheck.js');
+  });
+
+  test('the image sets PDU_PROXY_HEALTH (the probe reads it) and exposes its port', () => {
+    const env = final.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ');
+    const port = /\bPDU_PROXY_HEALTH=(?:[^\s:]*:)?(\d+)\b/.exec(env)?.[1];
+    assert.ok(port, `ENV PDU_PROXY_HEALTH=[HOST:]PORT in ${env}`);
+    const exposed = final.instructions.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args.split(/\s+/));
+    assert.ok(exposed.includes(port), `EXPOSE ${port}`);
+  });
+
+  test('a shell-form or missing HEALTHCHECK is caught', () => {
+    assert.match(String(healthcheck(DOCKERFILE.replace(/CMD \[.*\]$/m, 'CMD node /app/bin/healthcheck.js'))), /shell form/);
+    assert.equal(healthcheck(DOCKERFILE.replace(/^HEALTHCHECK .*$/m, '')), 'no HEALTHCHECK');
+  });
+
+  test('bin/healthcheck.js: exit 0 against a ready proxy, 1 when nothing answers', { skip: skipUnbuilt }, async () => {
+    const { freePort } = await import('../helpers/ports.js');
+    const { spawn } = await import('node:child_process');
+    const [listen, health] = [await freePort(), await freePort()];
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('PDU_PROXY_')));
+    const proxy = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${listen}`, '--upstream', '127.0.0.1:9', '--health', `127.0.0.1:${health}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        proxy.stdout.setEncoding('utf8').on('data', (c: string) => {
+          out += c;
+          if (out.includes('"msg":"listening"')) resolve();
+        });
+        proxy.once('exit', () => reject(new Error(`proxy exited: ${out}`)));
+      });
+      const probe = (value: string) => spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'healthcheck.js')], { env: { ...env, PDU_PROXY_HEALTH: value }, encoding: 'utf8', timeout: 10_000 });
+      const ok = probe(`0.0.0.0:${health}`);
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.match(ok.stdout, /\/readyz: 200 ready/);
+      const down = probe(`127.0.0.1:${listen === 1 ? 2 : 1}`);
+      assert.equal(down.status, 1);
+    } finally {
+      proxy.kill('SIGTERM');
+    }
+  });
+});
