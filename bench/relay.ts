@@ -1,8 +1,8 @@
 // npm run bench:relay — DCMTK storescu --repeat N of a 16 MiB image to storescp --ignore, through:
 // a direct connection, a plain Node socket.pipe relay, HAProxy (tcp mode) and socat when installed, and
 // dicom-pdu-proxy with the chunk CSV off and on, with the messages CSV on (proxy-messages), and with
-// --metrics on (proxy-metrics, not in the default targets), with the --pcap capture on (proxy-pcap, not in
-// the default targets), and without its start-up malloc tuning
+// --metrics on (proxy-metrics, not in the default targets), with the --pcap capture on (proxy-pcap, and
+// proxy-pcap-null writing it to /dev/null; not in the default targets), and without its start-up malloc tuning
 // (proxy-untuned, not in the default targets: see docs/PERFORMANCE.md). Rounds are interleaved (every target once per round, in a
 // rotating order) so that machine noise hits all targets alike; medians are compared.
 //
@@ -111,6 +111,7 @@ async function startTarget(name: string, scpPort: number, dir: string, ref: stri
     case 'proxy-messages':
     case 'proxy-metrics':
     case 'proxy-pcap':
+    case 'proxy-pcap-null':
     case 'proxy-untuned':
     case 'proxy-ref':
     case 'proxy-ref-csv': {
@@ -123,6 +124,8 @@ async function startTarget(name: string, scpPort: number, dir: string, ref: stri
       if (name === 'proxy-metrics') args.push('--metrics', '127.0.0.1:0');
       // Rotation bounds the disk a long benchmark fills (640 MiB per run of 20 16 MiB images, both legs).
       if (name === 'proxy-pcap') args.push('--pcap', path.join(dir, 'capture.pcapng'), '--pcap-max-size', '256MB', '--pcap-max-files', '2');
+      // proxy-pcap-null: all of the capture's work but the disk (the kernel's page-cache writes).
+      if (name === 'proxy-pcap-null') args.push('--pcap', '/dev/null');
       // proxy-untuned: the same proxy without its start-up malloc tuning (src/proxy/malloc-threshold.ts).
       const env = name === 'proxy-untuned' ? { ...process.env, DICOM_PDU_PROXY_MALLOC_TUNING: 'off' } : process.env;
       proc = spawnPeer(process.execPath, args, { name, cwd: root, env });

@@ -1,6 +1,7 @@
-// Reading the proxy's CSV files: the messages CSV (--messages-csv) and the chunk CSV (--csv), and bench's
-// results.csv. The kind of a file is told by its header, so `stats` takes any of them without a flag. Read
-// with fast-csv's parser.
+// The kinds of the proxy's CSV files: the messages CSV (--messages-csv), the chunk CSV (--csv) and bench's
+// results.csv, told by their header, so `stats` takes any of them without a flag (logs.ts checks each file's
+// header with these; the engine reads the rows). readCsvFile reads a small file whole with fast-csv's
+// parser, for the tests; `stats` and the report never hold a file's rows.
 
 import fs from 'node:fs';
 import { parse } from 'fast-csv';
@@ -53,7 +54,7 @@ export function missingColumns(columns: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** Read one CSV file whole (files are per experiment: thousands of rows, not millions). */
+/** Read one small CSV file whole (tests; `stats` leaves the rows to the engine). */
 export async function readCsvFile(path: string): Promise<CsvFile> {
   let columns: string[] = [];
   const rows: CsvRow[] = [];

@@ -1,12 +1,16 @@
 // One TCP connection as a capture shows it, rebuilt from what a socket owner sees: the connection opened,
 // bytes each way, a FIN or a reset from either end. It numbers the bytes (sequence and acknowledgement
 // numbers, RFC 9293 3.4) and yields the segments a capture of it holds: the three-way handshake, data cut
-// to MAX_SEGMENT_PAYLOAD, an ACK from the receiver after each write or read, the FINs and their ACKs.
+// to MAX_SEGMENT_PAYLOAD, an ACK from the receiver once two full segments are unacknowledged (as a delayed
+// ACK would: data the other way carries the acknowledgement too), the FINs and their ACKs.
 // Every ACK acknowledges only bytes already shown, sequence numbers never go back, and no segment repeats
 // one before it, so Wireshark's TCP analysis finds nothing to flag and reassembles the stream.
 // Pure: no clock, no I/O (the caller stamps the segments).
 
 import { MAX_SEGMENT_PAYLOAD, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from './tcp-ip.js';
+
+/** A receiver acknowledges once this many bytes are unacknowledged (RFC 9293 3.8.6.3: every second full segment). */
+export const ACK_EVERY = 2 * MAX_SEGMENT_PAYLOAD;
 
 /** One segment: which end sent it, its flags and numbers, and its payload as bytes [start, end) of `data`. */
 export interface Segment {
@@ -59,7 +63,7 @@ export class TcpConversation {
     c.acked = s.next;
   }
 
-  /** `data` [start, end) sent by one end: segments of at most MAX_SEGMENT_PAYLOAD, then the other end's ACK. */
+  /** `data` [start, end) sent by one end: segments of at most MAX_SEGMENT_PAYLOAD, then the other end's ACK if due. */
   data(fromClient: boolean, data: Buffer, start: number, end: number, sink: SegmentSink): void {
     if (this.reset || end <= start) return;
     const from = fromClient ? this.client : this.server;
@@ -71,7 +75,7 @@ export class TcpConversation {
       from.acked = to.next;
       from.next = (from.next + (q - p)) >>> 0;
     }
-    this.ackFrom(!fromClient, sink);
+    if (((from.next - to.acked) >>> 0) >= ACK_EVERY) this.ackFrom(!fromClient, sink);
   }
 
   /**

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseListen, parseUpstream } from '../values/endpoint.js';
 import { parseSize } from '../values/size.js';
+import { MIN_USABLE_MAX_LENGTH } from '../pdu/pdata.js';
 import type { CaptureSettings, ListenerTls, ProxyOptions, RouteConfig, UpstreamTls } from './options.js';
 import { CAPTURE_PAYLOADS } from '../capture/connection.js';
 import type { CapturePayload } from '../capture/connection.js';
@@ -287,7 +288,13 @@ export function parseFragment(text: string): FragmentPolicy {
   const t = text.trim().toLowerCase();
   if (t === 'fit' || t === 'repack') return { mode: t };
   // Something that starts like a number is meant as a size: report what is wrong with it as a size.
-  if (/^\d/.test(t)) return { mode: 'size', size: parseSize(text) };
+  if (/^\d/.test(t)) {
+    const size = parseSize(text);
+    if (size !== 0 && size < MIN_USABLE_MAX_LENGTH) {
+      throw new ConfigError(`${size} is below ${MIN_USABLE_MAX_LENGTH}, the smallest P-DATA-TF that carries an even fragment (6-byte PDV header + 2 bytes)`);
+    }
+    return { mode: 'size', size };
+  }
   throw new ConfigError(`${JSON.stringify(text)} is not fit, repack or a size`);
 }
 

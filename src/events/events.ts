@@ -64,11 +64,11 @@ export interface Recorder {
 /**
  * Why an association was aborted, from a fixed vocabulary (metric labels must never carry a peer's text):
  * an A-ABORT from a peer, a protocol error the proxy detected, a connection lost mid-association, the
- * --idle-timeout, or the proxy shutting down.
+ * --idle-timeout, the proxy shutting down, or an exception inside the proxy (a bug: internal_error).
  */
-export type AbortCause = 'scu_abort' | 'scp_abort' | 'protocol_error' | 'connection_lost' | 'idle_timeout' | 'shutdown';
+export type AbortCause = 'scu_abort' | 'scp_abort' | 'protocol_error' | 'connection_lost' | 'idle_timeout' | 'shutdown' | 'internal_error';
 
-export const ABORT_CAUSES: readonly AbortCause[] = ['scu_abort', 'scp_abort', 'protocol_error', 'connection_lost', 'idle_timeout', 'shutdown'];
+export const ABORT_CAUSES: readonly AbortCause[] = ['scu_abort', 'scp_abort', 'protocol_error', 'connection_lost', 'idle_timeout', 'shutdown', 'internal_error'];
 
 /**
  * Why a TLS handshake failed, from a fixed vocabulary: no client certificate when one is required, a
@@ -177,8 +177,8 @@ export interface SocketEnds {
 export interface ConnectionEvents {
   /** Bytes read from the peer. */
   fromPeer(bytes: Buffer, time: number): void;
-  /** Bytes handed to the socket toward the peer. */
-  toPeer(bytes: Buffer, time: number): void;
+  /** Bytes handed to the socket toward the peer: one write, or the writes of one corked batch, in order. */
+  toPeer(bytes: Buffer | readonly Buffer[], time: number): void;
   /** The peer sent a FIN (the socket's 'end'). */
   peerFin(time: number): void;
   /** The proxy half-closed (end()). */

@@ -13,6 +13,7 @@ export type ProtocolErrorCode =
   | 'pdv-overrun'
   | 'pdv-header-truncated'
   | 'unknown-context-id'
+  | 'max-length-too-small'
   | 'pdu-over-maximum'
   | 'invalid-command-set'
   | 'unexpected-pdu';
@@ -29,6 +30,7 @@ const REASON_BY_CODE: Record<ProtocolErrorCode, AbortReason> = {
   'pdv-overrun': AbortReason.InvalidPduParameterValue,
   'pdv-header-truncated': AbortReason.InvalidPduParameterValue,
   'unknown-context-id': AbortReason.InvalidPduParameterValue,
+  'max-length-too-small': AbortReason.InvalidPduParameterValue,
   'pdu-over-maximum': AbortReason.InvalidPduParameterValue,
   'invalid-command-set': AbortReason.InvalidPduParameterValue,
   'unexpected-pdu': AbortReason.UnexpectedPdu,

@@ -11,12 +11,20 @@ export function singlePdvPduLength(fragmentLength: number): number {
 }
 
 /**
+ * The smallest Maximum Length that lets a P-DATA-TF carry data: one PDV header (6) and an even fragment of
+ * 2 bytes. PS3.8 sets no minimum, but under 8 only empty (or odd 1-byte) fragments fit, and no DIMSE
+ * message can be sent: the proxy aborts an association announcing 1..7 (A-ABORT reason 6).
+ */
+export const MIN_USABLE_MAX_LENGTH = PDV_HEADER_LENGTH + 2; // 8
+
+/**
  * The largest even fragment that fits one PDV in a PDU within `maxLength` (0 = no maximum → Infinity):
- * floor((L - 6) / 2) * 2, never below 2 so that progress is always made.
+ * floor((L - 6) / 2) * 2. A limit of 1..7 has no room for one: RangeError.
  */
 export function fragmentSizeFor(maxLength: number): number {
   if (maxLength === 0) return Infinity;
-  return Math.max(2, Math.floor((maxLength - PDV_HEADER_LENGTH) / 2) * 2);
+  if (maxLength < MIN_USABLE_MAX_LENGTH) throw new RangeError(`Maximum Length ${maxLength} cannot carry a fragment (${MIN_USABLE_MAX_LENGTH} at least)`);
+  return Math.floor((maxLength - PDV_HEADER_LENGTH) / 2) * 2;
 }
 
 /** A fresh 12-byte header: P-DATA-TF header plus one PDV header for a fragment of `fragmentLength` bytes. */

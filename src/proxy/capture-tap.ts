@@ -4,7 +4,8 @@
 //
 // Reads are seen by a 'data' listener placed before the link's (so a chunk is captured before anything
 // is forwarded from it); writes by wrapping the socket's own write/end/resetAndDestroy, which every path
-// of the link (direct, corked, shaped) ends in.
+// of the link (direct, corked, shaped) ends in. The writes of one corked batch go to the kernel together
+// (one writev) and are told as one, so the capture shows them in full segments as TCP would send them.
 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -29,19 +30,41 @@ export function tapSocket(recorder: Recorder | undefined, leg: Leg, socket: Sock
   });
   socket.on('close', () => events.closed(performance.now()));
 
+  let corked = 0;
+  let batch: Buffer[] = [];
+  const sendBatch = (): void => {
+    if (batch.length === 0) return;
+    events.toPeer(batch.length === 1 ? batch[0]! : batch, performance.now());
+    batch = [];
+  };
+  const cork = socket.cork;
+  socket.cork = function (this: Socket): void {
+    corked++;
+    cork.call(this);
+  };
+  const uncork = socket.uncork;
+  socket.uncork = function (this: Socket): void {
+    if (corked > 0 && --corked === 0) sendBatch();
+    uncork.call(this);
+  };
   const write = socket.write;
   socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]): boolean {
-    if (Buffer.isBuffer(chunk) && !this.destroyed && !this.writableEnded) events.toPeer(chunk, performance.now());
+    if (Buffer.isBuffer(chunk) && chunk.length > 0 && !this.destroyed && !this.writableEnded) {
+      if (corked > 0) batch.push(chunk);
+      else events.toPeer(chunk, performance.now());
+    }
     return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
   } as Socket['write'];
   const end = socket.end;
   socket.end = function (this: Socket, ...args: unknown[]): Socket {
-    if (Buffer.isBuffer(args[0]) && !this.destroyed && !this.writableEnded) events.toPeer(args[0], performance.now());
+    if (Buffer.isBuffer(args[0]) && !this.destroyed && !this.writableEnded) batch.push(args[0]);
+    sendBatch();
     if (!this.destroyed && !this.writableEnded) events.proxyFin(performance.now());
     return (end as (...a: unknown[]) => Socket).apply(this, args);
   } as Socket['end'];
   const resetAndDestroy = socket.resetAndDestroy;
   socket.resetAndDestroy = function (this: Socket): Socket {
+    batch = [];
     if (!this.destroyed) events.proxyReset(performance.now());
     return resetAndDestroy.call(this);
   };

@@ -39,6 +39,8 @@ export interface LinkOwner {
   /** Whether P-DATA-TF may arrive on this link now. */
   dataAllowed(link: Link): boolean;
   onProtocolError(link: Link, err: ProtocolError): void;
+  /** An exception inside the proxy while relaying (a bug, not the peer's fault). */
+  onInternalError(link: Link, err: Error): void;
   onRecord(record: PduRecord): void;
 }
 
@@ -161,12 +163,14 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     try {
       this.framer.push(chunk, this.chunkTime, this);
     } catch (err) {
-      this.owner.onProtocolError(
-        this,
-        err instanceof ProtocolError ? err : new ProtocolError('unexpected-pdu', `internal error: ${(err as Error).message}`),
-      );
+      if (err instanceof ProtocolError) this.owner.onProtocolError(this, err);
+      else this.owner.onInternalError(this, asError(err));
     }
-    this.flush();
+    try {
+      this.flush();
+    } catch (err) {
+      this.owner.onInternalError(this, asError(err));
+    }
     if (observed) {
       this.chunkDoneUs = this.clock();
       this.blockedAtChunkDoneUs = this.blockedUs();
@@ -336,8 +340,10 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       const last = this.batch[mark.entries - 1];
       if (last && last.length !== mark.lastLength) this.batch[mark.entries - 1] = last.subarray(0, mark.lastLength);
       this.openPduMark = undefined;
-      this.refragmenter.abandonOutput();
     }
+    // Bytes waiting to be merged are dropped too: nothing of the message may follow an A-ABORT (a later
+    // endOutput() would otherwise flush them behind it, into a shaped link that has not ended yet).
+    this.refragmenter.abandonOutput();
     this.write(pdu);
     this.counters.pdusOut++;
     this.flush();
@@ -434,4 +440,9 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     }
     this.current = undefined;
   }
+}
+
+/** What was thrown, as an Error (with a stack) even when it was not one. */
+function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(`non-Error thrown: ${String(thrown)}`);
 }

@@ -21,6 +21,7 @@ import {
 import { ABORT_REASON_NAMES, AbortReason, AbortSource, PduType, pduTypeName } from '../pdu/constants.js';
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import { ProtocolError } from '../pdu/errors.js';
+import { MIN_USABLE_MAX_LENGTH } from '../pdu/pdata.js';
 import { MessageTracker } from '../dimse/tracker.js';
 import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
 import { formatEndpoint } from '../values/endpoint.js';
@@ -60,7 +61,7 @@ type State = (typeof State)[keyof typeof State];
 
 type Leg = 'scu' | 'scp';
 
-/** How the proxy ends an association it aborts: one path for protocol errors, lost connections, idle and shutdown. */
+/** How the proxy ends an association it aborts: one path for protocol errors, internal errors, lost connections, idle and shutdown. */
 interface Teardown {
   cause: AbortCause;
   /** The summary's reason. */
@@ -69,7 +70,8 @@ interface Teardown {
   abortReason: AbortReason;
   /** The leg that was lost: closed, not sent an A-ABORT. */
   lost?: Leg;
-  /** The warn line: its fields and message. */
+  /** The log line (warn unless said): its fields and message. */
+  logLevel?: 'warn' | 'error';
   logFields: Record<string, unknown>;
   logMessage: string;
 }
@@ -198,6 +200,22 @@ export class Session implements LinkOwner {
     this.fail(`${link.direction === 'to_scp' ? 'SCU' : 'SCP'} sent ${err.message}`, err.code, err.reason);
   }
 
+  /** A bug, not the peers' fault: abort (reason 0, not specified), one error line with the stack, counted apart. */
+  onInternalError(link: Link, err: Error): void {
+    if (this.state === State.Aborted) {
+      this.log.error({ err, direction: link.direction }, 'internal error after the association was aborted');
+      return;
+    }
+    this.tearDown({
+      cause: 'internal_error',
+      reason: `internal error: ${err.message}`,
+      abortReason: AbortReason.NotSpecified,
+      logLevel: 'error',
+      logFields: { err, direction: link.direction, state: this.state },
+      logMessage: 'internal error: association aborted',
+    });
+  }
+
   onControlPdu(link: Link, type: number, pdu: Buffer, record: InFlight): void {
     const fromScu = link === this.toScp;
     const sender = fromScu ? 'SCU' : 'SCP';
@@ -264,6 +282,7 @@ export class Session implements LinkOwner {
     if (!rq) return;
     if (!this.admit(rq, record)) return;
     this.scuMax = this.maxLengthOf(rq, 'SCU');
+    if (!this.usableMax(this.scuMax, 'SCU')) return;
     let out = raw;
     let written = this.scuMax;
     if (this.options.maxPduRq !== undefined) {
@@ -294,6 +313,7 @@ export class Session implements LinkOwner {
     const ac = this.decode(raw, 'SCP');
     if (!ac) return;
     this.scpMax = this.maxLengthOf(ac, 'SCP');
+    if (!this.usableMax(this.scpMax, 'SCP')) return;
     let out = raw;
     let written = this.scpMax;
     if (this.options.maxPdu !== undefined) {
@@ -344,6 +364,17 @@ export class Session implements LinkOwner {
       return 0;
     }
     return value;
+  }
+
+  /** A Maximum Length of 1..7 leaves no room for a fragment: a protocol error (A-ABORT, reason 6). */
+  private usableMax(value: number, sender: string): boolean {
+    if (value === 0 || value >= MIN_USABLE_MAX_LENGTH) return true;
+    this.fail(
+      `${sender} sent Maximum Length ${value}: no P-DATA-TF can carry data within it (${MIN_USABLE_MAX_LENGTH} at least)`,
+      'max-length-too-small',
+      AbortReason.InvalidPduParameterValue,
+    );
+    return false;
   }
 
   private connectUpstream(): void {
@@ -437,8 +468,7 @@ export class Session implements LinkOwner {
   }
 
   /**
-   * The proxy aborts the association: it is marked aborted (outcome, cause, reason), one warn line is
-   * logged, both links stop delivering, each peer still there gets an A-ABORT (service provider) and is
+   * The proxy aborts the association: it is marked aborted (outcome, cause, reason), one line is logged, both links stop delivering, each peer still there gets an A-ABORT (service provider) and is
    * half-closed, a lost leg or an upstream not connected yet is closed, and the close timer bounds the rest.
    * Once only: false when the association was aborted already.
    */
@@ -448,7 +478,7 @@ export class Session implements LinkOwner {
     this.outcome = 'aborted';
     this.abortCause = t.cause;
     this.reason = t.reason;
-    this.log.warn(t.logFields, t.logMessage);
+    this.log[t.logLevel ?? 'warn'](t.logFields, t.logMessage);
     this.toScp.stop();
     this.toScu.stop();
     const abort = encodeAbort(AbortSource.ServiceProvider, t.abortReason);

@@ -31,6 +31,8 @@ const ENCODE_AT_BYTES = 4 * 1024 * 1024;
 const ENCODE_DELAY_MS = 100;
 /** Queued plus written-but-not-on-disk bytes beyond which new bytes are dropped. */
 export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+/** A batch larger than this is joined in a buffer of its own rather than in the reused one. */
+const MAX_SCRATCH_BYTES = 4 * 1024 * 1024;
 /** Written-out buffers kept for reuse. */
 const MAX_SPARE = 4;
 /** Files are private: they hold patient data. */
@@ -59,7 +61,8 @@ interface Event {
   connection: CapturedConnection;
   fromClient: boolean;
   time: number;
-  bytes: Buffer | undefined;
+  /** Data: one buffer, or the buffers of one batch (segmented as one stream of bytes). */
+  bytes: Buffer | readonly Buffer[] | undefined;
   length: number;
 }
 
@@ -182,6 +185,12 @@ function renameIfThere(from: string, to: string): void {
   }
 }
 
+function totalLength(buffers: readonly Buffer[]): number {
+  let n = 0;
+  for (const b of buffers) n += b.length;
+  return n;
+}
+
 /** Microseconds since 1970 of a performance.now() time. */
 function epochMicros(time: number): number {
   return Math.round((performance.timeOrigin + time) * 1000);
@@ -197,6 +206,8 @@ export class PcapRecorder implements Recorder {
   private out: Buffer | undefined;
   private used = 0;
   private readonly spare: Buffer[] = [];
+  /** Where the writes of a batch are joined before they are cut into segments (reused). */
+  private scratch = Buffer.alloc(0);
   private connections = 0;
   private droppedBytes = 0;
   private failed = false;
@@ -263,21 +274,22 @@ export class PcapRecorder implements Recorder {
     };
   }
 
-  private data(connection: CapturedConnection, fromClient: boolean, bytes: Buffer, time: number): void {
-    if (bytes.length === 0) return;
+  private data(connection: CapturedConnection, fromClient: boolean, bytes: Buffer | readonly Buffer[], time: number): void {
+    const length = Buffer.isBuffer(bytes) ? bytes.length : totalLength(bytes);
+    if (length === 0) return;
     if (this.failed || this.queuedBytes + this.file.pending > MAX_PENDING_BYTES) {
       if (this.droppedBytes === 0 && !this.failed) {
         this.log?.warn({ pendingBytes: this.queuedBytes + this.file.pending }, 'pcap: the capture cannot keep up; bytes are dropped from it (counted at the end)');
       }
-      this.droppedBytes += bytes.length;
-      this.push(Kind.Skip, connection, fromClient, time, undefined, bytes.length);
+      this.droppedBytes += length;
+      this.push(Kind.Skip, connection, fromClient, time, undefined, length);
       return;
     }
-    this.queuedBytes += bytes.length;
-    this.push(Kind.Data, connection, fromClient, time, bytes, bytes.length);
+    this.queuedBytes += length;
+    this.push(Kind.Data, connection, fromClient, time, bytes, length);
   }
 
-  private push(kind: Kind, connection: CapturedConnection, fromClient: boolean, time: number, bytes: Buffer | undefined, length: number): void {
+  private push(kind: Kind, connection: CapturedConnection, fromClient: boolean, time: number, bytes: Event['bytes'], length: number): void {
     if (this.closed) return;
     this.queue.push({ kind, connection, fromClient, time, bytes, length });
     if (this.queuedBytes >= ENCODE_AT_BYTES) {
@@ -310,7 +322,7 @@ export class PcapRecorder implements Recorder {
           tcp.open(sink);
           break;
         case Kind.Data:
-          tcp.data(event.fromClient, event.bytes!, 0, event.length, sink);
+          tcp.data(event.fromClient, this.contiguous(event.bytes!, event.length), 0, event.length, sink);
           break;
         case Kind.Skip:
           tcp.skip(event.fromClient, event.length);
@@ -324,6 +336,16 @@ export class PcapRecorder implements Recorder {
       }
     }
     this.writeOut();
+  }
+
+  /** The bytes of a batch in one buffer (segments span its writes); a single buffer as it is. */
+  private contiguous(bytes: Buffer | readonly Buffer[], length: number): Buffer {
+    if (Buffer.isBuffer(bytes)) return bytes;
+    if (length > MAX_SCRATCH_BYTES) return Buffer.concat(bytes, length);
+    if (this.scratch.length < length) this.scratch = Buffer.allocUnsafe(Math.max(length, this.scratch.length * 2));
+    let at = 0;
+    for (const b of bytes) at += b.copy(this.scratch, at);
+    return this.scratch;
   }
 
   private block(connection: CapturedConnection, segment: Segment, timestampUs: number): void {

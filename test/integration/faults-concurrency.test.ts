@@ -139,6 +139,8 @@ describe('faults', () => {
     try {
       const pid = proxy.child.pid!;
       const baselineFds = fdCount(pid);
+      const refusingPid = refusing.child.pid!;
+      const refusingBaselineFds = fdCount(refusingPid);
       const baselineRss = rssBytes(pid);
       for (let round = 0; round < 3; round++) {
         const work: Array<Promise<void>> = [];
@@ -205,7 +207,9 @@ describe('faults', () => {
       const rss = rssBytes(pid);
       assert.ok(rss - baselineRss < 64 * 1024 * 1024, `RSS ${rss} vs baseline ${baselineRss}`);
       await eventually(() => refusing.logs.filter((l) => l.msg === 'association closed').length === 5, 5000, () => 'refusing proxy: 5 closed');
-      assert.equal(fdCount(refusing.child.pid!), fdCount(refusing.child.pid!)); // still readable: alive
+      // The proxy whose upstream refuses: each RJ'd association's two sockets are closed again.
+      await eventually(() => fdCount(refusingPid) === refusingBaselineFds, 5000, () => `refusing proxy: fd count ${fdCount(refusingPid)} back to ${refusingBaselineFds}`);
+      assert.equal(refusing.child.exitCode, null, 'the refusing proxy is alive');
     } finally {
       await proxy.stop();
       await refusing.stop();

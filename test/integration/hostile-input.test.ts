@@ -52,6 +52,8 @@ interface HostileCase {
   code?: string;
   /** Establish an association first (through the fake SCP) and attack from inside it. */
   established: boolean;
+  /** Not established, yet the SCP is reached (the case is about the A-ASSOCIATE-AC). */
+  contactsUpstream?: boolean;
   run(scu: RawPeer, assoc: RawAssociation | undefined, scp: FakeScp): Promise<void>;
 }
 
@@ -92,6 +94,29 @@ const cases: HostileCase[] = [
     async run(scu) {
       scu.send(Buffer.concat([pduHeader(0x01, 0xffffffff), RQ.subarray(6)]));
       await expectAbort(scu, 0, ABORT_INVALID);
+    },
+  },
+  {
+    // A Maximum Length of 1..7 leaves no room for an even fragment: nothing can be sent within it.
+    name: 'A-ASSOCIATE-RQ announcing Maximum Length 4',
+    code: 'max-length-too-small',
+    established: false,
+    async run(scu) {
+      scu.send(buildRq({ maxLength: 4 }));
+      await expectAbort(scu, 0, ABORT_INVALID);
+    },
+  },
+  {
+    name: 'A-ASSOCIATE-AC announcing Maximum Length 7 (the SCP side)',
+    code: 'max-length-too-small',
+    established: false,
+    contactsUpstream: true,
+    async run(scu, _assoc, scp) {
+      scu.send(RQ);
+      const up = await scp.nextPeer();
+      await up.waitForPdus(1);
+      up.send(buildAc({ maxLength: 7 }));
+      await Promise.all([expectAbort(scu, 0, ABORT_INVALID), expectAbort(up, 1, ABORT_INVALID)]);
     },
   },
   {
@@ -279,7 +304,7 @@ describe('hostile input through a running proxy', () => {
         const warn = await proxy.waitForLog((l) => l.assoc === id && l.msg.startsWith('protocol error'));
         assert.equal(warn.code, c.code);
         assert.equal(closed.outcome, 'aborted');
-        if (!c.established) assert.equal(scp.peers.length, upstreamBefore, 'the upstream was never contacted');
+        if (!c.established && !c.contactsUpstream) assert.equal(scp.peers.length, upstreamBefore, 'the upstream was never contacted');
       }
       // The process is alive, the parallel association still carries messages, memory stays bounded.
       assert.equal(proxy.child.exitCode, null);

@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { readCsvRows } from '../helpers/csv.js';
 import type { CsvRow } from '../helpers/csv.js';
+import { dcmtkTls, makeTestPki } from '../helpers/certs.js';
 import { startStorescp, storescu } from '../helpers/dcmtk.js';
 import type { Storescp } from '../helpers/dcmtk.js';
 import type { TestDicomInfo } from '../helpers/dicom-file.js';
@@ -48,7 +49,7 @@ let scp: Storescp;
 
 before(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'pcap-'));
-  image = await writeTestDicom(path.join(tmp, 'image.dcm'), { pixelBytes: 3 * MiB, seed: 61 });
+  image = await writeTestDicom(path.join(tmp, 'image.dcm'), { pixelBytes: 1.5 * MiB, seed: 61 });
   await mkdir(path.join(tmp, 'received'));
   scp = await startStorescp({ outDir: path.join(tmp, 'received'), maxPdu: SCP_MAX_PDU, extraArgs: ['--ignore'] });
 });
@@ -61,31 +62,35 @@ after(async () => {
 
 interface Capture {
   dir: string;
+  scpPort: number;
   file: string;
   rows: CsvRow[];
   proxy: ProxyProcess;
 }
 
-/** One storescu run (the image twice, 128 KB PDUs) through a proxy with --csv and --pcap; the proxy stopped. */
-async function capture(name: string, args: string[] = []): Promise<Capture> {
+/**
+ * One storescu run (the image twice, 128 KB PDUs) through a proxy with --csv and --pcap; the proxy stopped.
+ * `to`: another SCP than the 16 KB storescp; `scuArgs`: more storescu arguments.
+ */
+async function capture(name: string, args: string[] = [], to: Storescp = scp, scuArgs: string[] = []): Promise<Capture> {
   const dir = path.join(tmp, name);
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, 'chunks.pcapng');
   const csv = path.join(dir, 'chunks.csv');
-  const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--max-pdu', String(PROXY_MAX_PDU), '--csv', csv, '--pcap', file, ...args]);
+  const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${to.port}`, '--max-pdu', String(PROXY_MAX_PDU), '--csv', csv, '--pcap', file, ...args]);
   try {
-    const r = await storescu({ port: proxy.port, calledAet: scp.aet, files: [image.path!, image.path!], maxSendPdu: 131072, debug: false });
+    const r = await storescu({ port: proxy.port, calledAet: to.aet, files: [image.path!, image.path!], maxSendPdu: 131072, debug: false, extraArgs: scuArgs });
     assert.equal(r.code, 0, r.stderr.slice(-2000));
     await proxy.waitForLog((l) => l.msg === 'association closed');
   } finally {
     assert.equal(await proxy.stop(), 0, proxy.stderr);
   }
-  return { dir, file, rows: await readCsvRows(csv), proxy };
+  return { dir, scpPort: to.port, file, rows: await readCsvRows(csv), proxy };
 }
 
 /** tshark with DICOM decoded on both legs' server ports (the dissector binds to 104 by itself). */
 async function tshark(c: Capture, file: string, args: string[], decodeAs = true): Promise<string> {
-  const ports = decodeAs ? ['-d', `tcp.port==${c.proxy.port},dicom`, '-d', `tcp.port==${scp.port},dicom`] : [];
+  const ports = decodeAs ? ['-d', `tcp.port==${c.proxy.port},dicom`, '-d', `tcp.port==${c.scpPort},dicom`] : [];
   const { stdout } = await run('tshark', ['-r', file, ...ports, ...args], { maxBuffer: 64 * MiB });
   return stdout;
 }
@@ -124,7 +129,7 @@ function expectedCounts(rows: CsvRow[]): Count {
 async function decodedCounts(c: Capture, file = c.file, decodeAs = true): Promise<Count> {
   const m: Count = new Map();
   for (const [leg, dstport, types] of await fields(c, file, 'dicom.pdu.type', ['frame.interface_name', 'tcp.dstport', 'dicom.pdu.type'], decodeAs)) {
-    const toServer = Number(dstport) === (leg === 'scu' ? c.proxy.port : scp.port);
+    const toServer = Number(dstport) === (leg === 'scu' ? c.proxy.port : c.scpPort);
     for (const t of types!.split(',')) add(m, key(leg as Leg, toServer ? 'to_scp' : 'to_scu', Number(t)), 1);
   }
   return m;
@@ -225,6 +230,26 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     }
     // The newest file holds the end: the A-RELEASE-RP.
     assert.equal((await fields(rotated, rotated.file, 'dicom.pdu.type == 0x06', ['frame.interface_name'])).length, 2);
+  });
+
+  test('TLS on both legs: the capture holds each leg decrypted, decoded like plain TCP', async () => {
+    const pki = makeTestPki();
+    const outDir = path.join(tmp, 'tls-received');
+    await mkdir(outDir);
+    const tlsScp = await startStorescp({ outDir, maxPdu: SCP_MAX_PDU, extraArgs: ['--ignore', ...dcmtkTls(pki.scp, pki.ca), '-ic'] }); // -ic: no client certificate asked
+    try {
+      const tls = await capture(
+        'tls',
+        ['--tls-cert', pki.proxy.cert, '--tls-key', pki.proxy.key, '--upstream-tls', '--upstream-tls-ca', pki.ca],
+        tlsScp,
+        dcmtkTls(pki.modality, pki.ca),
+      );
+      assert.deepEqual(sorted(await decodedCounts(tls)), sorted(expectedCounts(tls.rows)));
+      assert.equal(await tshark(tls, tls.file, [...CHECKSUMS, '-Y', PROBLEMS]), '');
+    } finally {
+      await tlsScp.stop();
+      fs.rmSync(pki.dir, { recursive: true, force: true });
+    }
   });
 
   test('a capture file that cannot be created: one line naming --pcap, exit 2', async () => {

@@ -166,7 +166,7 @@ describe('TCP numbering of a connection', () => {
     return out;
   }
 
-  test('handshake, data both ways (cut at MAX_SEGMENT_PAYLOAD), each acknowledged, FINs acknowledged', () => {
+  test('handshake, data both ways (cut at MAX_SEGMENT_PAYLOAD), an ACK per two full segments, FINs acknowledged', () => {
     const big = Buffer.alloc(2 * MAX_SEGMENT_PAYLOAD + 10);
     const segments = run((tcp, sink) => {
       tcp.open(sink);
@@ -184,13 +184,27 @@ describe('TCP numbering of a connection', () => {
       ['c', 'PA', 1001 + m, 5001, m],
       ['c', 'PA', 1001 + 2 * m, 5001, 10],
       ['s', 'A', 5001, 1001 + big.length, 0],
-      ['s', 'PA', 5001, 1001 + big.length, 10],
-      ['c', 'A', 1001 + big.length, 5011, 0],
-      ['c', 'FA', 1001 + big.length, 5011, 0],
+      ['s', 'PA', 5001, 1001 + big.length, 10], // 10 bytes: not worth an ACK of their own
+      ['c', 'FA', 1001 + big.length, 5011, 0], // the FIN acknowledges them
+
       ['s', 'A', 5011, 1002 + big.length, 0],
       ['s', 'FA', 5011, 1002 + big.length, 0],
       ['c', 'A', 1002 + big.length, 5012, 0],
     ]);
+  });
+
+  test('small writes are acknowledged together once two full segments are outstanding', () => {
+    const segments = run((tcp, sink) => {
+      tcp.open(sink);
+      for (let i = 0; i < 8; i++) tcp.data(true, Buffer.alloc(30000), 0, 30000, sink);
+    });
+    assert.deepEqual(
+      segments.filter(([from]) => from === 's').map(([, flags, , ack]) => [flags, ack]),
+      [
+        ['SA', 1001],
+        ['A', 1001 + 5 * 30000], // 150,000 >= 2 x 65,495
+      ],
+    );
   });
 
   test('skipped bytes advance the sequence; nothing after a reset; numbers wrap at 2^32', () => {
@@ -203,9 +217,9 @@ describe('TCP numbering of a connection', () => {
     tcp.data(true, Buffer.alloc(4), 0, 4, (s) => out.push(s));
     tcp.fin(true, (s) => out.push(s));
     assert.equal(out[3]!.seq, (0xffff_fff1 + 100) % 2 ** 32);
-    assert.equal(out[5]!.flags, TCP_RST | TCP_ACK);
-    assert.equal(out[5]!.ack, (0xffff_fff1 + 104) % 2 ** 32);
-    assert.equal(out.length, 6);
+    assert.equal(out[4]!.flags, TCP_RST | TCP_ACK);
+    assert.equal(out[4]!.ack, (0xffff_fff1 + 104) % 2 ** 32);
+    assert.equal(out.length, 5);
     assert.ok(tcp.closed);
   });
 });

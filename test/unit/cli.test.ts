@@ -6,13 +6,14 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import { assertBuilt } from '../helpers/built.js';
 import { fileURLToPath } from 'node:url';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js');
-const BUILT = fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js'));
-const skip = BUILT ? false : 'dist/ is not built: run `npm run build` (npm test does it first)';
+// Every test here runs dist/: without it they fail, loudly, rather than skip.
+before(assertBuilt);
 
 const { version } = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -38,7 +39,7 @@ function oneLineError(r: { status: number | null; stdout: string; stderr: string
 
 const UP = ['--upstream', '127.0.0.1:104'];
 
-describe('bad flags and values: exit 2, one stderr line naming flag and value, nothing on stdout', { skip }, () => {
+describe('bad flags and values: exit 2, one stderr line naming flag and value, nothing on stdout', () => {
   const cases: Array<[string, string[], RegExp]> = [
     ['--max-pdu 12XB', [...UP, '--max-pdu', '12XB'], /^dicom-pdu-proxy: --max-pdu: "12XB" is not a size \(bytes, or a number with KB\/MB\/GB\)$/],
     ['--max-pdu -1', [...UP, '--max-pdu', '-1'], /^dicom-pdu-proxy: --max-pdu: "-1" is not a size/],
@@ -90,7 +91,7 @@ describe('bad flags and values: exit 2, one stderr line naming flag and value, n
   });
 });
 
-describe('environment variables: bad ones exit 2 with one line naming the variable', { skip }, () => {
+describe('environment variables: bad ones exit 2 with one line naming the variable', () => {
   const cases: Array<[string, Record<string, string>, string[], RegExp]> = [
     ['PDU_PROXY_MAX_PDU=12XB', { PDU_PROXY_MAX_PDU: '12XB' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_MAX_PDU: "12XB" is not a size \(bytes, or a number with KB\/MB\/GB\)$/],
     ['PDU_PROXY_UPSTREAM=pacs', { PDU_PROXY_UPSTREAM: 'pacs' }, [], /^dicom-pdu-proxy: environment PDU_PROXY_UPSTREAM: "pacs" is not HOST:PORT$/],
@@ -119,7 +120,7 @@ describe('environment variables: bad ones exit 2 with one line naming the variab
   });
 });
 
-describe('the proxy runs from the environment alone; flags > environment > config file', { skip }, () => {
+describe('the proxy runs from the environment alone; flags > environment > config file', () => {
   test('upstream, sizes, fragment and CSV from the layers', async () => {
     const file = path.join(dir, 'layers.json');
     const csv = path.join(dir, 'env-chunks.csv');
@@ -168,7 +169,7 @@ function runUntilListening(args: string[], env: Record<string, string>): Promise
   });
 }
 
-describe('--help and --version', { skip }, () => {
+describe('--help and --version', () => {
   test('--version prints the package version', () => {
     const r = cli(['--version']);
     assert.equal(r.status, 0);
@@ -198,7 +199,7 @@ describe('--help and --version', { skip }, () => {
   });
 });
 
-describe('TLS certificate files: one line naming the setting, exit status 2', { skip }, () => {
+describe('TLS certificate files: one line naming the setting, exit status 2', () => {
   test('--tls-cert that cannot be read', () => {
     oneLineError(cli([...UP, '--tls-cert', path.join(dir, 'missing.crt'), '--tls-key', path.join(dir, 'missing.key')]), /^dicom-pdu-proxy: --tls-cert: cannot read ".*missing\.crt" \(ENOENT\)$/);
   });

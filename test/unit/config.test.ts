@@ -167,6 +167,7 @@ describe('config file errors name the file and the key', () => {
     [{ logLevel: 'loud' }, /: logLevel: "loud" is not a log level \(fatal, error, warn, info, debug, trace, silent\)$/],
     [{ fragment: 'weird' }, /: fragment: "weird" is not fit, repack or a size$/],
     [{ fragment: {} }, /: fragment: \{\} must be "fit", "repack" or a size$/],
+    [{ fragment: 6 }, /: fragment: 6 is below 8, the smallest P-DATA-TF that carries an even fragment \(6-byte PDV header \+ 2 bytes\)$/],
     [{ listen: 'nowhere' }, /: listen: "nowhere" is not \[HOST:\]PORT$/],
     [{ connectTimeoutMs: '10s' }, /: connectTimeoutMs: "10s" is not a whole number of milliseconds/],
     [{ closeTimeoutMs: 0 }, /: closeTimeoutMs: 0 is not a whole number of milliseconds/],

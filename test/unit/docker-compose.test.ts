@@ -7,17 +7,17 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { ENV_VARIABLES } from '../../src/config/config.js';
 import { makeTestPki } from '../helpers/certs.js';
 import { execForm, last, parseDockerfile } from '../helpers/dockerfile.js';
+import { assertBuilt } from '../helpers/built.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const COMPOSE_FILE = path.join(REPO_ROOT, 'docker-compose.yml');
 const BIN = path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js');
-const BUILT = fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js'));
 
 interface Service {
   image?: string;
@@ -171,7 +171,8 @@ describe('health checks and the TLS variant', () => {
   });
 });
 
-describe("the proxy service's settings start the CLI", { skip: BUILT ? false : 'dist/ is not built: run `npm run build`' }, () => {
+describe("the proxy service's settings start the CLI", () => {
+  before(assertBuilt);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-compose-'));
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 

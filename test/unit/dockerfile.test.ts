@@ -8,15 +8,15 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dockerignored, execForm, imageToRepo, last, parseDockerfile } from '../helpers/dockerfile.js';
 import type { Stage } from '../helpers/dockerfile.js';
+import { assertBuilt } from '../helpers/built.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DOCKERFILE = fs.readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8');
 const BUILT = fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js'));
-const skipUnbuilt = BUILT ? false : 'dist/ is not built: run `npm run build` (npm test does it first)';
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string; scripts: Record<string, string> };
 
 const isDir = (repoPath: string) => fs.statSync(path.join(REPO_ROOT, repoPath), { throwIfNoEntry: false })?.isDirectory() ?? false;
@@ -156,7 +156,8 @@ describe('Dockerfile', () => {
     assert.doesNotMatch(user, /^(root|0)(:|$)/);
   });
 
-  test('what the CLI loads at run time maps to repository files', { skip: skipUnbuilt }, () => {
+  test('what the CLI loads at run time maps to repository files', () => {
+    assertBuilt();
     const stages = parseDockerfile(DOCKERFILE);
     const e = entry();
     const mapped = requiredAtRunTime(e).map(([imagePath]) => [imagePath, imageToRepo(stages, e.final, imagePath, isDir)]);
@@ -199,7 +200,8 @@ describe('the checks catch the mistakes they exist for', () => {
   }
 });
 
-describe('docker run IMAGE ARGS: the ENTRYPOINT plus the arguments, run from the repository', { skip: skipUnbuilt }, () => {
+describe('docker run IMAGE ARGS: the ENTRYPOINT plus the arguments, run from the repository', () => {
+  before(assertBuilt);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-docker-'));
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('PDU_PROXY_')));
@@ -286,7 +288,8 @@ describe('HEALTHCHECK', () => {
     assert.equal(healthcheck(DOCKERFILE.replace(/^HEALTHCHECK .*$/m, '')), 'no HEALTHCHECK');
   });
 
-  test('bin/healthcheck.js: exit 0 against a ready proxy, 1 when nothing answers', { skip: skipUnbuilt }, async () => {
+  test('bin/healthcheck.js: exit 0 against a ready proxy, 1 when nothing answers', async () => {
+    assertBuilt();
     const { freePort } = await import('../helpers/ports.js');
     const { spawn } = await import('node:child_process');
     const [listen, health] = [await freePort(), await freePort()];

@@ -14,6 +14,7 @@ import { ConfigError } from '../../src/values/errors.js';
 import type { MessageRecord } from '../../src/events/events.js';
 import { MESSAGES_CSV_HEADER, MessagesCsvFileError, MessagesCsvRecorder, messageCsvRow, messageLogFields, timeSplitSummary } from '../../src/record/messages-csv.js';
 import { BIN, REPO_ROOT } from '../helpers/proxy.js';
+import { assertBuilt } from '../helpers/built.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-messages-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -204,8 +205,8 @@ describe('--messages-csv setting', () => {
     assert.equal(loadSettings({ ...base, csv: 'chunks.csv', messagesCsv: 'messages.csv' }).options.messagesCsv, 'messages.csv');
   });
 
-  const built = fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js'));
-  test('the CLI refuses a foreign file: exit 2, one line naming the flag', { skip: built ? false : 'dist/ not built' }, () => {
+  test('the CLI refuses a foreign file: exit 2, one line naming the flag', () => {
+    assertBuilt();
     const file = tmpFile();
     fs.writeFileSync(file, 'something,else\n1,2\n');
     const r = spawnSync(process.execPath, [BIN, '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:104', '--messages-csv', file], {
@@ -219,7 +220,8 @@ describe('--messages-csv setting', () => {
     assert.equal(fs.readFileSync(file, 'utf8'), 'something,else\n1,2\n');
   });
 
-  test('--help lists it', { skip: built ? false : 'dist/ not built' }, () => {
+  test('--help lists it', () => {
+    assertBuilt();
     const r = spawnSync(process.execPath, [BIN, '--help'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 20_000 });
     assert.match(r.stdout, /--messages-csv <FILE>/);
   });

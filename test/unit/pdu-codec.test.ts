@@ -172,13 +172,15 @@ describe('fixed PDUs and P-DATA headers', () => {
     assert.deepEqual(singlePdvHeader(F.C_ECHO_RQ_COMMAND.length, 1, 3), F.PDATA_ECHO_COMMAND.subarray(0, 12));
   });
 
-  test('fragmentSizeFor: floor((L - 6) / 2) * 2, 0 = no maximum, never below 2', () => {
+  test('fragmentSizeFor: floor((L - 6) / 2) * 2, 0 = no maximum, 1..7 refused (no even fragment fits)', () => {
     assert.equal(fragmentSizeFor(16384), 16378);
     assert.equal(fragmentSizeFor(16385), 16378);
     assert.equal(fragmentSizeFor(131072), 131066);
     assert.equal(fragmentSizeFor(0), Infinity);
-    assert.equal(fragmentSizeFor(7), 2);
-    assert.equal(fragmentSizeFor(1), 2);
+    assert.equal(fragmentSizeFor(8), 2);
+    assert.equal(fragmentSizeFor(9), 2);
+    // A fragment of 2 would make an 8-byte PDU-length, over such a limit: the session aborts instead.
+    for (const limit of [1, 6, 7]) assert.throws(() => fragmentSizeFor(limit), RangeError);
   });
 });
 

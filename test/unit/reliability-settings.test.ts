@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { aeAllowed, parseAeTitle, parsePeerRule, peerMatcher } from '../../src/config/access.js';
@@ -15,10 +15,10 @@ import { loadSettings } from '../../src/config/config.js';
 import { ConfigError } from '../../src/values/errors.js';
 import { AdmissionRules } from '../../src/proxy/admission.js';
 import { rejects } from '../helpers/settings.js';
+import { assertBuilt } from '../helpers/built.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js');
-const skip = fs.existsSync(path.join(REPO_ROOT, 'dist', 'cli', 'main.js')) ? false : 'dist/ is not built: run `npm run build`';
 const BASE_ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('PDU_PROXY_')));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-rel-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -158,7 +158,8 @@ describe('docker-compose.yml', () => {
   });
 });
 
-describe('CLI', { skip }, () => {
+describe('CLI', () => {
+  before(assertBuilt);
   function cli(args: string[]) {
     const r = spawnSync(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 20_000, env: BASE_ENV });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };

@@ -1,0 +1,91 @@
+// An exception inside the proxy (a bug, not a peer's fault) while it relays: the association is aborted
+// (A-ABORT to both peers, reason 0: nothing the peers sent was wrong), the log has one error line with the
+// exception's stack, the metrics count it as aborts_total{reason="internal_error"}, and other associations
+// carry on. The bug is injected in-process: a messages recorder that throws on its first message.
+
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, describe, test } from 'node:test';
+import pino from 'pino';
+import { loadSettings } from '../../src/config/config.js';
+import type { MessageRecord, Recorder } from '../../src/events/events.js';
+import { encodeAbort } from '../../src/pdu/control.js';
+import { encodePData } from '../../src/pdu/pdata.js';
+import { ProxyServer } from '../../src/proxy/server.js';
+import { MetricsRecorder } from '../../src/record/metrics.js';
+import { C_ECHO_RQ, C_ECHO_RSP } from '../fixtures/annotated-commands.js';
+import { associate, exchange, release } from '../helpers/assoc.js';
+import { FakeScp } from '../helpers/raw.js';
+
+const ABORT_NOT_SPECIFIED = encodeAbort(2, 0);
+
+/** A recorder with a bug: its first message() throws. */
+class BuggyRecorder implements Recorder {
+  calls = 0;
+  message(_record: MessageRecord): void {
+    if (++this.calls === 1) throw new TypeError('recorder bug: cannot read properties of undefined');
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+describe('an internal exception while relaying', { timeout: 30_000 }, () => {
+  const servers: ProxyServer[] = [];
+  after(async () => {
+    for (const s of servers) await s.stopListening();
+  });
+
+  test('aborts that association with reason 0, logs an error with the stack, counts it, and the others go on', async () => {
+    const scp = await FakeScp.listen();
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+          done();
+        },
+      }),
+    );
+    const options = loadSettings({ upstream: `127.0.0.1:${scp.port}`, listen: '127.0.0.1:0' }).options;
+    const metrics = new MetricsRecorder();
+    const server = new ProxyServer(options, log, [new BuggyRecorder(), metrics], { route: 'r' });
+    servers.push(server);
+    const { port } = await server.listen();
+    try {
+      const healthy = await associate(port, scp);
+      await exchange(healthy);
+      const victim = await associate(port, scp);
+      // A C-ECHO: its response completes a message, and the buggy recorder throws on it.
+      victim.scu.send(encodePData([{ contextId: 1, command: true, last: true, fragment: C_ECHO_RQ }]));
+      await victim.up.waitForPdus(2);
+      victim.up.send(encodePData([{ contextId: 1, command: true, last: true, fragment: C_ECHO_RSP }]));
+      const [toScu, toScp] = await Promise.all([victim.scu.waitForPdus(2), victim.up.waitForPdus(3)]);
+      assert.ok(toScu[1]!.equals(ABORT_NOT_SPECIFIED), `the SCU gets A-ABORT (2, 0), got type ${toScu[1]![0]}`);
+      assert.ok(toScp[2]!.equals(ABORT_NOT_SPECIFIED), `the SCP gets A-ABORT (2, 0), got type ${toScp[2]![0]}`);
+      await Promise.all([victim.scu.ended, victim.up.ended]);
+      victim.scu.socket.end();
+      victim.up.socket.end();
+      await Promise.all([victim.scu.waitClosed(), victim.up.waitClosed()]);
+
+      const errors = lines.filter((l) => (l.level as number) >= 50);
+      assert.equal(errors.length, 1, JSON.stringify(errors));
+      assert.equal(errors[0]!.msg, 'internal error: association aborted');
+      const err = errors[0]!.err as { message: string; stack: string; type: string };
+      assert.equal(err.type, 'TypeError');
+      assert.match(err.stack, /recorder bug/);
+      assert.match(err.stack, /BuggyRecorder\.message/, 'the stack names where it was thrown');
+      assert.ok(!lines.some((l) => l.msg === 'protocol error: association aborted'), 'not reported as a peer\'s protocol error');
+
+      // The other association is untouched.
+      await exchange(healthy);
+      await release(healthy);
+      const text = await metrics.metrics();
+      assert.match(text, /^dicom_pdu_proxy_aborts_total\{route="r",reason="internal_error"\} 1$/m);
+      assert.match(text, /^dicom_pdu_proxy_aborts_total\{route="r",reason="protocol_error"\} 0$/m);
+    } finally {
+      await scp.close();
+    }
+  });
+});
