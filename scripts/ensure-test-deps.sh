@@ -8,7 +8,8 @@
 #   playwright-core, which never downloads a browser). When it cannot be installed, this script says so
 #   and carries on: that test then fails with a message saying what is missing;
 # - docker-compose: optional, lets test/unit/docker-compose.test.ts validate docker-compose.yml with
-#   `docker-compose config` (the test checks the file as YAML without it).
+#   `docker-compose config` (the test checks the file as YAML without it);
+# - orthanc: optional, the SCP of bench --scp-command's Orthanc example and its test (skipped without it).
 # Does nothing when the tools are already there.
 set -euo pipefail
 
@@ -23,6 +24,7 @@ packages=()
 command -v tshark >/dev/null 2>&1 || packages+=(tshark)
 [ -x "$CHROMIUM" ] || packages+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
+[ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -39,7 +41,7 @@ else
     echo "ensure-test-deps: tshark not found and cannot install it (not root, no sudo): run 'apt-get install tshark' first" >&2
     exit 1
   fi
-  exit 0 # only chromium (reported above) or the optional docker-compose is missing
+  exit 0 # only chromium (reported above) or the optional docker-compose and orthanc are missing
 fi
 
 install() {
@@ -59,6 +61,7 @@ if ! install "${packages[@]}"; then
       tshark) install tshark ;;
       chromium) install chromium || echo "ensure-test-deps: chromium could not be installed: the report's browser test will fail" >&2 ;;
       docker-compose) install docker-compose || echo "ensure-test-deps: docker-compose could not be installed; the compose file is checked without it" >&2 ;;
+      orthanc) install orthanc || echo "ensure-test-deps: orthanc could not be installed; the bench --scp-command Orthanc test is skipped" >&2 ;;
     esac
   done
 fi

@@ -21,8 +21,13 @@ export function nodeScript(name: string): string[] {
 
 const live = new Set<Child>();
 process.once('exit', () => {
-  for (const c of live) c.process.kill('SIGKILL');
+  for (const c of live) c.kill('SIGKILL');
 });
+
+export interface ChildOptions {
+  /** Run in its own process group and signal the whole group: a command that forks (sh -c '…') stops whole. */
+  group?: boolean;
+}
 
 export class Child {
   readonly process: ChildProcess;
@@ -36,8 +41,9 @@ export class Child {
     readonly name: string,
     command: string,
     args: readonly string[],
+    private readonly options: ChildOptions = {},
   ) {
-    this.process = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.process = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.group === true });
     live.add(this);
     let rest = '';
     const onText = (text: string): void => {
@@ -94,10 +100,27 @@ export class Child {
     });
   }
 
+  /** Whether the process has exited (and its output ended). */
+  get ended(): boolean {
+    return this.done;
+  }
+
+  /** Signal the process (its whole group with `group`); never throws for a process already gone. */
+  kill(signal: NodeJS.Signals): void {
+    const pid = this.process.pid;
+    if (this.options.group && pid !== undefined) {
+      try {
+        process.kill(-pid, signal);
+      } catch {
+        // the group is gone already
+      }
+    } else this.process.kill(signal);
+  }
+
   async stop(graceMs = 5000): Promise<void> {
     if (this.done) return;
-    this.process.kill('SIGTERM');
-    const timer = setTimeout(() => this.process.kill('SIGKILL'), graceMs);
+    this.kill('SIGTERM');
+    const timer = setTimeout(() => this.kill('SIGKILL'), graceMs);
     await this.exited;
     clearTimeout(timer);
   }

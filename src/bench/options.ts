@@ -9,6 +9,8 @@ import type { Endpoint } from '../values/endpoint.js';
 import { parseSize } from '../values/size.js';
 import { formatLatency, formatRate, isShapedLink, parseLatency, parseRate } from '../values/shaping.js';
 import type { Latency, LinkSetting } from '../values/shaping.js';
+import { parseScpTemplate } from './scp-template.js';
+import type { ScpTemplate } from './scp-template.js';
 
 /** The experiment: PACS restarted at these sizes, 4 SCUs, 16MB images, 100 images per setting. */
 export const DEFAULT_PDUS = '16KB,100KB,500KB,1MB,10MB,20MB';
@@ -22,6 +24,10 @@ export const DEFAULT_CALLED_AET = 'ANY-SCP';
 /** Seconds a sender waits for a connection, an AC, or a C-STORE's response before giving up (--timeout). */
 export const DEFAULT_TIMEOUT_S = 120;
 export const DEFAULT_CALLING_AET = 'PDU-BENCH';
+/** --scp-command: seconds to wait until the SCP accepts connections. */
+export const DEFAULT_SCP_START_TIMEOUT_S = 30;
+/** --scp-command behind the proxy: the largest Maximum Length DCMTK storescp and Orthanc accept. */
+export const DEFAULT_SCP_PDU = 131072;
 /** A Maximum Length must hold one PDV item header (4 + 2) and an even fragment: PS3.8 9.3.5. */
 const MIN_PDU = 8;
 /** AE titles: 1-16 characters of the default repertoire, no backslash, not all spaces (PS3.5 6.2). */
@@ -31,7 +37,8 @@ export type ScuKind = 'builtin' | 'dcmjs' | 'dcmtk';
 export type ScpKind = 'builtin' | 'dcmjs';
 /** The built-in sender: a new association per image (as the original experiment), or one per sender. */
 export type AssociationMode = 'per-image' | 'per-sender';
-export type BenchMode = 'proxy' | 'direct';
+/** direct: the embedded SCP announces the size; native: the --scp-command SCP is started with it. */
+export type BenchMode = 'proxy' | 'direct' | 'native';
 
 export interface BenchOptions {
   pdus: number[];
@@ -58,6 +65,11 @@ export interface BenchOptions {
   latencies: Latency[];
   /** Bytes per second; 0 = not limited. */
   bandwidths: number[];
+  /** --scp-command: the SCP bench starts per setting (undefined: embedded or --upstream). */
+  scpCommand: ScpTemplate | undefined;
+  scpStartTimeoutMs: number;
+  /** {pdu} of the --scp-command SCP behind the proxy (0 = no limit). */
+  scpPdu: number;
 }
 
 /** The proxy's flags for a link: none when unshaped. */
@@ -93,6 +105,9 @@ export interface BenchFlags {
   quick?: boolean;
   latency?: string;
   bandwidth?: string;
+  scpCommand?: string;
+  scpStartTimeout?: string;
+  scpPdu?: string;
 }
 
 /** A comma-separated list of values read by `parse`; its ConfigError gets the flag's name. */
@@ -106,6 +121,17 @@ function valueList<T>(flag: string, text: string, parse: (item: string) => T, wh
       throw new ConfigError(`${flag}: ${(err as Error).message}`);
     }
   });
+}
+
+function pduSize(flag: string, text: string): number {
+  let p: number;
+  try {
+    p = parseSize(text);
+  } catch (err) {
+    throw new ConfigError(`${flag}: ${(err as Error).message}`);
+  }
+  if (p !== 0 && (p < MIN_PDU || p % 2 !== 0)) throw new ConfigError(`${flag}: ${p} bytes is not an even Maximum Length of at least ${MIN_PDU} (or 0)`);
+  return p;
 }
 
 function sizeList(flag: string, text: string): number[] {
@@ -167,13 +193,23 @@ export function benchOptions(flags: BenchFlags, cwd = process.cwd()): BenchOptio
     throw new ConfigError(`--association per-sender is for --scu builtin (dcmjs-dimse opens one association per image, storescu one per sender)`);
   }
   if (flags.direct && flags.both) throw new ConfigError('--direct and --both exclude each other');
-  const modes: BenchMode[] = flags.both ? ['proxy', 'direct'] : flags.direct ? ['direct'] : ['proxy'];
+  const scpCommand = flags.scpCommand !== undefined ? parseScpTemplate(flags.scpCommand) : undefined;
+  if (scpCommand) {
+    if (flags.upstream !== undefined) throw new ConfigError('--scp-command and --upstream exclude each other (bench starts the SCP of --scp-command itself)');
+    if (flags.scp !== undefined) throw new ConfigError('--scp chooses the embedded SCP; with --scp-command the SCP is yours');
+    if (flags.storeDir !== undefined) throw new ConfigError('--store-dir is for the embedded SCP; with --scp-command use {out} in the template');
+  } else {
+    if (flags.scpPdu !== undefined) throw new ConfigError('--scp-pdu is what the SCP of --scp-command is started with behind the proxy: it needs --scp-command');
+    if (flags.scpStartTimeout !== undefined) throw new ConfigError('--scp-start-timeout needs --scp-command');
+  }
+  const direct: BenchMode = scpCommand ? 'native' : 'direct';
+  const modes: BenchMode[] = flags.both ? ['proxy', direct] : flags.direct ? [direct] : ['proxy'];
   if (upstream && modes.includes('direct')) {
     throw new ConfigError('--direct/--both need the embedded SCP: a real SCP (--upstream) cannot be told which maximum to announce');
   }
   const latencies = flags.latency !== undefined ? valueList('--latency', flags.latency, parseLatency, 'latencies (MS or MS:JITTER)') : [{ ms: 0, jitterMs: 0 }];
   const bandwidths = flags.bandwidth !== undefined ? valueList('--bandwidth', flags.bandwidth, parseRate, 'rates (100Mbit, 10MB/s, 0)') : [0];
-  if (modes.includes('direct') && linkSettings({ latencies, bandwidths }).some(isShapedLink)) {
+  if (modes.includes(direct) && linkSettings({ latencies, bandwidths }).some(isShapedLink)) {
     throw new ConfigError(`${flags.latency !== undefined ? '--latency' : '--bandwidth'}: links are shaped by the proxy; --direct/--both have no proxy in the direct rows (sweep shaping without them)`);
   }
   if (upstream && flags.storeDir !== undefined) throw new ConfigError('--store-dir is for the embedded SCP; with --upstream the SCP keeps what it keeps');
@@ -196,6 +232,9 @@ export function benchOptions(flags: BenchFlags, cwd = process.cwd()): BenchOptio
     quick,
     latencies,
     bandwidths,
+    scpCommand,
+    scpStartTimeoutMs: 1000 * positiveInt('--scp-start-timeout', flags.scpStartTimeout ?? String(DEFAULT_SCP_START_TIMEOUT_S), 3600),
+    scpPdu: flags.scpPdu !== undefined ? pduSize('--scp-pdu', flags.scpPdu) : DEFAULT_SCP_PDU,
   };
 }
 

@@ -54,7 +54,8 @@ export interface SettingResult {
   /** Means per association (ms) as the built-in sender measured them; undefined for the other senders. */
   connectMs?: number | undefined;
   associateMs?: number | undefined;
-  scp: ScpKind | 'upstream';
+  /** The embedded SCP, `upstream` (--upstream) or `command` (--scp-command). */
+  scp: ScpKind | 'upstream' | 'command';
   /** per-image or per-sender (what storescu does). */
   association: AssociationMode;
 }

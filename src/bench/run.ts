@@ -26,6 +26,9 @@ import type { BenchMode, BenchOptions, ScpKind } from './options.js';
 import { isShapedLink, linkLabel } from '../values/shaping.js';
 import type { LinkSetting } from '../values/shaping.js';
 import { RESULTS_CSV_COLUMNS, resultsCsvRow } from './results.js';
+import { SCP_STOP_GRACE_MS, ScpStartError, startScpCommand } from './scp-command.js';
+import type { RunningScp } from './scp-command.js';
+import { fidelity, renderFidelityTable } from '../analysis/fidelity.js';
 import type { SettingResult } from './results.js';
 import type { WorkerJob, WorkerLine } from './scu-worker.js';
 
@@ -49,9 +52,19 @@ export function senderWithSize(scu: BenchOptions['scu']): string {
   return 'sends P-DATA-TF of exactly the size the AC gives (the last one shorter), from memory; 0 = the whole data set in one PDV';
 }
 
+/** The SCP, as the plan line names it. */
+function scpPlan(o: BenchOptions, scpMaxText: string): string {
+  if (o.upstream) return formatEndpoint(o.upstream);
+  if (o.scpCommand) {
+    const how = o.modes.map((m) => (m === 'proxy' ? `{pdu} = ${o.scpPdu} behind the proxy` : '{pdu} = each size natively')).join(', ');
+    return `\`${o.scpCommand.source}\` started per setting (${how})`;
+  }
+  return `embedded ${o.scp} (announces ${scpMaxText})`;
+}
+
 /** What the embedded SCP does (undefined with --upstream: that SCP is the user's). */
-export function scpWithSize(o: Pick<BenchOptions, 'scp' | 'upstream'>): string | undefined {
-  if (o.upstream) return undefined;
+export function scpWithSize(o: Pick<BenchOptions, 'scp' | 'upstream' | 'scpCommand'>): string | undefined {
+  if (o.upstream || o.scpCommand) return undefined;
   if (o.scp === 'dcmjs') return 'announces 64MB behind the proxy, the swept size with --direct; assembles each PDU with a Buffer.concat per read, so its cost grows with the square of the PDU size';
   return 'announces 0 (no maximum) behind the proxy, the swept size with --direct; streams every PDU (never holds a whole PDU or data set) and answers each C-STORE when its last fragment arrives';
 }
@@ -88,7 +101,7 @@ function storescuOnPath(): boolean {
 /** Per-setting file names: results/…/chunks-16KB-16MB.csv; with shaping chunks-16KB-16MB-20ms-100Mbit.csv. */
 function fileTag(pdu: number, image: ImageSet, mode: BenchMode, link: LinkSetting): string {
   const shaped = isShapedLink(link) ? `-${linkLabel(link).replace('±', 'j').replace(' ', '-').replace('/s', 'ps')}` : '';
-  return `${formatSize(pdu)}-${image.label}${shaped}${mode === 'direct' ? '-direct' : ''}`;
+  return `${formatSize(pdu)}-${image.label}${shaped}${mode === 'proxy' ? '' : `-${mode}`}`;
 }
 
 async function startScp(kind: ScpKind, maxPdu: number, storeDir: string | undefined): Promise<{ child: Child; port: number }> {
@@ -296,7 +309,15 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     }
     // Links (latency x bandwidth) outside the max PDUs: the table reads as "on this link, which max PDU".
     const links = linkSettings(o);
-    const settings = o.modes.flatMap((mode) => imageSets.flatMap((image) => links.flatMap((link) => o.pdus.map((pdu) => ({ mode, image, link, pdu })))));
+    // With --scp-command and --both, each size runs natively and through the proxy one after the other
+    // (alternating which goes first), so that a machine whose load drifts affects both alike.
+    const settings = o.scpCommand
+      ? imageSets.flatMap((image) =>
+          links.flatMap((link) =>
+            o.pdus.flatMap((pdu, k) => (k % 2 === 0 ? o.modes : [...o.modes].reverse()).map((mode) => ({ mode, image, link, pdu }))),
+          ),
+        )
+      : o.modes.flatMap((mode) => imageSets.flatMap((image) => links.flatMap((link) => o.pdus.map((pdu) => ({ mode, image, link, pdu })))));
     const sweepsLinks = links.length > 1 || links.some(isShapedLink);
     /** The chart's series: mode (with --both) and link (when shaping is swept). */
     const seriesOf = (s: { mode: BenchMode; link: LinkSetting }): string =>
@@ -309,16 +330,43 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     const scpMaxText = scpMax === 0 ? '0, no maximum' : formatSize(scpMax);
     let scpPort: number | undefined;
     const target = (): string => (o.upstream ? formatEndpoint(o.upstream) : `${LOOPBACK}:${scpPort}`);
-    if (!o.upstream) {
+    if (!o.upstream && !o.scpCommand) {
       const scp = await startScp(o.scp, scpMax, o.storeDir);
       children.push(scp.child);
       scpPort = scp.port;
+    }
+    /** --scp-command: the SCP of one setting, started with {pdu} = `pdu`; its log in --out. */
+    let scratchCount = 0;
+    const startCommandScp = (pdu: number, logName: string): Promise<RunningScp> =>
+      startScpCommand(o.scpCommand!, {
+        pdu,
+        scratch: path.join(tmp, `scp-${++scratchCount}`),
+        logFile: path.join(o.out, logName),
+        timeoutMs: o.scpStartTimeoutMs,
+      });
+    const stopCommandScp = async (scp: RunningScp): Promise<void> => {
+      await scp.child.stop(SCP_STOP_GRACE_MS);
+      rmSync(scp.scratch, { force: true, recursive: true }); // what the SCP stored: one setting's images at most
+    };
+    if (o.scpCommand) {
+      // Every {pdu} the run will use is started once before any image is sent: a template that cannot
+      // run (or an SCP that refuses a size) is one line and exit status 2 now, not a run of failures.
+      const needed = [...new Set(settings.map((st) => (st.mode === 'proxy' ? o.scpPdu : st.pdu)))];
+      for (const pdu of needed) {
+        try {
+          await stopCommandScp(await startCommandScp(pdu, `scp-start-${formatSize(pdu)}.log`));
+        } catch (err) {
+          if (!(err instanceof ScpStartError)) throw err;
+          say(`dicom-pdu-proxy bench: --scp-command with {pdu} = ${pdu}: ${err.message}`);
+          return 2;
+        }
+      }
     }
     say(
       `bench: ${settings.length} settings (max PDU ${o.pdus.map(formatSize).join(', ')}; image ${imageSets.map((i) => i.label).join(', ')}; ` +
         (sweepsLinks ? `link ${links.map(linkLabel).join(', ')} each way; ` : '') +
         `${o.modes.join(' and ')}), ${o.count} images each, ${o.parallel} × ${senderLabel(o)} in parallel; ` +
-        `SCP ${o.upstream ? formatEndpoint(o.upstream) : `embedded ${o.scp} (announces ${scpMaxText})`}; output ${o.out}`,
+        `SCP ${scpPlan(o, scpMaxText)}; output ${o.out}`,
     );
     if (o.scu === 'dcmtk' && o.pdus.some((p) => p === 0 || p > 131072)) {
       say('bench: note: storescu never sends PDUs over 128KB (DCMTK caps its send limit at 131072): settings above 128KB measure 128KB PDUs; the chunk CSVs show it');
@@ -331,9 +379,15 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     // the interval to the second is a steady round, from which the whole run is estimated.
     {
       const warmCount = 2 * o.parallel;
+      let warmScp: RunningScp | undefined;
+      if (o.scpCommand) {
+        const first = settings[0]!;
+        warmScp = await startCommandScp(first.mode === 'proxy' ? o.scpPdu : first.pdu, 'scp-warm-up.log');
+      }
       const warm = o.upstream
         ? await runWorkers(o, imageSets[0]!, o.upstream.host, o.upstream.port, warmCount, () => undefined)
-        : await runWorkers(o, imageSets[0]!, LOOPBACK, scpPort!, warmCount, () => undefined);
+        : await runWorkers(o, imageSets[0]!, LOOPBACK, warmScp ? warmScp.port : scpPort!, warmCount, () => undefined);
+      if (warmScp) await stopCommandScp(warmScp);
       const bad = warm.outcomes.filter((x) => x.status !== STATUS_SUCCESS);
       if (bad.length === warm.outcomes.length && bad.every((x) => x.error !== undefined)) {
         say(`bench: the warm-up images could not be sent: ${describeFailures(warm.outcomes)}`);
@@ -357,8 +411,24 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
       if (bad.length > 0) say(`bench: warning: ${bad.length} warm-up image(s) not acknowledged with Success: ${describeFailures(bad)}`);
     }
 
+    const settingResult = (s: (typeof settings)[number], row: ResultRow, outcomes: readonly ImageOutcome[]): (typeof results)[number] => ({
+      row,
+      mode: s.mode,
+      pdu: s.pdu,
+      imageBytes: meanBytes(s.image),
+      parallel: o.parallel,
+      scu: o.scu,
+      link: s.link,
+      connectMs: meanOf(outcomes.map((x) => x.connectMs)),
+      associateMs: meanOf(outcomes.map((x) => x.associateMs)),
+      scp: o.upstream ? 'upstream' : o.scpCommand ? 'command' : o.scp,
+      association: o.scu === 'dcmjs' ? 'per-image' : o.scu === 'dcmtk' ? 'per-sender' : o.association,
+      series: seriesOf(s),
+      setting: [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : '', sweepsLinks ? linkLabel(s.link) : ''].filter(Boolean).join(' '),
+      pduLabel: [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : ''].filter(Boolean).join(' '),
+    });
     const progress = new Progress(io, settings.length * o.count);
-    const results: Array<SettingResult & { series: string; pduLabel: string }> = [];
+    const results: Array<SettingResult & { series: string; pduLabel: string; setting: string }> = [];
     const runSettings: RunSettingInfo[] = [];
     const allOutcomes: ImageOutcome[] = [];
     const started = performance.now();
@@ -374,6 +444,26 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
         const info: RunSettingInfo = { label, pdu: s.pdu, image: s.image.label, imageBytes: meanBytes(s.image), mode: s.mode };
         if (isShapedLink(s.link)) info.link = { latencyMs: s.link.latency.ms, jitterMs: s.link.latency.jitterMs, bandwidthBps: Math.round(s.link.bandwidth * 8) };
         runSettings.push(info);
+        // --scp-command: this setting's SCP, started with the size itself (native) or --scp-pdu (proxy).
+        let commandScp: RunningScp | undefined;
+        if (o.scpCommand) {
+          info.scpLog = `scp-${tag}.log`;
+          try {
+            commandScp = await startCommandScp(s.mode === 'proxy' ? o.scpPdu : s.pdu, info.scpLog);
+          } catch (err) {
+            if (!(err instanceof ScpStartError)) throw err;
+            // It started before (the check above): count this setting's images as failures and go on.
+            const outcomes = Array.from({ length: o.count }, () => ({ error: `the SCP did not start: ${err.message}`, bytes: 0 }));
+            outcomes.forEach(() => progress.image());
+            allOutcomes.push(...outcomes);
+            const row = await settingRow(label, outcomes, undefined);
+            results.push(settingResult(s, row, outcomes));
+            progress.line(`[${i + 1}/${settings.length}] ${label}: ${o.count} FAILED (the SCP did not start: ${err.message})`);
+            continue;
+          }
+          children.push(commandScp.child);
+          scpPort = commandScp.port;
+        }
         if (s.mode === 'proxy') {
           info.messagesCsv = `messages-${tag}.csv`;
           info.chunksCsv = `chunks-${tag}.csv`;
@@ -384,6 +474,9 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
           children.push(proxy.child);
           port = proxy.port;
           stopAfter = proxy.child;
+        } else if (commandScp) {
+          port = commandScp.port;
+          stopAfter = commandScp.child;
         } else {
           // --direct: the embedded SCP itself announces this size (one SCP process per setting).
           const scp = await startScp(o.scp, s.pdu, o.storeDir);
@@ -392,26 +485,19 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
           stopAfter = scp.child;
         }
         const run = await runWorkers(o, s.image, LOOPBACK, port, o.count, () => progress.image());
+        // An SCP of --scp-command that ended during the setting: its images failed (counted); the next
+        // setting starts its own.
+        const scpDied = commandScp?.child.ended ? `; the SCP exited during the setting (see ${info.scpLog})` : '';
         await stopAfter.stop(); // the proxy flushes its CSV files on SIGTERM
         children.splice(children.indexOf(stopAfter), 1);
+        if (commandScp && stopAfter !== commandScp.child) {
+          await stopCommandScp(commandScp);
+          children.splice(children.indexOf(commandScp.child), 1);
+        } else if (commandScp) rmSync(commandScp.scratch, { force: true, recursive: true });
         const row = await settingRow(label, run.outcomes, messagesCsv);
         allOutcomes.push(...run.outcomes);
-        results.push({
-          row,
-          mode: s.mode,
-          pdu: s.pdu,
-          imageBytes: meanBytes(s.image),
-          parallel: o.parallel,
-          scu: o.scu,
-          link: s.link,
-          connectMs: meanOf(run.outcomes.map((x) => x.connectMs)),
-          associateMs: meanOf(run.outcomes.map((x) => x.associateMs)),
-          scp: o.upstream ? 'upstream' : o.scp,
-          association: o.scu === 'dcmjs' ? 'per-image' : o.scu === 'dcmtk' ? 'per-sender' : o.association,
-          series: seriesOf(s),
-          pduLabel: [formatSize(s.pdu), imageSets.length > 1 ? s.image.label : ''].filter(Boolean).join(' '),
-        });
-        const failures = row.failures > 0 ? `, ${row.failures} FAILED (${describeFailures(run.outcomes)})` : '';
+        results.push(settingResult(s, row, run.outcomes));
+        const failures = row.failures > 0 ? `, ${row.failures} FAILED (${describeFailures(run.outcomes)}${scpDied})` : scpDied;
         progress.line(
           `[${i + 1}/${settings.length}] ${label}: ${row.count} images, mean ${row.seconds ? row.seconds.mean.toFixed(3) : '-'} s` +
             `, ${row.mbPerS ? row.mbPerS.toFixed(1) : '-'} MB/s per sender${failures} (${((performance.now() - t) / 1000).toFixed(1)} s)`,
@@ -438,6 +524,9 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     }
     // "vs fastest" compares settings of the same image size, mode and link only.
     io.stdout.write(renderResultTable(results.map((r) => r.row), 'max_pdu', (_, i) => `${results[i]!.series} ${results[i]!.imageBytes}`));
+    // --both: how closely the proxy reproduces the native method, per setting, and the ranking both ways.
+    const both = fidelity(results.map((r) => ({ setting: r.setting, mode: r.mode, seconds: r.row.seconds })));
+    if (both) io.stdout.write(`\nproxy versus ${o.scpCommand ? 'native' : 'direct'} (seconds per image, 95% intervals):\n${renderFidelityTable(both)}`);
     const failed = allOutcomes.filter((x) => x.status !== STATUS_SUCCESS);
     say(`bench: ${allOutcomes.length} images in ${humanSeconds((performance.now() - started) / 1000)}; seconds per image as measured by the senders, MB = 2^20 bytes; results in ${o.out}`);
     if (report) say(`bench: report: ${report}`);
@@ -466,7 +555,9 @@ function runInfo(o: BenchOptions, images: readonly ImageSet[], scpMax: number, s
       calledAet: o.calledAet,
       target: o.upstream
         ? `${formatEndpoint(o.upstream)} (--upstream)`
-        : `embedded ${o.scp === 'builtin' ? 'built-in' : 'dcmjs-dimse'} SCP, announces ${scpMax === 0 ? '0 (no maximum)' : formatSize(scpMax)} behind the proxy`,
+        : o.scpCommand
+          ? `--scp-command ${o.scpCommand.source}: started per setting with {pdu} = the setting natively, ${o.scpPdu} behind the proxy (--scp-pdu)`
+          : `embedded ${o.scp === 'builtin' ? 'built-in' : 'dcmjs-dimse'} SCP, announces ${scpMax === 0 ? '0 (no maximum)' : formatSize(scpMax)} behind the proxy`,
       ...(scpWithSize(o) ? { withSize: scpWithSize(o) } : {}),
     },
     images: images.map((i) => ({ label: i.label, bytes: meanBytes(i) })),

@@ -8,6 +8,8 @@ import {
   DEFAULT_IMAGE_SIZE,
   DEFAULT_PARALLEL,
   DEFAULT_PDUS,
+  DEFAULT_SCP_PDU,
+  DEFAULT_SCP_START_TIMEOUT_S,
   DEFAULT_TIMEOUT_S,
   QUICK_COUNT,
   QUICK_IMAGE_SIZE,
@@ -36,7 +38,13 @@ Examples:
   $ dicom-pdu-proxy bench --upstream pacs:104 --called-aet PACS --pdu 16KB,1MB --count 20
   $ dicom-pdu-proxy bench --both --pdu 16KB,1MB   # through the proxy and direct, side by side
   $ dicom-pdu-proxy bench --pdu 16KB,64KB,1MB --latency 20 --bandwidth 100Mbit   # best max PDU on a 20 ms, 100 Mbit link
-  $ dicom-pdu-proxy bench --quick --latency 0,20 --bandwidth 100Mbit,1Gbit       # every combination with every size`;
+  $ dicom-pdu-proxy bench --quick --latency 0,20 --bandwidth 100Mbit,1Gbit       # every combination with every size
+  $ dicom-pdu-proxy bench --scp-command 'storescp --max-pdu {pdu} --ignore {port}' --both --scu dcmtk --pdu 16KB,32KB,64KB,128KB
+                                               # the original method (SCP restarted per size) against the proxy
+
+--scp-command TEMPLATE is split into words like a shell would (quotes, backslash) but run WITHOUT a
+shell; {port}, {pdu} and {out} are substituted inside the words, so a value is never read as shell code.
+Shell syntax (| ; & > $ …) is refused: write sh -c '… "$1" …' sh {port} to use a shell. See docs/FIDELITY.md.`;
 
 export function addBenchCommand(program: Command, setRun: (run: () => Promise<number>) => void): void {
   program
@@ -61,6 +69,9 @@ export function addBenchCommand(program: Command, setRun: (run: () => Promise<nu
     .option('--both', 'each setting through the proxy and direct, side by side')
     .option('--latency <LIST>', 'one-way latencies to sweep, MS or MS:JITTER each, comma-separated: the proxy adds each in both directions (default none)')
     .option('--bandwidth <LIST>', 'bandwidths to sweep, each direction capped: 100Mbit,1Gbit or 10MB/s; 0 = not limited (default none)')
+    .option('--scp-command <TEMPLATE>', 'start this SCP per setting: {port} (free port), {pdu} (bytes), {out} (scratch dir); --direct = native, --both = native and proxy interleaved')
+    .option('--scp-start-timeout <SECONDS>', `--scp-command: seconds to wait until the SCP accepts connections (default ${DEFAULT_SCP_START_TIMEOUT_S})`)
+    .option('--scp-pdu <SIZE>', `--scp-command: {pdu} of the SCP behind the proxy (default ${DEFAULT_SCP_PDU}; 0 for SCPs without a limit)`)
     .option('--out <DIR>', 'output directory (default results/<UTC timestamp>)')
     .option('--store-dir <DIR>', 'the embedded SCP writes every received image here')
     .addHelpText('after', BENCH_HELP_AFTER)

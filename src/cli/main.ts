@@ -76,6 +76,7 @@ interface ProxyFlags {
   closeTimeout?: string;
   artimTimeout?: string;
   idleTimeout?: string;
+  stallTimeout?: string;
   drainTimeout?: string;
   maxAssociations?: string;
   maxPending?: string;
@@ -145,6 +146,7 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     .option('--close-timeout <MS>', 'how long to wait for peers to close after release/abort (default 30000)')
     .option('--artim-timeout <MS>', 'close a connection that sends no A-ASSOCIATE-RQ within MS of connecting (default 30000)')
     .option('--idle-timeout <MS>', 'A-ABORT an association silent in both directions for MS; 0 = never (default 600000)')
+    .option('--stall-timeout <MS>', 'A-ABORT an association when a peer takes no bytes for MS while the proxy has some for it; 0 = never (default 60000)')
     .option('--drain-timeout <MS>', 'on SIGTERM/SIGINT, let associations finish for up to MS, then abort them (default 30000)')
     .option('--max-associations <N>', 'associations at once; more get A-ASSOCIATE-RJ (transient, local limit); 0 = no limit (default 0)')
     .option('--max-pending <N>', 'connections without an A-ASSOCIATE-RQ yet, at most; past it the oldest is closed (default 256)')
@@ -193,6 +195,7 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         closeTimeoutMs: flags.closeTimeout,
         artimTimeoutMs: flags.artimTimeout,
         idleTimeoutMs: flags.idleTimeout,
+        stallTimeoutMs: flags.stallTimeout,
         drainTimeoutMs: flags.drainTimeout,
         maxAssociations: flags.maxAssociations,
         maxPendingConnections: flags.maxPending,

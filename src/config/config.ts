@@ -238,7 +238,7 @@ function sizeSetting(layers: readonly Layer[], key: 'maxPdu' | 'maxPduRq', warni
   return size;
 }
 
-type MsKey = 'connectTimeoutMs' | 'closeTimeoutMs' | 'artimTimeoutMs' | 'idleTimeoutMs' | 'drainTimeoutMs';
+type MsKey = 'connectTimeoutMs' | 'closeTimeoutMs' | 'artimTimeoutMs' | 'idleTimeoutMs' | 'stallTimeoutMs' | 'drainTimeoutMs';
 
 /** A whole number of milliseconds; `min` 0 where 0 means "off". */
 function msSetting(layers: readonly Layer[], key: MsKey, min = 1): number {
@@ -359,6 +359,7 @@ function resolveOptions(layers: readonly Layer[], warnings: string[]): ProxyOpti
     closeTimeoutMs: msSetting(layers, 'closeTimeoutMs'),
     artimTimeoutMs: msSetting(layers, 'artimTimeoutMs'),
     idleTimeoutMs: msSetting(layers, 'idleTimeoutMs', 0),
+    stallTimeoutMs: msSetting(layers, 'stallTimeoutMs', 0),
     drainTimeoutMs: msSetting(layers, 'drainTimeoutMs', 0),
     maxAssociations: wholeSetting(layers, 'maxAssociations', 0, MAX_ASSOCIATIONS, 'associations'),
     maxPendingConnections: wholeSetting(layers, 'maxPendingConnections', 1, MAX_PENDING_CONNECTIONS, 'connections'),

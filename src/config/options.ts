@@ -30,6 +30,11 @@ export interface ProxyOptions {
   artimTimeoutMs: number;
   /** Nothing sent or received on the SCU connection for this long once the RQ arrived: A-ABORT both. 0 = off. */
   idleTimeoutMs: number;
+  /**
+   * A peer that takes no bytes for this long while the proxy has bytes for it (its TCP window stays at zero,
+   * or its host stopped answering): A-ABORT to the other peer, the stalled connection reset. 0 = off.
+   */
+  stallTimeoutMs: number;
   /** After SIGTERM/SIGINT, how long associations in flight may take to finish before they are aborted. */
   drainTimeoutMs: number;
   /** Associations (connections that have sent an A-ASSOCIATE-RQ and been admitted) at once; 0 = no limit. */

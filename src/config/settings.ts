@@ -15,6 +15,7 @@ export const SETTINGS = {
   closeTimeoutMs: '--close-timeout',
   artimTimeoutMs: '--artim-timeout',
   idleTimeoutMs: '--idle-timeout',
+  stallTimeoutMs: '--stall-timeout',
   drainTimeoutMs: '--drain-timeout',
   maxAssociations: '--max-associations',
   maxPendingConnections: '--max-pending',

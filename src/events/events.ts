@@ -66,9 +66,9 @@ export interface Recorder {
  * an A-ABORT from a peer, a protocol error the proxy detected, a connection lost mid-association, the
  * --idle-timeout, the proxy shutting down, or an exception inside the proxy (a bug: internal_error).
  */
-export type AbortCause = 'scu_abort' | 'scp_abort' | 'protocol_error' | 'connection_lost' | 'idle_timeout' | 'shutdown' | 'internal_error';
+export type AbortCause = 'scu_abort' | 'scp_abort' | 'protocol_error' | 'connection_lost' | 'idle_timeout' | 'shutdown' | 'internal_error' | 'peer_stalled';
 
-export const ABORT_CAUSES: readonly AbortCause[] = ['scu_abort', 'scp_abort', 'protocol_error', 'connection_lost', 'idle_timeout', 'shutdown', 'internal_error'];
+export const ABORT_CAUSES: readonly AbortCause[] = ['scu_abort', 'scp_abort', 'protocol_error', 'connection_lost', 'idle_timeout', 'shutdown', 'internal_error', 'peer_stalled'];
 
 /**
  * Why a TLS handshake failed, from a fixed vocabulary: no client certificate when one is required, a

@@ -41,6 +41,8 @@ export interface LinkOwner {
   onProtocolError(link: Link, err: ProtocolError): void;
   /** An exception inside the proxy while relaying (a bug, not the peer's fault). */
   onInternalError(link: Link, err: Error): void;
+  /** This link's receiver took no bytes for stallTimeoutMs while the link had bytes for it. */
+  onStalled(link: Link): void;
   onRecord(record: PduRecord): void;
 }
 
@@ -64,6 +66,9 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   observer: PDataObserver | undefined;
   /** Presentation context ids accepted in the A-ASSOCIATE-AC (1 = accepted); a PDV on any other aborts. */
   acceptedContexts: Uint8Array | undefined;
+  /** How long the receiver may refuse bytes (no 'drain') before the owner is told (onStalled); 0 = never. */
+  stallTimeoutMs = 0;
+  private stallTimer: NodeJS.Timeout | undefined;
 
   private readonly owner: LinkOwner;
   private readonly assoc: number;
@@ -102,6 +107,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private readonly backpressure: Backpressure = {
     pause: () => this.pauseSource(),
     resume: () => this.resumeSource(),
+    receiverFull: () => this.stallWatchStart(),
+    receiverDrained: () => this.stallWatchEnd(),
   };
 
   constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number) {
@@ -379,6 +386,21 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     return ready.length > 0 ? (err?: Error | null) => this.report(ready, err ? undefined : this.clock()) : undefined;
   }
 
+  /** The receiver refused bytes: if it takes none for stallTimeoutMs, the owner hears of it. */
+  private stallWatchStart(): void {
+    if (this.stallTimeoutMs <= 0 || this.stallTimer !== undefined) return;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      this.owner.onStalled(this);
+    }, this.stallTimeoutMs);
+    this.stallTimer.unref();
+  }
+
+  private stallWatchEnd(): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+  }
+
   /** Stop reading from the sender (backpressure); false when it was paused already. */
   private pauseSource(): boolean {
     if (this.paused || !this.source) return false;
@@ -432,6 +454,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
 
   /** Report every record not reported yet, as never forwarded. Called when the association is over. */
   abandon(): void {
+    this.stallWatchEnd();
     this.flush();
     this.writer?.drop();
     for (const record of this.awaiting.splice(0)) {

@@ -1,7 +1,8 @@
 // The last stage of a link: handing its output to the receiving socket. Two writers behind one interface:
 // DirectWriter writes each batch at once (corked: one writev), ShapedWriter queues it in a Shaper
 // (--latency, --bandwidth) and writes each chunk when it is due. Both pause the sender while the receiver
-// (or the shaper's queue) is full and resume it when there is room again.
+// (or the shaper's queue) is full and resume it when there is room again, and say when the receiving socket
+// refuses bytes and when it takes them again (the link's stall watch).
 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -11,12 +12,16 @@ import { Shaper } from '../transform/shaper.js';
 /** Called once the bytes it came with are written; with an error when they never will be. */
 export type OnWritten = (err?: Error | null) => void;
 
-/** The sender's side of backpressure (the link keeps it, and counts the time the sender is paused). */
+/** Backpressure, kept by the link: it counts the time the sender is paused and watches for a stalled receiver. */
 export interface Backpressure {
   /** Stop reading from the sender; false when it was paused already. */
   pause(): boolean;
   /** Read from the sender again. */
   resume(): void;
+  /** The receiving socket refused more bytes (write returned false). */
+  receiverFull(): void;
+  /** ... and has taken them ('drain'). */
+  receiverDrained(): void;
 }
 
 export interface Writer {
@@ -49,7 +54,10 @@ export class DirectWriter implements Writer {
   constructor(dest: Socket, source: Backpressure) {
     this.dest = dest;
     this.source = source;
-    this.onDrain = () => source.resume();
+    this.onDrain = () => {
+      source.receiverDrained();
+      source.resume();
+    };
   }
 
   send(batch: readonly Buffer[], onWritten: OnWritten | undefined): void {
@@ -68,7 +76,10 @@ export class DirectWriter implements Writer {
       ok = dest.write(batch[lastIndex]!, onWritten);
       dest.uncork();
     }
-    if (!ok && this.source.pause()) dest.once('drain', this.onDrain);
+    if (!ok && this.source.pause()) {
+      this.source.receiverFull();
+      dest.once('drain', this.onDrain);
+    }
   }
 
   end(): void {
@@ -156,7 +167,9 @@ export class ShapedWriter implements Writer {
     if (corked) dest.uncork();
     if (!ok) {
       this.awaitingDrain = true;
+      this.source.receiverFull();
       dest.once('drain', () => {
+        this.source.receiverDrained();
         this.awaitingDrain = false;
         this.release();
       });

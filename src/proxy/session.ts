@@ -61,7 +61,7 @@ type State = (typeof State)[keyof typeof State];
 
 type Leg = 'scu' | 'scp';
 
-/** How the proxy ends an association it aborts: one path for protocol errors, internal errors, lost connections, idle and shutdown. */
+/** How the proxy ends an association it aborts: one path for protocol errors, internal errors, lost connections, stalled peers, idle and shutdown. */
 interface Teardown {
   cause: AbortCause;
   /** The summary's reason. */
@@ -70,6 +70,8 @@ interface Teardown {
   abortReason: AbortReason;
   /** The leg that was lost: closed, not sent an A-ABORT. */
   lost?: Leg;
+  /** Close the lost leg with a reset (it stalled: it would take neither an A-ABORT nor the rest of its data). */
+  resetLost?: boolean;
   /** The log line (warn unless said): its fields and message. */
   logLevel?: 'warn' | 'error';
   logFields: Record<string, unknown>;
@@ -159,6 +161,8 @@ export class Session implements LinkOwner {
       message: (m) => this.onMessage(m),
       undecodable: (direction, why) => this.onUndecodable(direction, why),
     });
+    this.toScp.stallTimeoutMs = options.stallTimeoutMs;
+    this.toScu.stallTimeoutMs = options.stallTimeoutMs;
     this.toScp.observer = this.tracker;
     this.toScu.observer = this.tracker;
     scu.setNoDelay(true);
@@ -213,6 +217,31 @@ export class Session implements LinkOwner {
       logLevel: 'error',
       logFields: { err, direction: link.direction, state: this.state },
       logMessage: 'internal error: association aborted',
+    });
+  }
+
+  /**
+   * The link's receiver took no bytes for --stall-timeout while the proxy had bytes for it (a TCP window kept
+   * at zero, a host that stopped answering): A-ABORT to the other peer; the stalled connection cannot take
+   * an A-ABORT, so it is reset.
+   */
+  onStalled(link: Link): void {
+    const leg = link === this.toScp ? 'scp' : 'scu';
+    if (this.state === State.Ended || this.state === State.Aborted || this.state === State.AwaitRq) {
+      this.log.debug({ leg }, 'peer stalled after the association ended: connection reset');
+      const stalled = leg === 'scp' ? this.scp : this.scu;
+      if (stalled) resetOrDestroy(stalled);
+      return;
+    }
+    const reason = `${leg.toUpperCase()} took no bytes for ${this.options.stallTimeoutMs} ms (--stall-timeout)`;
+    this.tearDown({
+      cause: 'peer_stalled',
+      reason,
+      abortReason: AbortReason.NotSpecified,
+      lost: leg,
+      resetLost: true,
+      logFields: { leg, reason },
+      logMessage: 'peer stalled: association aborted',
     });
   }
 
@@ -482,10 +511,16 @@ export class Session implements LinkOwner {
     this.toScp.stop();
     this.toScu.stop();
     const abort = encodeAbort(AbortSource.ServiceProvider, t.abortReason);
-    if (t.lost === 'scu') this.scu.destroy();
-    else this.abortLeg(this.toScu, this.scu, abort);
-    if (this.scp && this.upstreamConnected && t.lost !== 'scp') this.abortLeg(this.toScp, this.scp, abort);
-    else this.scp?.destroy();
+    if (t.lost) {
+      const lost = t.lost === 'scu' ? this.scu : this.scp;
+      if (lost && t.resetLost) resetOrDestroy(lost);
+      else lost?.destroy();
+    }
+    if (t.lost !== 'scu') this.abortLeg(this.toScu, this.scu, abort);
+    if (t.lost !== 'scp') {
+      if (this.scp && this.upstreamConnected) this.abortLeg(this.toScp, this.scp, abort);
+      else this.scp?.destroy();
+    }
     this.startCloseTimer();
     return true;
   }

@@ -135,7 +135,7 @@ export class MetricsRecorder implements Recorder {
     });
     this.aborts = new Counter({
       name: `${METRIC_PREFIX}aborts_total`,
-      help: 'Connections that ended aborted, by reason: scu_abort, scp_abort (A-ABORT from a peer), protocol_error, connection_lost, idle_timeout, shutdown, internal_error (an exception inside the proxy)',
+      help: 'Connections that ended aborted, by reason: scu_abort, scp_abort (A-ABORT from a peer), protocol_error, connection_lost, idle_timeout, shutdown, internal_error (an exception inside the proxy), peer_stalled (a peer took no bytes for --stall-timeout)',
       labelNames: ['route', 'reason'],
       registers,
     });

@@ -18,7 +18,7 @@ import type { LogSource } from '../analysis/logs.js';
 import { groupMessages } from '../analysis/messages.js';
 import { readable, sweepSpec, splitSpec, timelineSpec } from './charts.js';
 import { renderReportHtml } from './html.js';
-import { linkOfRow, pduUse, settingsFromMessages, settingsFromResults } from './model.js';
+import { fidelityOfResults, linkOfRow, pduUse, settingsFromMessages, settingsFromResults } from './model.js';
 import type { PduUse, ReportModel, Timeline } from './model.js';
 import { parseRunInfo, RUN_JSON } from './run-info.js';
 import type { MachineInfo, RunInfo } from './run-info.js';
@@ -90,7 +90,7 @@ function facts(results: readonly CsvRow[], messages: MessageFacts | undefined, i
       ['images', `${info.images.map((i) => `${i.label} (${i.bytes.toLocaleString('en-US')} bytes of data set)`).join(', ')}; ${info.scu.count} per setting`],
       ['max PDU sweep', info.pdus.map((p) => (p === 0 ? 'no limit' : formatSize(p))).join(', ')],
       ...linkFact(results),
-      ['mode', info.modes.map((m) => (m === 'proxy' ? 'through the proxy' : 'direct (no proxy)')).join(' and ')],
+      ['mode', info.modes.map((m) => (m === 'proxy' ? 'through the proxy' : m === 'native' ? 'native (the SCP started with each size, no proxy)' : 'direct (no proxy)')).join(' and ')],
       ['proxy options', info.proxyOptions],
       ['machine', machineText(info.machine)],
       ['tool', info.tool],
@@ -189,6 +189,7 @@ export async function reportModel(engine: Engine, sources: readonly LogSource[],
     // Smallest allowed first, like the table; unknown ones last, in the order given.
     pduUse: uses.map((u) => u.use).sort((a, b) => (a.allowed === undefined ? Infinity : a.allowed || Infinity) - (b.allowed === undefined ? Infinity : b.allowed || Infinity)),
     timeline,
+    fidelity: fromResults ? fidelityOfResults(results) : undefined,
   };
 }
 

@@ -3,6 +3,8 @@
 
 import { ci95 } from '../analysis/inference.js';
 import { rowVerdicts, verdictText } from '../analysis/table.js';
+import { rankingVerdict } from '../analysis/fidelity.js';
+import type { Fidelity } from '../analysis/fidelity.js';
 import { findings, splitOf } from './model.js';
 import type { ReportModel } from './model.js';
 
@@ -74,6 +76,26 @@ figcaption, .note { color: #5b6472; font-size: 0.9rem; margin-top: 6px; }
 @media (max-width: 1100px) { main { padding: 16px 10px 32px; } section { padding: 12px 10px; } table { font-size: 0.84rem; } th, td { padding: 3px 5px; } }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em; }
 `;
+
+/** bench --both: per setting, proxy and native means with their intervals, the ratio, and the ranking. */
+function fidelitySection(f: Fidelity, unit: string): string {
+  const rows = f.rows.map((r) => [
+    r.setting,
+    fixed(r.native.mean, 3, 's'),
+    r.nativeCi ? `±${r.nativeCi.halfWidth.toFixed(3)} s` : '–',
+    fixed(r.proxy.mean, 3, 's'),
+    r.proxyCi ? `±${r.proxyCi.halfWidth.toFixed(3)} s` : '–',
+    r.ratio.toFixed(3),
+    r.ratioCi ? `${r.ratioCi.low.toFixed(2)} – ${r.ratioCi.high.toFixed(2)}` : '–',
+  ]);
+  const columns: Column[] = [{ title: 'max PDU' }, ...['native mean', '95% CI', 'proxy mean', '95% CI', 'proxy / native', 'ratio 95% CI'].map((title) => ({ title, numeric: true }))];
+  return `<section id="fidelity">
+<h2>Proxy versus native</h2>
+<p id="ranking">${escapeHtml(rankingVerdict(f))}</p>
+${table('fidelity-table', columns, rows, `Each setting measured natively (no proxy: the SCP announced the size itself) and through the proxy (the proxy announced it). Seconds per ${unit}; 95% CI: mean ± this (Student's t); the ratio's interval is approximate (delta method from the two intervals). The ranking is only judged for pairs of settings whose intervals are apart in at least one mode.`)}
+</section>
+`;
+}
 
 export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
   const unit = m.unit;
@@ -158,6 +180,7 @@ ${facts}
 ${table('results-table', resultColumns, resultRows, `One row per setting. ${unit === 'image' ? 'Seconds per image as measured by the senders' : 'Seconds per message from the proxy (first request byte to last response byte)'}; 95% CI: the mean's 95% confidence interval is mean ± this (Student's t); under each label, Welch's t-test against the fastest setting${m.settings.some((s) => s.series !== '') ? ' of the same series' : ''} (slower: p < 0.05; within noise: not distinguishable from it); p50/p95 nearest rank; rate = bytes / summed times, per transfer; split = mean ms per ${unit} from the proxy's messages CSV.`, verdictNotes)}
 </section>
 
+${m.fidelity ? fidelitySection(m.fidelity, m.unit) : ''}
 <section id="sweep">
 <h2>Time per ${unit}</h2>
 ${figure(

@@ -13,6 +13,8 @@ import type { MessageGroups } from '../analysis/messages.js';
 import { MB } from '../analysis/summary.js';
 import type { ResultRow } from '../analysis/table.js';
 import type { RunInfo } from './run-info.js';
+import { fidelity } from '../analysis/fidelity.js';
+import type { Fidelity } from '../analysis/fidelity.js';
 
 /** One setting of the experiment: a point of the sweep chart, a row of the table. */
 export interface ReportSetting {
@@ -63,6 +65,25 @@ export interface ReportModel {
   settings: ReportSetting[];
   pduUse: PduUse[];
   timeline: Timeline | undefined;
+  /** bench --both: each setting through the proxy against native (or direct); undefined otherwise. */
+  fidelity?: Fidelity | undefined;
+}
+
+/**
+ * Proxy against native/direct rows of results.csv: a setting is the max PDU, plus the image size and the
+ * link when they vary (never the mode).
+ */
+export function fidelityOfResults(results: readonly CsvRow[]): Fidelity | undefined {
+  const varies = (key: (r: CsvRow) => string): boolean => new Set(results.map(key)).size > 1;
+  const image = varies((r) => r.image_bytes ?? '');
+  const link = varies(linkOfRow);
+  return fidelity(
+    results.map((r) => {
+      const pdu = num(r.pdu_bytes);
+      const setting = [pdu === undefined ? (r.pdu_bytes ?? '') : formatSize(pdu), image ? `${r.image_bytes} B` : '', link ? linkOfRow(r) : ''].filter(Boolean).join(' ');
+      return { setting, mode: r.mode ?? '', seconds: resultRow(setting, r).seconds };
+    }),
+  );
 }
 
 // ---- settings from results.csv (bench) ----

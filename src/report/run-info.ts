@@ -29,6 +29,8 @@ export interface RunSettingInfo {
   /** File names in the output directory (absent in direct mode). */
   chunksCsv?: string;
   messagesCsv?: string;
+  /** bench --scp-command: the SCP's output (stdout and stderr) during this setting. */
+  scpLog?: string;
 }
 
 export interface RunInfo {

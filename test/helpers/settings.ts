@@ -21,6 +21,7 @@ export function rejects(run: () => unknown, message: RegExp): void {
 export const UNSET_DEFAULTS = {
   artimTimeoutMs: 30000,
   idleTimeoutMs: 600000,
+  stallTimeoutMs: 60000,
   drainTimeoutMs: 30000,
   maxAssociations: 0,
   maxPendingConnections: 256,

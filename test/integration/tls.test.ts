@@ -170,15 +170,16 @@ describe('TLS toward the SCP (originate)', () => {
     // -ic: these SCPs ask for no client certificate.
     scp = await startStorescp({ outDir: outDir('originate'), extraArgs: ['+tls', pki.scp.key, pki.scp.cert, '-pw', '-ic'] });
     stranger = await startStorescp({ outDir: outDir('stranger'), extraArgs: ['+tls', pki.stranger.key, pki.stranger.cert, '-pw', '-ic'] });
-    const [strangerPort, misnamedPort] = [await freePort(), await freePort()];
+    const [strangerPort, misnamedPort, insecurePort] = [await freePort(), await freePort(), await freePort()];
     proxy = await ProxyProcess.start([
       '--upstream', `127.0.0.1:${scp.port}`,
       '--upstream-tls', '--upstream-tls-ca', pki.ca,
       '--route', `127.0.0.1:${strangerPort}=127.0.0.1:${stranger.port},id=stranger`,
       '--route', `127.0.0.1:${misnamedPort}=127.0.0.1:${scp.port},upstream-tls-servername=pacs.example,id=misnamed`,
+      '--route', `127.0.0.1:${insecurePort}=127.0.0.1:${stranger.port},upstream-tls-insecure=true,id=insecure`,
       '--metrics', '127.0.0.1:0',
     ]);
-    await proxy.waitForLog((l) => l.msg === 'listening' && l.route === 'misnamed');
+    await proxy.waitForLog((l) => l.msg === 'listening' && l.route === 'insecure');
     await proxy.waitForLog((l) => l.msg === 'metrics listening');
   });
 
@@ -210,6 +211,15 @@ describe('TLS toward the SCP (originate)', () => {
     const metrics = await (await fetch(proxy.metricsUrl)).text();
     assert.match(metrics, /^dicom_pdu_proxy_tls_handshake_failures_total\{route="stranger",leg="scp",reason="unknown_ca"\} 1$/m);
     assert.match(metrics, /^dicom_pdu_proxy_tls_handshake_failures_total\{route="misnamed",leg="scp",reason="name_mismatch"\} 1$/m);
+  });
+
+  test('--upstream-tls-insecure: a warning at start-up, and the unverified SCP is reached', async () => {
+    const warning = await proxy.waitForLog((l) => l.route === 'insecure' && /NOT verified/.test(l.msg));
+    assert.equal(warning.level, 40);
+    assert.equal(proxy.logs.filter((l) => /NOT verified/.test(l.msg)).length, 1, 'only the insecure route warns');
+    const image = await newImage();
+    ok(await storescu({ port: proxy.routePort('insecure'), files: [image] }), 'insecure route');
+    assertReceivedIntact(stranger, image);
     assert.equal(await proxy.stop(), 0);
   });
 });
