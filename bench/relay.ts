@@ -13,6 +13,8 @@
 // TLS (direct-tls), stunnel re-encrypting (stunnel: one process, a TLS server service chained to a TLS client
 // service, when stunnel4 is installed) and the proxy re-encrypting (proxy-tls: --tls-cert + --upstream-tls).
 // Ratios are against stunnel. Default targets then: direct-tls,stunnel,proxy-tls.
+// --ref DIR: another build of the proxy (a checkout with dist/ built, e.g. of main) as targets proxy-ref and
+// proxy-ref-csv, to compare a change with its base in the same interleaved run.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,6 +36,7 @@ interface Args {
   imageBytes: number;
   targets: string[];
   tls: boolean;
+  ref: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -48,6 +51,7 @@ function parseArgs(argv: string[]): Args {
     imageBytes: parseSize(get('--image-bytes') ?? '16MB'),
     targets: (get('--targets') ?? (argv.includes('--tls') ? 'direct-tls,stunnel,proxy-tls' : 'direct,pipe,haproxy,socat,proxy,proxy-csv')).split(','),
     tls: argv.includes('--tls'),
+    ref: get('--ref'),
   };
 }
 
@@ -66,7 +70,7 @@ interface Target {
   process?: PeerProcess;
 }
 
-async function startTarget(name: string, scpPort: number, dir: string, pki?: TestPki): Promise<Target | undefined> {
+async function startTarget(name: string, scpPort: number, dir: string, ref: string | undefined, pki?: TestPki): Promise<Target | undefined> {
   if (name === 'direct' || name === 'direct-tls') return { name, port: scpPort };
   const port = await freePort();
   let proc: PeerProcess;
@@ -108,9 +112,14 @@ async function startTarget(name: string, scpPort: number, dir: string, pki?: Tes
     case 'proxy-metrics':
     case 'proxy-pcap':
     case 'proxy-pcap-null':
-    case 'proxy-untuned': {
-      const args = [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
-      if (name === 'proxy-csv') args.push('--csv', path.join(dir, 'chunks.csv'));
+    case 'proxy-untuned':
+    case 'proxy-ref':
+    case 'proxy-ref-csv': {
+      const isRef = name.startsWith('proxy-ref');
+      if (isRef && ref === undefined) throw new Error(`${name} needs --ref DIR`);
+      const root = isRef ? path.resolve(ref!) : REPO_ROOT;
+      const args = [path.join(root, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
+      if (name === 'proxy-csv' || name === 'proxy-ref-csv') args.push('--csv', path.join(dir, `${name}.csv`));
       if (name === 'proxy-messages') args.push('--messages-csv', path.join(dir, 'messages.csv'));
       if (name === 'proxy-metrics') args.push('--metrics', '127.0.0.1:0');
       // Rotation bounds the disk a long benchmark fills (640 MiB per run of 20 16 MiB images, both legs).
@@ -119,7 +128,7 @@ async function startTarget(name: string, scpPort: number, dir: string, pki?: Tes
       if (name === 'proxy-pcap-null') args.push('--pcap', '/dev/null');
       // proxy-untuned: the same proxy without its start-up malloc tuning (src/proxy/malloc-threshold.ts).
       const env = name === 'proxy-untuned' ? { ...process.env, DICOM_PDU_PROXY_MALLOC_TUNING: 'off' } : process.env;
-      proc = spawnPeer(process.execPath, args, { name, cwd: REPO_ROOT, env });
+      proc = spawnPeer(process.execPath, args, { name, cwd: root, env });
       break;
     }
     case 'proxy-tls': {
@@ -216,7 +225,7 @@ async function main(): Promise<void> {
       await waitForPort(scpPort, 10_000);
       const targets: Target[] = [];
       for (const name of args.targets) {
-        const t = await startTarget(name, scpPort, dir, pki);
+        const t = await startTarget(name, scpPort, dir, args.ref, pki);
         if (t) targets.push(t);
         else console.log(`(${name} not installed: skipped)`);
       }

@@ -25,7 +25,7 @@ export interface FidelityRow {
   proxyCi: Interval | undefined;
   /** proxy mean / native mean. */
   ratio: number;
-  /** Delta-method 95% interval of the ratio from the two intervals' relative half-widths (approximate). */
+  /** Delta-method 95% interval of the ratio from the two intervals' relative half-widths (approximate; low >= 0). */
   ratioCi: { low: number; high: number } | undefined;
 }
 
@@ -78,7 +78,8 @@ export function fidelity(inputs: readonly FidelityInput[]): Fidelity | undefined
     let ratioCi: FidelityRow['ratioCi'];
     if (nativeCi && proxyCi && native.mean > 0 && proxy.mean > 0) {
       const rel = Math.hypot(proxyCi.halfWidth / proxy.mean, nativeCi.halfWidth / native.mean);
-      ratioCi = { low: ratio * (1 - rel), high: ratio * (1 + rel) };
+      // A ratio of positive times is positive: a wide interval is cut at 0.
+      ratioCi = { low: Math.max(0, ratio * (1 - rel)), high: ratio * (1 + rel) };
     }
     rows.push({ setting, native, proxy, nativeCi, proxyCi, ratio, ratioCi });
   }

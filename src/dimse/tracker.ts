@@ -68,6 +68,8 @@ interface Request extends MessageRecord {
   lastPdu: PduRecord | undefined;
   forwardDone: boolean;
   finalDone: boolean;
+  /** Reported already: a request is reported once, whichever way it ends. */
+  reported: boolean;
 }
 
 /** A message (request or response) being received in one direction. */
@@ -275,6 +277,7 @@ export class MessageTracker implements PDataObserver {
       lastPdu: undefined,
       forwardDone: false,
       finalDone: false,
+      reported: false,
     };
     outstanding.set(messageId, request);
     return request;
@@ -304,13 +307,20 @@ export class MessageTracker implements PDataObserver {
     request.responseLastByteUs = timeUs;
     request.finalDone = true;
     this.streams[request.direction].outstanding.delete(request.messageId);
-    if (request.forwardDone) this.emit(request);
+    // Reported now when it was forwarded whole, or when it never will be: its data set was cut short (not
+    // waiting to be forwarded, not still arriving). Otherwise forwarded() reports it.
+    const arriving = this.streams[request.direction].message?.request === request;
+    if (request.forwardDone || (!arriving && !this.awaitingForward.includes(request))) this.emit(request);
   }
 
   /** A data set cut short by a new command: what it had counts, its last byte never came. */
   private cutShort(s: Stream): void {
     const request = s.message?.request;
-    if (request && !s.message!.isResponse) request.bytes = s.datasetBytes;
+    if (request && !s.message!.isResponse) {
+      request.bytes = s.datasetBytes;
+      // Already answered: nothing more will come for it.
+      if (request.finalDone) this.emit(request);
+    }
     this.reset(s);
   }
 
@@ -351,6 +361,7 @@ export class MessageTracker implements PDataObserver {
         // Its last byte never came: what arrived counts.
         inFlight.request.bytes = s.datasetBytes;
         inFlight.request.senderIdleUs = this.legs[direction].idleUs() - inFlight.request.idleAtStart;
+        open.add(inFlight.request); // answered already, it is no longer outstanding
       }
       for (const request of s.outstanding.values()) open.add(request);
       s.outstanding.clear();
@@ -363,13 +374,15 @@ export class MessageTracker implements PDataObserver {
   }
 
   private emit(request: Request): void {
+    if (request.reported) return;
+    request.reported = true;
     const totals = this.totals[request.direction];
     totals.messages++;
     totals.idleUs += request.senderIdleUs;
     totals.blockedUs += request.receiverBlockedUs;
     const response = responseUs(request);
     if (response !== undefined) totals.responseUs += response;
-    const { idleAtStart: _i, blockedAtStart: _b, lastPdu: _l, forwardDone: _f, finalDone: _d, ...record } = request;
+    const { idleAtStart: _i, blockedAtStart: _b, lastPdu: _l, forwardDone: _f, finalDone: _d, reported: _r, ...record } = request;
     this.events.message(record);
   }
 }

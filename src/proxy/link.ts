@@ -1,10 +1,11 @@
 // One direction of an association: bytes from a sender socket, through the framer and the re-fragmenter,
 // to the receiver socket. The link owns no socket lifetime (the session does); it reads, writes, applies
-// backpressure, and times every PDU it receives.
+// backpressure, and times every PDU it receives. Its stages: framer (src/pdu/framer.ts) → re-fragmenter
+// (src/transform/refragment.ts) → batch (here) → writer (src/proxy/output.ts: direct, or shaped).
 //
-// Writes made while one chunk is processed are collected and handed to the socket in one corked batch
-// (one writev). Adjacent views of the same chunk are merged first, so a PDU forwarded unchanged costs one
-// write of a view, not one per header and fragment.
+// Writes made while one chunk is processed are collected and handed to the writer as one batch (one
+// writev). Adjacent views of the same chunk are merged first, so a PDU forwarded unchanged costs one write
+// of a view, not one per header and fragment.
 
 import type { Socket } from 'node:net';
 import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, pduTypeName } from '../pdu/constants.js';
@@ -15,14 +16,12 @@ import type { LegTimes, PDataObserver } from '../dimse/tracker.js';
 import type { Direction, PduRecord } from '../events/events.js';
 import type { PDataSink } from '../transform/refragment.js';
 import { Refragmenter } from '../transform/refragment.js';
-import { performance } from 'node:perf_hooks';
 import type { LinkShaping, Wire } from '../transform/shaper.js';
-import { Shaper } from '../transform/shaper.js';
+import type { Backpressure, OnWritten, Writer } from './output.js';
+import { writerFor } from './output.js';
 
-type OnWritten = (err?: Error | null) => void;
-
-/** Shapers share Wires across associations: one clock for all (ms). */
-const SHAPER_CLOCK = { now: (): number => performance.now() };
+/** An empty batch, for a flush that only reports records. */
+const NO_BYTES: readonly Buffer[] = [];
 
 /** A PDU record still being received or waiting for its bytes to be written. */
 export interface InFlight extends PduRecord {
@@ -74,6 +73,14 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private readonly owner: LinkOwner;
   private readonly assoc: number;
   private readonly clock: () => number;
+  /**
+   * Cumulative microseconds the event loop has spent waiting with nothing to do (libuv's idle time), or
+   * undefined: then every wait between two chunks counts as the sender's. With it, only the part of a
+   * wait during which the proxy had nothing else to do counts: time spent on other associations, the other
+   * direction or the recorders is the proxy's own, not a slow sender's.
+   */
+  private readonly loopIdle: (() => number) | undefined;
+  private loopIdleAtChunkDoneUs = 0;
   private readonly framer = new PduFramer();
   private source: Socket | undefined;
   private dest: Socket | undefined;
@@ -100,33 +107,34 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private prevChunkBlockedUs = 0;
   /** Where the output PDU in progress starts in the unflushed batch; undefined once any of it was flushed. */
   private openPduMark: { entries: number; lastLength: number } | undefined;
-  /** Link shaping (--latency, --bandwidth): undefined = none, and flush() writes straight to the socket. */
-  private shaper: Shaper<OnWritten> | undefined;
-  private shapeTimer: NodeJS.Timeout | undefined;
-  /** The receiving socket refused more (write returned false): releases wait for its 'drain'. */
-  private shapeAwaitingDrain = false;
-  /** closeOutput() was called while bytes waited in the shaper: end the socket once they are written. */
-  private endWhenSent = false;
-  private readonly onDrain = (): void => {
-    this.stallWatchEnd();
-    this.resumeSource();
+  /** Link shaping (--latency, --bandwidth) for the writer; undefined = none (a direct writer). */
+  private shaping: LinkShaping | undefined;
+  private wire: Wire | undefined;
+  /** Hands batches to the receiving socket; set with it. */
+  private writer: Writer | undefined;
+  private readonly backpressure: Backpressure = {
+    pause: () => this.pauseSource(),
+    resume: () => this.resumeSource(),
+    receiverFull: () => this.stallWatchStart(),
+    receiverDrained: () => this.stallWatchEnd(),
   };
 
-  constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number) {
+  constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number, loopIdle?: () => number) {
     this.direction = direction;
     this.assoc = assoc;
     this.owner = owner;
     this.clock = clock;
+    this.loopIdle = loopIdle;
     this.refragmenter = new Refragmenter(this);
   }
 
   /**
-   * Shape what this link sends (after re-fragmentation, so PDU order is kept): a one-way latency and a
-   * bandwidth, with at most shaper.limit bytes waiting; beyond that the sender is paused, as for a slow
-   * receiver. Set before any byte flows.
+   * Shape what this link sends (src/proxy/output.ts ShapedWriter): a one-way latency and a bandwidth. Set
+   * before the receiving socket is attached.
    */
   shape(shaping: LinkShaping | undefined, wire?: Wire): void {
-    this.shaper = shaping ? new Shaper<OnWritten>(shaping, SHAPER_CLOCK, undefined, wire) : undefined;
+    this.shaping = shaping;
+    this.wire = wire;
   }
 
   attachSource(socket: Socket): void {
@@ -137,6 +145,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   /** Set the receiving socket; anything written before is sent now. */
   attachDest(socket: Socket): void {
     this.dest = socket;
+    this.writer = writerFor(socket, this.backpressure, this.shaping, this.wire);
     this.flush();
   }
 
@@ -158,8 +167,10 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     if (observed) {
       const blocked = this.blockedUs();
       if (this.chunkDoneUs >= 0) {
-        // The wait since the previous chunk, less the time the proxy itself held the sender paused.
-        const idle = this.chunkTime - this.chunkDoneUs - (blocked - this.blockedAtChunkDoneUs);
+        // The wait since the previous chunk, less the time the proxy itself held the sender paused, and at
+        // most the time the event loop had nothing to do meanwhile (the rest it spent on other work).
+        let idle = this.chunkTime - this.chunkDoneUs - (blocked - this.blockedAtChunkDoneUs);
+        if (this.loopIdle) idle = Math.min(idle, this.loopIdle() - this.loopIdleAtChunkDoneUs);
         if (idle > 0) this.idleTotalUs += idle;
       }
       this.prevChunkIdleUs = this.chunkIdleUs;
@@ -181,6 +192,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     if (observed) {
       this.chunkDoneUs = this.clock();
       this.blockedAtChunkDoneUs = this.blockedUs();
+      if (this.loopIdle) this.loopIdleAtChunkDoneUs = this.loopIdle();
     }
   }
 
@@ -360,38 +372,17 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   /** Hand the batch to the receiving socket and report the records whose bytes are all in it. */
   flush(): void {
     const dest = this.dest;
-    if (!dest) return;
+    const writer = this.writer;
+    if (!dest || !writer) return;
     const ready = this.takeReady();
     if (dest.destroyed || dest.writableEnded) {
       this.takeBatch();
-      if (this.shaper) this.dropShaped();
+      writer.drop();
       for (const record of ready) this.owner.onRecord(record);
       return;
     }
-    if (this.shaper) {
-      this.flushShaped(this.shaper, dest, ready);
-      return;
-    }
-    if (this.batch.length === 0) {
-      if (ready.length > 0) this.report(ready, this.clock());
-      return;
-    }
-    const batch = this.takeBatch();
-    const onWritten = this.reportWhenWritten(ready);
-    let ok = true;
-    if (batch.length === 1) {
-      ok = dest.write(batch[0]!, onWritten);
-    } else {
-      dest.cork();
-      const lastIndex = batch.length - 1;
-      for (let i = 0; i < lastIndex; i++) dest.write(batch[i]!);
-      ok = dest.write(batch[lastIndex]!, onWritten);
-      dest.uncork();
-    }
-    if (!ok && this.pauseSource()) {
-      this.stallWatchStart();
-      dest.once('drain', this.onDrain);
-    }
+    if (this.batch.length > 0) writer.send(this.takeBatch(), this.reportWhenWritten(ready));
+    else if (ready.length > 0) writer.send(NO_BYTES, this.reportWhenWritten(ready));
   }
 
   /** The unflushed batch, handed over; the link starts a new one. */
@@ -439,79 +430,12 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     this.source?.resume();
   }
 
-  // ---- Shaping ---------------------------------------------------------------------------------
-
-  /** flush() with a shaper: the batch joins the shaper's queue; what is due is written now, the rest later. */
-  private flushShaped(shaper: Shaper<OnWritten>, dest: Socket, ready: InFlight[]): void {
-    const onWritten = this.reportWhenWritten(ready);
-    if (this.batch.length > 0) {
-      const batch = this.takeBatch();
-      const lastIndex = batch.length - 1;
-      for (let i = 0; i < lastIndex; i++) shaper.push(batch[i]!);
-      shaper.push(batch[lastIndex]!, onWritten);
-    } else if (onWritten) {
-      // Records whose bytes are already queued: reported when everything before the marker is written.
-      if (shaper.empty) onWritten();
-      else shaper.push(Buffer.alloc(0), onWritten);
-    } else {
-      return;
-    }
-    if (shaper.full) this.pauseSource();
-    if (this.shapeTimer === undefined && !this.shapeAwaitingDrain) this.releaseShaped(dest);
-  }
-
-  /** Write every chunk that is due, then wait for the next one (timer) or for the socket to drain. */
-  private releaseShaped(dest: Socket): void {
-    const shaper = this.shaper!;
-    this.shapeTimer = undefined;
-    if (dest.destroyed || dest.writableEnded) {
-      this.dropShaped();
-      return;
-    }
-    const now = SHAPER_CLOCK.now();
-    let ok = true;
-    let corked = false;
-    for (let chunk = shaper.take(now); chunk !== undefined; chunk = ok ? shaper.take(now) : undefined) {
-      if (chunk.bytes.length === 0) {
-        chunk.tag?.();
-        continue;
-      }
-      if (!corked) {
-        dest.cork();
-        corked = true;
-      }
-      ok = chunk.tag ? dest.write(chunk.bytes, chunk.tag) : dest.write(chunk.bytes);
-    }
-    if (corked) dest.uncork();
-    if (!ok) {
-      this.shapeAwaitingDrain = true;
-      this.stallWatchStart();
-      dest.once('drain', () => {
-        this.stallWatchEnd();
-        this.shapeAwaitingDrain = false;
-        this.releaseShaped(dest);
-      });
-    } else {
-      const next = shaper.nextRelease();
-      if (next !== undefined) this.shapeTimer = setTimeout(() => this.releaseShaped(dest), Math.max(0, next - SHAPER_CLOCK.now()));
-      else if (this.endWhenSent) dest.end();
-    }
-    if (!shaper.full) this.resumeSource();
-  }
-
-  /** The receiver is gone: forget what waits (its records are reported as never forwarded by abandon()). */
-  private dropShaped(): void {
-    clearTimeout(this.shapeTimer);
-    this.shapeTimer = undefined;
-    for (const onWritten of this.shaper!.clear()) onWritten(new Error('receiver gone'));
-  }
-
   /** Half-close the receiving socket once everything this link sent has been written (at once when unshaped). */
   closeOutput(): void {
     const dest = this.dest;
-    if (!dest || dest.destroyed || dest.writableEnded) return;
-    if (this.shaper && !this.shaper.empty) this.endWhenSent = true;
-    else dest.end();
+    const writer = this.writer;
+    if (!dest || !writer || dest.destroyed || dest.writableEnded) return;
+    writer.end();
   }
 
   /** Records complete and fully written (none of their bytes still pending in the re-fragmenter), in order. */
@@ -544,7 +468,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   abandon(): void {
     this.stallWatchEnd();
     this.flush();
-    if (this.shaper) this.dropShaped();
+    this.writer?.drop();
     for (const record of this.awaiting.splice(0)) {
       record.forwardedUs = undefined;
       this.owner.onRecord(record);

@@ -41,23 +41,42 @@ export interface Wires {
   toScu: Wire;
 }
 
-const enum State {
+/** The states of an association seen from the middle; each value is the name logs and messages use. */
+const State = {
   /** TCP accepted; waiting for the SCU's A-ASSOCIATE-RQ. */
-  AwaitRq,
+  AwaitRq: 'await-rq',
   /** RQ received; connecting to the upstream. */
-  Connecting,
+  Connecting: 'connecting',
   /** RQ forwarded; waiting for the SCP's AC, RJ or ABORT. */
-  AwaitAc,
-  Established,
+  AwaitAc: 'await-ac',
+  Established: 'established',
   /** A-RELEASE-RQ seen; P-DATA may still flow until the RP. */
-  Releasing,
+  Releasing: 'releasing',
   /** The association ended normally (RP forwarded) or was refused (RJ): closes propagate as they come. */
-  Ended,
+  Ended: 'ended',
   /** Aborted by a peer, by the proxy, or by a lost connection. */
-  Aborted,
-}
+  Aborted: 'aborted',
+} as const;
+type State = (typeof State)[keyof typeof State];
 
-const STATE_NAMES = ['await-rq', 'connecting', 'await-ac', 'established', 'releasing', 'ended', 'aborted'];
+type Leg = 'scu' | 'scp';
+
+/** How the proxy ends an association it aborts: one path for protocol errors, internal errors, lost connections, stalled peers, idle and shutdown. */
+interface Teardown {
+  cause: AbortCause;
+  /** The summary's reason. */
+  reason: string;
+  /** The A-ABORT reason sent to the peers still there. */
+  abortReason: AbortReason;
+  /** The leg that was lost: closed, not sent an A-ABORT. */
+  lost?: Leg;
+  /** Close the lost leg with a reset (it stalled: it would take neither an A-ABORT nor the rest of its data). */
+  resetLost?: boolean;
+  /** The log line (warn unless said): its fields and message. */
+  logLevel?: 'warn' | 'error';
+  logFields: Record<string, unknown>;
+  logMessage: string;
+}
 
 export interface SessionSummary {
   assoc: number;
@@ -83,7 +102,7 @@ export class Session implements LinkOwner {
   private scp: Socket | undefined;
   private readonly toScp: Link;
   private readonly toScu: Link;
-  private state = State.AwaitRq;
+  private state: State = State.AwaitRq;
   private outcome: SessionSummary['outcome'] = 'closed';
   private reason: string | undefined;
   /** Why it was aborted, in the metrics' fixed vocabulary (set with outcome 'aborted'). */
@@ -100,6 +119,8 @@ export class Session implements LinkOwner {
   admitted = false;
   private scuClosed = false;
   private scpClosed = true;
+  /** The upstream TCP connection is established (an A-ABORT can be sent to the SCP). */
+  private upstreamConnected = false;
   private finished = false;
   /** The real limits: what each peer announced itself (0 = none). */
   private scuMax = 0;
@@ -129,8 +150,10 @@ export class Session implements LinkOwner {
     this.tlsRecorders = recorders.filter((r) => r.tlsFailure);
     this.onDone = onDone;
     const clock = (): number => (performance.now() - this.t0) * 1000;
-    this.toScp = new Link('to_scp', id, this, clock);
-    this.toScu = new Link('to_scu', id, this, clock);
+    // Sender idle time counts only while the event loop waits with nothing to do (libuv's idle time).
+    const loopIdle = (): number => performance.eventLoopUtilization().idle * 1000;
+    this.toScp = new Link('to_scp', id, this, clock, loopIdle);
+    this.toScu = new Link('to_scu', id, this, clock, loopIdle);
     // --latency / --bandwidth: each link delays what it sends toward its receiver (nothing when unset).
     // With a bandwidth, the associations of one proxy share one wire per direction (wires from the server).
     this.toScp.shape(shapingFor(options, 'to_scp'), wires?.toScp);
@@ -154,10 +177,6 @@ export class Session implements LinkOwner {
     // PS3.8 9.1.4: ARTIM runs from the accept until the A-ASSOCIATE-RQ; a fixed deadline, so dribbling
     // bytes does not extend it.
     this.artimTimer = setTimeout(() => this.onArtimExpired(), options.artimTimeoutMs);
-  }
-
-  get stateName(): string {
-    return STATE_NAMES[this.state]!;
   }
 
   // ---- LinkOwner -------------------------------------------------------------------------------
@@ -193,8 +212,14 @@ export class Session implements LinkOwner {
       this.log.error({ err, direction: link.direction }, 'internal error after the association was aborted');
       return;
     }
-    this.log.error({ err, direction: link.direction, state: this.stateName }, 'internal error: association aborted');
-    this.abortBoth(`internal error: ${err.message}`, 'internal_error', AbortReason.NotSpecified);
+    this.tearDown({
+      cause: 'internal_error',
+      reason: `internal error: ${err.message}`,
+      abortReason: AbortReason.NotSpecified,
+      logLevel: 'error',
+      logFields: { err, direction: link.direction, state: this.state },
+      logMessage: 'internal error: association aborted',
+    });
   }
 
   /**
@@ -204,24 +229,22 @@ export class Session implements LinkOwner {
    */
   onStalled(link: Link): void {
     const leg = link === this.toScp ? 'scp' : 'scu';
-    const stalled = leg === 'scp' ? this.scp : this.scu;
     if (this.state === State.Ended || this.state === State.Aborted || this.state === State.AwaitRq) {
       this.log.debug({ leg }, 'peer stalled after the association ended: connection reset');
-      stalled?.resetAndDestroy();
+      const stalled = leg === 'scp' ? this.scp : this.scu;
+      if (stalled) resetOrDestroy(stalled);
       return;
     }
-    this.state = State.Aborted;
-    this.outcome = 'aborted';
-    this.abortCause = 'peer_stalled';
-    this.reason = `${leg.toUpperCase()} took no bytes for ${this.options.stallTimeoutMs} ms (--stall-timeout)`;
-    this.log.warn({ leg, reason: this.reason }, 'peer stalled: association aborted');
-    this.toScp.stop();
-    this.toScu.stop();
-    const abort = encodeAbort(AbortSource.ServiceProvider, AbortReason.NotSpecified);
-    if (leg === 'scp') this.abortLeg(this.toScu, this.scu, abort);
-    else if (this.scp) this.abortLeg(this.toScp, this.scp, abort);
-    stalled?.resetAndDestroy();
-    this.startCloseTimer();
+    const reason = `${leg.toUpperCase()} took no bytes for ${this.options.stallTimeoutMs} ms (--stall-timeout)`;
+    this.tearDown({
+      cause: 'peer_stalled',
+      reason,
+      abortReason: AbortReason.NotSpecified,
+      lost: leg,
+      resetLost: true,
+      logFields: { leg, reason },
+      logMessage: 'peer stalled: association aborted',
+    });
   }
 
   onControlPdu(link: Link, type: number, pdu: Buffer, record: InFlight): void {
@@ -410,6 +433,7 @@ export class Session implements LinkOwner {
       }
       tapSocket(this.capture, 'scp', scp);
       this.state = State.AwaitAc;
+      this.upstreamConnected = true;
       this.toScu.attachSource(scp);
       this.toScp.attachDest(scp);
       this.scu.resume();
@@ -460,30 +484,47 @@ export class Session implements LinkOwner {
 
   private unexpected(link: Link, type: number, record: InFlight, sender: string): void {
     link.drop(record);
-    this.fail(`${sender} sent ${pduTypeName(type)} in state ${this.stateName}`, 'unexpected-pdu', AbortReason.UnexpectedPdu);
+    this.fail(`${sender} sent ${pduTypeName(type)} in state ${this.state}`, 'unexpected-pdu', AbortReason.UnexpectedPdu);
   }
 
   /** A protocol error: A-ABORT (source 2, `reason`) to both peers, one warn line, both legs closed. */
   private fail(message: string, code: string, reason: AbortReason): void {
-    if (this.state === State.Aborted) return;
-    this.log.warn({ code, abortReason: ABORT_REASON_NAMES[reason], reason: message }, 'protocol error: association aborted');
-    this.abortBoth(`protocol error: ${message}`, 'protocol_error', reason);
+    this.tearDown({
+      cause: 'protocol_error',
+      reason: `protocol error: ${message}`,
+      abortReason: reason,
+      logFields: { code, abortReason: ABORT_REASON_NAMES[reason], reason: message },
+      logMessage: 'protocol error: association aborted',
+    });
   }
 
-  /** A-ABORT (source 2, `reason`) to both peers (to the SCU only before the upstream is connected), both legs closed. */
-  private abortBoth(why: string, cause: AbortCause, reason: AbortReason): void {
-    const wasConnecting = this.state === State.Connecting || this.state === State.AwaitRq;
+  /**
+   * The proxy aborts the association: it is marked aborted (outcome, cause, reason), one line is logged, both links stop delivering, each peer still there gets an A-ABORT (service provider) and is
+   * half-closed, a lost leg or an upstream not connected yet is closed, and the close timer bounds the rest.
+   * Once only: false when the association was aborted already.
+   */
+  private tearDown(t: Teardown): boolean {
+    if (this.state === State.Aborted) return false;
     this.state = State.Aborted;
     this.outcome = 'aborted';
-    this.abortCause = cause;
-    this.reason = why;
+    this.abortCause = t.cause;
+    this.reason = t.reason;
+    this.log[t.logLevel ?? 'warn'](t.logFields, t.logMessage);
     this.toScp.stop();
     this.toScu.stop();
-    const abort = encodeAbort(AbortSource.ServiceProvider, reason);
-    this.abortLeg(this.toScu, this.scu, abort);
-    if (this.scp && !wasConnecting) this.abortLeg(this.toScp, this.scp, abort);
-    else this.scp?.destroy();
+    const abort = encodeAbort(AbortSource.ServiceProvider, t.abortReason);
+    if (t.lost) {
+      const lost = t.lost === 'scu' ? this.scu : this.scp;
+      if (lost && t.resetLost) resetOrDestroy(lost);
+      else lost?.destroy();
+    }
+    if (t.lost !== 'scu') this.abortLeg(this.toScu, this.scu, abort);
+    if (t.lost !== 'scp') {
+      if (this.scp && this.upstreamConnected) this.abortLeg(this.toScp, this.scp, abort);
+      else this.scp?.destroy();
+    }
     this.startCloseTimer();
+    return true;
   }
 
   /** Send A-ABORT toward one peer and half-close; if a PDU is half written, the abort cannot be framed: reset (RST). */
@@ -494,7 +535,7 @@ export class Session implements LinkOwner {
     else resetOrDestroy(socket);
   }
 
-  private onLegEnd(leg: 'scu' | 'scp'): void {
+  private onLegEnd(leg: Leg): void {
     const other = leg === 'scu' ? this.toScp : this.toScu;
     switch (this.state) {
       case State.AwaitRq:
@@ -516,7 +557,7 @@ export class Session implements LinkOwner {
     }
   }
 
-  private onLegError(leg: 'scu' | 'scp', err: Error): void {
+  private onLegError(leg: Leg, err: Error): void {
     const code = (err as NodeJS.ErrnoException).code ?? err.message;
     // TLS 1.3: a server checks the client's certificate after the client has finished its handshake, so a
     // refusal (an alert) arrives as an error on a connection that looked established.
@@ -530,27 +571,19 @@ export class Session implements LinkOwner {
   }
 
   /** One leg went away while the association was live: A-ABORT to the other, then close both. */
-  private lostLeg(leg: 'scu' | 'scp', what: string): void {
-    if (this.state === State.Aborted) return;
-    this.state = State.Aborted;
-    this.outcome = 'aborted';
-    this.abortCause = 'connection_lost';
-    this.reason = `${leg.toUpperCase()} ${what} during the association`;
-    this.log.warn({ leg, reason: this.reason }, 'connection lost: association aborted');
-    this.toScp.stop();
-    this.toScu.stop();
-    const abort = encodeAbort(AbortSource.ServiceProvider, AbortReason.NotSpecified);
-    if (leg === 'scu') {
-      if (this.scp) this.abortLeg(this.toScp, this.scp, abort);
-      this.scu.destroy();
-    } else {
-      this.abortLeg(this.toScu, this.scu, abort);
-      this.scp?.destroy();
-    }
-    this.startCloseTimer();
+  private lostLeg(leg: Leg, what: string): void {
+    const reason = `${leg.toUpperCase()} ${what} during the association`;
+    this.tearDown({
+      cause: 'connection_lost',
+      reason,
+      abortReason: AbortReason.NotSpecified,
+      lost: leg,
+      logFields: { leg, reason },
+      logMessage: 'connection lost: association aborted',
+    });
   }
 
-  private onLegClose(leg: 'scu' | 'scp'): void {
+  private onLegClose(leg: Leg): void {
     if (leg === 'scu') this.scuClosed = true;
     else this.scpClosed = true;
     if (leg === 'scp' && this.state === State.Connecting) return; // upstreamUnavailable handles it
@@ -586,20 +619,13 @@ export class Session implements LinkOwner {
       this.closeBoth();
       return false;
     }
-    const upstreamConnected = this.state !== State.Connecting;
-    this.state = State.Aborted;
-    this.outcome = 'aborted';
-    this.abortCause = cause;
-    this.reason = why;
-    this.log.warn({ reason: why }, 'association aborted by the proxy');
-    this.toScp.stop();
-    this.toScu.stop();
-    const abort = encodeAbort(AbortSource.ServiceProvider, AbortReason.NotSpecified);
-    this.abortLeg(this.toScu, this.scu, abort);
-    if (this.scp && upstreamConnected) this.abortLeg(this.toScp, this.scp, abort);
-    else this.scp?.destroy();
-    this.startCloseTimer();
-    return true;
+    return this.tearDown({
+      cause,
+      reason: why,
+      abortReason: AbortReason.NotSpecified,
+      logFields: { reason: why },
+      logMessage: 'association aborted by the proxy',
+    });
   }
 
   // ---- Admission, timers, drain ---------------------------------------------------------------------

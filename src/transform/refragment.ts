@@ -31,8 +31,11 @@ export type FragmentPolicy =
  * Orthanc at most 128 KiB, dcmjs-dimse 4 MiB.)
  */
 export const MAX_MERGED_FRAGMENT = 4 * 1024 * 1024;
-/** First allocation for bytes waiting to be merged (or the fragment size, if smaller); doubled as needed. */
-const INITIAL_MERGE_BYTES = 64 * 1024;
+/**
+ * First allocation for bytes waiting to be merged: the whole fragment (one buffer, one copy per byte) up to
+ * this size; larger fragments start here and double as bytes arrive.
+ */
+const INITIAL_MERGE_BYTES = 1024 * 1024;
 
 export interface PDataSink {
   /** An outgoing P-DATA-TF starts with the next write. */

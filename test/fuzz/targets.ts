@@ -7,7 +7,7 @@
 // fails; any other exception that escapes is a crash. Errors the code is specified to throw on bad input
 // (ProtocolError, CommandSetError) are expected and end the run of that input.
 
-import { CommandSetError, decodeCommandSet, MAX_COMMAND_SET_LENGTH } from '../../src/dimse/command.js';
+import { CommandSetError, decodeCommandSet, encodeCommandSet as encodeCommandFields, MAX_COMMAND_SET_LENGTH } from '../../src/dimse/command.js';
 import type { CommandSet } from '../../src/dimse/command.js';
 import { MessageTracker } from '../../src/dimse/tracker.js';
 import {
@@ -28,7 +28,7 @@ import { ItemType, MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, PduType } from '../
 import { ProtocolError } from '../../src/pdu/errors.js';
 import type { FrameHandler } from '../../src/pdu/framer.js';
 import { PduFramer } from '../../src/pdu/framer.js';
-import { encodePData, fragmentSizeFor } from '../../src/pdu/pdata.js';
+import { encodePData, fragmentPlan, fragmentSizeFor, planHeaders } from '../../src/pdu/pdata.js';
 import type { Direction, MessageRecord, PduRecord } from '../../src/events/events.js';
 import { Refragmenter } from '../../src/transform/refragment.js';
 import type { FragmentPolicy } from '../../src/transform/refragment.js';
@@ -287,7 +287,9 @@ export function refragmentCase(data: Buffer, options: TargetOptions = {}): { lim
  * Input: [limit selector][limit (4)][policy selector][size (4)][chunking seed][PDVs...]. The P-DATA-TF
  * stream goes through the framer into a re-fragmenter, as a link does. Properties: every output PDU is
  * whole (6 + its PDU-length bytes) and within the receiver's limit; the PDV byte stream, per context id and
- * command/data set, with its last bits, is unchanged; the bytes held back never reach one output fragment.
+ * command/data set, with its last bits, is unchanged; the bytes held back never reach one output fragment,
+ * nor does the buffer allocated for them exceed one;
+ * fragmentPlan for the same stream length and limit covers it once, in order, within the limit.
  * With tiny limits, configure() may refuse the limit (RangeError) instead: then nothing may be written.
  */
 export function fuzzRefragment(data: Buffer, options: TargetOptions = {}, makeRefragmenter = (sink: ConstructorParameters<typeof Refragmenter>[0]) => new Refragmenter(sink)): void {
@@ -329,6 +331,7 @@ export function fuzzRefragment(data: Buffer, options: TargetOptions = {}, makeRe
     onPdvData: (bytes) => {
       refragmenter.pdvData(bytes);
       check(refragmenter.pendingBytes < Math.max(1, fragmentSize), `${refragmenter.pendingBytes} bytes held back, fragment size ${fragmentSize}`);
+      check(refragmenter.heldBytes <= fragmentSize, `${refragmenter.heldBytes} bytes allocated for merging, fragment size ${fragmentSize}`);
     },
     onPdvEnd() {},
     onDataEnd: () => refragmenter.dataEnd(),
@@ -345,6 +348,20 @@ export function fuzzRefragment(data: Buffer, options: TargetOptions = {}, makeRe
     const g = got[i]!;
     check(g.key === e.key && g.last === e.last && g.bytes.equals(e.bytes), () => `run ${i}: ${g.key} ${g.bytes.length} bytes last=${g.last}, expected ${e.key} ${e.bytes.length} last=${e.last}`);
   }
+  // The built-in peers' sender plans its fragments for the same limit up front (fragmentPlan): the plan
+  // covers the stream once, in order, within the limit, with the last bit on its final fragment only.
+  const total = pdus.flat().reduce((n, p) => n + p.fragment.length, 0);
+  const plan = fragmentPlan(total, limit);
+  const headers = planHeaders(plan, 1, false);
+  let offset = 0;
+  for (const [i, f] of plan.entries()) {
+    check(f.offset === offset && f.last === (i === plan.length - 1), `fragment ${i} of the plan at ${f.offset}, expected ${offset}`);
+    const length = headers.readUInt32BE(12 * i + 2);
+    check(length === 6 + f.length && headers.readUInt32BE(12 * i + 6) === f.length + 2, `planned header ${i}: PDU-length ${length} for ${f.length} bytes`);
+    check(limit === 0 || length <= limit, `a planned PDU of length ${length} exceeds the receiver's limit ${limit}`);
+    offset += f.length;
+  }
+  check(offset === total, `the plan covers ${offset} of ${total} bytes`);
 }
 
 // ---- command ----------------------------------------------------------------------------------------
@@ -412,7 +429,7 @@ export function encodeCommandSet(c: CommandSet): Buffer {
 /**
  * Input: a command set. Properties: decoding throws only CommandSetError, exactly when an independent
  * reading finds the bytes malformed, and otherwise gives the same fields; it allocates nothing; encoding
- * the decoded fields and decoding again gives them back.
+ * the decoded fields (here, and with the built-in peers' encodeCommandSet) and decoding again gives them back.
  */
 export function fuzzCommand(data: Buffer): void {
   let decoded: CommandSet | 'error';
@@ -431,6 +448,15 @@ export function fuzzCommand(data: Buffer): void {
   if (decoded === 'error') return;
   const again = decodeCommandSet(encodeCommandSet(decoded));
   check(JSON.stringify(again) === JSON.stringify(decoded), () => `re-encoded ${JSON.stringify(again)}, was ${JSON.stringify(decoded)}`);
+  // The built-in peers' encoder (src/dimse/command.ts) gives the same fields back, with a true group length.
+  if (decoded.commandField !== undefined && decoded.dataSetType !== undefined) {
+    const { commandField, dataSetType, ...rest } = decoded;
+    const fields = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+    const encoded = encodeCommandFields({ commandField, dataSetType, ...fields });
+    check(encoded.readUInt32LE(8) === encoded.length - 12, `CommandGroupLength ${encoded.readUInt32LE(8)} for ${encoded.length - 12} bytes after it`);
+    const back = decodeCommandSet(encoded);
+    check(JSON.stringify(back) === JSON.stringify(decoded), () => `encodeCommandSet gave ${JSON.stringify(back)}, was ${JSON.stringify(decoded)}`);
+  }
 }
 
 // ---- tracker ----------------------------------------------------------------------------------------
@@ -439,8 +465,9 @@ const COMMANDS = [0x0030, 0x0001, 0x0020, 0x0021, 0x0010, 0x0fff, 0x8030, 0x8001
 const STATUSES = [0x0000, 0xff00, 0xff01, 0xa700, 0xb000];
 
 /**
- * Input: a sequence of operations, each [op][arguments], on both directions: whole messages (a command
- * set, optionally a data set, cut into random PDVs), raw PDV events with any bits, and garbage command
+ * Input: a sequence of operations, each [op][arguments], on both directions: messages (a command set,
+ * optionally a data set, cut into random PDVs; some requests without MessageID, some data sets without
+ * their last fragment), raw PDV events with any bits, and garbage command
  * bytes. Properties: the tracker never throws; every request it reports is reported once, with no more
  * data set bytes than were sent in its direction; its totals count what it reported; close() reports
  * every request still open and nothing twice; after close nothing more is reported. For the messages it
@@ -468,13 +495,13 @@ export function fuzzTracker(data: Buffer): void {
   let requestCount = 0;
   const record = (direction: Direction): PduRecord =>
     ({ assoc: 1, direction, seq: ++seq, type: 'P-DATA-TF', length: 0, pdvs: 1, contextId: 1, kind: 'dataset', last: true, firstByteUs: time, lastByteUs: time, forwardedUs: time, outPdus: 1, outMaxLength: 0, violation: false }) satisfies PduRecord;
-  const sendPdvs = (direction: Direction, contextId: number, command: boolean, bytes: Buffer, pieces: number): void => {
+  const sendPdvs = (direction: Direction, contextId: number, command: boolean, bytes: Buffer, pieces: number, noLast = false): void => {
     const step = Math.max(1, Math.ceil(bytes.length / Math.max(1, pieces)));
     let at = 0;
     do {
       const piece = bytes.subarray(at, at + step);
       at += piece.length;
-      const last = at >= bytes.length;
+      const last = at >= bytes.length && !noLast;
       const pdu = record(direction);
       tracker.dataStart(direction, ++time, 0, 0);
       tracker.pdvStart(direction, contextId, (command ? MCH_COMMAND : 0) | (last ? MCH_LAST : 0));
@@ -495,11 +522,16 @@ export function fuzzTracker(data: Buffer): void {
         const id = input.u8() % 8;
         const status = STATUSES[input.u8() % STATUSES.length]!;
         const datasetLength = input.u8() % 4 === 0 ? input.u16() % 3000 : 0;
-        const pieces = 1 + (input.u8() % 5);
+        const shape = input.u8();
+        const pieces = 1 + (shape % 5);
+        // Now and then a request without its MessageID (undecodable: no row), or a data set whose last
+        // fragment never comes (cut short by the next command, or by close()).
+        const noMessageId = (shape & 0xe0) === 0xe0;
+        const truncated = (shape & 0x18) === 0x18;
         const isResponse = (field & 0x8000) !== 0;
         const command = encodeCommandSet({
           commandField: field,
-          messageId: isResponse ? undefined : id,
+          messageId: isResponse || noMessageId ? undefined : id,
           messageIdBeingRespondedTo: isResponse ? id : undefined,
           dataSetType: datasetLength > 0 ? 0x0000 : 0x0101,
           status: isResponse ? status : undefined,
@@ -507,8 +539,8 @@ export function fuzzTracker(data: Buffer): void {
           affectedSopInstanceUid: undefined,
         });
         sendPdvs(direction, 1, true, command, pieces);
-        if (datasetLength > 0) sendPdvs(direction, 1, false, Buffer.alloc(datasetLength, 0x55), pieces);
-        if (!isResponse && field !== 0x0fff) {
+        if (datasetLength > 0) sendPdvs(direction, 1, false, Buffer.alloc(datasetLength, 0x55), pieces, truncated);
+        if (!isResponse && field !== 0x0fff && !noMessageId) {
           requestCount++;
           requestsSent.add(`${direction}/${id}`);
         }

@@ -83,7 +83,7 @@ describe('bench --scp-command', () => {
     assert.ok(Math.max(...toScp.map((c) => Number(c.length))) <= 16384);
     // The comparison: per size, native and proxy means with intervals, the ratio, and the ranking verdict.
     assert.match(r.stdout, /proxy versus native/);
-    assert.match(r.stdout, /\n16KB\s+[\d.]+\s+\[[\d.]+, [\d.]+\]\s+[\d.]+\s+\[[\d.]+, [\d.]+\]\s+[\d.]+\s+\[/);
+    assert.match(r.stdout, /\n16KB\s+[\d.]+\s+\[-?[\d.]+, [\d.]+\]\s+[\d.]+\s+\[-?[\d.]+, [\d.]+\]\s+[\d.]+\s+\[[\d.]+, [\d.]+\]/);
     assert.match(r.stdout, /\nranking: /);
     // report.html has the same comparison.
     const report = await readFile(path.join(out, 'report.html'), 'utf8');

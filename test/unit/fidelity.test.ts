@@ -27,6 +27,12 @@ describe('fidelity', () => {
     assert.ok(Math.abs(r.ratioCi!.high - r.ratio * (1 + rel)) < 1e-12);
     assert.ok(r.ratioCi!.low < r.ratio && r.ratio < r.ratioCi!.high);
     assert.equal(fidelity([{ setting: 'x', mode: 'proxy', seconds: s([1, 2]) }]), undefined);
+    // Few, spread values: the approximate interval would reach below 0; a ratio of times cannot.
+    const wide = fidelity([
+      { setting: 'w', mode: 'native', seconds: s([0.01, 1]) },
+      { setting: 'w', mode: 'proxy', seconds: s([0.5, 0.6]) },
+    ])!;
+    assert.equal(wide.rows[0]!.ratioCi!.low, 0);
   });
 
   test('direct (embedded SCP) counts as native', () => {

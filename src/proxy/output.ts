@@ -1,0 +1,183 @@
+// The last stage of a link: handing its output to the receiving socket. Two writers behind one interface:
+// DirectWriter writes each batch at once (corked: one writev), ShapedWriter queues it in a Shaper
+// (--latency, --bandwidth) and writes each chunk when it is due. Both pause the sender while the receiver
+// (or the shaper's queue) is full and resume it when there is room again, and say when the receiving socket
+// refuses bytes and when it takes them again (the link's stall watch).
+
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { LinkShaping, Wire } from '../transform/shaper.js';
+import { Shaper } from '../transform/shaper.js';
+
+/** Called once the bytes it came with are written; with an error when they never will be. */
+export type OnWritten = (err?: Error | null) => void;
+
+/** Backpressure, kept by the link: it counts the time the sender is paused and watches for a stalled receiver. */
+export interface Backpressure {
+  /** Stop reading from the sender; false when it was paused already. */
+  pause(): boolean;
+  /** Read from the sender again. */
+  resume(): void;
+  /** The receiving socket refused more bytes (write returned false). */
+  receiverFull(): void;
+  /** ... and has taken them ('drain'). */
+  receiverDrained(): void;
+}
+
+export interface Writer {
+  /**
+   * Send `batch` (views, in order) to the receiver; `onWritten` once its last byte is written. With an
+   * empty batch, `onWritten` is called once what was sent before is written (at once when nothing waits in
+   * the writer).
+   */
+  send(batch: readonly Buffer[], onWritten: OnWritten | undefined): void;
+  /** Half-close the receiving socket once everything sent has been written. */
+  end(): void;
+  /** The receiver is gone: forget what waits, telling each onWritten that it never will be written. */
+  drop(): void;
+}
+
+/** Shapers share Wires across associations: one clock for all (ms). */
+const SHAPER_CLOCK = { now: (): number => performance.now() };
+
+/** The writer for a link: shaped when a shaping is given, direct otherwise. */
+export function writerFor(dest: Socket, source: Backpressure, shaping: LinkShaping | undefined, wire: Wire | undefined): Writer {
+  return shaping ? new ShapedWriter(dest, source, shaping, wire) : new DirectWriter(dest, source);
+}
+
+/** Writes each batch at once; when the socket's buffer is full the sender waits for its 'drain'. */
+export class DirectWriter implements Writer {
+  private readonly dest: Socket;
+  private readonly source: Backpressure;
+  private readonly onDrain: () => void;
+
+  constructor(dest: Socket, source: Backpressure) {
+    this.dest = dest;
+    this.source = source;
+    this.onDrain = () => {
+      source.receiverDrained();
+      source.resume();
+    };
+  }
+
+  send(batch: readonly Buffer[], onWritten: OnWritten | undefined): void {
+    const dest = this.dest;
+    if (batch.length === 0) {
+      onWritten?.();
+      return;
+    }
+    let ok: boolean;
+    if (batch.length === 1) {
+      ok = dest.write(batch[0]!, onWritten);
+    } else {
+      dest.cork();
+      const lastIndex = batch.length - 1;
+      for (let i = 0; i < lastIndex; i++) dest.write(batch[i]!);
+      ok = dest.write(batch[lastIndex]!, onWritten);
+      dest.uncork();
+    }
+    if (!ok && this.source.pause()) {
+      this.source.receiverFull();
+      dest.once('drain', this.onDrain);
+    }
+  }
+
+  end(): void {
+    this.dest.end();
+  }
+
+  drop(): void {
+    // Nothing waits here: what was written is the socket's.
+  }
+}
+
+/**
+ * Shapes what a link sends (after re-fragmentation, so PDU order is kept): a one-way latency and a
+ * bandwidth, with at most the shaper's limit of bytes waiting; beyond that the sender is paused, as for a
+ * slow receiver. A timer writes what is due.
+ */
+export class ShapedWriter implements Writer {
+  private readonly dest: Socket;
+  private readonly source: Backpressure;
+  private readonly shaper: Shaper<OnWritten>;
+  private timer: NodeJS.Timeout | undefined;
+  /** The receiving socket refused more (write returned false): releases wait for its 'drain'. */
+  private awaitingDrain = false;
+  /** end() was called while bytes waited: end the socket once they are written. */
+  private endWhenSent = false;
+
+  constructor(dest: Socket, source: Backpressure, shaping: LinkShaping, wire?: Wire) {
+    this.dest = dest;
+    this.source = source;
+    this.shaper = new Shaper<OnWritten>(shaping, SHAPER_CLOCK, undefined, wire);
+  }
+
+  /** The batch joins the shaper's queue; what is due is written now, the rest later. */
+  send(batch: readonly Buffer[], onWritten: OnWritten | undefined): void {
+    const shaper = this.shaper;
+    if (batch.length > 0) {
+      const lastIndex = batch.length - 1;
+      for (let i = 0; i < lastIndex; i++) shaper.push(batch[i]!);
+      shaper.push(batch[lastIndex]!, onWritten);
+    } else if (onWritten) {
+      // Nothing new to send: reported when everything before the marker is written.
+      if (shaper.empty) onWritten();
+      else shaper.push(Buffer.alloc(0), onWritten);
+    } else {
+      return;
+    }
+    if (shaper.full) this.source.pause();
+    if (this.timer === undefined && !this.awaitingDrain) this.release();
+  }
+
+  end(): void {
+    if (this.shaper.empty) this.dest.end();
+    else this.endWhenSent = true;
+  }
+
+  drop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const onWritten of this.shaper.clear()) onWritten(new Error('receiver gone'));
+  }
+
+  /** Write every chunk that is due, then wait for the next one (timer) or for the socket to drain. */
+  private release(): void {
+    const dest = this.dest;
+    const shaper = this.shaper;
+    this.timer = undefined;
+    if (dest.destroyed || dest.writableEnded) {
+      this.drop();
+      return;
+    }
+    const now = SHAPER_CLOCK.now();
+    let ok = true;
+    let corked = false;
+    for (let chunk = shaper.take(now); chunk !== undefined; chunk = ok ? shaper.take(now) : undefined) {
+      if (chunk.bytes.length === 0) {
+        chunk.tag?.();
+        continue;
+      }
+      if (!corked) {
+        dest.cork();
+        corked = true;
+      }
+      ok = chunk.tag ? dest.write(chunk.bytes, chunk.tag) : dest.write(chunk.bytes);
+    }
+    if (corked) dest.uncork();
+    if (!ok) {
+      this.awaitingDrain = true;
+      this.source.receiverFull();
+      dest.once('drain', () => {
+        this.source.receiverDrained();
+        this.awaitingDrain = false;
+        this.release();
+      });
+    } else {
+      const next = shaper.nextRelease();
+      if (next !== undefined) this.timer = setTimeout(() => this.release(), Math.max(0, next - SHAPER_CLOCK.now()));
+      else if (this.endWhenSent) dest.end();
+    }
+    if (!shaper.full) this.source.resume();
+  }
+}
