@@ -73,6 +73,14 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private readonly owner: LinkOwner;
   private readonly assoc: number;
   private readonly clock: () => number;
+  /**
+   * Cumulative microseconds the event loop has spent waiting with nothing to do (libuv's idle time), or
+   * undefined: then every wait between two chunks counts as the sender's. With it, only the part of a
+   * wait during which the proxy had nothing else to do counts: time spent on other associations, the other
+   * direction or the recorders is the proxy's own, not a slow sender's.
+   */
+  private readonly loopIdle: (() => number) | undefined;
+  private loopIdleAtChunkDoneUs = 0;
   private readonly framer = new PduFramer();
   private source: Socket | undefined;
   private dest: Socket | undefined;
@@ -111,11 +119,12 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     receiverDrained: () => this.stallWatchEnd(),
   };
 
-  constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number) {
+  constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number, loopIdle?: () => number) {
     this.direction = direction;
     this.assoc = assoc;
     this.owner = owner;
     this.clock = clock;
+    this.loopIdle = loopIdle;
     this.refragmenter = new Refragmenter(this);
   }
 
@@ -158,8 +167,10 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     if (observed) {
       const blocked = this.blockedUs();
       if (this.chunkDoneUs >= 0) {
-        // The wait since the previous chunk, less the time the proxy itself held the sender paused.
-        const idle = this.chunkTime - this.chunkDoneUs - (blocked - this.blockedAtChunkDoneUs);
+        // The wait since the previous chunk, less the time the proxy itself held the sender paused, and at
+        // most the time the event loop had nothing to do meanwhile (the rest it spent on other work).
+        let idle = this.chunkTime - this.chunkDoneUs - (blocked - this.blockedAtChunkDoneUs);
+        if (this.loopIdle) idle = Math.min(idle, this.loopIdle() - this.loopIdleAtChunkDoneUs);
         if (idle > 0) this.idleTotalUs += idle;
       }
       this.prevChunkIdleUs = this.chunkIdleUs;
@@ -181,6 +192,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     if (observed) {
       this.chunkDoneUs = this.clock();
       this.blockedAtChunkDoneUs = this.blockedUs();
+      if (this.loopIdle) this.loopIdleAtChunkDoneUs = this.loopIdle();
     }
   }
 

@@ -150,8 +150,10 @@ export class Session implements LinkOwner {
     this.tlsRecorders = recorders.filter((r) => r.tlsFailure);
     this.onDone = onDone;
     const clock = (): number => (performance.now() - this.t0) * 1000;
-    this.toScp = new Link('to_scp', id, this, clock);
-    this.toScu = new Link('to_scu', id, this, clock);
+    // Sender idle time counts only while the event loop waits with nothing to do (libuv's idle time).
+    const loopIdle = (): number => performance.eventLoopUtilization().idle * 1000;
+    this.toScp = new Link('to_scp', id, this, clock, loopIdle);
+    this.toScu = new Link('to_scu', id, this, clock, loopIdle);
     // --latency / --bandwidth: each link delays what it sends toward its receiver (nothing when unset).
     // With a bandwidth, the associations of one proxy share one wire per direction (wires from the server).
     this.toScp.shape(shapingFor(options, 'to_scp'), wires?.toScp);
