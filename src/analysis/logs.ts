@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import { parse } from 'fast-csv';
 import { detectKind, missingColumns } from './csv.js';
 import type { CsvKind } from './csv.js';
-import { Engine, EngineError, sqlName, sqlString } from './engine.js';
+import { EngineError, sqlName, sqlString } from './engine.js';
+import type { Engine } from './engine.js';
 
 /** Column types of the chunk CSV (--csv). Empty fields are NULL. */
 export const CHUNK_TYPES: Readonly<Record<string, string>> = {

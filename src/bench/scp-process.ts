@@ -18,7 +18,7 @@ import { EchoingScp, hostScp, storeThenRespond } from './scp-host.js';
 
 const { Implementation, log } = dcmjsDimse;
 const { CStoreResponse } = dcmjsDimse.responses;
-const { PresentationContextResult, Status, TransferSyntax } = dcmjsDimse.constants;
+const { PresentationContextResult, TransferSyntax } = dcmjsDimse.constants;
 
 type Association = InstanceType<typeof dcmjsDimse.association.Association>;
 type CStoreRequestT = InstanceType<typeof dcmjsDimse.requests.CStoreRequest>;

@@ -1,9 +1,9 @@
 // The fixed-size PDUs: A-ASSOCIATE-RJ (PS3.8 9.3.4), A-RELEASE-RQ/RP (9.3.6, 9.3.7), A-ABORT (9.3.8).
 // Each is 10 bytes: header with PDU-length 4, then reserved, and three one-byte fields (or reserved).
 
+import type { AbortReason } from './constants.js';
 import {
   ABORT_REASON_NAMES,
-  AbortReason,
   AbortSource,
   FIXED_PDU_BODY_LENGTH,
   FIXED_PDU_LENGTH,

@@ -106,7 +106,7 @@ export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
     m.settings.map((s) => s.row),
     (_, i) => m.settings[i]!.series,
   );
-  const resultRows = m.settings.map((s, i) => {
+  const resultRows = m.settings.map((s) => {
     const r = s.row;
     const ci = r.seconds && ci95(r.seconds);
     return [

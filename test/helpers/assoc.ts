@@ -3,7 +3,8 @@
 import { encodeReleaseRp, encodeReleaseRq } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';
 import type { ProxyProcess } from './proxy.js';
-import { FakeScp, RawPeer, buildAc, buildRq } from './raw.js';
+import { RawPeer, buildAc, buildRq } from './raw.js';
+import type { FakeScp } from './raw.js';
 
 export interface RawAssociation {
   scu: RawPeer;

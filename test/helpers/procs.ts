@@ -211,6 +211,6 @@ export async function runToExit(cmd: string, args: readonly string[], opts: RunO
     return { code, signal, stdout: peer.stdout, stderr: peer.stderr, durationMs: Date.now() - started };
   } catch (err) {
     await peer.kill(500);
-    throw new Error(`${(err as Error).message.split('\n')[0]} (killed)\n${peer.describe()}`);
+    throw new Error(`${(err as Error).message.split('\n')[0]} (killed)\n${peer.describe()}`, { cause: err });
   }
 }

@@ -3,7 +3,6 @@
 
 import assert from 'node:assert/strict';
 import { readCsvRows } from '../helpers/csv.js';
-import type { CsvRow } from '../helpers/csv.js';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -142,7 +142,7 @@ describe('TLS toward the SCU (terminate), client certificates required', () => {
     assert.equal((await handshakeFailure(proxy, seen++, 'scu')).reason, 'expired');
 
     failed(await storescu({ port: proxy.port, files: [image] }), 'plaintext');
-    assert.equal((await handshakeFailure(proxy, seen++, 'scu')).reason, 'plaintext');
+    assert.equal((await handshakeFailure(proxy, seen, 'scu')).reason, 'plaintext');
 
     assert.equal(scp.receivedFiles().length, scpConnections, 'nothing reached the SCP');
     assert.equal(proxy.logs.filter((l) => l.msg === 'association requested').length, 1, 'no association for a refused handshake');

@@ -25,7 +25,14 @@ async function violations(baseDir: string, tsConfigFile?: string): Promise<strin
   const result = await cruise(['src'], await options(baseDir), undefined, tsConfig ? { tsConfig } : undefined);
   const output = result.output as ICruiseResult;
   return output.summary.violations
-    .map((v) => (v.cycle ? `circle of ${[v.from, ...v.cycle.map((c) => c.name)].filter((n, i, all) => all.indexOf(n) === i).sort().join(', ')} (${v.rule.name})` : `${v.from} → ${v.to} (${v.rule.name})`))
+    .map((v) =>
+      v.cycle
+        ? `circle of ${[v.from, ...v.cycle.map((c) => c.name)]
+            .filter((n, i, all) => all.indexOf(n) === i)
+            .sort()
+            .join(', ')} (${v.rule.name})`
+        : `${v.from} → ${v.to} (${v.rule.name})`,
+    )
     .sort();
 }
 

@@ -141,13 +141,13 @@ describe('routes in the settings', () => {
     rejects(() => loadSettings({}, f), new RegExp(`^${esc(label)}\\[0\\]: no "upstream"$`));
     [f, label] = name({ routes: [{ listen: 11113, upstream: 'a:1', maxPdu: 'x' }] });
     rejects(() => loadSettings({}, f), new RegExp(`^${esc(label)}\\[0\\]: maxPdu: "x" is not a size`));
-    [f, label] = name({ routes: [{ listen: 11113, upstream: 'a:1', maxPdu: 1, 'max-pdu': 2 }] });
+    [f] = name({ routes: [{ listen: 11113, upstream: 'a:1', maxPdu: 1, 'max-pdu': 2 }] });
     rejects(() => loadSettings({}, f), /: maxPdu and max-pdu are the same setting$/);
-    [f, label] = name({ routes: [{ listen: 11113, upstream: 'a:1', csv: 'x' }] });
+    [f] = name({ routes: [{ listen: 11113, upstream: 'a:1', csv: 'x' }] });
     rejects(() => loadSettings({}, f), /\[0\]: csv applies to the whole process/);
-    [f, label] = name({ routes: 5 });
+    [f] = name({ routes: 5 });
     rejects(() => loadSettings({}, f), /: routes: 5 must be an array of routes$/);
-    [f, label] = name({ routes: [7] });
+    [f] = name({ routes: [7] });
     rejects(() => loadSettings({}, f), /routes\[0\]: 7 must be an object/);
   });
 
