@@ -32,7 +32,17 @@ async function run(pduBytes: number, parallel: number, imageBytes: number): Prom
   const port = await freePort();
   const proxy = spawnPeer(
     process.execPath,
-    [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--max-pdu', String(pduBytes), '--log-level', 'warn'],
+    [
+      path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'),
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--upstream',
+      `127.0.0.1:${scpPort}`,
+      '--max-pdu',
+      String(pduBytes),
+      '--log-level',
+      'warn',
+    ],
     { name: 'proxy', cwd: REPO_ROOT },
   );
   await waitForPort(port, 10_000);
@@ -40,9 +50,7 @@ async function run(pduBytes: number, parallel: number, imageBytes: number): Prom
   const idle = memoryOf(pid);
   const t0 = performance.now();
   const fragment = pduBytes - 6;
-  const results = await Promise.all(
-    Array.from({ length: parallel }, () => rawStore({ port, pixelBytes: imageBytes, fragmentBytes: fragment, maxLength: 16384 })),
-  );
+  const results = await Promise.all(Array.from({ length: parallel }, () => rawStore({ port, pixelBytes: imageBytes, fragmentBytes: fragment, maxLength: 16384 })));
   const seconds = (performance.now() - t0) / 1000;
   const after = memoryOf(pid);
   const failed = results.filter((r) => r.status !== 0).length;

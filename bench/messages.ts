@@ -26,7 +26,13 @@ function makeStream(fragment: number): { chunks: Buffer[]; pdus: number } {
   const parts: Buffer[] = [];
   let pdus = 0;
   for (let m = 1; m <= MESSAGES; m++) {
-    const command = commandSet([[0x0002, '1.2.840.10008.5.1.4.1.1.7'], [0x0100, 0x0001], [0x0110, m], [0x0800, 0], [0x1000, `1.2.3.${m}`]]);
+    const command = commandSet([
+      [0x0002, '1.2.840.10008.5.1.4.1.1.7'],
+      [0x0100, 0x0001],
+      [0x0110, m],
+      [0x0800, 0],
+      [0x1000, `1.2.3.${m}`],
+    ]);
     parts.push(encodePData([{ contextId: 1, command: true, last: true, fragment: command }]));
     pdus++;
     const n = Math.ceil(DATASET / fragment);

@@ -106,7 +106,13 @@ async function throughput(dir: string, rounds: number, repeat: number, targetsWa
   console.log('   target                median MB/s   min     max     vs dcmtk');
   for (const [name] of targets) {
     const v = rates.get(name)!;
-    console.log(`   ${name.padEnd(20)} ${median(v).toFixed(0).padStart(11)} ${Math.min(...v).toFixed(0).padStart(7)} ${Math.max(...v).toFixed(0).padStart(7)} ${(median(v) / ref).toFixed(2).padStart(10)}x`);
+    console.log(
+      `   ${name.padEnd(20)} ${median(v).toFixed(0).padStart(11)} ${Math.min(...v)
+        .toFixed(0)
+        .padStart(7)} ${Math.max(...v)
+        .toFixed(0)
+        .padStart(7)} ${(median(v) / ref).toFixed(2).padStart(10)}x`,
+    );
   }
   console.log('   (dcmtk: 4 x storescu --repeat to storescp --fork --ignore, 128KB PDUs; builtin->storescp: the built-in sender to that same storescp;');
   console.log('    builtin: the built-in sender to the built-in SCP announcing 1MB, as `bench --direct --pdu 1MB` runs it;');
@@ -134,7 +140,11 @@ async function scpMemory(dir: string): Promise<void> {
 async function sizes(dir: string): Promise<void> {
   const out = path.join(dir, 'sizes');
   const list = ['16KB', '100KB', '500KB', '1MB', '10MB', '20MB', '64MB'];
-  const r = await runToExit(process.execPath, [BIN, 'bench', '--pdu', list.join(','), '--image-size', '24MB', '--count', '4', '--parallel', '2', '--out', out], { timeoutMs: 600_000, cwd: dir, name: 'bench' });
+  const r = await runToExit(process.execPath, [BIN, 'bench', '--pdu', list.join(','), '--image-size', '24MB', '--count', '4', '--parallel', '2', '--out', out], {
+    timeoutMs: 600_000,
+    cwd: dir,
+    name: 'bench',
+  });
   if (r.code !== 0) throw new Error(`bench failed: ${r.stderr.slice(-800)}`);
   const results = (await readCsvFile(path.join(out, 'results.csv'))).rows;
   const whole = 6 + Number(results[0]!.image_bytes);
@@ -147,7 +157,9 @@ async function sizes(dir: string): Promise<void> {
     const received = Math.max(...pdata.map((x) => Number(x.length)));
     const sent = Math.max(...pdata.map((x) => Number(x.out_max_length)));
     const expected = Math.min(setting, whole);
-    console.log(`   ${label.padEnd(8)} ${String(expected).padStart(26)} ${String(received).padStart(30)} ${String(sent).padStart(17)}   ${received === expected && sent === expected ? 'yes' : 'NO'}`);
+    console.log(
+      `   ${label.padEnd(8)} ${String(expected).padStart(26)} ${String(received).padStart(30)} ${String(sent).padStart(17)}   ${received === expected && sent === expected ? 'yes' : 'NO'}`,
+    );
   }
   console.log('');
 }
@@ -157,7 +169,12 @@ async function main(): Promise<void> {
   const repeat = Number(arg('--repeat', '12'));
   const phases = arg('--phases', '1,2,3').split(',');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-peers-'));
-  console.log(`bench:peers — machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
+  console.log(
+    `bench:peers — machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}\n`,
+  );
   try {
     if (phases.includes('1')) await throughput(dir, rounds, repeat, arg('--targets', 'dcmtk,builtin->storescp,builtin,builtin-per-sender,dcmjs->storescp').split(','));
     if (phases.includes('2')) await scpMemory(dir);

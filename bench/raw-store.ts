@@ -93,11 +93,7 @@ function datasetPrefix(sopInstance: string, pixelBytes: number): Buffer {
   pixelHeader.writeUInt16LE(0x0010, 2);
   pixelHeader.write('OB', 4, 'latin1');
   pixelHeader.writeUInt32LE(pixelBytes, 8);
-  return Buffer.concat([
-    explicitShort(0x0008, 0x0016, 'UI', uid(SECONDARY_CAPTURE)),
-    explicitShort(0x0008, 0x0018, 'UI', uid(sopInstance)),
-    pixelHeader,
-  ]);
+  return Buffer.concat([explicitShort(0x0008, 0x0016, 'UI', uid(SECONDARY_CAPTURE)), explicitShort(0x0008, 0x0018, 'UI', uid(sopInstance)), pixelHeader]);
 }
 
 const PATTERN = Buffer.alloc(1024 * 1024, 0x5a);

@@ -216,7 +216,9 @@ async function main(): Promise<void> {
   // storescu +tls verifies the relay's certificate (CN/SAN 127.0.0.1) against the throwaway CA; the SCP asks for no client certificate.
   const scuTls = pki ? dcmtkTls(pki.modality, pki.ca) : [];
   const scpTls = pki ? ['+tls', pki.scp.key, pki.scp.cert, '-pw', '-ic'] : [];
-  console.log(`bench:relay — storescu${pki ? ' +tls' : ''} --repeat ${args.repeat} of a ${(args.imageBytes / 1048576).toFixed(0)} MiB image to storescp${pki ? ' +tls' : ''} --ignore`);
+  console.log(
+    `bench:relay — storescu${pki ? ' +tls' : ''} --repeat ${args.repeat} of a ${(args.imageBytes / 1048576).toFixed(0)} MiB image to storescp${pki ? ' +tls' : ''} --ignore`,
+  );
   console.log(`machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; ${args.rounds} interleaved rounds, medians\n`);
   try {
     for (const pdu of args.pdus) {
@@ -235,11 +237,10 @@ async function main(): Promise<void> {
         const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
         for (const t of order) {
           const before = procUsage(t.process?.child.pid);
-          const r = await runToExit(
-            'storescu',
-            [...scuTls, '-aec', 'STORESCP', '--max-pdu', String(pdu), '--repeat', String(args.repeat), '127.0.0.1', String(t.port), image],
-            { timeoutMs: 300_000, name: 'storescu' },
-          );
+          const r = await runToExit('storescu', [...scuTls, '-aec', 'STORESCP', '--max-pdu', String(pdu), '--repeat', String(args.repeat), '127.0.0.1', String(t.port), image], {
+            timeoutMs: 300_000,
+            name: 'storescu',
+          });
           if (r.code !== 0) throw new Error(`storescu via ${t.name} failed: ${r.stderr.slice(-500)}`);
           times.get(t.name)!.push(r.durationMs / 1000);
           const after = procUsage(t.process?.child.pid);
@@ -265,7 +266,13 @@ async function main(): Promise<void> {
         const u = usage.get(t.name)!;
         const med = (pick: (x: ProcUsage) => number, digits: number): string => (u.length ? median(u.map(pick)).toFixed(digits) : '-');
         console.log(
-          `  ${t.name.padEnd(14)} ${m.toFixed(3).padStart(9)} ${Math.min(...v).toFixed(3).padStart(7)} ${Math.max(...v).toFixed(3).padStart(7)} ${(mb / m).toFixed(0).padStart(7)} ${vsRef.padStart(18)} ${vsDirect.padStart(11)} ${med((x) => x.cpu, 2).padStart(17)} ${med((x) => x.sys, 2).padStart(11)} ${med((x) => x.minflt, 0).padStart(17)}`,
+          `  ${t.name.padEnd(14)} ${m.toFixed(3).padStart(9)} ${Math.min(...v)
+            .toFixed(3)
+            .padStart(7)} ${Math.max(...v)
+            .toFixed(3)
+            .padStart(
+              7,
+            )} ${(mb / m).toFixed(0).padStart(7)} ${vsRef.padStart(18)} ${vsDirect.padStart(11)} ${med((x) => x.cpu, 2).padStart(17)} ${med((x) => x.sys, 2).padStart(11)} ${med((x) => x.minflt, 0).padStart(17)}`,
         );
       }
       console.log('');

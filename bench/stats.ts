@@ -96,7 +96,9 @@ async function main(): Promise<void> {
     for (const [name, args] of kinds) {
       const run = await timed(args);
       results.get(name)!.push(run);
-      console.log(`round ${r + 1}: ${name}: ${run.seconds.toFixed(2)} s (CPU ${run.cpuSeconds.toFixed(2)} s), peak RSS ${run.peakMiB.toFixed(0)} MiB; load average ${os.loadavg()[0]!.toFixed(1)}`);
+      console.log(
+        `round ${r + 1}: ${name}: ${run.seconds.toFixed(2)} s (CPU ${run.cpuSeconds.toFixed(2)} s), peak RSS ${run.peakMiB.toFixed(0)} MiB; load average ${os.loadavg()[0]!.toFixed(1)}`,
+      );
     }
   }
   const ref = median(results.get(kinds[0]![0])!.map((x) => x.seconds));
@@ -106,8 +108,13 @@ async function main(): Promise<void> {
     const s = median(runs.map((x) => x.seconds));
     const cpu = median(runs.map((x) => x.cpuSeconds));
     const peak = median(runs.map((x) => x.peakMiB));
-    const verdict = goal && name.startsWith('stats (') ? `  goal <= ${goal.s} s, <= ${goal.mb} MB: ${s <= goal.s ? 'met' : 'MISSED'} (time), ${peak * 1.048576 <= goal.mb ? 'met' : 'MISSED'} (memory)` : '';
-    console.log(`${name.padEnd(32)} ${s.toFixed(2).padStart(7)} s  ${(s / ref).toFixed(2).padStart(6)}x reference  CPU ${cpu.toFixed(2).padStart(6)} s  peak RSS ${peak.toFixed(0).padStart(5)} MiB${verdict}`);
+    const verdict =
+      goal && name.startsWith('stats (')
+        ? `  goal <= ${goal.s} s, <= ${goal.mb} MB: ${s <= goal.s ? 'met' : 'MISSED'} (time), ${peak * 1.048576 <= goal.mb ? 'met' : 'MISSED'} (memory)`
+        : '';
+    console.log(
+      `${name.padEnd(32)} ${s.toFixed(2).padStart(7)} s  ${(s / ref).toFixed(2).padStart(6)}x reference  CPU ${cpu.toFixed(2).padStart(6)} s  peak RSS ${peak.toFixed(0).padStart(5)} MiB${verdict}`,
+    );
   }
   fs.rmSync(PRELOAD, { force: true });
   fs.rmSync(html, { force: true });

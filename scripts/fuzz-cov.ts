@@ -57,10 +57,16 @@ for (const target of targets) {
   const started = Date.now();
   // The corpus first, as it is (fast-check's examples); then generated and mutated inputs until the time is up.
   const details = fc.check(
-    fc.property(inputsFor(target, corpus.map((e) => e.data)), (data) => {
-      runs++;
-      fuzz(data, { skip });
-    }),
+    fc.property(
+      inputsFor(
+        target,
+        corpus.map((e) => e.data),
+      ),
+      (data) => {
+        runs++;
+        fuzz(data, { skip });
+      },
+    ),
     {
       numRuns: Number.MAX_SAFE_INTEGER,
       interruptAfterTimeLimit: seconds * 1000,
@@ -78,7 +84,9 @@ for (const target of targets) {
       `${target}: FAILED after ${runs} inputs (seed ${details.seed}, shrunk ${details.numShrinks} times): ${String(details.errorInstance)}\n  input (${input.length} bytes) written to ${file}\n`,
     );
   } else {
-    process.stdout.write(`${target}: ${runs} inputs in ${took.toFixed(0)} s (${(runs / took).toFixed(0)}/s), ${corpus.length} corpus files, seed ${details.seed}: no crash, no property violation\n`);
+    process.stdout.write(
+      `${target}: ${runs} inputs in ${took.toFixed(0)} s (${(runs / took).toFixed(0)}/s), ${corpus.length} corpus files, seed ${details.seed}: no crash, no property violation\n`,
+    );
   }
 }
 process.exitCode = failed ? 1 : 0;

@@ -32,7 +32,11 @@ try {
     else if (proxy.child.exitCode !== null) failure = `the proxy exited (${proxy.child.exitCode}) in seeds ${seed}..${seed + ROUND - 1}: ${proxy.stderr}`;
     else {
       await healthCheck(proxy.port).catch((err: Error) => (failure = `health check after seeds ${seed}..${seed + ROUND - 1}: ${err.message}`));
-      await eventually(() => fdCount(pid) === baselineFds, 10_000, () => `fds ${fdCount(pid)} vs ${baselineFds}`).catch((err: Error) => (failure ??= err.message));
+      await eventually(
+        () => fdCount(pid) === baselineFds,
+        10_000,
+        () => `fds ${fdCount(pid)} vs ${baselineFds}`,
+      ).catch((err: Error) => (failure ??= err.message));
     }
     const rss = rssBytes(pid);
     peakRss = Math.max(peakRss, rss);

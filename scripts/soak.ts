@@ -126,7 +126,19 @@ async function soak(): Promise<number> {
   const config = path.join(tmp, 'dcmqrscp.cfg');
   await writeFile(
     config,
-    [`NetworkTCPPort  = ${qrPort}`, 'MaxPDUSize      = 16384', 'MaxAssociations = 64', 'HostTable BEGIN', 'HostTable END', 'VendorTable BEGIN', 'VendorTable END', 'AETable BEGIN', `QRSCP  ${db}  RW  (100, 1024mb)  ANY`, 'AETable END', ''].join('\n'),
+    [
+      `NetworkTCPPort  = ${qrPort}`,
+      'MaxPDUSize      = 16384',
+      'MaxAssociations = 64',
+      'HostTable BEGIN',
+      'HostTable END',
+      'VendorTable BEGIN',
+      'VendorTable END',
+      'AETable BEGIN',
+      `QRSCP  ${db}  RW  (100, 1024mb)  ANY`,
+      'AETable END',
+      '',
+    ].join('\n'),
   );
   spawnPeer('dcmqrscp', ['-c', config], { name: 'dcmqrscp' });
   await waitForPort(qrPort, 10_000);
@@ -138,14 +150,22 @@ async function soak(): Promise<number> {
 
   proxy = await ProxyProcess.startRoutes(
     [
-      '--route', `127.0.0.1:0=127.0.0.1:${scp.port},id=store`,
-      '--route', `127.0.0.1:0=127.0.0.1:${qrPort},id=qr`,
-      '--metrics', '127.0.0.1:0',
-      '--artim-timeout', String(ARTIM_MS),
-      '--idle-timeout', '30000',
-      '--close-timeout', '3000',
-      '--csv', '/dev/null',
-      '--messages-csv', path.join(opts.out, 'messages.csv'),
+      '--route',
+      `127.0.0.1:0=127.0.0.1:${scp.port},id=store`,
+      '--route',
+      `127.0.0.1:0=127.0.0.1:${qrPort},id=qr`,
+      '--metrics',
+      '127.0.0.1:0',
+      '--artim-timeout',
+      String(ARTIM_MS),
+      '--idle-timeout',
+      '30000',
+      '--close-timeout',
+      '3000',
+      '--csv',
+      '/dev/null',
+      '--messages-csv',
+      path.join(opts.out, 'messages.csv'),
     ],
     ['store', 'qr'],
   );
@@ -166,7 +186,21 @@ async function soak(): Promise<number> {
   const seconds = (): number => (Date.now() - started) / 1000;
   const samples: Array<Record<string, number>> = [];
   const samplesCsv = createWriteStream(path.join(opts.out, 'samples.csv'));
-  const COLUMNS = ['t_s', 'rss_bytes', 'fds', 'heap_used_bytes', 'external_bytes', 'eventloop_p50_ms', 'eventloop_p99_ms', 'eventloop_max_ms', 'reference_eventloop_p99_ms', 'associations_open', 'associations_total', 'ops_ok', 'ops_failed'];
+  const COLUMNS = [
+    't_s',
+    'rss_bytes',
+    'fds',
+    'heap_used_bytes',
+    'external_bytes',
+    'eventloop_p50_ms',
+    'eventloop_p99_ms',
+    'eventloop_max_ms',
+    'reference_eventloop_p99_ms',
+    'associations_open',
+    'associations_total',
+    'ops_ok',
+    'ops_failed',
+  ];
   samplesCsv.write(`${COLUMNS.join(',')}\n`);
   const operations = createWriteStream(path.join(opts.out, 'operations.csv'));
   operations.write('t_s,worker,kind,hostile,ok,ms,detail\n');
@@ -231,7 +265,10 @@ async function soak(): Promise<number> {
   const sampler = setInterval(() => void sample().catch((err: Error) => log(`sample failed: ${err.message}`)), opts.interval * 1000);
   const progress = setInterval(() => {
     const last = samples.at(-1);
-    if (last) log(`${(seconds() / 60).toFixed(1)} min: ${outcomes.length} associations (${outcomes.filter((o) => !o.ok).length} failed), RSS ${(last.rss_bytes! / MiB).toFixed(1)} MiB, heap ${(last.heap_used_bytes! / MiB).toFixed(1)} MiB, fds ${last.fds}, event loop p99 ${last.eventloop_p99_ms!.toFixed(1)} ms`);
+    if (last)
+      log(
+        `${(seconds() / 60).toFixed(1)} min: ${outcomes.length} associations (${outcomes.filter((o) => !o.ok).length} failed), RSS ${(last.rss_bytes! / MiB).toFixed(1)} MiB, heap ${(last.heap_used_bytes! / MiB).toFixed(1)} MiB, fds ${last.fds}, event loop p99 ${last.eventloop_p99_ms!.toFixed(1)} ms`,
+      );
   }, 60_000);
 
   // ---- load ------------------------------------------------------------------------------------
@@ -303,7 +340,10 @@ async function soak(): Promise<number> {
   const failures: string[] = [];
   if (!proxyAlive) failures.push(`the proxy exited (${proxy.child.exitCode}): ${proxy.stderr.slice(-500)}`);
   for (const [name, trend] of Object.entries(trends)) {
-    if (trend.verdict === 'growth') failures.push(`${name} grows: ${trend.slopePerMinute.toPrecision(3)}/min [${trend.lowPerMinute.toPrecision(3)}, ${trend.highPerMinute.toPrecision(3)}] over the tolerance ${trend.tolerancePerMinute}/min`);
+    if (trend.verdict === 'growth')
+      failures.push(
+        `${name} grows: ${trend.slopePerMinute.toPrecision(3)}/min [${trend.lowPerMinute.toPrecision(3)}, ${trend.highPerMinute.toPrecision(3)}] over the tolerance ${trend.tolerancePerMinute}/min`,
+      );
     if (trend.verdict === 'too-few-samples') failures.push(`${name}: too few samples in the second half to judge (${trend.bins} bins); run longer`);
   }
   if (lost > 0) failures.push(`${lost} association(s) lost that were not meant to be`);
@@ -323,7 +363,11 @@ async function soak(): Promise<number> {
     lost,
     hostileNotEnded,
     fds: { start: baselineFds, end: endFds },
-    rssMiB: { first: samples[0] ? samples[0].rss_bytes! / MiB : NaN, last: samples.at(-1) ? samples.at(-1)!.rss_bytes! / MiB : NaN, max: Math.max(...samples.map((s) => s.rss_bytes! / MiB)) },
+    rssMiB: {
+      first: samples[0] ? samples[0].rss_bytes! / MiB : NaN,
+      last: samples.at(-1) ? samples.at(-1)!.rss_bytes! / MiB : NaN,
+      max: Math.max(...samples.map((s) => s.rss_bytes! / MiB)),
+    },
     trends,
     eventLoop,
     eventLoopGoalMs: EVENT_LOOP_GOAL_MS,
@@ -339,7 +383,12 @@ async function soak(): Promise<number> {
         { title: 'resident memory (RSS)', unit: 'MiB', points: series('rss_bytes', MiB), trend: trends.rss },
         { title: 'V8 heap used', unit: 'MiB', points: series('heap_used_bytes', MiB), trend: trends.heap },
         { title: 'open file descriptors', unit: 'fds', points: series('fds'), trend: trends.fds },
-        { title: 'event-loop delay p99 per interval (grey: an idle node process on the same machine)', unit: 'ms', points: series('eventloop_p99_ms'), reference: series('reference_eventloop_p99_ms') },
+        {
+          title: 'event-loop delay p99 per interval (grey: an idle node process on the same machine)',
+          unit: 'ms',
+          points: series('eventloop_p99_ms'),
+          reference: series('reference_eventloop_p99_ms'),
+        },
         { title: 'associations open', unit: 'associations', points: series('associations_open') },
       ],
       `soak: ${opts.minutes} min, ${outcomes.length} associations, ${Math.round(opts.hostile * 100)}% hostile, ${opts.workers} workers`,
@@ -354,7 +403,10 @@ async function soak(): Promise<number> {
   log(`heap ${fmt(trends.heap!, 'MiB')}`);
   log(`fds ${fmt(trends.fds!, 'fds')}; ${baselineFds} at the start, ${endFds} after the load`);
   log(
-    `event-loop delay p99: median of ${eventLoop.intervals} intervals ${eventLoop.medianP99Ms.toFixed(1)} ms, largest ${eventLoop.maxP99Ms.toFixed(1)} ms (bounds the run's p99); ${eventLoop.intervalsOverGoal} interval(s) at or over ${EVENT_LOOP_GOAL_MS} ms; max delay ${eventLoop.maxMs.toFixed(1)} ms; the idle reference process: median ${eventLoop.referenceMedianP99Ms.toFixed(1)} ms, largest ${eventLoop.referenceMaxP99Ms.toFixed(1)} ms (load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} CPUs)`,
+    `event-loop delay p99: median of ${eventLoop.intervals} intervals ${eventLoop.medianP99Ms.toFixed(1)} ms, largest ${eventLoop.maxP99Ms.toFixed(1)} ms (bounds the run's p99); ${eventLoop.intervalsOverGoal} interval(s) at or over ${EVENT_LOOP_GOAL_MS} ms; max delay ${eventLoop.maxMs.toFixed(1)} ms; the idle reference process: median ${eventLoop.referenceMedianP99Ms.toFixed(1)} ms, largest ${eventLoop.referenceMaxP99Ms.toFixed(1)} ms (load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} on ${os.cpus().length} CPUs)`,
   );
   log(`associations lost that were not meant to be: ${lost}; hostile connections not ended as expected: ${hostileNotEnded}`);
   log(`written: ${['samples.csv', 'operations.csv', 'messages.csv', 'summary.json', 'soak.svg'].map((f) => path.join(opts.out, f)).join(', ')}`);

@@ -73,7 +73,12 @@ export function experimentSpec(series: readonly ExperimentSeries[], xTitle: stri
           tooltip: [
             { field: 'group', title: xTitle },
             { field: 'mean', format: '.3f' },
-            ...(withCi ? [{ field: 'ci_low', title: '95% CI low', format: '.3f' }, { field: 'ci_high', title: '95% CI high', format: '.3f' }] : []),
+            ...(withCi
+              ? [
+                  { field: 'ci_low', title: '95% CI low', format: '.3f' },
+                  { field: 'ci_high', title: '95% CI high', format: '.3f' },
+                ]
+              : []),
             { field: 'min', format: '.3f' },
             { field: 'max', format: '.3f' },
             { field: 'n' },

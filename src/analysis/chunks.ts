@@ -128,10 +128,9 @@ FROM assocs LEFT JOIN sent USING (file) LEFT JOIN data USING (file)`);
 
 /** The first association of a chunk file (in file order) that carried a data set from the SCU, else its first association. */
 export async function pickAssociation(engine: Engine, file: string): Promise<string | undefined> {
-  const [withData] = await engine.all<{ assoc: number }>(
-    `SELECT assoc FROM chunks WHERE file = ? AND direction = 'to_scp' AND type = 'P-DATA-TF' AND kind = 'dataset' LIMIT 1`,
-    [file],
-  );
+  const [withData] = await engine.all<{ assoc: number }>(`SELECT assoc FROM chunks WHERE file = ? AND direction = 'to_scp' AND type = 'P-DATA-TF' AND kind = 'dataset' LIMIT 1`, [
+    file,
+  ]);
   const [first] = withData ? [withData] : await engine.all<{ assoc: number }>(`SELECT assoc FROM chunks WHERE file = ? LIMIT 1`, [file]);
   return first === undefined ? undefined : String(first.assoc);
 }
@@ -152,10 +151,7 @@ export async function filesWithAssociation(engine: Engine, assoc: string): Promi
 
 /** The PDUs of one association of one chunk file, in file order: the only rows ever brought into memory. */
 export async function timelinePdus(engine: Engine, file: string, assoc: string): Promise<TimelinePdu[]> {
-  return engine.all<TimelinePdu>(
-    `SELECT direction, type, length, last_byte_us AS "lastByteUs" FROM chunks WHERE file = ? AND CAST(assoc AS VARCHAR) = ?`,
-    [file, assoc],
-  );
+  return engine.all<TimelinePdu>(`SELECT direction, type, length, last_byte_us AS "lastByteUs" FROM chunks WHERE file = ? AND CAST(assoc AS VARCHAR) = ?`, [file, assoc]);
 }
 
 export function renderChunkTable(summaries: readonly DirectionSummary[]): string {

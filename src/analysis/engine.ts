@@ -35,7 +35,12 @@ function plain(v: unknown): unknown {
 /** DuckDB's messages span several lines (the query, a caret, hints): the first line says what went wrong. */
 export function oneLine(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
-  return text.split('\n').find((l) => l.trim() !== '')?.trim() ?? text;
+  return (
+    text
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? text
+  );
 }
 
 /** Text for a SQL string literal. */

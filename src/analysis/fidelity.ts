@@ -113,7 +113,10 @@ export function rankingVerdict(f: Fidelity): string {
     return `ranking: the same both ways (${f.decided.length} pair${f.decided.length === 1 ? '' : 's'} of settings apart beyond their 95% intervals, all in the same order)`;
   }
   const which = f.reversed
-    .map((p) => `${p.a} ${p.aFasterNative ? '<' : '>'} ${p.b} natively but ${p.aFasterProxy ? '<' : '>'} through the proxy${p.apartNative && p.apartProxy ? ' (apart both ways)' : ''}`)
+    .map(
+      (p) =>
+        `${p.a} ${p.aFasterNative ? '<' : '>'} ${p.b} natively but ${p.aFasterProxy ? '<' : '>'} through the proxy${p.apartNative && p.apartProxy ? ' (apart both ways)' : ''}`,
+    )
     .join('; ');
   return `ranking: NOT the same: ${which} (of ${f.decided.length} pairs apart beyond their intervals)`;
 }

@@ -92,9 +92,7 @@ function resultRow(label: string, g: GroupRow): ResultRow {
     count: g.n,
     failures: g.failures,
     seconds:
-      g.timed === 0
-        ? undefined
-        : { n: g.timed, mean: g.mean!, min: g.min!, max: g.max!, p50: g.p50!, p95: g.p95!, ...(g.variance === null ? {} : { variance: g.variance }) },
+      g.timed === 0 ? undefined : { n: g.timed, mean: g.mean!, min: g.min!, max: g.max!, p50: g.p50!, p95: g.p95!, ...(g.variance === null ? {} : { variance: g.variance }) },
     mbPerS: mbPerSecond(g.bytes ?? 0, g.seconds ?? 0),
     scuIdleMs: opt(g.idle),
     upstreamBlockedMs: opt(g.blocked),

@@ -213,13 +213,16 @@ export function benchOptions(flags: BenchFlags, cwd = process.cwd()): BenchOptio
   const latencies = flags.latency !== undefined ? valueList('--latency', flags.latency, parseLatency, 'latencies (MS or MS:JITTER)') : [{ ms: 0, jitterMs: 0 }];
   const bandwidths = flags.bandwidth !== undefined ? valueList('--bandwidth', flags.bandwidth, parseRate, 'rates (100Mbit, 10MB/s, 0)') : [0];
   if (modes.includes(direct) && linkSettings({ latencies, bandwidths }).some(isShapedLink)) {
-    throw new ConfigError(`${flags.latency !== undefined ? '--latency' : '--bandwidth'}: links are shaped by the proxy; --direct/--both have no proxy in the direct rows (sweep shaping without them)`);
+    throw new ConfigError(
+      `${flags.latency !== undefined ? '--latency' : '--bandwidth'}: links are shaped by the proxy; --direct/--both have no proxy in the direct rows (sweep shaping without them)`,
+    );
   }
   const tls = flags.tls === true;
   if (tls) {
     if (scu === 'dcmjs') throw new ConfigError('--tls: the dcmjs-dimse Client is not run with TLS here; use --scu builtin (default) or --scu dcmtk');
     if (scp !== 'builtin') throw new ConfigError('--tls: the embedded dcmjs-dimse SCP is not run with TLS here; use --scp builtin (default)');
-    if (upstream) throw new ConfigError('--tls makes throwaway certificates for the embedded SCP; a real SCP (--upstream) has its own: run the proxy with --upstream-tls against it');
+    if (upstream)
+      throw new ConfigError('--tls makes throwaway certificates for the embedded SCP; a real SCP (--upstream) has its own: run the proxy with --upstream-tls against it');
     if (scpCommand) throw new ConfigError('--tls and --scp-command exclude each other (the certificates are made for the embedded SCP)');
   }
   if (upstream && flags.storeDir !== undefined) throw new ConfigError('--store-dir is for the embedded SCP; with --upstream the SCP keeps what it keeps');

@@ -67,7 +67,8 @@ function scpPlan(o: BenchOptions, scpMaxText: string): string {
 /** What the embedded SCP does (undefined with --upstream: that SCP is the user's). */
 export function scpWithSize(o: Pick<BenchOptions, 'scp' | 'upstream' | 'scpCommand'>): string | undefined {
   if (o.upstream || o.scpCommand) return undefined;
-  if (o.scp === 'dcmjs') return 'announces 64MB behind the proxy, the swept size with --direct; assembles each PDU with a Buffer.concat per read, so its cost grows with the square of the PDU size';
+  if (o.scp === 'dcmjs')
+    return 'announces 64MB behind the proxy, the swept size with --direct; assembles each PDU with a Buffer.concat per read, so its cost grows with the square of the PDU size';
   return 'announces 0 (no maximum) behind the proxy, the swept size with --direct; streams every PDU (never holds a whole PDU or data set) and answers each C-STORE when its last fragment arrives';
 }
 const START_TIMEOUT_MS = 30_000;
@@ -119,8 +120,21 @@ async function startScp(kind: ScpKind, maxPdu: number, storeDir: string | undefi
 /** --tls: the proxy re-encrypts; client certificates required on both legs (ATNA's mutual authentication). */
 function proxyTlsArgs(pki: BenchPki): string[] {
   return [
-    '--tls-cert', pki.server.cert, '--tls-key', pki.server.key, '--tls-ca', pki.ca, '--tls-client-auth', 'required',
-    '--upstream-tls', '--upstream-tls-ca', pki.ca, '--upstream-tls-cert', pki.client.cert, '--upstream-tls-key', pki.client.key,
+    '--tls-cert',
+    pki.server.cert,
+    '--tls-key',
+    pki.server.key,
+    '--tls-ca',
+    pki.ca,
+    '--tls-client-auth',
+    'required',
+    '--upstream-tls',
+    '--upstream-tls-ca',
+    pki.ca,
+    '--upstream-tls-cert',
+    pki.client.cert,
+    '--upstream-tls-key',
+    pki.client.key,
   ];
 }
 
@@ -144,7 +158,8 @@ async function startProxy(
     child.onLine((line) => {
       if (legs || !line.includes('"association negotiated"')) return;
       const t = (JSON.parse(line) as { tls?: Record<'scu' | 'scp', { version: string | null; cipher: string } | undefined> }).tls;
-      const leg = (x: { version: string | null; cipher: string } | undefined): { version: string | null; cipher: string } | undefined => (x ? { version: x.version, cipher: x.cipher } : undefined);
+      const leg = (x: { version: string | null; cipher: string } | undefined): { version: string | null; cipher: string } | undefined =>
+        x ? { version: x.version, cipher: x.cipher } : undefined;
       legs = { scu: leg(t?.scu), scp: leg(t?.scp) };
     });
   }
@@ -352,9 +367,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     // (alternating which goes first), so that a machine whose load drifts affects both alike.
     const settings = o.scpCommand
       ? imageSets.flatMap((image) =>
-          links.flatMap((link) =>
-            o.pdus.flatMap((pdu, k) => (k % 2 === 0 ? o.modes : [...o.modes].reverse()).map((mode) => ({ mode, image, link, pdu }))),
-          ),
+          links.flatMap((link) => o.pdus.flatMap((pdu, k) => (k % 2 === 0 ? o.modes : [...o.modes].reverse()).map((mode) => ({ mode, image, link, pdu })))),
         )
       : o.modes.flatMap((mode) => imageSets.flatMap((image) => links.flatMap((link) => o.pdus.map((pdu) => ({ mode, image, link, pdu })))));
     const sweepsLinks = links.length > 1 || links.some(isShapedLink);
@@ -439,10 +452,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
       // about 4 one-way latencies per image (RQ/AC, data/RSP) per sender.
       const linkSeconds = (st: (typeof settings)[number]): number =>
         (st.link.bandwidth > 0 ? (o.count * meanBytes(st.image)) / st.link.bandwidth : 0) + (rounds * 4 * st.link.latency.ms) / 1000;
-      const estimate = settings.reduce(
-        (sum, st) => sum + warm.startMs / 1000 + 0.5 + Math.max((rounds * cycleMs * sizeRatio(st.image, imageSets[0]!)) / 1000, linkSeconds(st)),
-        0,
-      );
+      const estimate = settings.reduce((sum, st) => sum + warm.startMs / 1000 + 0.5 + Math.max((rounds * cycleMs * sizeRatio(st.image, imageSets[0]!)) / 1000, linkSeconds(st)), 0);
       say(
         `bench: warm-up: ${warm.outcomes.length} images in ${(warm.sendMs / 1000).toFixed(2)} s (senders ready in ${(warm.startMs / 1000).toFixed(2)} s, ` +
           `then ${(cycleMs / 1000).toFixed(2)} s per round of ${o.parallel}); estimated total about ${humanSeconds(estimate)}`,
@@ -554,7 +564,13 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
     writeFileSync(path.join(o.out, 'results.csv'), [RESULTS_CSV_COLUMNS.join(','), ...results.map((r) => resultsCsvRow(r).join(','))].join('\n') + '\n');
     const seriesNames = [...new Set(results.map((r) => r.series))];
     const series = seriesNames.map((name) => ({ series: name, rows: results.filter((r) => r.series === name).map((r) => ({ ...r.row, label: r.pduLabel })) }));
-    const svg = await renderSvg(experimentSpec(series, 'max PDU', `seconds per image: ${imageSets.map((x) => x.label).join(', ')}, ${o.parallel} sender${o.parallel === 1 ? '' : 's'} (${o.scu})${o.tls ? ', over TLS' : ''}`));
+    const svg = await renderSvg(
+      experimentSpec(
+        series,
+        'max PDU',
+        `seconds per image: ${imageSets.map((x) => x.label).join(', ')}, ${o.parallel} sender${o.parallel === 1 ? '' : 's'} (${o.scu})${o.tls ? ', over TLS' : ''}`,
+      ),
+    );
     writeFileSync(path.join(o.out, 'chart.svg'), svg);
     writeFileSync(path.join(o.out, RUN_JSON), `${JSON.stringify(runInfo(o, imageSets, scpMax, startedAt, runSettings), null, 2)}\n`);
     // The measurements are on disk by now: a report that cannot be written must not lose them.
@@ -566,12 +582,20 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
       reportError = (err as Error).message;
     }
     // "vs fastest" compares settings of the same image size, mode and link only.
-    io.stdout.write(renderResultTable(results.map((r) => r.row), 'max_pdu', (_, i) => `${results[i]!.series} ${results[i]!.imageBytes}`));
+    io.stdout.write(
+      renderResultTable(
+        results.map((r) => r.row),
+        'max_pdu',
+        (_, i) => `${results[i]!.series} ${results[i]!.imageBytes}`,
+      ),
+    );
     // --both: how closely the proxy reproduces the native method, per setting, and the ranking both ways.
     const both = fidelity(results.map((r) => ({ setting: r.setting, mode: r.mode, seconds: r.row.seconds })));
     if (both) io.stdout.write(`\nproxy versus ${o.scpCommand ? 'native' : 'direct'} (seconds per image, 95% intervals):\n${renderFidelityTable(both)}`);
     const failed = allOutcomes.filter((x) => x.status !== STATUS_SUCCESS);
-    say(`bench: ${allOutcomes.length} images in ${humanSeconds((performance.now() - started) / 1000)}; seconds per image as measured by the senders, MB = 2^20 bytes; results in ${o.out}`);
+    say(
+      `bench: ${allOutcomes.length} images in ${humanSeconds((performance.now() - started) / 1000)}; seconds per image as measured by the senders, MB = 2^20 bytes; results in ${o.out}`,
+    );
     if (report) say(`bench: report: ${report}`);
     else say(`bench: report.html could not be written (${reportError}); results.csv and the CSV logs are complete: try 'dicom-pdu-proxy stats ${o.out}/*.csv --html report.html'`);
     if (failed.length > 0) {

@@ -40,7 +40,13 @@ function intArg(name: string, text: string | undefined, min: number): number | u
 
 const tlsCa = values['tls-ca'] ? readFileSync(values['tls-ca']) : undefined;
 const tls = values['tls-cert']
-  ? { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key'] ?? values['tls-cert']), ca: tlsCa, requestCert: tlsCa !== undefined, rejectUnauthorized: tlsCa !== undefined }
+  ? {
+      cert: readFileSync(values['tls-cert']),
+      key: readFileSync(values['tls-key'] ?? values['tls-cert']),
+      ca: tlsCa,
+      requestCert: tlsCa !== undefined,
+      rejectUnauthorized: tlsCa !== undefined,
+    }
   : undefined;
 
 const scp = new BuiltinScp({

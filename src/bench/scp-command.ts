@@ -61,7 +61,10 @@ export interface RunningScp {
 export class ScpStartError extends Error {}
 
 function lastLine(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines.length > 0 ? `: ${lines[lines.length - 1]!.slice(0, 300)}` : '';
 }
 

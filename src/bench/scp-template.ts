@@ -92,7 +92,9 @@ export function parseScpTemplate(source: string): ScpTemplate {
           chunk += source[j + 1];
           j += 2;
         } else if (d === '$' || d === '`') {
-          throw new ConfigError(`${flag}: ${JSON.stringify(d)} inside double quotes would be expanded by a shell, and no shell runs the template: quote it with '…', or run sh -c '…' explicitly`);
+          throw new ConfigError(
+            `${flag}: ${JSON.stringify(d)} inside double quotes would be expanded by a shell, and no shell runs the template: quote it with '…', or run sh -c '…' explicitly`,
+          );
         } else {
           chunk += d;
           j++;

@@ -47,9 +47,7 @@ export interface WorkerJob {
 }
 
 export type WorkerLine =
-  | { ready: true }
-  | { image: number; file: number; ms: number; status: string; connectMs?: number; associateMs?: number }
-  | { image: number; file: number; error: string };
+  { ready: true } | { image: number; file: number; ms: number; status: string; connectMs?: number; associateMs?: number } | { image: number; file: number; error: string };
 
 function emit(line: WorkerLine): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);

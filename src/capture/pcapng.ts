@@ -71,10 +71,7 @@ export function interfaceDescriptionBlock(name: string, linkType = LINKTYPE_RAW)
   fixed.writeUInt16LE(linkType, 0);
   fixed.writeUInt16LE(0, 2); // reserved
   fixed.writeUInt32LE(SNAPLEN_UNLIMITED, 4);
-  return block(
-    IDB_TYPE,
-    Buffer.concat([fixed, option(IF_NAME, Buffer.from(name, 'utf8')), option(IF_TSRESOL, Buffer.from([TSRESOL_MICROSECONDS])), END_OF_OPTIONS]),
-  );
+  return block(IDB_TYPE, Buffer.concat([fixed, option(IF_NAME, Buffer.from(name, 'utf8')), option(IF_TSRESOL, Buffer.from([TSRESOL_MICROSECONDS])), END_OF_OPTIONS]));
 }
 
 /** Bytes an Enhanced Packet Block without options takes for a packet of `packetLength` bytes. */

@@ -75,7 +75,7 @@ export class TcpConversation {
       from.acked = to.next;
       from.next = (from.next + (q - p)) >>> 0;
     }
-    if (((from.next - to.acked) >>> 0) >= ACK_EVERY) this.ackFrom(!fromClient, sink);
+    if ((from.next - to.acked) >>> 0 >= ACK_EVERY) this.ackFrom(!fromClient, sink);
   }
 
   /**

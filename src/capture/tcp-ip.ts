@@ -46,11 +46,22 @@ export function parseIpAddress(text: string): IpAddress | undefined {
   let tailV4: Buffer | undefined;
   const lastColon = bare.lastIndexOf(':');
   if (bare.includes('.', lastColon)) {
-    tailV4 = Buffer.from(bare.slice(lastColon + 1).split('.').map(Number));
+    tailV4 = Buffer.from(
+      bare
+        .slice(lastColon + 1)
+        .split('.')
+        .map(Number),
+    );
     head = `${bare.slice(0, lastColon + 1)}0:0`;
   }
   const [left, right] = head.includes('::') ? head.split('::') : [head, undefined];
-  const words = (s: string | undefined): number[] => (s ? s.split(':').filter((w) => w !== '').map((w) => parseInt(w, 16)) : []);
+  const words = (s: string | undefined): number[] =>
+    s
+      ? s
+          .split(':')
+          .filter((w) => w !== '')
+          .map((w) => parseInt(w, 16))
+      : [];
   const l = words(left);
   const r = words(right);
   l.forEach((w, i) => out.writeUInt16BE(w, i * 2));

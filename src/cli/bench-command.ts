@@ -77,7 +77,10 @@ export function addBenchCommand(program: Command, setRun: (run: () => Promise<nu
     .option('--both', 'each setting through the proxy and direct, side by side')
     .option('--latency <LIST>', 'one-way latencies to sweep, MS or MS:JITTER each, comma-separated: the proxy adds each in both directions (default none)')
     .option('--bandwidth <LIST>', 'bandwidths to sweep, each direction capped: 100Mbit,1Gbit or 10MB/s; 0 = not limited (default none)')
-    .option('--scp-command <TEMPLATE>', 'start this SCP per setting: {port} (free port), {pdu} (bytes), {out} (scratch dir); --direct = native, --both = native and proxy interleaved')
+    .option(
+      '--scp-command <TEMPLATE>',
+      'start this SCP per setting: {port} (free port), {pdu} (bytes), {out} (scratch dir); --direct = native, --both = native and proxy interleaved',
+    )
     .option('--scp-start-timeout <SECONDS>', `--scp-command: seconds to wait until the SCP accepts connections (default ${DEFAULT_SCP_START_TIMEOUT_S})`)
     .option('--scp-pdu <SIZE>', `--scp-command: {pdu} of the SCP behind the proxy (default ${DEFAULT_SCP_PDU}; 0 for SCPs without a limit)`)
     .option('--out <DIR>', 'output directory (default results/<UTC timestamp>)')

@@ -114,13 +114,18 @@ function usageError(message: string): number {
 
 /** Commander's messages, made one line: "error: unknown option '--nope'\n(Did you mean --nop?)". */
 function oneLine(message: string): string {
-  return message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
+  return message
+    .replace(/^error: /, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
 }
 
 /** Build the command tree. The chosen command's work is handed back through `setRun`, run after parsing. */
 function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => void): Command {
   const program = new Command(PROGRAM)
-    .description("Transparent DICOM upper-layer proxy: rewrites the negotiated Maximum Length, re-fragments P-DATA-TF within each receiver's real limit, and logs the timing of every PDU to CSV.")
+    .description(
+      "Transparent DICOM upper-layer proxy: rewrites the negotiated Maximum Length, re-fragments P-DATA-TF within each receiver's real limit, and logs the timing of every PDU to CSV.",
+    )
     .version(version, '-V, --version', 'print the version and exit')
     // Inherited by the commands created below: no process.exit, no usage dump; errors are printed by main().
     .exitOverride()

@@ -38,11 +38,7 @@ Examples:
   $ dicom-pdu-proxy stats logs/*.csv --to-parquet archive/`;
 
 /** Register `stats`; `fail` turns a usage error into the one-line message + exit status 2. */
-export function addStatsCommand(
-  program: Command,
-  setRun: (run: () => Promise<number>) => void,
-  fail: (message: string) => number,
-): void {
+export function addStatsCommand(program: Command, setRun: (run: () => Promise<number>) => void, fail: (message: string) => number): void {
   program
     .command('stats')
     .description('print the experiment table from messages CSVs, or per-association PDU summaries from chunk CSVs')

@@ -153,7 +153,11 @@ function levenshtein(a: string, b: string): number {
 
 /** The known variables closest to a misspelt one (case, underscores and up to 2 letters apart), if any. */
 function suggestEnv(name: string): string[] {
-  const squash = (n: string) => n.toUpperCase().slice(ENV_PREFIX.length).replace(/[^A-Z0-9]/g, '');
+  const squash = (n: string) =>
+    n
+      .toUpperCase()
+      .slice(ENV_PREFIX.length)
+      .replace(/[^A-Z0-9]/g, '');
   const wrong = squash(name);
   let best: string[] = [];
   let bestDistance = 3;
@@ -411,7 +415,9 @@ function checkSharedCaptures(routes: readonly RouteConfig[]): void {
     }
     const first = other.options.pcap!;
     if (first.maxSize !== capture.maxSize || first.maxFiles !== capture.maxFiles) {
-      throw new ConfigError(`${route.label}: captures into ${JSON.stringify(capture.file)} like ${other.label}, with other --pcap-max-size/--pcap-max-files; one file rotates one way`);
+      throw new ConfigError(
+        `${route.label}: captures into ${JSON.stringify(capture.file)} like ${other.label}, with other --pcap-max-size/--pcap-max-files; one file rotates one way`,
+      );
     }
   }
 }
@@ -497,9 +503,7 @@ function routeSpecs(layers: readonly Layer[]): RouteSpec[] {
   if (typeof got.value === 'string') return splitRouteList(got.value).map((text) => parseRoute(text, `${got.name}: ${JSON.stringify(text)}`));
   if (!Array.isArray(got.value)) throw new ConfigError(`${got.name}: ${JSON.stringify(got.value)} must be an array of routes`);
   const flag = got.name === SETTINGS.routes;
-  return got.value.map((item, i) =>
-    flag && typeof item === 'string' ? parseRoute(item) : routeFromJson(item, `${got.name}[${i}]`),
-  );
+  return got.value.map((item, i) => (flag && typeof item === 'string' ? parseRoute(item) : routeFromJson(item, `${got.name}[${i}]`)));
 }
 
 /** A route's settings: its own values over the global layers; messages name the route and its key. */

@@ -156,14 +156,7 @@ export function buildTestDicom(opts: TestDicomOptions): { bytes: Buffer; info: T
     str(0x0028, 0x0004, 'CS', 'MONOCHROME2'),
   ];
   if (frames > 1) parts.push(str(0x0028, 0x0008, 'IS', String(frames)));
-  parts.push(
-    us(0x0028, 0x0010, rows),
-    us(0x0028, 0x0011, columns),
-    us(0x0028, 0x0100, 16),
-    us(0x0028, 0x0101, 16),
-    us(0x0028, 0x0102, 15),
-    us(0x0028, 0x0103, 0),
-  );
+  parts.push(us(0x0028, 0x0010, rows), us(0x0028, 0x0011, columns), us(0x0028, 0x0100, 16), us(0x0028, 0x0101, 16), us(0x0028, 0x0102, 15), us(0x0028, 0x0103, 0));
   const pixelHead = Buffer.alloc(12);
   pixelHead.writeUInt16LE(0x7fe0, 0);
   pixelHead.writeUInt16LE(0x0010, 2);

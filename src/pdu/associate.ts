@@ -84,10 +84,7 @@ function decodeItems(pdu: Buffer, start: number, end: number, where: string): It
     const valueStart = pos + ITEM_HEADER_LENGTH;
     const valueEnd = valueStart + length;
     if (valueEnd > end) {
-      throw new ProtocolError(
-        'item-overrun',
-        `item 0x${hex(type)} at offset ${pos} claims ${length} bytes but ${where} has ${end - valueStart} left`,
-      );
+      throw new ProtocolError('item-overrun', `item 0x${hex(type)} at offset ${pos} claims ${length} bytes but ${where} has ${end - valueStart} left`);
     }
     const headLength = CONTAINER_HEAD_LENGTH[type];
     if (headLength === undefined) {
@@ -289,16 +286,11 @@ export function rewriteMaxLength(raw: Buffer, decoded: AssociatePdu, value: numb
     const length = itemLength({ ...info, children: [maxItem, ...kept] });
     if (length > MAX_ITEM_LENGTH) {
       // A conformant RQ/AC carries a Maximum Length sub-item; this one has none and no room left for one.
-      throw new ProtocolError(
-        'item-overrun',
-        `no room for a Maximum Length sub-item: the user information item would be ${length} bytes, over ${MAX_ITEM_LENGTH}`,
-      );
+      throw new ProtocolError('item-overrun', `no room for a Maximum Length sub-item: the user information item would be ${length} bytes, over ${MAX_ITEM_LENGTH}`);
     }
   }
   const items = info
-    ? decoded.items.map((i) =>
-        i === info ? { ...i, children: [maxItem, ...(i.children ?? []).filter((c) => c.type !== ItemType.MaximumLength)] } : i,
-      )
+    ? decoded.items.map((i) => (i === info ? { ...i, children: [maxItem, ...(i.children ?? []).filter((c) => c.type !== ItemType.MaximumLength)] } : i))
     : [...decoded.items, { type: ItemType.UserInformation, reserved: 0, head: Buffer.alloc(0), children: [maxItem] }];
   return encodeAssociate({ ...decoded, items });
 }

@@ -2,16 +2,7 @@
 // Each is 10 bytes: header with PDU-length 4, then reserved, and three one-byte fields (or reserved).
 
 import type { AbortReason } from './constants.js';
-import {
-  ABORT_REASON_NAMES,
-  AbortSource,
-  FIXED_PDU_BODY_LENGTH,
-  FIXED_PDU_LENGTH,
-  PduType,
-  RejectReasonPresentation,
-  RejectResult,
-  RejectSource,
-} from './constants.js';
+import { ABORT_REASON_NAMES, AbortSource, FIXED_PDU_BODY_LENGTH, FIXED_PDU_LENGTH, PduType, RejectReasonPresentation, RejectResult, RejectSource } from './constants.js';
 
 /** Byte offsets inside a 10-byte fixed PDU. */
 const RESULT_OFFSET = 7; // A-ASSOCIATE-RJ result
@@ -77,6 +68,6 @@ export function decodeReject(pdu: Buffer): RejectFields {
 /** A readable label for logs, e.g. "service-provider: unexpected-PDU". */
 export function describeAbort(fields: AbortFields): string {
   const source = fields.source === AbortSource.ServiceUser ? 'service-user' : fields.source === AbortSource.ServiceProvider ? 'service-provider' : `source-${fields.source}`;
-  const reason = fields.source === AbortSource.ServiceProvider ? ABORT_REASON_NAMES[fields.reason] ?? `reason-${fields.reason}` : `reason-${fields.reason}`;
+  const reason = fields.source === AbortSource.ServiceProvider ? (ABORT_REASON_NAMES[fields.reason] ?? `reason-${fields.reason}`) : `reason-${fields.reason}`;
   return `${source}: ${reason}`;
 }

@@ -228,10 +228,7 @@ export class PduFramer {
   /** Fewer bytes left in the P-DATA-TF than a PDV header: the PDU is inconsistent, say so at once. */
   private checkPdvHeaderFits(): void {
     if (this.pduRemaining < PDV_HEADER_LENGTH) {
-      throw new ProtocolError(
-        'pdv-header-truncated',
-        `${this.pduRemaining} byte(s) left in P-DATA-TF, too few for a PDV header (${PDV_HEADER_LENGTH})`,
-      );
+      throw new ProtocolError('pdv-header-truncated', `${this.pduRemaining} byte(s) left in P-DATA-TF, too few for a PDV header (${PDV_HEADER_LENGTH})`);
     }
   }
 
@@ -258,10 +255,7 @@ function checkHeader(type: number, length: number): void {
         throw new ProtocolError('association-pdu-too-short', `${pduTypeName(type)} PDU-length ${length} is below ${ASSOC_MIN_BODY_LENGTH}`);
       }
       if (length > MAX_ASSOCIATION_PDU_LENGTH) {
-        throw new ProtocolError(
-          'association-pdu-too-long',
-          `${pduTypeName(type)} PDU-length ${length} is over the ${MAX_ASSOCIATION_PDU_LENGTH}-byte limit for association PDUs`,
-        );
+        throw new ProtocolError('association-pdu-too-long', `${pduTypeName(type)} PDU-length ${length} is over the ${MAX_ASSOCIATION_PDU_LENGTH}-byte limit for association PDUs`);
       }
       return;
     case PduType.AssociateRj:

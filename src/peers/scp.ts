@@ -210,17 +210,32 @@ export class BuiltinScp {
             const part = `${final}.${process.pid}-${++this.fileCounter}.part`;
             const stream = createWriteStream(part, { highWaterMark: FILE_HIGH_WATER_MARK });
             stream.write(
-              encodeFileMeta({ sopClassUid: command.affectedSopClassUid ?? contexts.get(contextId)!.abstractSyntax, sopInstanceUid: uid, transferSyntax: contexts.get(contextId)!.transferSyntax }),
+              encodeFileMeta({
+                sopClassUid: command.affectedSopClassUid ?? contexts.get(contextId)!.abstractSyntax,
+                sopInstanceUid: uid,
+                transferSyntax: contexts.get(contextId)!.transferSyntax,
+              }),
             );
             p.file = { stream, part, final };
           }
           pending = p;
         } else if (command.commandField === C_ECHO_RQ) {
           counters.echoes++;
-          send(contextId, { commandField: C_ECHO_RSP, affectedSopClassUid: command.affectedSopClassUid, messageIdBeingRespondedTo: command.messageId, dataSetType: NO_DATA_SET, status: STATUS_SUCCESS });
+          send(contextId, {
+            commandField: C_ECHO_RSP,
+            affectedSopClassUid: command.affectedSopClassUid,
+            messageIdBeingRespondedTo: command.messageId,
+            dataSetType: NO_DATA_SET,
+            status: STATUS_SUCCESS,
+          });
         } else if (command.commandField !== undefined && (command.commandField & RESPONSE_BIT) === 0) {
           if (command.dataSetType !== NO_DATA_SET) throw new ProtocolError('unexpected-pdu', `${commandName(command.commandField)} with a data set is not served`);
-          send(contextId, { commandField: command.commandField | RESPONSE_BIT, messageIdBeingRespondedTo: command.messageId, dataSetType: NO_DATA_SET, status: STATUS_UNRECOGNIZED_OPERATION });
+          send(contextId, {
+            commandField: command.commandField | RESPONSE_BIT,
+            messageIdBeingRespondedTo: command.messageId,
+            dataSetType: NO_DATA_SET,
+            status: STATUS_UNRECOGNIZED_OPERATION,
+          });
         }
       },
       onDataset: (contextId, bytes) => {

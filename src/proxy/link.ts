@@ -253,12 +253,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       // A header split over chunks started in the previous one (a 6-byte header spans two at most, unless a
       // sender's chunks are under 6 bytes: then the wait between those tiny chunks is not the message's).
       const now = firstByteTime === this.chunkTime;
-      this.observer.dataStart(
-        this.direction,
-        firstByteTime,
-        now ? this.chunkIdleUs : this.prevChunkIdleUs,
-        now ? this.chunkBlockedUs : this.prevChunkBlockedUs,
-      );
+      this.observer.dataStart(this.direction, firstByteTime, now ? this.chunkIdleUs : this.prevChunkIdleUs, now ? this.chunkBlockedUs : this.prevChunkBlockedUs);
     }
   }
 

@@ -98,7 +98,10 @@ export class ProxyServer {
           'listening',
         );
         if (this.options.upstreamTls?.insecure) {
-          this.log.warn({ upstream: `${this.options.upstream.host}:${this.options.upstream.port}` }, 'upstream TLS certificate is NOT verified (--upstream-tls-insecure): anyone on the path can pose as the SCP');
+          this.log.warn(
+            { upstream: `${this.options.upstream.host}:${this.options.upstream.port}` },
+            'upstream TLS certificate is NOT verified (--upstream-tls-insecure): anyone on the path can pose as the SCP',
+          );
         }
         resolve(address);
       });
@@ -116,16 +119,7 @@ export class ProxyServer {
     const log = this.log.child({ assoc: id });
     log.debug({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'connection accepted');
     this.boundPending();
-    const session = new Session(
-      id,
-      socket,
-      this.options,
-      log,
-      this.recorders,
-      (s) => this.sessionDone(s),
-      { admit: (request) => this.admit(request) },
-      this.wires,
-    );
+    const session = new Session(id, socket, this.options, log, this.recorders, (s) => this.sessionDone(s), { admit: (request) => this.admit(request) }, this.wires);
     this.sessions.add(session);
   }
 
@@ -222,7 +216,12 @@ function tlsLogFields(options: ProxyOptions): { tls?: Record<string, unknown> } 
   const out: Record<string, unknown> = {};
   if (options.tls) out.listener = { clientAuth: options.tls.clientAuth, clientCa: options.tls.ca ? 'file' : 'none' };
   if (options.upstreamTls) {
-    out.upstream = { verify: !options.upstreamTls.insecure, ca: options.upstreamTls.ca ? 'file' : 'system', clientCertificate: options.upstreamTls.cert !== undefined, servername: options.upstreamTls.servername };
+    out.upstream = {
+      verify: !options.upstreamTls.insecure,
+      ca: options.upstreamTls.ca ? 'file' : 'system',
+      clientCertificate: options.upstreamTls.cert !== undefined,
+      servername: options.upstreamTls.servername,
+    };
   }
   return Object.keys(out).length > 0 ? { tls: out } : {};
 }

@@ -128,16 +128,7 @@ export class Session implements LinkOwner {
   /** A-RELEASE-RQs forwarded and not yet answered (2 during a release collision). */
   private releaseRpsAwaited = 0;
 
-  constructor(
-    id: number,
-    scu: Socket,
-    options: ProxyOptions,
-    log: Logger,
-    recorders: readonly Recorder[],
-    onDone: (s: Session) => void,
-    admission?: Admission,
-    wires?: Wires,
-  ) {
+  constructor(id: number, scu: Socket, options: ProxyOptions, log: Logger, recorders: readonly Recorder[], onDone: (s: Session) => void, admission?: Admission, wires?: Wires) {
     this.id = id;
     this.admission = admission;
     this.scu = scu;
@@ -722,10 +713,7 @@ export class Session implements LinkOwner {
       'association closed',
     );
     if (up.violations + down.violations > 0) {
-      this.log.warn(
-        { toScp: up.violations, toScu: down.violations },
-        'peers sent PDUs over the Maximum Length announced to them; repaired by re-fragmenting',
-      );
+      this.log.warn({ toScp: up.violations, toScu: down.violations }, 'peers sent PDUs over the Maximum Length announced to them; repaired by re-fragmenting');
     }
     this.emit({
       phase: 'ended',

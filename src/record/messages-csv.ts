@@ -181,7 +181,9 @@ async function headerPrefix(handle: fs.promises.FileHandle, path: string): Promi
   if (firstLine !== MESSAGES_CSV_HEADER && MESSAGES_CSV_HEADER.startsWith(`${firstLine},`)) {
     // An older version's header (fewer columns, same order): its rows cannot take the new columns.
     const missing = MESSAGES_CSV_COLUMNS.slice(firstLine.split(',').length).join(', ');
-    throw new MessagesCsvFileError(`${path} was written by an older version of the proxy (no ${missing} column); not appending to it: give a new file (stats still reads the old one)`);
+    throw new MessagesCsvFileError(
+      `${path} was written by an older version of the proxy (no ${missing} column); not appending to it: give a new file (stats still reads the old one)`,
+    );
   }
   if (firstLine !== MESSAGES_CSV_HEADER) {
     throw new MessagesCsvFileError(`${path} exists and does not start with the messages CSV header; not appending to it`);

@@ -78,28 +78,40 @@ export class MetricsRecorder implements Recorder {
       help: 'Bytes of the PDUs forwarded, as received from their sender (PDU headers included)',
       labelNames: ['route', 'direction'],
       registers,
-      collect: flush((p) => p.bytes, (p) => (p.bytes = 0)),
+      collect: flush(
+        (p) => p.bytes,
+        (p) => (p.bytes = 0),
+      ),
     });
     this.pdus = new Counter({
       name: `${METRIC_PREFIX}pdus_total`,
       help: 'PDUs forwarded, counted as received from their sender',
       labelNames: ['route', 'direction'],
       registers,
-      collect: flush((p) => p.pdus, (p) => (p.pdus = 0)),
+      collect: flush(
+        (p) => p.pdus,
+        (p) => (p.pdus = 0),
+      ),
     });
     this.pdusSent = new Counter({
       name: `${METRIC_PREFIX}pdus_sent_total`,
       help: 'PDUs sent onward for the PDUs forwarded (more than received when P-DATA-TF is re-fragmented)',
       labelNames: ['route', 'direction'],
       registers,
-      collect: flush((p) => p.pdusSent, (p) => (p.pdusSent = 0)),
+      collect: flush(
+        (p) => p.pdusSent,
+        (p) => (p.pdusSent = 0),
+      ),
     });
     this.violations = new Counter({
       name: `${METRIC_PREFIX}violations_repaired_total`,
-      help: 'PDUs longer than the Maximum Length the proxy announced to their sender, re-fragmented within the receiver\'s limit',
+      help: "PDUs longer than the Maximum Length the proxy announced to their sender, re-fragmented within the receiver's limit",
       labelNames: ['route', 'direction'],
       registers,
-      collect: flush((p) => p.violations, (p) => (p.violations = 0)),
+      collect: flush(
+        (p) => p.violations,
+        (p) => (p.violations = 0),
+      ),
     });
     this.pduSize = new Histogram({
       name: `${METRIC_PREFIX}pdu_size_bytes`,
@@ -110,7 +122,7 @@ export class MetricsRecorder implements Recorder {
     });
     this.messageDuration = new Histogram({
       name: `${METRIC_PREFIX}message_duration_seconds`,
-      help: 'DIMSE requests that got a final response: first request byte to last byte of the final response; direction is the request\'s (to_scu: sent by the SCP, C-GET sub-operations)',
+      help: "DIMSE requests that got a final response: first request byte to last byte of the final response; direction is the request's (to_scu: sent by the SCP, C-GET sub-operations)",
       labelNames: ['route', 'direction'],
       buckets: [...MESSAGE_DURATION_BUCKETS],
       registers,

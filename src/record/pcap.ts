@@ -19,7 +19,6 @@ import type { Segment } from '../capture/tcp-conversation.js';
 import { parseIpAddress } from '../capture/tcp-ip.js';
 import type { ConnectionEvents, Leg, Recorder, SocketEnds } from '../events/events.js';
 
-
 /** One interface per leg, in this order: filters pick a leg with frame.interface_name == "scu". */
 export const CAPTURE_INTERFACES: readonly Leg[] = ['scu', 'scp'];
 const INTERFACE_ID: Readonly<Record<Leg, number>> = { scu: 0, scp: 1 };
@@ -243,13 +242,7 @@ export class PcapRecorder implements Recorder {
     const proxyEnd = { address: proxy, port: ends.proxyPort };
     // The SCU connected to the proxy; the proxy connected to the SCP: the client sends the SYN.
     const peerIsClient = leg === 'scu';
-    const connection = new CapturedConnection(
-      INTERFACE_ID[leg],
-      peerIsClient ? peerEnd : proxyEnd,
-      peerIsClient ? proxyEnd : peerEnd,
-      payload,
-      ++this.connections,
-    );
+    const connection = new CapturedConnection(INTERFACE_ID[leg], peerIsClient ? peerEnd : proxyEnd, peerIsClient ? proxyEnd : peerEnd, payload, ++this.connections);
     this.push(Kind.Open, connection, true, time, undefined, 0);
     const fromPeer = peerIsClient;
     let ended = false;

@@ -79,7 +79,11 @@ async function messageFacts(engine: Engine): Promise<MessageFacts> {
 function legsText(info: RunInfo): string {
   const seen = new Set<string>();
   for (const s of info.settings) {
-    for (const [leg, t] of [['SCU', s.tls?.scu], ['SCP', s.tls?.scp]] as const) if (t) seen.add(`${leg} leg ${t.version ?? '?'} ${t.cipher}`);
+    for (const [leg, t] of [
+      ['SCU', s.tls?.scu],
+      ['SCP', s.tls?.scp],
+    ] as const)
+      if (t) seen.add(`${leg} leg ${t.version ?? '?'} ${t.cipher}`);
   }
   return seen.size > 0 ? `; as the proxy logged it: ${[...seen].join(', ')}` : '';
 }
@@ -99,7 +103,10 @@ function facts(results: readonly CsvRow[], messages: MessageFacts | undefined, i
       ['images', `${info.images.map((i) => `${i.label} (${i.bytes.toLocaleString('en-US')} bytes of data set)`).join(', ')}; ${info.scu.count} per setting`],
       ['max PDU sweep', info.pdus.map((p) => (p === 0 ? 'no limit' : formatSize(p))).join(', ')],
       ...linkFact(results),
-      ['mode', info.modes.map((m) => (m === 'proxy' ? 'through the proxy' : m === 'native' ? 'native (the SCP started with each size, no proxy)' : 'direct (no proxy)')).join(' and ')],
+      [
+        'mode',
+        info.modes.map((m) => (m === 'proxy' ? 'through the proxy' : m === 'native' ? 'native (the SCP started with each size, no proxy)' : 'direct (no proxy)')).join(' and '),
+      ],
       ['proxy options', info.proxyOptions],
       ...(info.tls ? ([['TLS', `${info.tls}${legsText(info)}`]] as Array<[string, string]>) : []),
       ['machine', machineText(info.machine)],
@@ -244,7 +251,10 @@ export async function writeBenchReport(dir: string): Promise<string> {
     (n): n is string => n !== undefined && existsSync(path.join(dir, n)) && statSync(path.join(dir, n)).size > 0,
   );
   const html = await withEngine(async (engine) => {
-    const sources = await openLogs(engine, names.map((n) => path.join(dir, n)));
+    const sources = await openLogs(
+      engine,
+      names.map((n) => path.join(dir, n)),
+    );
     await prepareLogs(engine, sources);
     let model: ReportModel;
     try {

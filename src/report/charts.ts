@@ -82,7 +82,10 @@ export function timelineSpec(t: Timeline): TopLevelSpec {
       data: { values: [{ allowed: t.allowed, text: `allowed: ${t.allowed.toLocaleString('en-US')}` }] },
       layer: [
         { mark: { type: 'rule', strokeDash: [4, 3], color: '#888' }, encoding: { y: { field: 'allowed', type: 'quantitative' } } },
-        { mark: { type: 'text', align: 'left', dx: 4, dy: -6, color: '#555' }, encoding: { y: { field: 'allowed', type: 'quantitative' }, x: { value: 0 }, text: { field: 'text' } } },
+        {
+          mark: { type: 'text', align: 'left', dx: 4, dy: -6, color: '#555' },
+          encoding: { y: { field: 'allowed', type: 'quantitative' }, x: { value: 0 }, text: { field: 'text' } },
+        },
       ],
     });
   }

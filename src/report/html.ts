@@ -43,7 +43,9 @@ function table(id: string, columns: readonly Column[], rows: ReadonlyArray<reado
   const label = (text: string, n: RowNote | undefined): string =>
     `<th scope="row">${escapeHtml(text)}${n ? `<span class="row-note${n.strong ? ' strong' : ''}">${escapeHtml(n.text)}</span>` : ''}</th>`;
   const body = rows
-    .map((r, row) => `<tr>${r.map((cell, i) => (i === 0 ? label(cell, rowNotes?.[row]) : `<td${columns[i]?.numeric ? ' class="num"' : ''}>${escapeHtml(cell)}</td>`)).join('')}</tr>`)
+    .map(
+      (r, row) => `<tr>${r.map((cell, i) => (i === 0 ? label(cell, rowNotes?.[row]) : `<td${columns[i]?.numeric ? ' class="num"' : ''}>${escapeHtml(cell)}</td>`)).join('')}</tr>`,
+    )
     .join('\n');
   return `<div class="scroll"><table id="${id}"><thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody></table></div>${note ? `<p class="note">${escapeHtml(note)}</p>` : ''}`;
 }
@@ -88,7 +90,10 @@ function fidelitySection(f: Fidelity, unit: string): string {
     r.ratio.toFixed(3),
     r.ratioCi ? `${r.ratioCi.low.toFixed(2)} – ${r.ratioCi.high.toFixed(2)}` : '–',
   ]);
-  const columns: Column[] = [{ title: 'max PDU' }, ...['native mean', '95% CI', 'proxy mean', '95% CI', 'proxy / native', 'ratio 95% CI'].map((title) => ({ title, numeric: true }))];
+  const columns: Column[] = [
+    { title: 'max PDU' },
+    ...['native mean', '95% CI', 'proxy mean', '95% CI', 'proxy / native', 'ratio 95% CI'].map((title) => ({ title, numeric: true })),
+  ];
   return `<section id="fidelity">
 <h2>Proxy versus native</h2>
 <p id="ranking">${escapeHtml(rankingVerdict(f))}</p>
@@ -133,7 +138,10 @@ export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
   );
   const resultColumns: Column[] = [
     { title: m.groupTitle },
-    ...[`${unit}s`, 'failed', 'mean', '95% CI', 'min', 'max', 'p50', 'p95', 'rate', 'SCU idle', 'upstream blocked', 'SCP response', 'the rest'].map((title) => ({ title, numeric: true })),
+    ...[`${unit}s`, 'failed', 'mean', '95% CI', 'min', 'max', 'p50', 'p95', 'rate', 'SCU idle', 'upstream blocked', 'SCP response', 'the rest'].map((title) => ({
+      title,
+      numeric: true,
+    })),
   ];
 
   const pduRows = m.pduUse.map((u) => [
@@ -144,7 +152,10 @@ export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
     int(u.pdata),
     int(u.associations),
   ]);
-  const pduColumns: Column[] = [{ title: 'setting' }, ...['allowed (max PDU)', 'largest sent', 'most frequent', 'P-DATA-TF PDUs', 'associations'].map((title) => ({ title, numeric: true }))];
+  const pduColumns: Column[] = [
+    { title: 'setting' },
+    ...['allowed (max PDU)', 'largest sent', 'most frequent', 'P-DATA-TF PDUs', 'associations'].map((title) => ({ title, numeric: true })),
+  ];
 
   const figure = (id: string, svg: string | undefined, label: string, caption: string, missing: string): string =>
     svg ? `<figure id="${id}">${inlineSvg(svg, label)}<figcaption>${escapeHtml(caption)}</figcaption></figure>` : `<p class="note" id="${id}-missing">${escapeHtml(missing)}</p>`;
@@ -205,7 +216,7 @@ ${figure(
 
 <section id="pdus">
 <h2>PDU sizes the SCU sent</h2>
-${pduRows.length > 0 ? table('pdu-table', pduColumns, pduRows, 'P-DATA-TF PDUs received from the SCU (PDU-length field), from the proxy\'s chunk CSV, against the Maximum Length the proxy announced to it.') : '<p class="note">No chunk CSV given.</p>'}
+${pduRows.length > 0 ? table('pdu-table', pduColumns, pduRows, "P-DATA-TF PDUs received from the SCU (PDU-length field), from the proxy's chunk CSV, against the Maximum Length the proxy announced to it.") : '<p class="note">No chunk CSV given.</p>'}
 ${m.timeline ? figure('timeline-chart', charts.timeline, `PDUs of association ${m.timeline.assoc} over time`, `Every PDU of one association, both directions${m.timeline.allowed ? '; dashed line: the maximum the SCU was allowed' : ''}.`, '') : ''}
 </section>
 

@@ -173,9 +173,7 @@ export function settingsFromResults(rows: readonly CsvRow[], info?: RunInfo): Re
   const keyOf = (r: CsvRow, cols: readonly string[]): string => [r.pdu_bytes, ...cols.map((c) => value(r, c))].join('\u0000');
   const clash = (cols: readonly string[]): boolean => new Set(rows.map((r) => keyOf(r, cols))).size < rows.length;
   if (clash(columns)) {
-    const extra = Object.keys(rows[0] ?? {}).filter(
-      (c) => !MEASURES.has(c) && !SERIES_COLUMNS.includes(c) && !LINK_COLUMNS.includes(c) && varies(c),
-    );
+    const extra = Object.keys(rows[0] ?? {}).filter((c) => !MEASURES.has(c) && !SERIES_COLUMNS.includes(c) && !LINK_COLUMNS.includes(c) && varies(c));
     for (const c of extra) {
       columns.push(c);
       if (!clash(columns)) break;
@@ -252,7 +250,11 @@ const pText = (p: number): string => (p < 0.001 ? 'p < 0.001' : `p = ${p.toFixed
  * which are not; none when no setting could be tested (fewer than two timed values, or no variance).
  */
 export function significance(timed: readonly ReportSetting[], unit: 'image' | 'message'): string[] {
-  const verdicts = verdictsPerSeries(timed, (s) => s.series, (s) => s.row.seconds);
+  const verdicts = verdictsPerSeries(
+    timed,
+    (s) => s.series,
+    (s) => s.row.seconds,
+  );
   if (!verdicts.some((v) => v?.kind === 'slower' || v?.kind === 'within-noise')) return [];
   const out: string[] = [];
   const several = new Set(timed.map((s) => s.series)).size > 1;
@@ -275,7 +277,11 @@ export function significance(timed: readonly ReportSetting[], unit: 'image' | 'm
       if (noise.length > 0) out.push(sentence(`within noise of ${name(fastest)} (p ≥ ${ALPHA}): ${noise.map(([n, p]) => `${n} (${pText(p)})`).join(', ')}.`));
     } else if (noise.length > 0) {
       const ps = noise.map(([n, p]) => `${n}: ${pText(p)}`).join(', ');
-      out.push(sentence(`no setting is slower than the fastest, ${name(fastest)}, beyond noise (Welch's t-test, p ≥ ${ALPHA}; ${ps}): the differences may be noise; more ${unit}s would tell.`));
+      out.push(
+        sentence(
+          `no setting is slower than the fastest, ${name(fastest)}, beyond noise (Welch's t-test, p ≥ ${ALPHA}; ${ps}): the differences may be noise; more ${unit}s would tell.`,
+        ),
+      );
     }
     if (untested.length > 0) out.push(sentence(`too few ${unit}s to test against ${name(fastest)}: ${untested.join(', ')}.`));
   }
@@ -333,7 +339,10 @@ export function findings(settings: readonly ReportSetting[], uses: readonly PduU
   const fitted = limited.filter((u) => u.sentMax < u.allowed! && u.wholeDataSets);
   if (capped.length > 0) {
     const top = capped[0]!;
-    const alike = capped.slice(1).filter((u) => u.sentMax === top.sentMax).map((u) => u.source);
+    const alike = capped
+      .slice(1)
+      .filter((u) => u.sentMax === top.sentMax)
+      .map((u) => u.source);
     out.push(
       `The SCU sent PDUs of at most ${bytesText(top.sentMax)} although it was allowed ${int(top.allowed!)} (${top.source})` +
         (alike.length > 0 ? `; the same at ${alike.join(', ')}.` : '.'),

@@ -105,7 +105,9 @@ async function statsWith(engine: Engine, paths: readonly string[], options: Stat
     const groups = messages.length > 0 ? await groupMessages(engine, { by, perRoute: true }) : undefined;
     if (groups) {
       const n = groups.rows.reduce((s, r) => s + r.count, 0);
-      parts.push(`${n} messages from ${messages.length} messages CSV file(s), by ${groups.perRoute ? `route and ${by}` : by}; seconds per message, MB = 2^20 bytes, split = mean ms per message; ${STATISTICS_NOTE}${groups.perRoute ? ' of its route' : ''}\n`);
+      parts.push(
+        `${n} messages from ${messages.length} messages CSV file(s), by ${groups.perRoute ? `route and ${by}` : by}; seconds per message, MB = 2^20 bytes, split = mean ms per message; ${STATISTICS_NOTE}${groups.perRoute ? ' of its route' : ''}\n`,
+      );
       parts.push(renderResultTable(groups.rows, by));
     }
     const resultsByFile = await resultRows(engine, sources);
@@ -117,7 +119,13 @@ async function statsWith(engine: Engine, paths: readonly string[], options: Stat
         `${parts.length > 0 ? '\n' : ''}${f.path}: ${rows.length} settings of a bench run; seconds per image as measured by the senders; ` +
           `${STATISTICS_NOTE}${series ? ' of its series' : ''} (none without sd_s: files of older versions)\n`,
       );
-      parts.push(renderResultTable(settings.map((s) => s.row), 'setting', (_, i) => settings[i]!.series));
+      parts.push(
+        renderResultTable(
+          settings.map((s) => s.row),
+          'setting',
+          (_, i) => settings[i]!.series,
+        ),
+      );
     }
     const summaries = chunks.length > 0 ? await summarizeChunks(engine) : new Map();
     for (const f of chunks) {
@@ -177,7 +185,10 @@ async function runSql(engine: Engine, sources: readonly LogSource[], sql: string
     return objects.length === 0 ? '[]\n' : `[\n${objects.join(',\n')}\n]\n`;
   }
   if (format === 'csv') return (await writeToString([columns, ...rows.map((r) => r.map((v) => cellText(v, '')))])) + '\n';
-  return renderColumns(columns, rows.map((r) => r.map((v) => cellText(v, '-'))));
+  return renderColumns(
+    columns,
+    rows.map((r) => r.map((v) => cellText(v, '-'))),
+  );
 }
 
 async function toParquet(engine: Engine, sources: readonly LogSource[], dir: string): Promise<string> {

@@ -19,10 +19,7 @@ import { MCH_COMMAND, MCH_LAST } from '../pdu/constants.js';
 import { fragmentSizeFor, singlePdvHeader, singlePdvPduLength } from '../pdu/pdata.js';
 
 /** How P-DATA-TF is re-fragmented toward a receiver (--fragment fit|repack|SIZE). */
-export type FragmentPolicy =
-  | { mode: 'fit' }
-  | { mode: 'repack' }
-  | { mode: 'size'; size: number };
+export type FragmentPolicy = { mode: 'fit' } | { mode: 'repack' } | { mode: 'size'; size: number };
 
 /**
  * repack and SIZE merge into fragments of at most this many bytes, whatever the receiver announced: the

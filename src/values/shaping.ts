@@ -88,11 +88,19 @@ export function formatRate(bytesPerSecond: number): string {
   if (bytesPerSecond <= 0) return '0';
   const bitsPerSecond = bytesPerSecond * 8;
   if (Number.isInteger(bitsPerSecond)) {
-    for (const [unit, factor] of [['Gbit', 1e9], ['Mbit', 1e6], ['kbit', 1e3]] as const) {
+    for (const [unit, factor] of [
+      ['Gbit', 1e9],
+      ['Mbit', 1e6],
+      ['kbit', 1e3],
+    ] as const) {
       if (bitsPerSecond % factor === 0) return `${bitsPerSecond / factor}${unit}`;
     }
   }
-  for (const [unit, factor] of [['GB/s', 1024 ** 3], ['MB/s', 1024 ** 2], ['KB/s', 1024]] as const) {
+  for (const [unit, factor] of [
+    ['GB/s', 1024 ** 3],
+    ['MB/s', 1024 ** 2],
+    ['KB/s', 1024],
+  ] as const) {
     if (bytesPerSecond % factor === 0) return `${bytesPerSecond / factor}${unit}`;
   }
   return Number.isInteger(bitsPerSecond) ? `${bitsPerSecond}bit` : `${bytesPerSecond}B/s`;

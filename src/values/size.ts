@@ -52,7 +52,11 @@ export function parseSize(text: string): number {
 /** The shortest exact label: 16384 → "16KB", 20971520 → "20MB", 1000 → "1000B", 0 → "0B". */
 export function formatSize(bytes: number): string {
   if (bytes > 0 && Number.isInteger(bytes)) {
-    for (const [unit, factor] of [['GB', 1024 ** 3], ['MB', 1024 ** 2], ['KB', 1024]] as const) {
+    for (const [unit, factor] of [
+      ['GB', 1024 ** 3],
+      ['MB', 1024 ** 2],
+      ['KB', 1024],
+    ] as const) {
       if (bytes % factor === 0) return `${bytes / factor}${unit}`;
     }
   }

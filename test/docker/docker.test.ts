@@ -69,14 +69,39 @@ describe('the image', () => {
     const scp = await startStorescp({ outDir: fs.mkdtempSync(path.join(dir, 'scp-')) });
     const [listen, health] = [await freePort(), await freePort()];
     must([
-      'run', '-d', '--name', CONTAINER, '--network', 'host', '--health-interval', '1s', '--stop-timeout', '30',
-      '-e', `PDU_PROXY_HEALTH=127.0.0.1:${health}`,
-      IMAGE, '--listen', `127.0.0.1:${listen}`, '--upstream', `127.0.0.1:${scp.port}`, '--bandwidth', '16Mbit', '--drain-timeout', '25000',
+      'run',
+      '-d',
+      '--name',
+      CONTAINER,
+      '--network',
+      'host',
+      '--health-interval',
+      '1s',
+      '--stop-timeout',
+      '30',
+      '-e',
+      `PDU_PROXY_HEALTH=127.0.0.1:${health}`,
+      IMAGE,
+      '--listen',
+      `127.0.0.1:${listen}`,
+      '--upstream',
+      `127.0.0.1:${scp.port}`,
+      '--bandwidth',
+      '16Mbit',
+      '--drain-timeout',
+      '25000',
     ]);
     const logs = (): string => docker(['logs', CONTAINER]).stdout;
-    await eventually(() => must(['inspect', '-f', '{{.State.Health.Status}}', CONTAINER]) === 'healthy', 30_000, () => `healthy; logs: ${logs()}`);
+    await eventually(
+      () => must(['inspect', '-f', '{{.State.Health.Status}}', CONTAINER]) === 'healthy',
+      30_000,
+      () => `healthy; logs: ${logs()}`,
+    );
     assert.equal(must(['exec', CONTAINER, 'id', '-u']), '1000', 'runs as uid 1000');
-    const uids = must(['top', CONTAINER, '-eo', 'uid,pid,args']).split('\n').slice(1).map((line) => line.trim().split(/\s+/)[0]);
+    const uids = must(['top', CONTAINER, '-eo', 'uid,pid,args'])
+      .split('\n')
+      .slice(1)
+      .map((line) => line.trim().split(/\s+/)[0]);
     assert.ok(uids.length > 0 && uids.every((uid) => uid === '1000'), `every process of the container runs as uid 1000: ${uids.join(', ')}`);
     const ready = await fetch(`http://127.0.0.1:${health}/readyz`);
     assert.equal(ready.status, 200);
@@ -91,7 +116,11 @@ describe('the image', () => {
     // 6 MB at 16 Mbit/s: about 3 s in flight when docker stop sends SIGTERM.
     const big = await newImage(6_000_000);
     const inFlight = storescu({ port: listen, files: [big], timeoutMs: 60_000, dimseTimeoutSec: 60, debug: false });
-    await eventually(() => (logs().match(/"association requested"/g) ?? []).length >= 2, 10_000, () => `second association; logs: ${logs()}`);
+    await eventually(
+      () => (logs().match(/"association requested"/g) ?? []).length >= 2,
+      10_000,
+      () => `second association; logs: ${logs()}`,
+    );
     // Not spawnSync: storescu's output must keep flowing into this process while docker stop waits for the drain.
     const stop = await runToExit('docker', ['stop', CONTAINER], { timeoutMs: 60_000, name: 'docker stop' });
     assert.equal(stop.code, 0, stop.stderr);
@@ -163,7 +192,11 @@ describe('docker-compose.yml: the sidecar in front of Orthanc, plain and TLS', (
     const id = (service: string) => compose(['ps', '-q', service]).stdout.trim();
     const health = (service: string) => docker(['inspect', '-f', '{{.State.Health.Status}}', id(service)]).stdout.trim();
     const logs = () => compose(['logs', '--no-color', '--tail', '20']).stdout;
-    await eventually(() => health('proxy') === 'healthy' && health('proxy-tls') === 'healthy', 90_000, () => `both healthy (${health('proxy')}, ${health('proxy-tls')}); logs: ${logs()}`);
+    await eventually(
+      () => health('proxy') === 'healthy' && health('proxy-tls') === 'healthy',
+      90_000,
+      () => `both healthy (${health('proxy')}, ${health('proxy-tls')}); logs: ${logs()}`,
+    );
 
     const instances = async (): Promise<number> => {
       try {

@@ -35,7 +35,11 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     else c.writeUInt16BE(v & 0xffff, pos);
     return c;
   }),
-  fc.nat().map((n): Mutation => (b) => b.subarray(0, b.length === 0 ? 0 : n % b.length)),
+  fc.nat().map(
+    (n): Mutation =>
+      (b) =>
+        b.subarray(0, b.length === 0 ? 0 : n % b.length),
+  ),
   fc.tuple(fc.nat(), bytes(16)).map(([at, ins]): Mutation => (b) => {
     const pos = b.length === 0 ? 0 : at % b.length;
     return Buffer.concat([b.subarray(0, pos), ins, b.subarray(pos)]);
@@ -59,8 +63,7 @@ function spliced(a: fc.Arbitrary<Buffer>, b: fc.Arbitrary<Buffer>): fc.Arbitrary
 
 const uidString = fc.array(fc.integer({ min: 0, max: 999 }), { minLength: 1, maxLength: 12 }).map((parts) => `1.2.${parts.join('.')}`);
 
-const leafItem = (types: number[]): fc.Arbitrary<Item> =>
-  fc.record({ type: fc.constantFrom(...types), reserved: fc.constantFrom(0, 0, 0, 0xff), head: bytes(40) });
+const leafItem = (types: number[]): fc.Arbitrary<Item> => fc.record({ type: fc.constantFrom(...types), reserved: fc.constantFrom(0, 0, 0, 0xff), head: bytes(40) });
 
 const contextsRq = fc.array(
   fc.record({
@@ -118,7 +121,10 @@ const pdv = fc.record({
   contextId: fc.constantFrom(1, 3, 5, 0, 255),
   command: fc.boolean(),
   last: fc.boolean(),
-  fragment: fc.oneof(bytes(64), fc.integer({ min: 0, max: 70000 }).map((n) => Buffer.alloc(n, 0x33))),
+  fragment: fc.oneof(
+    bytes(64),
+    fc.integer({ min: 0, max: 70000 }).map((n) => Buffer.alloc(n, 0x33)),
+  ),
 });
 
 const pdu: fc.Arbitrary<Buffer> = fc.oneof(
@@ -156,13 +162,7 @@ export function inputsFor(target: TargetName, corpus: readonly Buffer[]): fc.Arb
     fc.tuple(fc.uint8Array({ minLength: prefixLength, maxLength: prefixLength }), body).map(([p, b]) => Buffer.concat([Buffer.from(p), b]));
   switch (target) {
     case 'framer':
-      return fc.oneof(
-        withPrefix(1, pduStream),
-        withPrefix(1, mutated(pduStream)),
-        withPrefix(1, spliced(pduStream, pduStream)),
-        corpusMutated,
-        bytes(512),
-      );
+      return fc.oneof(withPrefix(1, pduStream), withPrefix(1, mutated(pduStream)), withPrefix(1, spliced(pduStream, pduStream)), corpusMutated, bytes(512));
     case 'associate':
       return fc.oneof(withPrefix(4, associatePdu), withPrefix(4, associateMutated), withPrefix(4, mutated(associatePdu)), corpusMutated, bytes(256));
     case 'refragment':

@@ -47,7 +47,7 @@ export function chunksOf(stream: Buffer, seed: number): Buffer[] {
     return x;
   };
   const chunks: Buffer[] = [];
-  for (let at = 0; at < stream.length; ) {
+  for (let at = 0; at < stream.length;) {
     const n = Math.min(stream.length - at, CHUNK_SIZES[next() % CHUNK_SIZES.length]!);
     chunks.push(Buffer.from(stream.subarray(at, at + n)));
     at += n;

@@ -25,12 +25,7 @@ const seeds: Record<TargetName, Buffer[]> = {
     cat(Buffer.from([3]), BIG_CLAIM),
     cat(Buffer.from([0]), P.RJ_CALLING_AE),
   ],
-  associate: [
-    cat(u32(4096), P.ECHOSCU_RQ),
-    cat(u32(0), P.STORESCP_AC),
-    cat(u32(16384), P.AC_WITH_UNKNOWN_ITEMS),
-    cat(u32(0xffffffff), P.RQ_WITHOUT_MAX_LENGTH),
-  ],
+  associate: [cat(u32(4096), P.ECHOSCU_RQ), cat(u32(0), P.STORESCP_AC), cat(u32(16384), P.AC_WITH_UNKNOWN_ITEMS), cat(u32(0xffffffff), P.RQ_WITHOUT_MAX_LENGTH)],
   refragment: [
     // [limit selector][limit][policy selector][size][seed] then PDVs [pdv count][flags][length (2)]
     hx('03 00000000 00 00000000 00  01 03 0044  02 00 0100 02 0250'),

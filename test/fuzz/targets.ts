@@ -113,19 +113,14 @@ export function fuzzFramer(data: Buffer, options: TargetOptions = {}): void {
   const delivered = Buffer.concat(out, outLength);
   check(delivered.equals(stream.subarray(0, outLength)), 'what the framer delivered is not the input, byte for byte');
   if (!failed) {
-    check(
-      outLength + framer.bufferedBytes === stream.length,
-      () => `delivered ${outLength} + held ${framer.bufferedBytes} bytes of ${stream.length}`,
-    );
+    check(outLength + framer.bufferedBytes === stream.length, () => `delivered ${outLength} + held ${framer.bufferedBytes} bytes of ${stream.length}`);
   }
 }
 
 // ---- associate --------------------------------------------------------------------------------------
 
 function withoutMaxLength(items: readonly Item[]): Item[] {
-  return items.map((i) =>
-    i.type === ItemType.UserInformation && i.children ? { ...i, children: i.children.filter((c) => c.type !== ItemType.MaximumLength) } : i,
-  );
+  return items.map((i) => (i.type === ItemType.UserInformation && i.children ? { ...i, children: i.children.filter((c) => c.type !== ItemType.MaximumLength) } : i));
 }
 
 /**
@@ -225,7 +220,7 @@ function runs(pdvs: readonly Pdv[]): Array<{ key: string; bytes: Buffer; last: b
 
 function pdvsOfPdu(pdu: Buffer): Pdv[] {
   const out: Pdv[] = [];
-  for (let pos = PDU_HEADER_LENGTH; pos < pdu.length; ) {
+  for (let pos = PDU_HEADER_LENGTH; pos < pdu.length;) {
     const itemLength = pdu.readUInt32BE(pos);
     const mch = pdu[pos + 5]!;
     out.push({ contextId: pdu[pos + 4]!, command: (mch & MCH_COMMAND) !== 0, last: (mch & MCH_LAST) !== 0, fragment: pdu.subarray(pos + 6, pos + 4 + itemLength) });
@@ -292,7 +287,11 @@ export function refragmentCase(data: Buffer, options: TargetOptions = {}): { lim
  * fragmentPlan for the same stream length and limit covers it once, in order, within the limit.
  * With tiny limits, configure() may refuse the limit (RangeError) instead: then nothing may be written.
  */
-export function fuzzRefragment(data: Buffer, options: TargetOptions = {}, makeRefragmenter = (sink: ConstructorParameters<typeof Refragmenter>[0]) => new Refragmenter(sink)): void {
+export function fuzzRefragment(
+  data: Buffer,
+  options: TargetOptions = {},
+  makeRefragmenter = (sink: ConstructorParameters<typeof Refragmenter>[0]) => new Refragmenter(sink),
+): void {
   const { limit, policy, seed, pdus } = refragmentCase(data, options);
   const output: Buffer[] = [];
   let current: Buffer[] | undefined;
@@ -346,7 +345,10 @@ export function fuzzRefragment(data: Buffer, options: TargetOptions = {}, makeRe
   for (let i = 0; i < expected.length; i++) {
     const e = expected[i]!;
     const g = got[i]!;
-    check(g.key === e.key && g.last === e.last && g.bytes.equals(e.bytes), () => `run ${i}: ${g.key} ${g.bytes.length} bytes last=${g.last}, expected ${e.key} ${e.bytes.length} last=${e.last}`);
+    check(
+      g.key === e.key && g.last === e.last && g.bytes.equals(e.bytes),
+      () => `run ${i}: ${g.key} ${g.bytes.length} bytes last=${g.last}, expected ${e.key} ${e.bytes.length} last=${e.last}`,
+    );
   }
   // The built-in peers' sender plans its fragments for the same limit up front (fragmentPlan): the plan
   // covers the stream once, in order, within the limit, with the last bit on its final fragment only.
@@ -379,7 +381,7 @@ function referenceDecode(bytes: Buffer): CommandSet | 'error' {
   };
   const us: Record<number, keyof CommandSet> = { 0x0100: 'commandField', 0x0110: 'messageId', 0x0120: 'messageIdBeingRespondedTo', 0x0800: 'dataSetType', 0x0900: 'status' };
   const ui: Record<number, keyof CommandSet> = { 0x0002: 'affectedSopClassUid', 0x1000: 'affectedSopInstanceUid' };
-  for (let pos = 0; pos < bytes.length; ) {
+  for (let pos = 0; pos < bytes.length;) {
     if (pos + 8 > bytes.length) return 'error';
     const group = bytes.readUInt16LE(pos);
     const element = bytes.readUInt16LE(pos + 2);
@@ -494,7 +496,23 @@ export function fuzzTracker(data: Buffer): void {
   const requestsSent = new Set<string>();
   let requestCount = 0;
   const record = (direction: Direction): PduRecord =>
-    ({ assoc: 1, direction, seq: ++seq, type: 'P-DATA-TF', length: 0, pdvs: 1, contextId: 1, kind: 'dataset', last: true, firstByteUs: time, lastByteUs: time, forwardedUs: time, outPdus: 1, outMaxLength: 0, violation: false }) satisfies PduRecord;
+    ({
+      assoc: 1,
+      direction,
+      seq: ++seq,
+      type: 'P-DATA-TF',
+      length: 0,
+      pdvs: 1,
+      contextId: 1,
+      kind: 'dataset',
+      last: true,
+      firstByteUs: time,
+      lastByteUs: time,
+      forwardedUs: time,
+      outPdus: 1,
+      outMaxLength: 0,
+      violation: false,
+    }) satisfies PduRecord;
   const sendPdvs = (direction: Direction, contextId: number, command: boolean, bytes: Buffer, pieces: number, noLast = false): void => {
     const step = Math.max(1, Math.ceil(bytes.length / Math.max(1, pieces)));
     let at = 0;

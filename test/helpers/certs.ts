@@ -44,7 +44,26 @@ export function makeTestPki(): TestPki {
   const leaf = (name: string, cn: string, issuer: string, days = 2): Pair => {
     openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`], dir);
     fs.writeFileSync(path.join(dir, `${name}.ext`), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${issuer}.crt`, '-CAkey', `${issuer}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', String(days), '-extfile', `${name}.ext`], dir);
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        `${issuer}.crt`,
+        '-CAkey',
+        `${issuer}.key`,
+        '-CAcreateserial',
+        '-out',
+        `${name}.crt`,
+        '-days',
+        String(days),
+        '-extfile',
+        `${name}.ext`,
+      ],
+      dir,
+    );
     // The proxy runs as the test's user; storescp reads keys the same way.
     fs.chmodSync(path.join(dir, `${name}.key`), 0o600);
     return { cert: path.join(dir, `${name}.crt`), key: path.join(dir, `${name}.key`) };

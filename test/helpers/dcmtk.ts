@@ -143,13 +143,7 @@ function queryArgs(o: QueryOptions): string[] {
 }
 
 /** Study-root STUDY-level query with common return keys. */
-export const DEFAULT_FIND_KEYS = [
-  'QueryRetrieveLevel=STUDY',
-  'PatientName',
-  'PatientID',
-  'StudyInstanceUID',
-  'StudyDate',
-];
+export const DEFAULT_FIND_KEYS = ['QueryRetrieveLevel=STUDY', 'PatientName', 'PatientID', 'StudyInstanceUID', 'StudyDate'];
 
 export function findscuArgs(o: QueryOptions): string[] {
   return [...commonScuArgs(o), ...queryArgs(o), ...(o.extraArgs ?? []), o.host ?? LOOPBACK, String(o.port)];
@@ -170,16 +164,7 @@ export interface GetscuOptions extends QueryOptions {
 }
 
 export function getscuArgs(o: GetscuOptions): string[] {
-  return [
-    ...commonScuArgs(o),
-    ...queryArgs(o),
-    o.bitPreserving ? '+B' : '-B',
-    '-od',
-    o.outDir,
-    ...(o.extraArgs ?? []),
-    o.host ?? LOOPBACK,
-    String(o.port),
-  ];
+  return [...commonScuArgs(o), ...queryArgs(o), o.bitPreserving ? '+B' : '-B', '-od', o.outDir, ...(o.extraArgs ?? []), o.host ?? LOOPBACK, String(o.port)];
 }
 
 /**

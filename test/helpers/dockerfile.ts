@@ -126,13 +126,7 @@ export function stageByName(stages: readonly Stage[], ref: string): Stage | unde
  * place, as CI builds in the clone). `isDir(repoPath)` tells whether a repository path is a directory.
  * Undefined when no COPY provides the path.
  */
-export function imageToRepo(
-  stages: readonly Stage[],
-  stage: Stage,
-  imagePath: string,
-  isDir: (repoPath: string) => boolean,
-  depth = 0,
-): string | undefined {
+export function imageToRepo(stages: readonly Stage[], stage: Stage, imagePath: string, isDir: (repoPath: string) => boolean, depth = 0): string | undefined {
   if (depth > stages.length) return undefined;
   for (const copy of [...stage.copies].reverse()) {
     for (const source of [...copy.sources].reverse()) {

@@ -163,7 +163,15 @@ export class AutoScp {
             const type = pending[0];
             pending = pending.subarray(6 + length);
             if (type === PduType.AssociateRq) {
-              socket.write(buildAc({ maxLength: 16384, contexts: [{ id: 1, transferSyntax: '1.2.840.10008.1.2' }, { id: 3, transferSyntax: '1.2.840.10008.1.2.1' }] }));
+              socket.write(
+                buildAc({
+                  maxLength: 16384,
+                  contexts: [
+                    { id: 1, transferSyntax: '1.2.840.10008.1.2' },
+                    { id: 3, transferSyntax: '1.2.840.10008.1.2.1' },
+                  ],
+                }),
+              );
             } else if (type === PduType.ReleaseRq) {
               socket.write(encodeReleaseRp());
             } else if (type === PduType.Abort) {

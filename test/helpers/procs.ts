@@ -110,10 +110,7 @@ export class PeerProcess {
   waitForExit(timeoutMs: number): Promise<ExitInfo> {
     if (this.exitInfo) return Promise.resolve(this.exitInfo);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${this.name} did not exit within ${timeoutMs} ms\n${this.describe()}`)),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => reject(new Error(`${this.name} did not exit within ${timeoutMs} ms\n${this.describe()}`)), timeoutMs);
       void this.exited.then((info) => {
         clearTimeout(timer);
         resolve(info);
@@ -166,10 +163,13 @@ export async function waitForPort(port: number, timeoutMs: number, intervalMs = 
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {
       const sock = net.connect({ host: '127.0.0.1', port });
-      const timer = setTimeout(() => {
-        sock.destroy();
-        resolve(false);
-      }, Math.max(100, Math.min(1000, deadline - Date.now())));
+      const timer = setTimeout(
+        () => {
+          sock.destroy();
+          resolve(false);
+        },
+        Math.max(100, Math.min(1000, deadline - Date.now())),
+      );
       sock.once('connect', () => {
         clearTimeout(timer);
         sock.destroy();

@@ -155,12 +155,20 @@ export class RawPeer {
 
   /** Wait until at least `n` whole PDUs have arrived; resolves with all PDUs so far. */
   waitForPdus(n: number, timeoutMs = 5000): Promise<Buffer[]> {
-    return this.waitFor(() => this.pdus().length >= n, timeoutMs, () => `${n} PDUs (have ${this.pdus().length}, ${this.total} bytes)`).then(() => this.pdus());
+    return this.waitFor(
+      () => this.pdus().length >= n,
+      timeoutMs,
+      () => `${n} PDUs (have ${this.pdus().length}, ${this.total} bytes)`,
+    ).then(() => this.pdus());
   }
 
   /** Wait until `bytes` bytes have arrived. */
   waitForBytes(bytes: number, timeoutMs = 10_000): Promise<void> {
-    return this.waitFor(() => this.total >= bytes, timeoutMs, () => `${bytes} bytes (have ${this.total})`);
+    return this.waitFor(
+      () => this.total >= bytes,
+      timeoutMs,
+      () => `${bytes} bytes (have ${this.total})`,
+    );
   }
 
   waitClosed(timeoutMs = 5000): Promise<void> {

@@ -44,7 +44,12 @@ function acceptAll(rqBytes: Buffer, maxLength: number): Buffer {
         head: Buffer.from([c.id, 0, 0, 0]),
         children: [leaf(ItemType.TransferSyntax, uid(c.transferSyntaxes.includes(EXPLICIT_LE) ? EXPLICIT_LE : c.transferSyntaxes[0]!))],
       })),
-      { type: ItemType.UserInformation, reserved: 0, head: Buffer.alloc(0), children: [leaf(ItemType.MaximumLength, max), leaf(ItemType.ImplementationClassUid, uid('1.2.3.4.5.6.9'))] },
+      {
+        type: ItemType.UserInformation,
+        reserved: 0,
+        head: Buffer.alloc(0),
+        children: [leaf(ItemType.MaximumLength, max), leaf(ItemType.ImplementationClassUid, uid('1.2.3.4.5.6.9'))],
+      },
     ],
   });
 }

@@ -29,7 +29,11 @@ describe('A-ABORT with data waiting to be merged, on a shaped link', { timeout: 
       scu.socket.end();
       await withTimeout(up.ended, 5000, 'the proxy half-closing toward the SCP');
       const pdus = up.pdus().slice(upBefore);
-      assert.deepEqual(pdus.map((p) => p[0]), [0x07], `only an A-ABORT reaches the SCP (PDU types: ${pdus.map((p) => p[0]).join(', ')})`);
+      assert.deepEqual(
+        pdus.map((p) => p[0]),
+        [0x07],
+        `only an A-ABORT reaches the SCP (PDU types: ${pdus.map((p) => p[0]).join(', ')})`,
+      );
       assert.ok(pdus[0]!.equals(ABORT_UNRECOGNIZED));
       up.socket.end();
       const closed = await proxy.waitForLog((l) => l.msg === 'association closed');

@@ -138,8 +138,7 @@ describe('bench --scp-command', () => {
     const builtin = path.join(REPO_ROOT, 'dist', 'bench', 'scp-builtin-process.js');
     // 16KB gets the SCP that kills itself on the first byte; the others get the built-in SCP.
     const template =
-      `sh -c 'if [ "$2" = 16384 ]; then exec "$0" "$3" "$1"; else exec "$0" "$4" --port "$1" --max-pdu "$2"; fi' ` +
-      `'${process.execPath}' {port} {pdu} '${dying}' '${builtin}'`;
+      `sh -c 'if [ "$2" = 16384 ]; then exec "$0" "$3" "$1"; else exec "$0" "$4" --port "$1" --max-pdu "$2"; fi' ` + `'${process.execPath}' {port} {pdu} '${dying}' '${builtin}'`;
     const r = await bench(['--scp-command', template, '--direct', '--pdu', '32KB,16KB,64KB', ...QUICK, '--out', out]);
     assert.equal(r.code, 1, r.stderr);
     const rows = await results(out);

@@ -37,15 +37,12 @@ test('bench --tls --both: through the TLS -> TLS proxy and TLS direct, every ima
   const lines = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
   assert.equal(lines[0], RESULTS_CSV_COLUMNS.join(','));
   const rows = lines.slice(1).map((line) => Object.fromEntries(line.split(',').map((v, i) => [RESULTS_CSV_COLUMNS[i]!, v])));
-  assert.deepEqual(
-    rows.map((x) => [x.pdu_bytes, x.mode]).sort(),
-    [
-      ['1048576', 'direct'],
-      ['1048576', 'proxy'],
-      ['16384', 'direct'],
-      ['16384', 'proxy'],
-    ],
-  );
+  assert.deepEqual(rows.map((x) => [x.pdu_bytes, x.mode]).sort(), [
+    ['1048576', 'direct'],
+    ['1048576', 'proxy'],
+    ['16384', 'direct'],
+    ['16384', 'proxy'],
+  ]);
   for (const row of rows) {
     assert.equal(row.images, '4', JSON.stringify(row));
     assert.equal(row.failures, '0', JSON.stringify(row));

@@ -79,7 +79,10 @@ describe('bench', () => {
     assert.match(r.stderr, /estimated total about/);
     const rows = await results(out);
     const sizes = [16 * KB, 100 * KB, 500 * KB, 1 * MB, 10 * MB, 20 * MB];
-    assert.deepEqual(rows.map((x) => Number(x.pdu_bytes)), sizes);
+    assert.deepEqual(
+      rows.map((x) => Number(x.pdu_bytes)),
+      sizes,
+    );
     for (const row of rows) {
       assert.equal(row.images, '8');
       assert.equal(row.parallel, '4');
@@ -134,7 +137,10 @@ describe('bench', () => {
         [...tr.children].map((c) => ({ text: c.innerText.trim(), align: getComputedStyle(c).textAlign })))`)) as Array<Array<{ text: string; align: string }>>;
       // The label, and under it the verdict of Welch's test against the fastest setting.
       const labels = table.map((r) => r[0]!.text.split('\n'));
-      assert.deepEqual(labels.map((l) => l[0]), ['16KB', '100KB', '500KB', '1MB', '10MB', '20MB']);
+      assert.deepEqual(
+        labels.map((l) => l[0]),
+        ['16KB', '100KB', '500KB', '1MB', '10MB', '20MB'],
+      );
       for (const [i, r] of table.entries()) {
         assert.match(labels[i]!.slice(1).join(' '), /^(fastest|slower \(p\u00a0[<=]\u00a0\d\.\d{3}\)|within noise \(p\u00a0=\u00a0\d\.\d{3}\))$/);
         assert.equal(r[1]!.text, '8');
@@ -159,7 +165,17 @@ describe('bench', () => {
 
       // The settings, and "what this shows" with the run's own numbers.
       const settings = await page.locator('#settings').innerText();
-      for (const text of ['PDU-BENCH', 'ANY-SCP', '4 × built-in SCU', 'exactly the size the AC gives', 'streams every PDU', '2MB', '16KB, 100KB, 500KB, 1MB, 10MB, 20MB', 'Node v2']) assert.ok(settings.includes(text), `settings: ${text}`);
+      for (const text of [
+        'PDU-BENCH',
+        'ANY-SCP',
+        '4 × built-in SCU',
+        'exactly the size the AC gives',
+        'streams every PDU',
+        '2MB',
+        '16KB, 100KB, 500KB, 1MB, 10MB, 20MB',
+        'Node v2',
+      ])
+        assert.ok(settings.includes(text), `settings: ${text}`);
       const shows = await page.locator('#what-this-shows').innerText();
       const fastest = rows.reduce((a, b) => (Number(b.mean_s) < Number(a.mean_s) ? b : a));
       const label = labels[rows.indexOf(fastest)]![0]!;
@@ -183,7 +199,7 @@ describe('bench', () => {
     }
   });
 
-  test('stats --html rebuilds the same report from the --quick run\'s files', async () => {
+  test("stats --html rebuilds the same report from the --quick run's files", async () => {
     assert.ok(quickOut, 'needs the --quick run above');
     const files = (await readdir(quickOut)).filter((f) => f.endsWith('.csv')).map((f) => path.join(quickOut!, f));
     const html = path.join(tmp, 'stats-report.html');
@@ -205,11 +221,17 @@ describe('bench', () => {
     const r = await bench(['--both', '--pdu', '16KB,1MB', '--count', '2', '--parallel', '1', '--image-size', '1MB', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     const rows = await results(out);
-    assert.deepEqual(rows.map((x) => `${x.mode} ${x.pdu_bytes} ${x.failures}`), ['proxy 16384 0', 'proxy 1048576 0', 'direct 16384 0', 'direct 1048576 0']);
+    assert.deepEqual(
+      rows.map((x) => `${x.mode} ${x.pdu_bytes} ${x.failures}`),
+      ['proxy 16384 0', 'proxy 1048576 0', 'direct 16384 0', 'direct 1048576 0'],
+    );
     for (const row of rows) assertTimes(row);
     for (const row of rows.filter((x) => x.mode === 'direct')) assert.equal(row.scp_response_ms, '');
     const files = (await readdir(out)).sort();
-    assert.deepEqual(files.filter((f) => f.startsWith('chunks-')), ['chunks-16KB-1MB.csv', 'chunks-1MB-1MB.csv']);
+    assert.deepEqual(
+      files.filter((f) => f.startsWith('chunks-')),
+      ['chunks-16KB-1MB.csv', 'chunks-1MB-1MB.csv'],
+    );
     assert.match(r.stdout, /^16KB direct\s+2\s+0\s/m);
   });
 
@@ -218,13 +240,19 @@ describe('bench', () => {
     const r = await bench(['--pdu', '16KB', '--latency', '0,50', '--bandwidth', '20Mbit', '--count', '2', '--parallel', '1', '--image-size', '1MB', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     const rows = await results(out);
-    assert.deepEqual(rows.map((x) => `${x.pdu_bytes} ${x.latency_ms} ${x.jitter_ms} ${x.bandwidth_bps} ${x.failures}`), ['16384 0 0 20000000 0', '16384 50 0 20000000 0']);
+    assert.deepEqual(
+      rows.map((x) => `${x.pdu_bytes} ${x.latency_ms} ${x.jitter_ms} ${x.bandwidth_bps} ${x.failures}`),
+      ['16384 0 0 20000000 0', '16384 50 0 20000000 0'],
+    );
     // A 1 MiB image is 0.42 s of wire at 20 Mbit/s; with 50 ms each way, the RQ/AC and the data/RSP round
     // trips add at least 4 x 50 ms more. (Lower bounds only: a busy machine can only be slower.)
     assert.ok(Number(rows[0]!.min_s) >= 0.42, `unshaped latency, 20 Mbit/s: ${rows[0]!.min_s} s`);
     assert.ok(Number(rows[1]!.min_s) >= 0.42 + 0.2, `50 ms, 20 Mbit/s: ${rows[1]!.min_s} s`);
     const files = (await readdir(out)).sort();
-    assert.deepEqual(files.filter((f) => f.startsWith('chunks-')), ['chunks-16KB-1MB-0ms-20Mbit.csv', 'chunks-16KB-1MB-50ms-20Mbit.csv']);
+    assert.deepEqual(
+      files.filter((f) => f.startsWith('chunks-')),
+      ['chunks-16KB-1MB-0ms-20Mbit.csv', 'chunks-16KB-1MB-50ms-20Mbit.csv'],
+    );
     assert.match(r.stdout, /^16KB 50ms 20Mbit\s+2\s+0\s/m);
     // The proxy of the 50 ms setting held every PDU toward the SCP at least 50 ms.
     const { rows: chunks } = await readCsvFile(path.join(out, 'chunks-16KB-1MB-50ms-20Mbit.csv'));
@@ -255,10 +283,30 @@ describe('bench', () => {
     const storescp = await startStorescp({ outDir: scpDir, logLevel: 'quiet' });
     try {
       const out = path.join(tmp, 'upstream');
-      const r = await bench(['--upstream', `127.0.0.1:${storescp.port}`, '--called-aet', storescp.aet, '--calling-aet', 'BENCHTEST', '--pdu', '16KB,1MB', '--count', '4', '--parallel', '2', '--image-size', '512KB', '--out', out]);
+      const r = await bench([
+        '--upstream',
+        `127.0.0.1:${storescp.port}`,
+        '--called-aet',
+        storescp.aet,
+        '--calling-aet',
+        'BENCHTEST',
+        '--pdu',
+        '16KB,1MB',
+        '--count',
+        '4',
+        '--parallel',
+        '2',
+        '--image-size',
+        '512KB',
+        '--out',
+        out,
+      ]);
       assert.equal(r.code, 0, r.stderr);
       const rows = await results(out);
-      assert.deepEqual(rows.map((x) => x.failures), ['0', '0']);
+      assert.deepEqual(
+        rows.map((x) => x.failures),
+        ['0', '0'],
+      );
       // 4 warm-up images (2 per sender) + 2 x 4: every one stored, each with its own SOP Instance UID.
       assert.equal(storescp.receivedFiles().length, 12);
       const big = await toScpLengths(path.join(out, 'chunks-1MB-512KB.csv'));
@@ -275,7 +323,10 @@ describe('bench', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /storescu never sends PDUs over 128KB/);
     const rows = await results(out);
-    assert.deepEqual(rows.map((x) => `${x.scu} ${x.failures}`), ['dcmtk 0', 'dcmtk 0']);
+    assert.deepEqual(
+      rows.map((x) => `${x.scu} ${x.failures}`),
+      ['dcmtk 0', 'dcmtk 0'],
+    );
     for (const row of rows) assertTimes(row);
     assert.equal((await toScpLengths(path.join(out, 'chunks-16KB-1MB.csv'))).received, 16 * KB - 6);
     assert.equal((await toScpLengths(path.join(out, 'chunks-1MB-1MB.csv'))).received, 128 * KB - 6);
@@ -308,19 +359,26 @@ describe('bench', () => {
     assert.equal(rows.filter((m) => m.command === 'C-STORE-RQ').length, 4);
   });
 
-  test('--scu dcmjs --scp dcmjs: today\'s peers, the 4 MiB cap noted and visible in the chunk CSV', async () => {
+  test("--scu dcmjs --scp dcmjs: today's peers, the 4 MiB cap noted and visible in the chunk CSV", async () => {
     const out = path.join(tmp, 'dcmjs');
     const r = await bench(['--scu', 'dcmjs', '--scp', 'dcmjs', '--pdu', '16KB,10MB', '--count', '2', '--parallel', '1', '--image-size', '6MB', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /dcmjs-dimse Client never sends PDUs over 4 MiB/);
     const rows = await results(out);
-    assert.deepEqual(rows.map((x) => `${x.scu} ${x.scp} ${x.association} ${x.connect_ms} ${x.failures}`), ['dcmjs dcmjs per-image  0', 'dcmjs dcmjs per-image  0']);
+    assert.deepEqual(
+      rows.map((x) => `${x.scu} ${x.scp} ${x.association} ${x.connect_ms} ${x.failures}`),
+      ['dcmjs dcmjs per-image  0', 'dcmjs dcmjs per-image  0'],
+    );
     assert.equal((await toScpLengths(path.join(out, 'chunks-16KB-6MB.csv'))).received, 16 * KB);
     assert.equal((await toScpLengths(path.join(out, 'chunks-10MB-6MB.csv'))).received, 4 * MB);
   });
 
   test('failures: an SCP refusing every 3rd store makes bench count them, report them and exit 1', async () => {
-    const scp = spawnPeer(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'bench', 'scp-process.ts'), '--port', '0', '--max-pdu', String(MB), '--fail-every', '3'], { name: 'failing scp', cwd: REPO_ROOT });
+    const scp = spawnPeer(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'bench', 'scp-process.ts'), '--port', '0', '--max-pdu', String(MB), '--fail-every', '3'],
+      { name: 'failing scp', cwd: REPO_ROOT },
+    );
     try {
       const port = Number((await scp.waitForOutput(/^listening (\d+)$/m, 15_000))[1]);
       const out = path.join(tmp, 'failing');

@@ -103,7 +103,11 @@ describe('built-in peers', () => {
         assert.deepEqual(scp.counters, { associations: 2, stores: 3, echoes: 1, abortsSent: 0, abortsReceived: 0 });
         const stored = [...(await storedDatasets(dir)).values()];
         assert.equal(stored.length, 3);
-        for (const f of files) assert.ok(stored.some((d) => d.equals(datasetBytes(f))), `${path.basename(f)} at ${pdu}: bit for bit`);
+        for (const f of files)
+          assert.ok(
+            stored.some((d) => d.equals(datasetBytes(f))),
+            `${path.basename(f)} at ${pdu}: bit for bit`,
+          );
         // dcmdump reads the file meta the SCP wrote.
         const dump = await runToExit('dcmdump', [path.join(dir, (await readdir(dir))[0]!)], { timeoutMs: 10_000, name: 'dcmdump' });
         assert.equal(dump.code, 0, dump.stderr);
@@ -120,7 +124,11 @@ describe('built-in peers', () => {
     const bad = await startMisbehavingScp((n) => behaviours[n - 1] ?? 'answer');
     try {
       const images = [loadImage(files[1]!)];
-      const expected = [/association aborted by the SCP \(service-user/, /no C-STORE-RSP within 800 ms; A-ABORT sent/, /pdu-over-maximum: P-DATA-TF PDU-length 16386 is over the announced Maximum Length 16384\); A-ABORT sent/];
+      const expected = [
+        /association aborted by the SCP \(service-user/,
+        /no C-STORE-RSP within 800 ms; A-ABORT sent/,
+        /pdu-over-maximum: P-DATA-TF PDU-length 16386 is over the announced Maximum Length 16384\); A-ABORT sent/,
+      ];
       for (const re of expected) {
         const a = await ScuAssociation.open(options(bad.port, images, { timeoutMs: 800, maxLength: 16384 }));
         await assert.rejects(a.store(images[0]!), re);
@@ -138,7 +146,7 @@ describe('built-in peers', () => {
     }
   });
 
-  test('bad SCUs: a PDU over the built-in SCP\'s maximum and a stall end in an A-ABORT (source 2)', async () => {
+  test("bad SCUs: a PDU over the built-in SCP's maximum and a stall end in an A-ABORT (source 2)", async () => {
     const scp = new BuiltinScp({ maxLength: 16384, idleTimeoutMs: 500, log: () => undefined });
     const port = await scp.listen(0, '127.0.0.1');
     const abortOf = async (after: Buffer[]): Promise<{ source: number; reason: number }> => {
@@ -146,7 +154,14 @@ describe('built-in peers', () => {
       const got: Buffer[] = [];
       socket.on('data', (c: Buffer) => got.push(c));
       socket.on('error', () => undefined);
-      socket.write(buildAssociateRq({ calledAet: 'SCP', callingAet: 'RAW', maxLength: 16384, contexts: [{ id: 1, abstractSyntax: '1.2.840.10008.5.1.4.1.1.7', transferSyntaxes: ['1.2.840.10008.1.2.1'] }] }));
+      socket.write(
+        buildAssociateRq({
+          calledAet: 'SCP',
+          callingAet: 'RAW',
+          maxLength: 16384,
+          contexts: [{ id: 1, abstractSyntax: '1.2.840.10008.5.1.4.1.1.7', transferSyntaxes: ['1.2.840.10008.1.2.1'] }],
+        }),
+      );
       for (const b of after) socket.write(b);
       await new Promise((r) => socket.once('close', r));
       const all = Buffer.concat(got);
@@ -155,7 +170,13 @@ describe('built-in peers', () => {
       return decodeAbort(all.subarray(at, at + 10));
     };
     try {
-      const command = encodeCommandSet({ commandField: C_STORE_RQ, affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.7', messageId: 1, dataSetType: DATA_SET_PRESENT, affectedSopInstanceUid: '1.2.3' });
+      const command = encodeCommandSet({
+        commandField: C_STORE_RQ,
+        affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.7',
+        messageId: 1,
+        dataSetType: DATA_SET_PRESENT,
+        affectedSopInstanceUid: '1.2.3',
+      });
       const big = encodePData([{ contextId: 1, command: false, last: true, fragment: Buffer.alloc(16384 - 6 + 2) }]);
       assert.deepEqual(await abortOf([encodePData([{ contextId: 1, command: true, last: true, fragment: command }]), big]), { source: 2, reason: 6 });
       // Half a P-DATA-TF, then nothing: the idle timeout aborts.
@@ -173,7 +194,28 @@ describe('built-in peers', () => {
     // Stores 1-2 are the warm-up (2 x 1 sender); 3..6 the setting: 4 stalls, 6 aborts.
     const bad = await startMisbehavingScp((n) => (n === 4 ? 'stall' : n === 6 ? 'abort' : 'answer'));
     try {
-      const r = await runToExit(process.execPath, [BIN, 'bench', '--upstream', `127.0.0.1:${bad.port}`, '--pdu', '16KB', '--count', '4', '--parallel', '1', '--image-size', '64KB', '--timeout', '2', '--out', path.join(tmp, 'stalled')], { timeoutMs: 60_000, cwd: tmp, name: 'bench' });
+      const r = await runToExit(
+        process.execPath,
+        [
+          BIN,
+          'bench',
+          '--upstream',
+          `127.0.0.1:${bad.port}`,
+          '--pdu',
+          '16KB',
+          '--count',
+          '4',
+          '--parallel',
+          '1',
+          '--image-size',
+          '64KB',
+          '--timeout',
+          '2',
+          '--out',
+          path.join(tmp, 'stalled'),
+        ],
+        { timeoutMs: 60_000, cwd: tmp, name: 'bench' },
+      );
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /2 of 4 images were NOT acknowledged with Success: 1 x no C-STORE-RSP within 2000 ms; A-ABORT sent; 1 x association aborted by the SCP/);
       assert.match(r.stdout, /^16KB\s+4\s+2\s/m);

@@ -79,7 +79,22 @@ test('C-MOVE through route qr, its C-STORE sub-operation through route dest: bot
 
   const move = await runToExit(
     'movescu',
-    ['-v', '-aet', 'MOVESCU', '-aec', 'QRSCP', '-aem', 'MOVEDEST', '-S', '-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${image.studyInstanceUid}`, '127.0.0.1', String(proxy.routePort('qr'))],
+    [
+      '-v',
+      '-aet',
+      'MOVESCU',
+      '-aec',
+      'QRSCP',
+      '-aem',
+      'MOVEDEST',
+      '-S',
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      `StudyInstanceUID=${image.studyInstanceUid}`,
+      '127.0.0.1',
+      String(proxy.routePort('qr')),
+    ],
     { timeoutMs: 30_000, name: 'movescu' },
   );
   assert.equal(move.code, 0, move.stderr.slice(-3000));
@@ -111,6 +126,9 @@ test('C-MOVE through route qr, its C-STORE sub-operation through route dest: bot
   // The sub-operation happened inside the C-MOVE: it started after the C-MOVE-RQ and within its duration.
   const moveStart = Date.parse(moveRow.started_at!);
   const storeStart = Date.parse(storeRow.started_at!);
-  assert.ok(storeStart >= moveStart && storeStart + Number(storeRow.duration_ms) <= moveStart + Number(moveRow.duration_ms) + 1, `C-STORE ${storeRow.started_at} +${storeRow.duration_ms} ms within C-MOVE ${moveRow.started_at} +${moveRow.duration_ms} ms`);
+  assert.ok(
+    storeStart >= moveStart && storeStart + Number(storeRow.duration_ms) <= moveStart + Number(moveRow.duration_ms) + 1,
+    `C-STORE ${storeRow.started_at} +${storeRow.duration_ms} ms within C-MOVE ${moveRow.started_at} +${moveRow.duration_ms} ms`,
+  );
   t.diagnostic(`C-MOVE ${moveRow.duration_ms} ms end to end, of which the C-STORE sub-operation ${storeRow.duration_ms} ms`);
 });

@@ -30,33 +30,39 @@ const PYTHON = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => fs.exi
 const dataPdu = (n: number, fill: number): Buffer => encodePData([{ contextId: 1, command: false, last: false, fragment: Buffer.alloc(n, fill) }]);
 
 describe('faults', () => {
-  test('an upstream that never answers the TCP handshake: A-ASSOCIATE-RJ within 3 s (default --connect-timeout)', { skip: PYTHON ? false : 'no python3 for the black-hole listener' }, async () => {
-    // A listener with a full accept queue that never accepts: further SYNs are dropped, as by a firewall.
-    const hole = spawnPeer(PYTHON!, ['-c', 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)'], { name: 'black-hole' });
-    const [, portText] = await hole.waitForOutput(/^(\d+)$/m, 10_000);
-    const port = Number(portText);
-    const filler = await RawPeer.connect(port); // takes the one queue slot
-    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${port}`]);
-    try {
-      const scu = await RawPeer.connect(proxy.port);
-      const t0 = Date.now();
-      scu.send(buildRq({ maxLength: 16384 }));
-      const [rj] = await scu.waitForPdus(1, 5000);
-      const took = Date.now() - t0;
-      assert.deepEqual(rj, RJ_UNAVAILABLE);
-      assert.ok(took <= 4000, `RJ after ${took} ms (the timer is 3000 ms; the margin is for a loaded test machine)`);
-      assert.ok(took >= 2500, `RJ after ${took} ms: it was the connect timeout, not a refusal`);
-      const warn = await proxy.waitForLog((l) => l.msg.includes('upstream unavailable'));
-      assert.match(String(warn.reason), /no connection to .* within 3000 ms/);
-      await scu.ended;
-      scu.socket.end();
-      await scu.waitClosed();
-    } finally {
-      filler.destroy();
-      await proxy.stop();
-      await hole.kill();
-    }
-  });
+  test(
+    'an upstream that never answers the TCP handshake: A-ASSOCIATE-RJ within 3 s (default --connect-timeout)',
+    { skip: PYTHON ? false : 'no python3 for the black-hole listener' },
+    async () => {
+      // A listener with a full accept queue that never accepts: further SYNs are dropped, as by a firewall.
+      const hole = spawnPeer(PYTHON!, ['-c', 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)'], {
+        name: 'black-hole',
+      });
+      const [, portText] = await hole.waitForOutput(/^(\d+)$/m, 10_000);
+      const port = Number(portText);
+      const filler = await RawPeer.connect(port); // takes the one queue slot
+      const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${port}`]);
+      try {
+        const scu = await RawPeer.connect(proxy.port);
+        const t0 = Date.now();
+        scu.send(buildRq({ maxLength: 16384 }));
+        const [rj] = await scu.waitForPdus(1, 5000);
+        const took = Date.now() - t0;
+        assert.deepEqual(rj, RJ_UNAVAILABLE);
+        assert.ok(took <= 4000, `RJ after ${took} ms (the timer is 3000 ms; the margin is for a loaded test machine)`);
+        assert.ok(took >= 2500, `RJ after ${took} ms: it was the connect timeout, not a refusal`);
+        const warn = await proxy.waitForLog((l) => l.msg.includes('upstream unavailable'));
+        assert.match(String(warn.reason), /no connection to .* within 3000 ms/);
+        await scu.ended;
+        scu.socket.end();
+        await scu.waitClosed();
+      } finally {
+        filler.destroy();
+        await proxy.stop();
+        await hole.kill();
+      }
+    },
+  );
 
   test('the upstream resets mid-transfer: the SCU gets A-ABORT', async () => {
     const scp = await FakeScp.listen();
@@ -202,13 +208,29 @@ describe('faults', () => {
         p.destroy();
       }
       const expected = 3 * (8 + 5 * 3);
-      await eventually(() => proxy.logs.filter((l) => l.msg === 'association closed').length === expected, 10_000, () => `${proxy.logs.filter((l) => l.msg === 'association closed').length} of ${expected} closed`);
-      await eventually(() => fdCount(pid) === baselineFds, 5000, () => `fd count ${fdCount(pid)} back to ${baselineFds}`);
+      await eventually(
+        () => proxy.logs.filter((l) => l.msg === 'association closed').length === expected,
+        10_000,
+        () => `${proxy.logs.filter((l) => l.msg === 'association closed').length} of ${expected} closed`,
+      );
+      await eventually(
+        () => fdCount(pid) === baselineFds,
+        5000,
+        () => `fd count ${fdCount(pid)} back to ${baselineFds}`,
+      );
       const rss = rssBytes(pid);
       assert.ok(rss - baselineRss < 64 * 1024 * 1024, `RSS ${rss} vs baseline ${baselineRss}`);
-      await eventually(() => refusing.logs.filter((l) => l.msg === 'association closed').length === 5, 5000, () => 'refusing proxy: 5 closed');
+      await eventually(
+        () => refusing.logs.filter((l) => l.msg === 'association closed').length === 5,
+        5000,
+        () => 'refusing proxy: 5 closed',
+      );
       // The proxy whose upstream refuses: each RJ'd association's two sockets are closed again.
-      await eventually(() => fdCount(refusingPid) === refusingBaselineFds, 5000, () => `refusing proxy: fd count ${fdCount(refusingPid)} back to ${refusingBaselineFds}`);
+      await eventually(
+        () => fdCount(refusingPid) === refusingBaselineFds,
+        5000,
+        () => `refusing proxy: fd count ${fdCount(refusingPid)} back to ${refusingBaselineFds}`,
+      );
       assert.equal(refusing.child.exitCode, null, 'the refusing proxy is alive');
     } finally {
       await proxy.stop();

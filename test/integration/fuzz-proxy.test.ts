@@ -19,10 +19,18 @@ test(`${STREAMS} random and mutated streams through the proxy: no crash, all clo
   try {
     const results = await runStreams(proxy.port, FIRST_SEED, STREAMS, 8, 5000);
     const stuck = results.filter((r) => !r.closed);
-    assert.deepEqual(stuck.map((r) => `${r.seed}:${r.kind}`), [], 'every connection closed after the client FIN');
+    assert.deepEqual(
+      stuck.map((r) => `${r.seed}:${r.kind}`),
+      [],
+      'every connection closed after the client FIN',
+    );
     assert.equal(proxy.child.exitCode, null, `the proxy is alive; stderr: ${proxy.stderr}`);
     await healthCheck(proxy.port);
-    await eventually(() => fdCount(pid) === baselineFds, 10_000, () => `fd count ${fdCount(pid)} back to ${baselineFds}`);
+    await eventually(
+      () => fdCount(pid) === baselineFds,
+      10_000,
+      () => `fd count ${fdCount(pid)} back to ${baselineFds}`,
+    );
     const rss = rssBytes(pid);
     assert.ok(rss - baselineRss < 64 * 1024 * 1024, `RSS ${rss} vs baseline ${baselineRss}`);
     assert.deepEqual(errorLogLines(proxy.logs), []);

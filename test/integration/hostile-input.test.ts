@@ -232,7 +232,10 @@ const cases: HostileCase[] = [
       const pieces = Math.ceil(MiB / 16378);
       const up = await a!.up.waitForPdus(1 + pieces);
       const data = up.slice(1);
-      assert.ok(data.every((p) => p.length - 6 <= 16384), 'every PDU within the SCP limit');
+      assert.ok(
+        data.every((p) => p.length - 6 <= 16384),
+        'every PDU within the SCP limit',
+      );
       assert.deepEqual(Buffer.concat(data.flatMap(pdvsOf).map((p) => p.fragment)), payload);
       scu.send(encodeReleaseRq());
       await a!.up.waitForPdus(2 + pieces);
@@ -320,7 +323,10 @@ describe('hostile input through a running proxy', () => {
     const closed = await proxy.waitForLog((l) => l.msg === 'association closed' && l.assoc === 1);
     assert.equal(closed.outcome, 'released');
     assert.equal(proxy.logs.filter((l) => String(l.reason ?? '').includes('internal error')).length, 0);
-    assert.ok(proxy.logs.every((l) => l.level < 50), 'no error or fatal log lines');
+    assert.ok(
+      proxy.logs.every((l) => l.level < 50),
+      'no error or fatal log lines',
+    );
     assert.ok(peakRss > 0);
     t.diagnostic(`proxy RSS ${(baselineRss / MiB).toFixed(1)} MiB at the start, peak ${(peakRss / MiB).toFixed(1)} MiB over ${cases.length} hostile cases`);
   });

@@ -76,7 +76,7 @@ describe('an internal exception while relaying', { timeout: 30_000 }, () => {
       assert.equal(err.type, 'TypeError');
       assert.match(err.stack, /recorder bug/);
       assert.match(err.stack, /BuggyRecorder\.message/, 'the stack names where it was thrown');
-      assert.ok(!lines.some((l) => l.msg === 'protocol error: association aborted'), 'not reported as a peer\'s protocol error');
+      assert.ok(!lines.some((l) => l.msg === 'protocol error: association aborted'), "not reported as a peer's protocol error");
 
       // The other association is untouched.
       await exchange(healthy);

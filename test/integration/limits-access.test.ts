@@ -74,7 +74,11 @@ describe('ARTIM (--artim-timeout)', () => {
       assert.equal(silent.receivedLength, 0, 'ARTIM expiry is a close, not a PDU');
       assert.equal(dribbler.receivedLength, 0);
       const artim = (): LogLine[] => proxy.logs.filter((l) => l.msg === 'connection closed: no association requested');
-      await eventually(() => artim().length === 2, 2000, () => `${artim().length} ARTIM log lines`);
+      await eventually(
+        () => artim().length === 2,
+        2000,
+        () => `${artim().length} ARTIM log lines`,
+      );
       const lines = artim();
       assert.match(String(lines[0]!.reason), /ARTIM/);
     });
@@ -145,12 +149,23 @@ describe('--max-associations', () => {
       await exchange(a);
       await exchange(b);
       // The oldest silent connections made room for the newer ones; the newest are still open.
-      await eventually(() => idle.filter(gone).length >= count - MAX_PENDING_CONNECTIONS, 5000, () => `${idle.filter(gone).length} closed`);
+      await eventually(
+        () => idle.filter(gone).length >= count - MAX_PENDING_CONNECTIONS,
+        5000,
+        () => `${idle.filter(gone).length} closed`,
+      );
       const firstOpen = idle.findIndex((p) => !gone(p));
       assert.ok(firstOpen >= count - MAX_PENDING_CONNECTIONS, `the oldest were closed first (first open: ${firstOpen})`);
-      assert.ok(idle.slice(firstOpen).every((p) => !gone(p)), 'closed connections are a prefix: the oldest');
+      assert.ok(
+        idle.slice(firstOpen).every((p) => !gone(p)),
+        'closed connections are a prefix: the oldest',
+      );
       const evicted = (): number => proxy.logs.filter((l) => l.msg === 'connection closed before an association was requested').length;
-      await eventually(() => evicted() >= 44, 5000, () => `${evicted()} evicted`);
+      await eventually(
+        () => evicted() >= 44,
+        5000,
+        () => `${evicted()} evicted`,
+      );
       for (const p of idle) p.destroy();
       await release(a);
       await release(b);
@@ -167,12 +182,19 @@ describe('access lists', () => {
       assert.equal(scp.peers.length, 0, 'the SCP was never contacted');
       // The RJ can reach the peer before the proxy's log line reaches the test (logs go through a pipe).
       const rejected = (): typeof proxy.logs => proxy.logs.filter((l) => l.msg === 'association rejected by the proxy');
-      await eventually(() => rejected().length >= 2, 5000, () => `${rejected().length} rejection lines`);
+      await eventually(
+        () => rejected().length >= 2,
+        5000,
+        () => `${rejected().length} rejection lines`,
+      );
       const lines = rejected();
       assert.equal(lines.length, 2);
       assert.equal(lines[0]!.code, 'calling-ae-not-allowed');
       assert.equal(lines[0]!.callingAe, hostile.trim(), 'the hostile AE title is one field value, verbatim');
-      assert.ok(proxy.logs.every((l) => l.msg !== 'ok'), 'no log line was forged');
+      assert.ok(
+        proxy.logs.every((l) => l.msg !== 'ok'),
+        'no log line was forged',
+      );
       const a = await associate(proxy, scp, buildRq({ calling: 'CT 2', maxLength: 16384 }));
       await exchange(a);
       await release(a);

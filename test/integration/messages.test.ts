@@ -75,11 +75,13 @@ describe('messages CSV with DCMTK and dcmjs-dimse peers', { timeout: 120_000 }, 
     t.after(() => scp.stop());
     const file = path.join(tmp, 'repeat.csv');
     const dataset = datasetBytes(image.path!).length;
-    const run = (label: string) => async (port: number): Promise<void> => {
-      const r = await storescu({ port, calledAet: scp.aet, aet: 'STORESCU', files: [image.path!], extraArgs: ['--repeat', '4'] });
-      assert.equal(r.code, 0, `${label}: ${r.stderr.slice(-2000)}`);
-      assert.deepEqual(dcmtkErrors(r), []);
-    };
+    const run =
+      (label: string) =>
+      async (port: number): Promise<void> => {
+        const r = await storescu({ port, calledAet: scp.aet, aet: 'STORESCU', files: [image.path!], extraArgs: ['--repeat', '4'] });
+        assert.equal(r.code, 0, `${label}: ${r.stderr.slice(-2000)}`);
+        assert.deepEqual(dcmtkErrors(r), []);
+      };
 
     const first = await throughProxy(scp.port, file, ['--max-pdu', '1MB', '--log-level', 'debug'], run('1MB'));
     assert.equal(first.rows.length, 4);
@@ -113,8 +115,18 @@ describe('messages CSV with DCMTK and dcmjs-dimse peers', { timeout: 120_000 }, 
 
     const second = await throughProxy(scp.port, file, ['--max-pdu', '16KB'], run('16KB'));
     assert.equal(second.rows.length, 8, 'appended');
-    assert.deepEqual(second.rows.map((r) => r.max_pdu), [...Array(4).fill('1048576'), ...Array(4).fill('16384')]);
-    assert.equal(fs.readFileSync(file, 'utf8').split('\n').filter((l) => l === MESSAGES_CSV_HEADER).length, 1, 'one header');
+    assert.deepEqual(
+      second.rows.map((r) => r.max_pdu),
+      [...Array(4).fill('1048576'), ...Array(4).fill('16384')],
+    );
+    assert.equal(
+      fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l === MESSAGES_CSV_HEADER).length,
+      1,
+      'one header',
+    );
     assert.ok(!second.proxy.logs.some((l) => l.msg === 'message completed'), 'no debug lines at info');
   });
 
@@ -215,7 +227,7 @@ describe('where the time went: each constructed delay moves its own column', { t
     assert.ok(num(row, 'scp_response_ms') < 300);
   });
 
-  test('an SCU that stops 400 ms inside the first PDU header: the wait is the message\'s', async (t) => {
+  test("an SCU that stops 400 ms inside the first PDU header: the wait is the message's", async (t) => {
     const scp = await startStorescp({ outDir: await freshDir('split-header'), extraArgs: ['--ignore'] });
     t.after(() => scp.stop());
     const file = path.join(tmp, 'split-header.csv');
@@ -267,7 +279,10 @@ describe('command sets the proxy cannot decode', { timeout: 60_000 }, () => {
     assert.equal(warned[0]!.from, 'SCU');
     assert.equal(await proxy.stop(), 0);
     const rows = await readMessages(file);
-    assert.deepEqual(rows.map((r) => [r.command, r.status]), [['C-ECHO-RQ', '0000']]);
+    assert.deepEqual(
+      rows.map((r) => [r.command, r.status]),
+      [['C-ECHO-RQ', '0000']],
+    );
   });
 });
 
@@ -283,7 +298,14 @@ describe('an association cut short', { timeout: 60_000 }, () => {
     scu.send(buildRq({ called: scp.aet, maxLength: 16384, contexts: [{ id: 1, abstractSyntax: SECONDARY_CAPTURE, transferSyntaxes: [EXPLICIT_LE] }] }));
     const [ac] = await scu.waitForPdus(1);
     assert.equal(ac![0], 0x02, 'accepted');
-    const command = commandSet([[0x0002, SECONDARY_CAPTURE], [0x0100, 0x0001], [0x0110, 5], [0x0700, 0], [0x0800, 0], [0x1000, small.sopInstanceUid]]);
+    const command = commandSet([
+      [0x0002, SECONDARY_CAPTURE],
+      [0x0100, 0x0001],
+      [0x0110, 5],
+      [0x0700, 0],
+      [0x0800, 0],
+      [0x1000, small.sopInstanceUid],
+    ]);
     scu.send(encodePData([{ contextId: 1, command: true, last: true, fragment: command }]));
     scu.send(encodePData([{ contextId: 1, command: false, last: false, fragment: datasetBytes(small.path!).subarray(0, 10_000) }]));
     await proxy.waitForLog((l) => l.msg === 'association negotiated');

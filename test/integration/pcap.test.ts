@@ -162,7 +162,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     assert.deepEqual(sorted(await decodedCounts(full, full.file, false)), sorted(expectedCounts(full.rows)));
   });
 
-  test('the A-ASSOCIATE-AC: rewritten Maximum Length on the SCU leg, the SCP\'s own on the SCP leg', async () => {
+  test("the A-ASSOCIATE-AC: rewritten Maximum Length on the SCU leg, the SCP's own on the SCP leg", async () => {
     const acs = await fields(full, full.file, 'dicom.pdu.type == 0x02', ['frame.interface_name', 'dicom.max_pdu_len']);
     assert.deepEqual(acs.sort(), [
       ['scp', String(SCP_MAX_PDU)],
@@ -214,12 +214,18 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     const lengths = (await fields(headers, headers.file, 'dicom.pdu.type && frame.interface_name == "scu"', ['tcp.dstport', 'dicom.pdu.len']))
       .filter(([port]) => Number(port) === headers.proxy.port)
       .flatMap(([, l]) => l!.split(',').map(Number));
-    assert.deepEqual(lengths, headers.rows.filter((r) => r.direction === 'to_scp').map((r) => Number(r.length)));
+    assert.deepEqual(
+      lengths,
+      headers.rows.filter((r) => r.direction === 'to_scp').map((r) => Number(r.length)),
+    );
   });
 
   test('--pcap-max-size rotates to FILE.1, FILE.2; --pcap-max-files bounds how many are kept; each file reads alone', async () => {
     const rotated = await capture('rotated', ['--pcap-max-size', '1MB', '--pcap-max-files', '3']);
-    const names = fs.readdirSync(rotated.dir).filter((n) => n.startsWith('chunks.pcapng')).sort();
+    const names = fs
+      .readdirSync(rotated.dir)
+      .filter((n) => n.startsWith('chunks.pcapng'))
+      .sort();
     assert.deepEqual(names, ['chunks.pcapng', 'chunks.pcapng.1', 'chunks.pcapng.2']);
     for (const name of names) {
       const file = path.join(rotated.dir, name);

@@ -81,7 +81,11 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
 
     await exchange(healthy);
     await release(healthy);
-    await eventually(() => fdCount(pid) === baselineFds, 5000, () => `fd count ${fdCount(pid)} back to ${baselineFds}`);
+    await eventually(
+      () => fdCount(pid) === baselineFds,
+      5000,
+      () => `fd count ${fdCount(pid)} back to ${baselineFds}`,
+    );
   });
 
   test("the SCU's TCP window kept at zero during C-FIND responses: the SCP gets A-ABORT within --stall-timeout + 2 s, the SCU's connection is reset", async () => {
@@ -140,7 +144,11 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
 
       await exchange(healthy);
       await release(healthy);
-      await eventually(() => fdCount(pid) === baselineFds, 5000, () => `fd count ${fdCount(pid)} back to ${baselineFds}`);
+      await eventually(
+        () => fdCount(pid) === baselineFds,
+        5000,
+        () => `fd count ${fdCount(pid)} back to ${baselineFds}`,
+      );
     } finally {
       await proxy.stop();
       await fake.close();
@@ -184,7 +192,9 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
     const outDir = path.join(tmp, 'unreachable');
     await mkdir(outDir);
     const port = await freePort();
-    const scp = spawnPeer('ip', ['netns', 'exec', ns, 'storescp', ...storescpArgs({ outDir, port, bitPreserving: false, logLevel: 'quiet', extraArgs: ['--ignore'] })], { name: `storescp-in-${ns}` });
+    const scp = spawnPeer('ip', ['netns', 'exec', ns, 'storescp', ...storescpArgs({ outDir, port, bitPreserving: false, logLevel: 'quiet', extraArgs: ['--ignore'] })], {
+      name: `storescp-in-${ns}`,
+    });
     t.after(() => scp.kill(500).then(() => undefined));
     const deadline = Date.now() + 10_000;
     for (;;) {
@@ -200,7 +210,10 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
     const fake = await FakeScp.listen();
     t.after(() => fake.close());
     const stallMs = 1000;
-    const proxy = await ProxyProcess.startRoutes(['--route', `127.0.0.1:0=${scpIp}:${port},id=a`, '--route', `127.0.0.1:0=127.0.0.1:${fake.port},id=b`, '--stall-timeout', String(stallMs)], ['a', 'b']);
+    const proxy = await ProxyProcess.startRoutes(
+      ['--route', `127.0.0.1:0=${scpIp}:${port},id=a`, '--route', `127.0.0.1:0=127.0.0.1:${fake.port},id=b`, '--stall-timeout', String(stallMs)],
+      ['a', 'b'],
+    );
     t.after(() => proxy.stop());
     const pid = proxy.child.pid!;
     const baselineFds = fdCount(pid);
@@ -227,6 +240,10 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
 
     await exchange(healthy);
     await release(healthy);
-    await eventually(() => fdCount(pid) === baselineFds, 5000, () => `fd count ${fdCount(pid)} back to ${baselineFds}`);
+    await eventually(
+      () => fdCount(pid) === baselineFds,
+      5000,
+      () => `fd count ${fdCount(pid)} back to ${baselineFds}`,
+    );
   });
 });

@@ -185,7 +185,10 @@ describe('real peers, direct', { timeout: 60_000 }, () => {
     const files = listFiles(storeDir);
     assert.equal(files.length, 2, files.join(', '));
     for (const info of [big, small]) {
-      const got = receivedFor(files.map((f) => f.replace(/\.dcm$/, '')), info);
+      const got = receivedFor(
+        files.map((f) => f.replace(/\.dcm$/, '')),
+        info,
+      );
       assert.ok(got, `missing ${info.sopInstanceUid}`);
       assert.ok(datasetBytes(`${got}.dcm`).equals(datasetBytes(info.path!)), `dataset bytes differ for ${info.path}`);
     }

@@ -51,14 +51,24 @@ async function freshDir(name: string): Promise<string> {
 }
 
 function receivedFor(files: string[], info: TestDicomInfo): string | undefined {
-  return files.find((f) => path.basename(f).replace(/\.dcm$/, '').endsWith(info.sopInstanceUid));
+  return files.find((f) =>
+    path
+      .basename(f)
+      .replace(/\.dcm$/, '')
+      .endsWith(info.sopInstanceUid),
+  );
 }
 
 /** Read the chunk CSV with fast-csv's parser: it must be well-formed CSV with a header row. */
 const readCsv = readCsvRows;
 
 describe('DCMTK storescu -> proxy -> storescp (bit-preserving, real max 16 KB)', { timeout: 120_000 }, () => {
-  for (const [label, bytes] of [['4KB', 4096], ['16KB', 16384], ['1MB', MiB], ['20MB', 20 * MiB]] as const) {
+  for (const [label, bytes] of [
+    ['4KB', 4096],
+    ['16KB', 16384],
+    ['1MB', MiB],
+    ['20MB', 20 * MiB],
+  ] as const) {
     test(`--max-pdu ${label}: 16 MiB dataset arrives bit-identical, storescu sees ${bytes}`, async (t) => {
       const outDir = await freshDir(`store-${label}`);
       const csv = path.join(tmp, `chunks-${label}.csv`);
@@ -93,7 +103,10 @@ describe('DCMTK storescu -> proxy -> storescp (bit-preserving, real max 16 KB)',
     });
   }
 
-  for (const [fragment, expectedOut] of [['repack', 131072], ['100KB', 102400]] as const) {
+  for (const [fragment, expectedOut] of [
+    ['repack', 131072],
+    ['100KB', 102400],
+  ] as const) {
     test(`--fragment ${fragment}: storescu's 4 KB PDUs are merged up to ${expectedOut} for a 128 KB storescp, bit-identical`, async (t) => {
       const outDir = await freshDir(`store-${fragment}`);
       const csv = path.join(tmp, `chunks-${fragment}.csv`);
@@ -109,7 +122,10 @@ describe('DCMTK storescu -> proxy -> storescp (bit-preserving, real max 16 KB)',
       await proxy.waitForLog((l) => l.msg === 'association closed');
       assert.equal(await proxy.stop(), 0);
       const data = (await readCsv(csv)).filter((row) => row.direction === 'to_scp' && row.type === 'P-DATA-TF' && row.kind === 'dataset');
-      assert.ok(data.every((row) => Number(row.length) <= 4096), 'storescu kept to the 4 KB it was told');
+      assert.ok(
+        data.every((row) => Number(row.length) <= 4096),
+        'storescu kept to the 4 KB it was told',
+      );
       const outs = data.map((row) => Number(row.out_max_length)).filter((n) => n > 0);
       assert.equal(Math.max(...outs), expectedOut, `merged PDUs reach exactly ${expectedOut}`);
       const sent = data.reduce((n, row) => n + Number(row.out_pdus), 0);

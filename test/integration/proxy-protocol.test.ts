@@ -44,7 +44,10 @@ describe('association negotiation', () => {
       assert.equal(acSeen.length, ac.length);
       const diff = [...acSeen].flatMap((b, i) => (b === ac[i] ? [] : [i]));
       const at = ac.indexOf(Buffer.from([0x51, 0x00, 0x00, 0x04])) + 4;
-      assert.ok(diff.every((i) => i >= at && i < at + 4), `only the Maximum Length value changed (diff at ${diff})`);
+      assert.ok(
+        diff.every((i) => i >= at && i < at + 4),
+        `only the Maximum Length value changed (diff at ${diff})`,
+      );
       assert.equal(acSeen.readUInt32BE(at), 1048576);
       const negotiated = await proxy.waitForLog((l) => l.msg === 'association negotiated');
       assert.equal(negotiated.assoc, 1);
@@ -125,7 +128,12 @@ describe('association negotiation', () => {
 describe('protocol errors end the association with A-ABORT and leave others alone', () => {
   const cases: Array<{ name: string; bytes: Buffer; abort: Buffer; code: string }> = [
     { name: 'unknown PDU type 0x08', bytes: Buffer.from([0x08, 0, 0, 0, 0, 4, 0, 0, 0, 0]), abort: ABORT_UNRECOGNIZED, code: 'unknown-pdu-type' },
-    { name: 'P-DATA-TF before any association', bytes: encodePData([{ contextId: 1, command: true, last: true, fragment: Buffer.alloc(8) }]), abort: ABORT_UNEXPECTED, code: 'unexpected-pdu' },
+    {
+      name: 'P-DATA-TF before any association',
+      bytes: encodePData([{ contextId: 1, command: true, last: true, fragment: Buffer.alloc(8) }]),
+      abort: ABORT_UNEXPECTED,
+      code: 'unexpected-pdu',
+    },
     { name: 'A-RELEASE-RQ with PDU-length 5', bytes: Buffer.from([0x05, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0]), abort: ABORT_INVALID_PARAM, code: 'fixed-pdu-length' },
     {
       name: 'an item overrunning its PDU',
@@ -317,10 +325,22 @@ describe('re-fragmentation and the chunk CSV', () => {
       const pdus = await a.up.waitForPdus(1 + 3);
       const data = pdus.slice(1).map(pdvsOf);
       // 16384 - 6 = 16378 per fragment: 16378 + 16378 + 7244 = 40000; the last bit only on the third.
-      assert.deepEqual(data.map((p) => p.length), [1, 1, 1]);
-      assert.deepEqual(data.map((p) => p[0]!.fragment.length), [16378, 16378, 7244]);
-      assert.deepEqual(data.map((p) => p[0]!.mch), [0, 0, 2]);
-      assert.deepEqual(pdus.slice(1).map((p) => p.readUInt32BE(2)), [16384, 16384, 7250]);
+      assert.deepEqual(
+        data.map((p) => p.length),
+        [1, 1, 1],
+      );
+      assert.deepEqual(
+        data.map((p) => p[0]!.fragment.length),
+        [16378, 16378, 7244],
+      );
+      assert.deepEqual(
+        data.map((p) => p[0]!.mch),
+        [0, 0, 2],
+      );
+      assert.deepEqual(
+        pdus.slice(1).map((p) => p.readUInt32BE(2)),
+        [16384, 16384, 7250],
+      );
       assert.deepEqual(Buffer.concat(data.map((p) => p[0]!.fragment)), payload);
 
       // A PDU that fits passes unchanged.
@@ -340,10 +360,7 @@ describe('re-fragmentation and the chunk CSV', () => {
       assert.equal(await proxy.stop(), 0, 'SIGTERM exits 0');
 
       const lines = fs.readFileSync(csv, 'utf8').trim().split('\n');
-      assert.equal(
-        lines[0],
-        'assoc,direction,seq,type,length,pdvs,context_id,kind,last,first_byte_us,last_byte_us,forwarded_us,out_pdus,out_max_length,violation,route',
-      );
+      assert.equal(lines[0], 'assoc,direction,seq,type,length,pdvs,context_id,kind,last,first_byte_us,last_byte_us,forwarded_us,out_pdus,out_max_length,violation,route');
       const rows = lines.slice(1).map((l) => l.split(','));
       const byKey = new Map(rows.map((r) => [`${r[1]}:${r[2]}`, r]));
       assert.equal(rows.length, 6); // RQ, AC, P-DATA, P-DATA back, RELEASE-RQ, RELEASE-RP
@@ -369,7 +386,10 @@ describe('re-fragmentation and the chunk CSV', () => {
       const payload = Buffer.alloc(100_000, 9);
       a.scu.send(encodePData([{ contextId: 1, command: false, last: true, fragment: payload }])); // told 16384, sends 100006
       const pdus = await a.up.waitForPdus(1 + 2);
-      assert.deepEqual(pdus.slice(1).map((p) => p.readUInt32BE(2)), [65536, 100_000 - 65530 + 6]);
+      assert.deepEqual(
+        pdus.slice(1).map((p) => p.readUInt32BE(2)),
+        [65536, 100_000 - 65530 + 6],
+      );
       a.scu.destroy();
       await a.up.ended; // A-ABORT, then FIN: close like a real peer
       a.up.socket.end();

@@ -86,11 +86,16 @@ describe('two routes in one process, and --metrics', { timeout: 90_000 }, () => 
     const messages = path.join(tmp, 'messages.csv');
     const proxy = await ProxyProcess.startRoutes(
       [
-        '--route', `127.0.0.1:0=127.0.0.1:${fake.port},id=a,max-pdu=4KB`,
-        '--route', `127.0.0.1:0=127.0.0.1:${scp.port},id=b,max-pdu=1MB`,
-        '--metrics', '127.0.0.1:0',
-        '--csv', chunks,
-        '--messages-csv', messages,
+        '--route',
+        `127.0.0.1:0=127.0.0.1:${fake.port},id=a,max-pdu=4KB`,
+        '--route',
+        `127.0.0.1:0=127.0.0.1:${scp.port},id=b,max-pdu=1MB`,
+        '--metrics',
+        '127.0.0.1:0',
+        '--csv',
+        chunks,
+        '--messages-csv',
+        messages,
       ],
       ['a', 'b'],
     );
@@ -98,7 +103,15 @@ describe('two routes in one process, and --metrics', { timeout: 90_000 }, () => 
 
     // Route b: three 16 MiB images in one association, in flight while route a misbehaves.
     const repeat = 3;
-    const store = storescu({ port: proxy.routePort('b'), calledAet: scp.aet, aet: 'STORESCU', files: [image.path!], extraArgs: ['--repeat', String(repeat)], debug: false, timeoutMs: 60_000 });
+    const store = storescu({
+      port: proxy.routePort('b'),
+      calledAet: scp.aet,
+      aet: 'STORESCU',
+      files: [image.path!],
+      extraArgs: ['--repeat', String(repeat)],
+      debug: false,
+      timeoutMs: 60_000,
+    });
     await proxy.waitForLog((l) => l.msg === 'association negotiated' && l.route === 'b');
 
     // Route a, connection 1: a raw SCU. RQ, AC (the SCP's 16 KB; the SCU is told 4 KB), an 8000-byte
@@ -177,7 +190,7 @@ describe('two routes in one process, and --metrics', { timeout: 90_000 }, () => 
       assert.equal(value(m, `${P}violations_repaired_total`, { route: 'b', direction }), 0);
     }
     assert.ok(bSummary.toScp.bytesIn > repeat * 16 * MiB, 'the images went through b');
-    assert.ok(bSummary.toScp.pdusOut > bSummary.toScp.pdusIn, 'storescu\'s 128 KB PDUs were cut for storescp\'s 16 KB');
+    assert.ok(bSummary.toScp.pdusOut > bSummary.toScp.pdusIn, "storescu's 128 KB PDUs were cut for storescp's 16 KB");
     assert.equal(value(m, `${P}associations_total`, { route: 'b' }), 1);
     assert.equal(value(m, `${P}associations_ended_total`, { route: 'b', outcome: 'released' }), 1);
     assert.equal(value(m, `${P}associations_open`, { route: 'b' }), 0);
@@ -199,9 +212,21 @@ describe('two routes in one process, and --metrics', { timeout: 90_000 }, () => 
     const idsA = new Set(byRoute('a').map((p) => p.assoc));
     const idsB = new Set(byRoute('b').map((p) => p.assoc));
     assert.equal(idsB.size, 1);
-    assert.ok([...idsA].every((id) => !idsB.has(id)), `association ids unique across routes: a ${[...idsA]} b ${[...idsB]}`);
+    assert.ok(
+      [...idsA].every((id) => !idsB.has(id)),
+      `association ids unique across routes: a ${[...idsA]} b ${[...idsB]}`,
+    );
     assert.equal(byRoute('b').filter((p) => p.direction === 'to_scp').length, bSummary.toScp.pdusIn);
-    assert.deepEqual(byRoute('a').filter((p) => p.direction === 'to_scp').map((p) => [p.type, p.violation]), [['A-ASSOCIATE-RQ', '0'], ['P-DATA-TF', '1'], ['A-ABORT', '0']]);
+    assert.deepEqual(
+      byRoute('a')
+        .filter((p) => p.direction === 'to_scp')
+        .map((p) => [p.type, p.violation]),
+      [
+        ['A-ASSOCIATE-RQ', '0'],
+        ['P-DATA-TF', '1'],
+        ['A-ABORT', '0'],
+      ],
+    );
     const rows = await readCsv(messages);
     const stores = rows.filter((row) => row.route === 'b');
     assert.equal(stores.length, repeat);

@@ -81,7 +81,11 @@ async function startSlowTransfer(extraProxyArgs: string[] = []): Promise<Transfe
   const run = storescu({ port: proxy.port, calledAet: storescp.aet, aet: 'DRAINSCU', files, debug: false, timeoutMs: 60_000 });
   // Mid-way: the association is up and at least one file has been stored, not all of them.
   await proxy.waitForLog((l) => l.msg === 'association negotiated');
-  await eventually(() => storescp.receivedFiles().length >= 1, 20_000, () => 'a first stored file');
+  await eventually(
+    () => storescp.receivedFiles().length >= 1,
+    20_000,
+    () => 'a first stored file',
+  );
   return { dir, files, storescp, proxy, csv, run };
 }
 
@@ -108,10 +112,18 @@ describe('graceful shutdown', () => {
       const stopped = t.proxy.logs.find((l) => l.msg === 'stopped')!;
       assert.equal(stopped.aborted, 0);
       // The CSV holds one row per PDU received, both ways, up to the A-RELEASE-RP.
-      const rows = fs.readFileSync(t.csv, 'utf8').trim().split('\n').slice(1).map((r) => r.split(','));
+      const rows = fs
+        .readFileSync(t.csv, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((r) => r.split(','));
       const counts = closed as unknown as { toScp: { pdusIn: number }; toScu: { pdusIn: number } };
       assert.equal(rows.length, counts.toScp.pdusIn + counts.toScu.pdusIn);
-      assert.ok(rows.some((r) => r[1] === 'to_scu' && r[3] === 'A-RELEASE-RP'), 'the release is in the CSV');
+      assert.ok(
+        rows.some((r) => r[1] === 'to_scu' && r[3] === 'A-RELEASE-RP'),
+        'the release is in the CSV',
+      );
     } finally {
       await t.proxy.stop();
       await t.storescp.stop();

@@ -35,8 +35,15 @@ test('a pattern is expanded; --sql prints a table, CSV or JSON over the views', 
   assert.equal(table.code, 0, table.stderr);
   // messages.csv and messages-routes.csv: 8 rows each, 4 x 1 MiB + 4 x 2 MiB.
   assert.deepEqual(
-    table.stdout.trimEnd().split('\n').map((l) => l.trim().split(/\s{2,}/)),
-    [['file', 'n', 'bytes'], [`${FIXTURES}/messages-routes.csv`, '8', '12582912'], [`${FIXTURES}/messages.csv`, '8', '12582912']],
+    table.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => l.trim().split(/\s{2,}/)),
+    [
+      ['file', 'n', 'bytes'],
+      [`${FIXTURES}/messages-routes.csv`, '8', '12582912'],
+      [`${FIXTURES}/messages.csv`, '8', '12582912'],
+    ],
   );
   const csv = await stats([`${FIXTURES}/chunks.csv`, '--sql', "SELECT direction, count(*) AS n FROM chunks WHERE type = 'P-DATA-TF' GROUP BY ALL ORDER BY ALL", '--format', 'csv']);
   assert.equal(csv.stdout, 'direction,n\nto_scp,5\nto_scu,1\n');
@@ -50,13 +57,26 @@ test('--to-parquet writes typed Parquet files that give the same tables', async 
   const r = await stats([...files, '--to-parquet', dir]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /chunks\.csv -> .*chunks\.parquet: 12 rows \(chunks\)/);
-  for (const f of ['messages', 'chunks', 'results']) assert.equal(fs.readFileSync(path.join(dir, `${f}.parquet`)).subarray(0, 4).toString(), 'PAR1');
+  for (const f of ['messages', 'chunks', 'results'])
+    assert.equal(
+      fs
+        .readFileSync(path.join(dir, `${f}.parquet`))
+        .subarray(0, 4)
+        .toString(),
+      'PAR1',
+    );
   const fromCsv = await stats(files);
   const fromParquet = await stats(['messages', 'chunks', 'results'].map((f) => path.join(dir, `${f}.parquet`)));
   // The same tables; only the file names in the captions differ.
   const names = (text: string) => text.replace(/^\S+\.(csv|parquet): /gm, 'FILE: ');
   assert.equal(names(fromParquet.stdout), names(fromCsv.stdout));
-  const types = await stats([path.join(dir, 'messages.parquet'), '--sql', "SELECT column_type FROM (DESCRIBE messages) WHERE column_name IN ('started_at', 'duration_ms', 'max_pdu') ORDER BY column_name", '--format', 'csv']);
+  const types = await stats([
+    path.join(dir, 'messages.parquet'),
+    '--sql',
+    "SELECT column_type FROM (DESCRIBE messages) WHERE column_name IN ('started_at', 'duration_ms', 'max_pdu') ORDER BY column_name",
+    '--format',
+    'csv',
+  ]);
   assert.equal(types.stdout, 'column_type\nDOUBLE\nBIGINT\nTIMESTAMP\n');
 });
 
@@ -72,7 +92,15 @@ test('bad input: one line naming the file (and the line), exit status 2', async 
   const short = write('short.csv', [...chunkLines.slice(0, 3), '1,to_scp,9', ...chunkLines.slice(3)]);
   await failsWith([short], /short\.csv: line 4: corrupt row: Expected Number of Columns: 15 Found: 3/);
   const header = chunkLines[0]!.split(',');
-  const noLength = write('no-length.csv', chunkLines.map((l) => l.split(',').filter((_, i) => header[i] !== 'length').join(',')));
+  const noLength = write(
+    'no-length.csv',
+    chunkLines.map((l) =>
+      l
+        .split(',')
+        .filter((_, i) => header[i] !== 'length')
+        .join(','),
+    ),
+  );
   await failsWith([noLength], /no-length\.csv: a chunk CSV \(--csv\) without the column length$/);
   await failsWith([path.join(tmp, 'nothing-here.csv')], /nothing-here\.csv: ENOENT$/);
   await failsWith([tmp], /: EISDIR$/);

@@ -73,7 +73,11 @@ function failed(r: RunResult, what: string): void {
 /** The next 'TLS handshake failed' line after `seen` of them, on `leg`. */
 async function handshakeFailure(proxy: ProxyProcess, seen: number, leg: 'scu' | 'scp'): Promise<LogLine> {
   const lines = (): LogLine[] => proxy.logs.filter((l) => l.msg === 'TLS handshake failed: connection closed');
-  await eventually(() => lines().length > seen, 10_000, () => `a handshake failure line; logs: ${JSON.stringify(proxy.logs.slice(-5))}`);
+  await eventually(
+    () => lines().length > seen,
+    10_000,
+    () => `a handshake failure line; logs: ${JSON.stringify(proxy.logs.slice(-5))}`,
+  );
   const line = lines()[seen]!;
   assert.equal(line.level, 40, 'warn');
   assert.equal(line.leg, leg);
@@ -101,9 +105,18 @@ describe('TLS toward the SCU (terminate), client certificates required', () => {
   before(async () => {
     scp = await startStorescp({ outDir: outDir('terminate') });
     proxy = await ProxyProcess.start([
-      '--upstream', `127.0.0.1:${scp.port}`,
-      '--tls-cert', pki.proxy.cert, '--tls-key', pki.proxy.key, '--tls-ca', pki.ca, '--tls-client-auth', 'required',
-      '--metrics', '127.0.0.1:0',
+      '--upstream',
+      `127.0.0.1:${scp.port}`,
+      '--tls-cert',
+      pki.proxy.cert,
+      '--tls-key',
+      pki.proxy.key,
+      '--tls-ca',
+      pki.ca,
+      '--tls-client-auth',
+      'required',
+      '--metrics',
+      '127.0.0.1:0',
     ]);
     await proxy.waitForLog((l) => l.msg === 'metrics listening');
   });
@@ -172,12 +185,19 @@ describe('TLS toward the SCP (originate)', () => {
     stranger = await startStorescp({ outDir: outDir('stranger'), extraArgs: ['+tls', pki.stranger.key, pki.stranger.cert, '-pw', '-ic'] });
     const [strangerPort, misnamedPort, insecurePort] = [await freePort(), await freePort(), await freePort()];
     proxy = await ProxyProcess.start([
-      '--upstream', `127.0.0.1:${scp.port}`,
-      '--upstream-tls', '--upstream-tls-ca', pki.ca,
-      '--route', `127.0.0.1:${strangerPort}=127.0.0.1:${stranger.port},id=stranger`,
-      '--route', `127.0.0.1:${misnamedPort}=127.0.0.1:${scp.port},upstream-tls-servername=pacs.example,id=misnamed`,
-      '--route', `127.0.0.1:${insecurePort}=127.0.0.1:${stranger.port},upstream-tls-insecure=true,id=insecure`,
-      '--metrics', '127.0.0.1:0',
+      '--upstream',
+      `127.0.0.1:${scp.port}`,
+      '--upstream-tls',
+      '--upstream-tls-ca',
+      pki.ca,
+      '--route',
+      `127.0.0.1:${strangerPort}=127.0.0.1:${stranger.port},id=stranger`,
+      '--route',
+      `127.0.0.1:${misnamedPort}=127.0.0.1:${scp.port},upstream-tls-servername=pacs.example,id=misnamed`,
+      '--route',
+      `127.0.0.1:${insecurePort}=127.0.0.1:${stranger.port},upstream-tls-insecure=true,id=insecure`,
+      '--metrics',
+      '127.0.0.1:0',
     ]);
     await proxy.waitForLog((l) => l.msg === 'listening' && l.route === 'insecure');
     await proxy.waitForLog((l) => l.msg === 'metrics listening');
@@ -228,15 +248,33 @@ describe('TLS on both legs, client certificates required on both (ATNA)', () => 
   test('storescu +tls → proxy → storescp +tls -rc: stored bit for bit, both legs logged', async () => {
     const scp = await startStorescp({ outDir: outDir('both'), extraArgs: [...dcmtkTls(pki.scp, pki.ca), '-rc'] });
     const proxy = await ProxyProcess.start([
-      '--upstream', `127.0.0.1:${scp.port}`,
-      '--tls-cert', pki.proxy.cert, '--tls-key', pki.proxy.key, '--tls-ca', pki.ca, '--tls-client-auth', 'required',
-      '--upstream-tls', '--upstream-tls-ca', pki.ca, '--upstream-tls-cert', pki.proxy.cert, '--upstream-tls-key', pki.proxy.key,
+      '--upstream',
+      `127.0.0.1:${scp.port}`,
+      '--tls-cert',
+      pki.proxy.cert,
+      '--tls-key',
+      pki.proxy.key,
+      '--tls-ca',
+      pki.ca,
+      '--tls-client-auth',
+      'required',
+      '--upstream-tls',
+      '--upstream-tls-ca',
+      pki.ca,
+      '--upstream-tls-cert',
+      pki.proxy.cert,
+      '--upstream-tls-key',
+      pki.proxy.key,
     ]);
     const images = [await newImage(), await newImage()];
     ok(await storescu({ port: proxy.port, files: images, extraArgs: dcmtkTls(pki.modality, pki.ca) }), 'TLS → TLS');
     const stored = scp.receivedFiles().map((f) => datasetBytes(f));
     assert.equal(stored.length, 2);
-    for (const image of images) assert.ok(stored.some((b) => b.equals(datasetBytes(image))), 'data set bit-identical');
+    for (const image of images)
+      assert.ok(
+        stored.some((b) => b.equals(datasetBytes(image))),
+        'data set bit-identical',
+      );
     const image = images[0]!;
     const negotiated = await proxy.waitForLog((l) => l.msg === 'association negotiated');
     assert.equal(legTls(negotiated, 'scu').peerSubject, 'CN=modality');

@@ -55,7 +55,12 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 const maxPdu = values['max-pdu'] !== undefined ? Number(values['max-pdu']) : undefined;
-const files = values.files ? values.files.split(',').filter((f) => f.length > 0).map((f) => path.resolve(f)) : [];
+const files = values.files
+  ? values.files
+      .split(',')
+      .filter((f) => f.length > 0)
+      .map((f) => path.resolve(f))
+  : [];
 const findResults = values['find-results'] !== undefined ? Number(values['find-results']) : 3;
 if (maxPdu !== undefined && !(Number.isInteger(maxPdu) && maxPdu >= 0)) {
   process.stderr.write(`bad --max-pdu ${values['max-pdu']}\n`);

@@ -32,7 +32,14 @@ export async function startMisbehavingScp(behaviour: (n: number) => Behaviour, a
     let scuMax = 0;
     let pending: { contextId: number; command: CommandSet; what: Behaviour } | undefined;
     const respond = (contextId: number, command: CommandSet, padTo?: number): void => {
-      const rsp = encodeCommandSet({ commandField: C_STORE_RSP, affectedSopClassUid: command.affectedSopClassUid, messageIdBeingRespondedTo: command.messageId, dataSetType: NO_DATA_SET, status: 0, affectedSopInstanceUid: command.affectedSopInstanceUid });
+      const rsp = encodeCommandSet({
+        commandField: C_STORE_RSP,
+        affectedSopClassUid: command.affectedSopClassUid,
+        messageIdBeingRespondedTo: command.messageId,
+        dataSetType: NO_DATA_SET,
+        status: 0,
+        affectedSopInstanceUid: command.affectedSopInstanceUid,
+      });
       if (padTo !== undefined) {
         // One PDV whose fragment makes the PDU-length padTo: the command set and zero bytes after it.
         const fragment = Buffer.alloc(padTo - 6);

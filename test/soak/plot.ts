@@ -27,16 +27,23 @@ export function soakSpec(panels: readonly Panel[], title: string): TopLevelSpec 
         : [];
       const x = { field: 'minutes', type: 'quantitative' as const, title: 'minutes' };
       const y = { field: 'value', type: 'quantitative' as const, title: p.unit, scale: { zero: false } };
-      const slope = p.trend && Number.isFinite(p.trend.slopePerMinute)
-        ? ` — slope ${p.trend.slopePerMinute.toPrecision(3)} ${p.unit}/min [${p.trend.lowPerMinute.toPrecision(3)}, ${p.trend.highPerMinute.toPrecision(3)}] (${p.trend.verdict})`
-        : '';
+      const slope =
+        p.trend && Number.isFinite(p.trend.slopePerMinute)
+          ? ` — slope ${p.trend.slopePerMinute.toPrecision(3)} ${p.unit}/min [${p.trend.lowPerMinute.toPrecision(3)}, ${p.trend.highPerMinute.toPrecision(3)}] (${p.trend.verdict})`
+          : '';
       return {
         title: `${p.title}${slope}`,
         width: 720,
         height: 140,
         layer: [
           ...(p.reference
-            ? [{ data: { values: p.reference.map((s) => ({ minutes: s.t / 60, value: s.v })) }, mark: { type: 'line' as const, color: '#999999', strokeWidth: 1 }, encoding: { x, y } }]
+            ? [
+                {
+                  data: { values: p.reference.map((s) => ({ minutes: s.t / 60, value: s.v })) },
+                  mark: { type: 'line' as const, color: '#999999', strokeWidth: 1 },
+                  encoding: { x, y },
+                },
+              ]
             : []),
           { data: { values: samples }, mark: { type: 'line', strokeWidth: 1 }, encoding: { x, y } },
           ...(fit.length ? [{ data: { values: fit }, mark: { type: 'line' as const, color: '#d62728', strokeWidth: 2 }, encoding: { x, y } }] : []),

@@ -101,7 +101,16 @@ export function judgeGrowth(points: readonly Point[], o: TrendOptions): Trend {
   );
   const fit = fitLine(bins, o.level ?? 0.95);
   if (!fit) {
-    return { slopePerMinute: NaN, lowPerMinute: NaN, highPerMinute: NaN, tolerancePerMinute: o.tolerancePerMinute, includesZero: true, bins: bins.length, line: undefined, verdict: 'too-few-samples' };
+    return {
+      slopePerMinute: NaN,
+      lowPerMinute: NaN,
+      highPerMinute: NaN,
+      tolerancePerMinute: o.tolerancePerMinute,
+      includesZero: true,
+      bins: bins.length,
+      line: undefined,
+      verdict: 'too-few-samples',
+    };
   }
   const t0 = bins[0]!.t;
   const t1 = bins[bins.length - 1]!.t;

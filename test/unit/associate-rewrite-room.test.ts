@@ -26,7 +26,8 @@ test('no room for a Maximum Length sub-item: ProtocolError item-overrun, abort r
     const rq = fullRq(free);
     assert.throws(
       () => rewriteMaxLength(rq, decodeAssociate(rq), 16384),
-      (err: unknown) => err instanceof ProtocolError && err.code === 'item-overrun' && err.reason === AbortReason.InvalidPduParameterValue && /no room for a Maximum Length/.test(err.message),
+      (err: unknown) =>
+        err instanceof ProtocolError && err.code === 'item-overrun' && err.reason === AbortReason.InvalidPduParameterValue && /no room for a Maximum Length/.test(err.message),
       `free ${free}`,
     );
   }

@@ -193,6 +193,9 @@ test('BatchedLines: close() on a file that still fails gives up at once and coun
   await lines.close();
   assert.ok(Date.now() - started < 1000, 'close does not wait for the retry timer');
   assert.equal(lines.droppedRows, 5);
-  assert.ok(log.lines.some((l) => l.msg === 'recorder closed: rows were dropped' && l.fields.droppedRows === 5), JSON.stringify(log.lines));
+  assert.ok(
+    log.lines.some((l) => l.msg === 'recorder closed: rows were dropped' && l.fields.droppedRows === 5),
+    JSON.stringify(log.lines),
+  );
   assert.ok(sink.closed);
 });

@@ -66,7 +66,12 @@ test('every bad value is a ConfigError naming the flag', () => {
     [{ image: ['/nonexistent.dcm'] }, /^--image: \/nonexistent\.dcm: no such file/],
     [{ image: ['/x.dcm'], imageSize: '1MB' }, /^--image and --image-size exclude each other/],
   ];
-  for (const [flags, message] of bad) assert.throws(() => benchOptions(flags), (e: Error) => e instanceof ConfigError && message.test(e.message), JSON.stringify(flags));
+  for (const [flags, message] of bad)
+    assert.throws(
+      () => benchOptions(flags),
+      (e: Error) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(flags),
+    );
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-opt-'));
   try {
     const notDicom = path.join(dir, 'x.txt');
@@ -113,8 +118,47 @@ test('results.csv rows follow the header', () => {
   });
   assert.equal(row.length, RESULTS_CSV_COLUMNS.length);
   // No variance given: no standard deviation, no interval (the last three columns).
-  assert.deepEqual(row, ['16384', '16777600', '4', '4', '2.000000', '1.000000', '3.000000', '2.000000', '3.000000', '8.000', '', '', '1.500', '1', 'proxy', 'dcmjs', '20', '5', '100000000', '', '', 'builtin', 'per-image', '', '', '']);
-  const builtin = resultsCsvRow({ ...{ row: { label: '1MB', count: 1, failures: 0, seconds: undefined, mbPerS: undefined, scuIdleMs: undefined, upstreamBlockedMs: undefined, scpResponseMs: undefined } }, mode: 'direct', pdu: 1, imageBytes: 2, parallel: 1, scu: 'builtin', link: { latency: { ms: 0, jitterMs: 0 }, bandwidth: 0 }, connectMs: 0.25, associateMs: 1.5, scp: 'builtin', association: 'per-sender' });
+  assert.deepEqual(row, [
+    '16384',
+    '16777600',
+    '4',
+    '4',
+    '2.000000',
+    '1.000000',
+    '3.000000',
+    '2.000000',
+    '3.000000',
+    '8.000',
+    '',
+    '',
+    '1.500',
+    '1',
+    'proxy',
+    'dcmjs',
+    '20',
+    '5',
+    '100000000',
+    '',
+    '',
+    'builtin',
+    'per-image',
+    '',
+    '',
+    '',
+  ]);
+  const builtin = resultsCsvRow({
+    ...{ row: { label: '1MB', count: 1, failures: 0, seconds: undefined, mbPerS: undefined, scuIdleMs: undefined, upstreamBlockedMs: undefined, scpResponseMs: undefined } },
+    mode: 'direct',
+    pdu: 1,
+    imageBytes: 2,
+    parallel: 1,
+    scu: 'builtin',
+    link: { latency: { ms: 0, jitterMs: 0 }, bandwidth: 0 },
+    connectMs: 0.25,
+    associateMs: 1.5,
+    scp: 'builtin',
+    association: 'per-sender',
+  });
   assert.deepEqual(builtin.slice(-7, -3), ['0.250', '1.500', 'builtin', 'per-sender']);
 });
 
@@ -141,8 +185,22 @@ test('results.csv: the standard deviation and the 95% interval of the mean, last
 
 test('results.csv: the shaping columns are appended after the existing ones, which keep their order', () => {
   assert.deepEqual(RESULTS_CSV_COLUMNS.slice(0, 16), [
-    'pdu_bytes', 'image_bytes', 'parallel', 'images', 'mean_s', 'min_s', 'max_s', 'p50_s', 'p95_s', 'mb_per_s',
-    'scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms', 'failures', 'mode', 'scu',
+    'pdu_bytes',
+    'image_bytes',
+    'parallel',
+    'images',
+    'mean_s',
+    'min_s',
+    'max_s',
+    'p50_s',
+    'p95_s',
+    'mb_per_s',
+    'scu_idle_ms',
+    'upstream_blocked_ms',
+    'scp_response_ms',
+    'failures',
+    'mode',
+    'scu',
   ]);
   assert.deepEqual(RESULTS_CSV_COLUMNS.slice(16, 19), ['latency_ms', 'jitter_ms', 'bandwidth_bps']);
   assert.deepEqual(RESULTS_CSV_COLUMNS.slice(19, 23), ['connect_ms', 'associate_ms', 'scp', 'association']);
@@ -171,7 +229,11 @@ test('--latency and --bandwidth lists: every combination, the proxy flags and la
     [{ latency: '20', direct: true }, /^--latency: links are shaped by the proxy/],
     [{ bandwidth: '1Gbit', both: true }, /^--bandwidth: links are shaped by the proxy/],
   ] as const) {
-    assert.throws(() => benchOptions(flags), (e: Error) => e instanceof ConfigError && message.test(e.message), JSON.stringify(flags));
+    assert.throws(
+      () => benchOptions(flags),
+      (e: Error) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(flags),
+    );
   }
   // Zero shaping is no shaping: allowed with --direct.
   assert.deepEqual(benchOptions({ latency: '0', bandwidth: '0', direct: true }).modes, ['direct']);

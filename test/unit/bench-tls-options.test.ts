@@ -20,5 +20,10 @@ test('--tls refuses the peers it does not run with TLS and SCPs it made no certi
     [{ tls: true, upstream: 'pacs:104' }, /^--tls makes throwaway certificates.*--upstream-tls/],
     [{ tls: true, scpCommand: 'storescp {port}' }, /^--tls and --scp-command exclude each other/],
   ];
-  for (const [flags, message] of bad) assert.throws(() => benchOptions(flags), (e: Error) => e instanceof ConfigError && message.test(e.message), JSON.stringify(flags));
+  for (const [flags, message] of bad)
+    assert.throws(
+      () => benchOptions(flags),
+      (e: Error) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(flags),
+    );
 });

@@ -16,14 +16,30 @@ import * as fixtures from '../fixtures/annotated-commands.js';
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
 test('command sets: C-STORE-RQ, C-STORE-RSP and C-ECHO-RSP byte for byte as DCMTK sends them', () => {
-  const rq = encodeCommandSet({ commandField: C_STORE_RQ, affectedSopClassUid: fixtures.SECONDARY_CAPTURE_UID, messageId: 7, priority: 0, dataSetType: 0x0002, affectedSopInstanceUid: fixtures.INSTANCE_UID });
+  const rq = encodeCommandSet({
+    commandField: C_STORE_RQ,
+    affectedSopClassUid: fixtures.SECONDARY_CAPTURE_UID,
+    messageId: 7,
+    priority: 0,
+    dataSetType: 0x0002,
+    affectedSopInstanceUid: fixtures.INSTANCE_UID,
+  });
   assert.deepEqual(rq, fixtures.C_STORE_RQ);
-  const rsp = encodeCommandSet({ commandField: C_STORE_RSP, affectedSopClassUid: fixtures.SECONDARY_CAPTURE_UID, messageIdBeingRespondedTo: 7, dataSetType: NO_DATA_SET, status: 0, affectedSopInstanceUid: fixtures.INSTANCE_UID });
+  const rsp = encodeCommandSet({
+    commandField: C_STORE_RSP,
+    affectedSopClassUid: fixtures.SECONDARY_CAPTURE_UID,
+    messageIdBeingRespondedTo: 7,
+    dataSetType: NO_DATA_SET,
+    status: 0,
+    affectedSopInstanceUid: fixtures.INSTANCE_UID,
+  });
   assert.deepEqual(rsp, fixtures.C_STORE_RSP);
   const echo = encodeCommandSet({ commandField: C_ECHO_RSP, affectedSopClassUid: fixtures.VERIFICATION_UID, messageIdBeingRespondedTo: 1, dataSetType: NO_DATA_SET, status: 0 });
   assert.deepEqual(echo, fixtures.C_ECHO_RSP);
   // And the decoder reads back what was encoded: an even-length UID has no padding.
-  const d = decodeCommandSet(encodeCommandSet({ commandField: C_STORE_RSP, messageIdBeingRespondedTo: 65535, dataSetType: NO_DATA_SET, status: 0xa700, affectedSopInstanceUid: '1.22' }));
+  const d = decodeCommandSet(
+    encodeCommandSet({ commandField: C_STORE_RSP, messageIdBeingRespondedTo: 65535, dataSetType: NO_DATA_SET, status: 0xa700, affectedSopInstanceUid: '1.22' }),
+  );
   assert.deepEqual([d.commandField, d.messageIdBeingRespondedTo, d.status, d.affectedSopInstanceUid], [C_STORE_RSP, 65535, 0xa700, '1.22']);
 });
 
@@ -34,20 +50,32 @@ test('fragment plan: fragments of L - 6 (PDU-length exactly L), the last shorter
     { offset: 20, length: 10, last: false },
     { offset: 30, length: 10, last: true },
   ]);
-  assert.deepEqual(fragmentPlan(41, 16).map((f) => f.length), [10, 10, 10, 10, 1]);
+  assert.deepEqual(
+    fragmentPlan(41, 16).map((f) => f.length),
+    [10, 10, 10, 10, 1],
+  );
   assert.deepEqual(fragmentPlan(16 * 1024 * 1024, 0), [{ offset: 0, length: 16 * 1024 * 1024, last: true }]);
   assert.deepEqual(fragmentPlan(0, 16384), [{ offset: 0, length: 0, last: true }]);
   // An odd Maximum Length still gets even fragments (floor((L - 6) / 2) * 2), so the PDU is L - 1.
-  assert.deepEqual(fragmentPlan(20, 17).map((f) => f.length), [10, 10]);
+  assert.deepEqual(
+    fragmentPlan(20, 17).map((f) => f.length),
+    [10, 10],
+  );
   // 16MB at 16KB: 1024 PDUs of 16384 (fragment 16378) and a remainder.
   const plan = fragmentPlan(16 * 1024 * 1024 + 400, 16384);
   assert.equal(plan.length, Math.ceil((16 * 1024 * 1024 + 400) / 16378));
   assert.ok(plan.slice(0, -1).every((f) => f.length === 16378 && !f.last));
   assert.equal(plan.at(-1)!.last, true);
-  assert.equal(plan.reduce((n, f) => n + f.length, 0), 16 * 1024 * 1024 + 400);
+  assert.equal(
+    plan.reduce((n, f) => n + f.length, 0),
+    16 * 1024 * 1024 + 400,
+  );
   // No maximum, over 4 GiB: cut where a PDU-length still fits a UInt32.
   const huge = fragmentPlan(5 * 2 ** 30, 0);
-  assert.deepEqual(huge.map((f) => f.length), [MAX_FRAGMENT_UINT32, 5 * 2 ** 30 - MAX_FRAGMENT_UINT32]);
+  assert.deepEqual(
+    huge.map((f) => f.length),
+    [MAX_FRAGMENT_UINT32, 5 * 2 ** 30 - MAX_FRAGMENT_UINT32],
+  );
   assert.ok(MAX_FRAGMENT_UINT32 + 6 <= UINT32_MAX && MAX_FRAGMENT_UINT32 % 2 === 0);
 });
 
@@ -78,10 +106,13 @@ test('negotiation: the RQ proposes what it is given; the AC accepts each context
     }),
   );
   assert.equal(maxLength(rq), 64 * 1024 * 1024);
-  assert.deepEqual(presentationContextsRq(rq).map((c) => [c.id, c.abstractSyntax, c.transferSyntaxes.length]), [
-    [1, '1.2.840.10008.5.1.4.1.1.7', 2],
-    [3, '1.2.840.10008.1.1', 1],
-  ]);
+  assert.deepEqual(
+    presentationContextsRq(rq).map((c) => [c.id, c.abstractSyntax, c.transferSyntaxes.length]),
+    [
+      [1, '1.2.840.10008.5.1.4.1.1.7', 2],
+      [3, '1.2.840.10008.1.1', 1],
+    ],
+  );
   const ac = decodeAssociate(buildAssociateAc(rq, acceptAll(rq), 0));
   assert.equal(maxLength(ac), 0);
   assert.deepEqual(presentationContextsAc(ac), [
@@ -136,12 +167,24 @@ test('message reader: a command set split over PDUs and chunks arrives whole; da
   ]);
   // One byte at a time: every split point at once.
   for (let i = 0; i < wire.length; i++) reader.push(wire.subarray(i, i + 1));
-  assert.deepEqual(events.filter((e) => !e.startsWith('data')), ['command 1 1 7', 'end 1']);
+  assert.deepEqual(
+    events.filter((e) => !e.startsWith('data')),
+    ['command 1 1 7', 'end 1'],
+  );
   assert.equal(events.filter((e) => e.startsWith('data')).length, 40, 'one event per byte fed, never assembled');
   // Over the announced maximum, and on a context that was not accepted: ProtocolError with its code.
-  assert.throws(() => new MessageReader({ onPdu() {}, onCommand() {}, onDataset() {}, onDatasetEnd() {} }).push(encodePData([{ contextId: 1, command: false, last: true, fragment: Buffer.alloc(60) }])), /unknown-context-id|not accepted/);
+  assert.throws(
+    () =>
+      new MessageReader({ onPdu() {}, onCommand() {}, onDataset() {}, onDatasetEnd() {} }).push(
+        encodePData([{ contextId: 1, command: false, last: true, fragment: Buffer.alloc(60) }]),
+      ),
+    /unknown-context-id|not accepted/,
+  );
   const limited = new MessageReader({ onPdu() {}, onCommand() {}, onDataset() {}, onDatasetEnd() {} });
   limited.contexts = new Set([1]);
   limited.maxLength = 64;
-  assert.throws(() => limited.push(encodePData([{ contextId: 1, command: false, last: true, fragment: Buffer.alloc(60) }])), (e: Error & { code?: string }) => e.code === 'pdu-over-maximum');
+  assert.throws(
+    () => limited.push(encodePData([{ contextId: 1, command: false, last: true, fragment: Buffer.alloc(60) }])),
+    (e: Error & { code?: string }) => e.code === 'pdu-over-maximum',
+  );
 });

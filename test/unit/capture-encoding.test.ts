@@ -4,18 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { enhancedPacketBlockLength, interfaceDescriptionBlock, sectionHeaderBlock, writeEnhancedPacketBlock } from '../../src/capture/pcapng.js';
-import {
-  MAX_SEGMENT_PAYLOAD,
-  TCP_ACK,
-  TCP_FIN,
-  TCP_PSH,
-  TCP_RST,
-  TCP_SYN,
-  finishChecksum,
-  onesSumLE,
-  parseIpAddress,
-  writeTcpPacket,
-} from '../../src/capture/tcp-ip.js';
+import { MAX_SEGMENT_PAYLOAD, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, finishChecksum, onesSumLE, parseIpAddress, writeTcpPacket } from '../../src/capture/tcp-ip.js';
 import type { Segment } from '../../src/capture/tcp-conversation.js';
 import { TcpConversation } from '../../src/capture/tcp-conversation.js';
 import { PayloadMask } from '../../src/capture/payload-mask.js';
@@ -161,8 +150,25 @@ describe('TCP numbering of a connection', () => {
   function run(steps: (tcp: TcpConversation, sink: (s: Segment) => void) => void): Array<[string, string, number, number, number]> {
     const tcp = new TcpConversation(1000, 5000);
     const out: Array<[string, string, number, number, number]> = [];
-    const names: Array<[number, string]> = [[TCP_SYN, 'S'], [TCP_FIN, 'F'], [TCP_RST, 'R'], [TCP_PSH, 'P'], [TCP_ACK, 'A']];
-    steps(tcp, (s) => out.push([s.fromClient ? 'c' : 's', names.filter(([f]) => s.flags & f).map(([, n]) => n).join(''), s.seq, s.ack, s.end - s.start]));
+    const names: Array<[number, string]> = [
+      [TCP_SYN, 'S'],
+      [TCP_FIN, 'F'],
+      [TCP_RST, 'R'],
+      [TCP_PSH, 'P'],
+      [TCP_ACK, 'A'],
+    ];
+    steps(tcp, (s) =>
+      out.push([
+        s.fromClient ? 'c' : 's',
+        names
+          .filter(([f]) => s.flags & f)
+          .map(([, n]) => n)
+          .join(''),
+        s.seq,
+        s.ack,
+        s.end - s.start,
+      ]),
+    );
     return out;
   }
 
@@ -273,7 +279,10 @@ describe('--pcap-payload headers: the mask', () => {
       const out = Buffer.alloc(bad.length, 0xee);
       new PayloadMask().copy(bad, 0, bad.length, out, 0);
       assert.deepEqual(out.subarray(0, keptUpTo), bad.subarray(0, keptUpTo));
-      assert.ok(out.subarray(keptUpTo).every((b) => b === 0), out.toString('hex'));
+      assert.ok(
+        out.subarray(keptUpTo).every((b) => b === 0),
+        out.toString('hex'),
+      );
     }
   });
 

@@ -96,9 +96,24 @@ describe('environment variables: bad ones exit 2 with one line naming the variab
     ['PDU_PROXY_MAX_PDU=12XB', { PDU_PROXY_MAX_PDU: '12XB' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_MAX_PDU: "12XB" is not a size \(bytes, or a number with KB\/MB\/GB\)$/],
     ['PDU_PROXY_UPSTREAM=pacs', { PDU_PROXY_UPSTREAM: 'pacs' }, [], /^dicom-pdu-proxy: environment PDU_PROXY_UPSTREAM: "pacs" is not HOST:PORT$/],
     ['PDU_PROXY_LOG_LEVEL=loud', { PDU_PROXY_LOG_LEVEL: 'loud' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_LOG_LEVEL: "loud" is not a log level/],
-    ['PDU_PROXY_CLOSE_TIMEOUT=soon', { PDU_PROXY_CLOSE_TIMEOUT: 'soon' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_CLOSE_TIMEOUT: "soon" is not a whole number of milliseconds/],
-    ['typo PDU_PROXY_MAXPDU', { PDU_PROXY_MAXPDU: '1MB' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_MAXPDU: unknown variable; did you mean PDU_PROXY_MAX_PDU\? \(known: PDU_PROXY_LISTEN, /],
-    ['PDU_PROXY_CONFIG missing file', { PDU_PROXY_CONFIG: path.join(dir, 'missing.json') }, UP, /^dicom-pdu-proxy: config file .*missing\.json \(from PDU_PROXY_CONFIG\): cannot read it \(ENOENT\)$/],
+    [
+      'PDU_PROXY_CLOSE_TIMEOUT=soon',
+      { PDU_PROXY_CLOSE_TIMEOUT: 'soon' },
+      UP,
+      /^dicom-pdu-proxy: environment PDU_PROXY_CLOSE_TIMEOUT: "soon" is not a whole number of milliseconds/,
+    ],
+    [
+      'typo PDU_PROXY_MAXPDU',
+      { PDU_PROXY_MAXPDU: '1MB' },
+      UP,
+      /^dicom-pdu-proxy: environment PDU_PROXY_MAXPDU: unknown variable; did you mean PDU_PROXY_MAX_PDU\? \(known: PDU_PROXY_LISTEN, /,
+    ],
+    [
+      'PDU_PROXY_CONFIG missing file',
+      { PDU_PROXY_CONFIG: path.join(dir, 'missing.json') },
+      UP,
+      /^dicom-pdu-proxy: config file .*missing\.json \(from PDU_PROXY_CONFIG\): cannot read it \(ENOENT\)$/,
+    ],
     ['no upstream anywhere', {}, [], /^dicom-pdu-proxy: --upstream HOST:PORT is required \(the SCP to forward to; or set PDU_PROXY_UPSTREAM, or "upstream" in a --config file\)$/],
   ];
   for (const [name, env, args, message] of cases) {
@@ -134,7 +149,10 @@ describe('the proxy runs from the environment alone; flags > environment > confi
       PDU_PROXY_CSV: csv,
     });
     assert.equal(r.status, 0, r.stderr);
-    const listening = r.stdout.split('\n').map((line) => (line ? (JSON.parse(line) as Record<string, unknown>) : {})).find((o) => o.msg === 'listening');
+    const listening = r.stdout
+      .split('\n')
+      .map((line) => (line ? (JSON.parse(line) as Record<string, unknown>) : {}))
+      .find((o) => o.msg === 'listening');
     assert.ok(listening, `a "listening" log line, got: ${r.stdout}`);
     assert.equal(listening.upstream, '127.0.0.1:9'); // environment over file
     assert.equal(listening.maxPdu, 1048576); // environment over file
@@ -201,12 +219,18 @@ describe('--help and --version', () => {
 
 describe('TLS certificate files: one line naming the setting, exit status 2', () => {
   test('--tls-cert that cannot be read', () => {
-    oneLineError(cli([...UP, '--tls-cert', path.join(dir, 'missing.crt'), '--tls-key', path.join(dir, 'missing.key')]), /^dicom-pdu-proxy: --tls-cert: cannot read ".*missing\.crt" \(ENOENT\)$/);
+    oneLineError(
+      cli([...UP, '--tls-cert', path.join(dir, 'missing.crt'), '--tls-key', path.join(dir, 'missing.key')]),
+      /^dicom-pdu-proxy: --tls-cert: cannot read ".*missing\.crt" \(ENOENT\)$/,
+    );
   });
 
   test('PDU_PROXY_UPSTREAM_TLS_CA that is not PEM', () => {
     const notPem = path.join(dir, 'not-pem.crt');
     fs.writeFileSync(notPem, 'hello\n');
-    oneLineError(cli([...UP, '--upstream-tls'], { PDU_PROXY_UPSTREAM_TLS_CA: notPem }), /^dicom-pdu-proxy: environment PDU_PROXY_UPSTREAM_TLS_CA: ".*not-pem\.crt" holds no PEM certificate/);
+    oneLineError(
+      cli([...UP, '--upstream-tls'], { PDU_PROXY_UPSTREAM_TLS_CA: notPem }),
+      /^dicom-pdu-proxy: environment PDU_PROXY_UPSTREAM_TLS_CA: ".*not-pem\.crt" holds no PEM certificate/,
+    );
   });
 });

@@ -20,7 +20,6 @@ function configFile(content: unknown): string {
   return file;
 }
 
-
 const load = (flags: RawSettings, env: Environment, configPath?: string) => loadSettings(flags, configPath, { env });
 
 const ALL_VARIABLES = [

@@ -3,15 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import {
-  DEFAULT_CONFIG_PATH,
-  SETTINGS,
-  fileLayer,
-  flagLayer,
-  loadSettings,
-  parseFragment,
-  resolveSettings,
-} from '../../src/config/config.js';
+import { DEFAULT_CONFIG_PATH, SETTINGS, fileLayer, flagLayer, loadSettings, parseFragment, resolveSettings } from '../../src/config/config.js';
 import type { RawSettings } from '../../src/config/config.js';
 import { rejects, UNSET_DEFAULTS } from '../helpers/settings.js';
 
@@ -25,7 +17,6 @@ function configFile(content: unknown): string {
   fs.writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
   return file;
 }
-
 
 const UPSTREAM: RawSettings = { upstream: 'pacs:104' };
 

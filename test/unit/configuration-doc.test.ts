@@ -20,7 +20,12 @@ function settingsRows(): string[][] {
   const lines = section.split('\n').slice(1);
   const start = lines.findIndex((l) => l.startsWith('|'));
   const table = lines.slice(start, start + lines.slice(start).findIndex((l) => !l.startsWith('|')));
-  return table.slice(2).map((row) => row.slice(1, -1).split(' | ').map((c) => c.trim()));
+  return table.slice(2).map((row) =>
+    row
+      .slice(1, -1)
+      .split(' | ')
+      .map((c) => c.trim()),
+  );
 }
 
 describe('README settings table and docs/CONFIGURATION.md', () => {

@@ -4,15 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import dcmjs from 'dcmjs';
-import {
-  CommandSetError,
-  MAX_COMMAND_SET_LENGTH,
-  NO_DATA_SET,
-  commandName,
-  decodeCommandSet,
-  isPending,
-  statusHex,
-} from '../../src/dimse/command.js';
+import { CommandSetError, MAX_COMMAND_SET_LENGTH, NO_DATA_SET, commandName, decodeCommandSet, isPending, statusHex } from '../../src/dimse/command.js';
 import {
   COMMAND_FIXTURES,
   C_ECHO_RQ,
@@ -143,7 +135,10 @@ describe('decodeCommandSet: other inputs', () => {
   ];
   for (const [what, bytes, message] of broken) {
     test(`${what}: CommandSetError`, () => {
-      assert.throws(() => decodeCommandSet(bytes), (err: unknown) => err instanceof CommandSetError && message.test(err.message));
+      assert.throws(
+        () => decodeCommandSet(bytes),
+        (err: unknown) => err instanceof CommandSetError && message.test(err.message),
+      );
     });
   }
 

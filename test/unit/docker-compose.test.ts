@@ -111,7 +111,10 @@ describe('docker-compose.yml as YAML', () => {
     }
     const command = bench!.command as string[];
     assert.ok(command[command.indexOf('--out') + 1]!.startsWith(`${logs.target}/`), 'bench results on the volume');
-    assert.ok(volumes(bench!).some((v) => v.target === logs.target), 'bench mounts the log volume');
+    assert.ok(
+      volumes(bench!).some((v) => v.target === logs.target),
+      'bench mounts the log volume',
+    );
   });
 
   test('command: is a list (exec form), appended to the ENTRYPOINT', () => {

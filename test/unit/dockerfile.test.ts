@@ -173,7 +173,11 @@ describe('Dockerfile', () => {
 describe('the checks catch the mistakes they exist for', () => {
   const mutations: Array<[string, (text: string) => string, RegExp]> = [
     ['shell-form ENTRYPOINT (drops docker run arguments)', (t) => t.replace(/^ENTRYPOINT .*$/m, 'ENTRYPOINT node /app/bin/dicom-pdu-proxy.js'), /not in exec form/],
-    ['ENTRYPOINT with single quotes (not JSON: Docker runs it through a shell)', (t) => t.replace(/^ENTRYPOINT .*$/m, "ENTRYPOINT ['node', '/app/bin/dicom-pdu-proxy.js']"), /not in exec form/],
+    [
+      'ENTRYPOINT with single quotes (not JSON: Docker runs it through a shell)',
+      (t) => t.replace(/^ENTRYPOINT .*$/m, "ENTRYPOINT ['node', '/app/bin/dicom-pdu-proxy.js']"),
+      /not in exec form/,
+    ],
     ['ENTRYPOINT script that is not in the image', (t) => t.replace(/^ENTRYPOINT .*$/m, 'ENTRYPOINT ["node", "/srv/cli.js"]'), /not copied into the image/],
     ['ENTRYPOINT script missing from the repository', (t) => t.replace(/^ENTRYPOINT .*$/m, 'ENTRYPOINT ["node", "/app/bin/nope.js"]'), /not in the repository/],
     ['relative ENTRYPOINT script under another WORKDIR', (t) => t.replace(/^ENTRYPOINT .*$/m, 'ENTRYPOINT ["node", "bin/dicom-pdu-proxy.js"]'), /not copied into the image/],
@@ -195,7 +199,10 @@ describe('the checks catch the mistakes they exist for', () => {
       const text = mutate(DOCKERFILE);
       assert.notEqual(text, DOCKERFILE, 'the mutation applies');
       const found = problems(text, { built: false });
-      assert.ok(found.some((p) => expected.test(p)), `expected ${expected}, got ${JSON.stringify(found)}`);
+      assert.ok(
+        found.some((p) => expected.test(p)),
+        `expected ${expected}, got ${JSON.stringify(found)}`,
+      );
     });
   }
 });
@@ -276,7 +283,10 @@ describe('HEALTHCHECK', () => {
   });
 
   test('the image sets PDU_PROXY_HEALTH (the probe reads it) and exposes its port', () => {
-    const env = final.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ');
+    const env = final.instructions
+      .filter((i) => i.keyword === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
     const port = /\bPDU_PROXY_HEALTH=(?:[^\s:]*:)?(\d+)\b/.exec(env)?.[1];
     assert.ok(port, `ENV PDU_PROXY_HEALTH=[HOST:]PORT in ${env}`);
     const exposed = final.instructions.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args.split(/\s+/));
@@ -294,7 +304,11 @@ describe('HEALTHCHECK', () => {
     const { spawn } = await import('node:child_process');
     const [listen, health] = [await freePort(), await freePort()];
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('PDU_PROXY_')));
-    const proxy = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${listen}`, '--upstream', '127.0.0.1:9', '--health', `127.0.0.1:${health}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proxy = spawn(
+      process.execPath,
+      [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${listen}`, '--upstream', '127.0.0.1:9', '--health', `127.0.0.1:${health}`],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     try {
       await new Promise<void>((resolve, reject) => {
         let out = '';
@@ -304,7 +318,8 @@ describe('HEALTHCHECK', () => {
         });
         proxy.once('exit', () => reject(new Error(`proxy exited: ${out}`)));
       });
-      const probe = (value: string) => spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'healthcheck.js')], { env: { ...env, PDU_PROXY_HEALTH: value }, encoding: 'utf8', timeout: 10_000 });
+      const probe = (value: string) =>
+        spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin', 'healthcheck.js')], { env: { ...env, PDU_PROXY_HEALTH: value }, encoding: 'utf8', timeout: 10_000 });
       const ok = probe(`0.0.0.0:${health}`);
       assert.equal(ok.status, 0, ok.stderr);
       assert.match(ok.stdout, /\/readyz: 200 ready/);

@@ -87,7 +87,10 @@ function run(bytes: Uint8Array, cuts: number[]): { error: ProtocolError | undefi
     }
     maxHeld = Math.max(maxHeld, framer.allocatedBytes);
     // Allocated, not only filled: the buffer follows the bytes received, never the length claimed.
-    assert.ok(framer.allocatedBytes <= Math.max(INITIAL_BODY_BYTES, 2 * framer.bufferedBytes) + PDU_HEADER_LENGTH, `allocated ${framer.allocatedBytes} for ${framer.bufferedBytes} held`);
+    assert.ok(
+      framer.allocatedBytes <= Math.max(INITIAL_BODY_BYTES, 2 * framer.bufferedBytes) + PDU_HEADER_LENGTH,
+      `allocated ${framer.allocatedBytes} for ${framer.bufferedBytes} held`,
+    );
     at = end;
   }
   return { error, maxHeld, events: checker.events };
@@ -117,15 +120,11 @@ describe('framer on hostile input (fast-check)', () => {
 
   test('a valid association stream with bytes overwritten: the same guarantees', () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.nat({ max: VALID.length - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
-        cuts,
-        (flips, c) => {
-          const bytes = Buffer.from(VALID);
-          for (const [at, value] of flips) bytes[at] = value;
-          run(bytes, c);
-        },
-      ),
+      fc.property(fc.array(fc.tuple(fc.nat({ max: VALID.length - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), cuts, (flips, c) => {
+        const bytes = Buffer.from(VALID);
+        for (const [at, value] of flips) bytes[at] = value;
+        run(bytes, c);
+      }),
       { numRuns: 2000 },
     );
   });

@@ -37,10 +37,16 @@ for (const target of TARGET_NAMES) {
     test(`${SECONDS} s of generated and mutated inputs`, () => {
       let runs = 0;
       fc.assert(
-        fc.property(inputsFor(target, corpus.map((e) => e.data)), (data) => {
-          runs++;
-          TARGETS[target](data, options);
-        }),
+        fc.property(
+          inputsFor(
+            target,
+            corpus.map((e) => e.data),
+          ),
+          (data) => {
+            runs++;
+            TARGETS[target](data, options);
+          },
+        ),
         { numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: SECONDS * 1000, markInterruptAsFailure: false, seed: SEED },
       );
       assert.ok(runs > 100, `only ${runs} inputs ran in ${SECONDS} s`);

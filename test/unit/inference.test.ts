@@ -16,7 +16,16 @@ function close(actual: number, expected: number, rel: number, what: string): voi
 
 test('t quantiles match a printed table (two-sided 95%: t at 0.975)', () => {
   // df: 1, 2, 3, 4, 5, 10, 30, 100 -> 12.706, 4.303, 3.182, 2.776, 2.571, 2.228, 2.042, 1.984
-  const table: Array<[number, number]> = [[1, 12.706], [2, 4.303], [3, 3.182], [4, 2.776], [5, 2.571], [10, 2.228], [30, 2.042], [100, 1.984]];
+  const table: Array<[number, number]> = [
+    [1, 12.706],
+    [2, 4.303],
+    [3, 3.182],
+    [4, 2.776],
+    [5, 2.571],
+    [10, 2.228],
+    [30, 2.042],
+    [100, 1.984],
+  ];
   for (const [df, t] of table) assert.equal(tQuantile(0.975, df).toFixed(3), t.toFixed(3), `df ${df}`);
 });
 
@@ -78,7 +87,12 @@ test('regularized incomplete beta and ln Γ match scipy.special', () => {
   assert.equal(regularizedIncompleteBeta(2, 3, 1), 1);
   assert.throws(() => regularizedIncompleteBeta(0, 1, 0.5), RangeError);
   assert.throws(() => regularizedIncompleteBeta(1, 1, 1.5), RangeError);
-  const gamma: Array<[number, number]> = [[0.5, 0.5723649429247], [10.5, 13.940625219403763], [100, 359.1342053695754], [1e6, 12815504.569147611]];
+  const gamma: Array<[number, number]> = [
+    [0.5, 0.5723649429247],
+    [10.5, 13.940625219403763],
+    [100, 359.1342053695754],
+    [1e6, 12815504.569147611],
+  ];
   for (const [x, v] of gamma) close(lnGamma(x), v, 1e-12, `lnGamma(${x})`);
   assert.ok(Math.abs(lnGamma(1)) < 1e-14 && Math.abs(lnGamma(2)) < 1e-14);
 });
@@ -174,9 +188,16 @@ test('compareWithFastest: the lowest mean, and which others differ from it at p 
   assert.equal(c.fastest.name, 'fast');
   assert.deepEqual(
     c.others.map((o) => [o.item.name, o.differs]),
-    [['slow', true], ['like fast', false], ['one', undefined]],
+    [
+      ['slow', true],
+      ['like fast', false],
+      ['one', undefined],
+    ],
   );
-  assert.equal(compareWithFastest([], () => undefined), undefined);
+  assert.equal(
+    compareWithFastest([], () => undefined),
+    undefined,
+  );
 });
 
 test('verdictsPerSeries: each series against its own fastest; a series with nothing to test has no fastest', () => {
@@ -190,7 +211,11 @@ test('verdictsPerSeries: each series against its own fastest; a series with noth
     { series: 'one each', values: [2] },
     { series: 'small', values: [] as number[] },
   ];
-  const verdicts = verdictsPerSeries(items, (x) => x.series, (x) => (x.values.length > 0 ? sampleSummary(x.values) : undefined));
+  const verdicts = verdictsPerSeries(
+    items,
+    (x) => x.series,
+    (x) => (x.values.length > 0 ? sampleSummary(x.values) : undefined),
+  );
   assert.deepEqual(
     verdicts.map((v) => v?.kind),
     ['slower', 'within-noise', 'fastest', 'fastest', 'untested', 'untested', 'untested', undefined],

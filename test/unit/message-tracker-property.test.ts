@@ -18,8 +18,21 @@ function newTracker(rows: MessageRecord[]): MessageTracker {
 }
 
 const record = (direction: Direction): PduRecord => ({
-  assoc: 1, direction, seq: 0, type: 'P-DATA-TF', length: 0, pdvs: 0, contextId: undefined, kind: '', last: false,
-  firstByteUs: 0, lastByteUs: 0, forwardedUs: 0, outPdus: 0, outMaxLength: 0, violation: false,
+  assoc: 1,
+  direction,
+  seq: 0,
+  type: 'P-DATA-TF',
+  length: 0,
+  pdvs: 0,
+  contextId: undefined,
+  kind: '',
+  last: false,
+  firstByteUs: 0,
+  lastByteUs: 0,
+  forwardedUs: 0,
+  outPdus: 0,
+  outMaxLength: 0,
+  violation: false,
 });
 
 interface Msg {
@@ -54,8 +67,21 @@ function send(t: MessageTracker, m: Msg, cuts: number[], perPdu: number, piece: 
   }
 }
 
-const storeRq = (id: number, uid: string): Buffer => commandSet([[0x0002, '1.2.840.10008.5.1.4.1.1.7'], [0x0100, 0x0001], [0x0110, id], [0x0800, 0], [0x1000, uid]]);
-const storeRsp = (id: number): Buffer => commandSet([[0x0100, 0x8001], [0x0120, id], [0x0800, 0x0101], [0x0900, 0]]);
+const storeRq = (id: number, uid: string): Buffer =>
+  commandSet([
+    [0x0002, '1.2.840.10008.5.1.4.1.1.7'],
+    [0x0100, 0x0001],
+    [0x0110, id],
+    [0x0800, 0],
+    [0x1000, uid],
+  ]);
+const storeRsp = (id: number): Buffer =>
+  commandSet([
+    [0x0100, 0x8001],
+    [0x0120, id],
+    [0x0800, 0x0101],
+    [0x0900, 0],
+  ]);
 
 describe('MessageTracker properties', () => {
   test('rows do not depend on how messages are cut into PDVs, PDUs and pieces', () => {
@@ -72,8 +98,39 @@ describe('MessageTracker properties', () => {
           specs.forEach((spec, i) => {
             const id = i + 1;
             if (spec.echo) {
-              send(t, { direction: 'to_scp', command: commandSet([[0x0100, 0x0030], [0x0110, id], [0x0800, 0x0101]]), dataset: undefined }, cuts, perPdu, piece, clock);
-              send(t, { direction: 'to_scu', command: commandSet([[0x0100, 0x8030], [0x0120, id], [0x0800, 0x0101], [0x0900, 0]]), dataset: undefined }, cuts, perPdu, piece, clock);
+              send(
+                t,
+                {
+                  direction: 'to_scp',
+                  command: commandSet([
+                    [0x0100, 0x0030],
+                    [0x0110, id],
+                    [0x0800, 0x0101],
+                  ]),
+                  dataset: undefined,
+                },
+                cuts,
+                perPdu,
+                piece,
+                clock,
+              );
+              send(
+                t,
+                {
+                  direction: 'to_scu',
+                  command: commandSet([
+                    [0x0100, 0x8030],
+                    [0x0120, id],
+                    [0x0800, 0x0101],
+                    [0x0900, 0],
+                  ]),
+                  dataset: undefined,
+                },
+                cuts,
+                perPdu,
+                piece,
+                clock,
+              );
             } else {
               send(t, { direction: 'to_scp', command: storeRq(id, `1.2.${id}`), dataset: spec.dataset }, cuts, perPdu, piece, clock);
               send(t, { direction: 'to_scu', command: storeRsp(id), dataset: undefined }, cuts, perPdu, piece, clock);
@@ -101,7 +158,11 @@ describe('MessageTracker properties', () => {
       fc.record({
         kind: fc.constant('data' as const),
         dir: fc.constantFrom<Direction>('to_scp', 'to_scu'),
-        bytes: fc.oneof(fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)), fc.constantFrom(...fragments), fc.constant(Buffer.alloc(70_000))),
+        bytes: fc.oneof(
+          fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+          fc.constantFrom(...fragments),
+          fc.constant(Buffer.alloc(70_000)),
+        ),
         cut: fc.nat(),
       }),
       fc.record({ kind: fc.constant('end' as const), dir: fc.constantFrom<Direction>('to_scp', 'to_scu') }),

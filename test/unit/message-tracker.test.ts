@@ -177,14 +177,34 @@ describe('MessageTracker: request and response', () => {
 
   test('C-FIND: pending responses with identifiers are counted; the first response byte is the first pending one', () => {
     const h = new Harness();
-    const rq = h.message('to_scp', 100, 110, commandSet([[0x0100, 0x0020], [0x0110, 3], [0x0800, 0x0000]]), 200);
+    const rq = h.message(
+      'to_scp',
+      100,
+      110,
+      commandSet([
+        [0x0100, 0x0020],
+        [0x0110, 3],
+        [0x0800, 0x0000],
+      ]),
+      200,
+    );
     h.forward(rq, 120);
     for (let i = 0; i < 3; i++) {
       h.pdu('to_scu', 1000 + i * 100, 1010 + i * 100, [{ command: true, last: true, bytes: C_FIND_RSP_PENDING }]);
       h.pdu('to_scu', 1020 + i * 100, 1030 + i * 100, [{ command: false, last: true, bytes: 300 }]);
     }
     assert.equal(h.rows.length, 0);
-    h.message('to_scu', 2000, 2010, commandSet([[0x0100, 0x8020], [0x0120, 3], [0x0800, 0x0101], [0x0900, 0x0000]]));
+    h.message(
+      'to_scu',
+      2000,
+      2010,
+      commandSet([
+        [0x0100, 0x8020],
+        [0x0120, 3],
+        [0x0800, 0x0101],
+        [0x0900, 0x0000],
+      ]),
+    );
     const m = h.rows[0]!;
     assert.equal(m.command, 'C-FIND-RQ');
     assert.equal(m.bytes, 200, 'the request identifier, not the responses');
@@ -196,27 +216,115 @@ describe('MessageTracker: request and response', () => {
 
   test('a failure status is the final status (a700), ff01 counts as pending', () => {
     const h = new Harness();
-    h.forward(h.message('to_scp', 1, 2, commandSet([[0x0100, 0x0020], [0x0110, 5], [0x0800, 0]]), 10), 3);
-    h.message('to_scu', 10, 11, commandSet([[0x0100, 0x8020], [0x0120, 5], [0x0800, 0], [0x0900, 0xff01]]), 10);
-    h.message('to_scu', 20, 21, commandSet([[0x0100, 0x8020], [0x0120, 5], [0x0800, 0x0101], [0x0900, 0xa700]]));
+    h.forward(
+      h.message(
+        'to_scp',
+        1,
+        2,
+        commandSet([
+          [0x0100, 0x0020],
+          [0x0110, 5],
+          [0x0800, 0],
+        ]),
+        10,
+      ),
+      3,
+    );
+    h.message(
+      'to_scu',
+      10,
+      11,
+      commandSet([
+        [0x0100, 0x8020],
+        [0x0120, 5],
+        [0x0800, 0],
+        [0x0900, 0xff01],
+      ]),
+      10,
+    );
+    h.message(
+      'to_scu',
+      20,
+      21,
+      commandSet([
+        [0x0100, 0x8020],
+        [0x0120, 5],
+        [0x0800, 0x0101],
+        [0x0900, 0xa700],
+      ]),
+    );
     assert.equal(h.rows[0]!.pendingResponses, 1);
     assert.equal(h.rows[0]!.status, 0xa700);
   });
 
-  test('C-GET: the SCP\'s C-STORE sub-operation (same MessageID, other direction) gets its own row', () => {
+  test("C-GET: the SCP's C-STORE sub-operation (same MessageID, other direction) gets its own row", () => {
     const h = new Harness();
-    h.forward(h.message('to_scp', 100, 100, commandSet([[0x0100, 0x0010], [0x0110, 1], [0x0800, 0]]), 50), 101);
+    h.forward(
+      h.message(
+        'to_scp',
+        100,
+        100,
+        commandSet([
+          [0x0100, 0x0010],
+          [0x0110, 1],
+          [0x0800, 0],
+        ]),
+        50,
+      ),
+      101,
+    );
     // The SCP's sub-operation: MessageID 1 too, in its own numbering.
-    const sub = h.message('to_scu', 200, 300, commandSet([[0x0100, 0x0001], [0x0110, 1], [0x0800, 0], [0x1000, '1.2.3']]), 5000);
+    const sub = h.message(
+      'to_scu',
+      200,
+      300,
+      commandSet([
+        [0x0100, 0x0001],
+        [0x0110, 1],
+        [0x0800, 0],
+        [0x1000, '1.2.3'],
+      ]),
+      5000,
+    );
     h.forward(sub, 310);
-    h.message('to_scp', 400, 410, commandSet([[0x0100, 0x8001], [0x0120, 1], [0x0800, 0x0101], [0x0900, 0]]));
+    h.message(
+      'to_scp',
+      400,
+      410,
+      commandSet([
+        [0x0100, 0x8001],
+        [0x0120, 1],
+        [0x0800, 0x0101],
+        [0x0900, 0],
+      ]),
+    );
     assert.equal(h.rows.length, 1);
     assert.deepEqual(
       { dir: h.rows[0]!.direction, cmd: h.rows[0]!.command, bytes: h.rows[0]!.bytes, uid: h.rows[0]!.sopInstanceUid, resp: responseUs(h.rows[0]!) },
       { dir: 'to_scu', cmd: 'C-STORE-RQ', bytes: 5000, uid: '1.2.3', resp: 90 },
     );
-    h.message('to_scu', 500, 510, commandSet([[0x0100, 0x8010], [0x0120, 1], [0x0800, 0x0101], [0x0900, 0xff00]]));
-    h.message('to_scu', 600, 610, commandSet([[0x0100, 0x8010], [0x0120, 1], [0x0800, 0x0101], [0x0900, 0]]));
+    h.message(
+      'to_scu',
+      500,
+      510,
+      commandSet([
+        [0x0100, 0x8010],
+        [0x0120, 1],
+        [0x0800, 0x0101],
+        [0x0900, 0xff00],
+      ]),
+    );
+    h.message(
+      'to_scu',
+      600,
+      610,
+      commandSet([
+        [0x0100, 0x8010],
+        [0x0120, 1],
+        [0x0800, 0x0101],
+        [0x0900, 0],
+      ]),
+    );
     assert.equal(h.rows.length, 2);
     const get = h.rows[1]!;
     assert.equal(get.command, 'C-GET-RQ');
@@ -286,7 +394,15 @@ describe('MessageTracker: the end of an association, and bad input', () => {
   test('malformed command sets and requests without MessageID are reported, not thrown', () => {
     const h = new Harness();
     h.message('to_scp', 1, 2, Buffer.from('0800 1800 02000000 4142'.replace(/ /g, ''), 'hex'));
-    h.message('to_scp', 3, 4, commandSet([[0x0100, 0x0030], [0x0800, 0x0101]]));
+    h.message(
+      'to_scp',
+      3,
+      4,
+      commandSet([
+        [0x0100, 0x0030],
+        [0x0800, 0x0101],
+      ]),
+    );
     h.message('to_scp', 5, 6, commandSet([[0x0110, 4]]));
     assert.equal(h.undecodable.length, 3);
     assert.match(h.undecodable[0]![1], /outside group 0000/);
@@ -298,10 +414,42 @@ describe('MessageTracker: the end of an association, and bad input', () => {
 
   test('C-CANCEL-RQ gets no row; a response to an unknown MessageID is ignored', () => {
     const h = new Harness();
-    h.forward(h.message('to_scp', 1, 2, commandSet([[0x0100, 0x0020], [0x0110, 3], [0x0800, 0]]), 10), 3);
-    h.message('to_scp', 5, 6, commandSet([[0x0100, 0x0fff], [0x0120, 3], [0x0800, 0x0101]]));
+    h.forward(
+      h.message(
+        'to_scp',
+        1,
+        2,
+        commandSet([
+          [0x0100, 0x0020],
+          [0x0110, 3],
+          [0x0800, 0],
+        ]),
+        10,
+      ),
+      3,
+    );
+    h.message(
+      'to_scp',
+      5,
+      6,
+      commandSet([
+        [0x0100, 0x0fff],
+        [0x0120, 3],
+        [0x0800, 0x0101],
+      ]),
+    );
     h.message('to_scu', 7, 8, C_ECHO_RSP); // answers MessageID 1: nobody asked
-    h.message('to_scu', 9, 10, commandSet([[0x0100, 0x8020], [0x0120, 3], [0x0800, 0x0101], [0x0900, 0xfe00]]));
+    h.message(
+      'to_scu',
+      9,
+      10,
+      commandSet([
+        [0x0100, 0x8020],
+        [0x0120, 3],
+        [0x0800, 0x0101],
+        [0x0900, 0xfe00],
+      ]),
+    );
     assert.equal(h.rows.length, 1);
     assert.equal(h.rows[0]!.status, 0xfe00);
     assert.deepEqual(h.undecodable, []);
@@ -319,7 +467,7 @@ describe('MessageTracker: the end of an association, and bad input', () => {
     assert.equal(h.rows[1]!.requestFirstByteUs, 10);
   });
 
-  test('a new command before the data set\'s last fragment: the cut request keeps the bytes it had', () => {
+  test("a new command before the data set's last fragment: the cut request keeps the bytes it had", () => {
     const h = new Harness();
     h.message('to_scp', 1, 2, C_STORE_RQ);
     h.pdu('to_scp', 3, 4, [{ command: false, last: false, bytes: 300 }]);

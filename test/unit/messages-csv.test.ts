@@ -121,7 +121,10 @@ describe('MessagesCsvRecorder', () => {
     const text = fs.readFileSync(file, 'utf8');
     assert.equal(text.split('\n').filter((l) => l === MESSAGES_CSV_HEADER).length, 1);
     const rows = await parse(text);
-    assert.deepEqual(rows.map((r) => r.message_id), ['7', '8', '9']);
+    assert.deepEqual(
+      rows.map((r) => r.message_id),
+      ['7', '8', '9'],
+    );
   });
 
   test('an empty existing file gets the header', async () => {
@@ -153,7 +156,10 @@ describe('MessagesCsvRecorder', () => {
     const file = tmpFile();
     const old = `${MESSAGES_CSV_HEADER.replace(/,route$/, '')}\n${messageCsvRow(STORE).slice(0, -1).join(',')}\n`;
     fs.writeFileSync(file, old);
-    await assert.rejects(MessagesCsvRecorder.open(file), (err: unknown) => err instanceof MessagesCsvFileError && /older version of the proxy \(no route column\)/.test(err.message));
+    await assert.rejects(
+      MessagesCsvRecorder.open(file),
+      (err: unknown) => err instanceof MessagesCsvFileError && /older version of the proxy \(no route column\)/.test(err.message),
+    );
     assert.equal(fs.readFileSync(file, 'utf8'), old);
   });
 
@@ -164,7 +170,10 @@ describe('MessagesCsvRecorder', () => {
     r.forRoute('11113').message!({ ...STORE, messageId: 8 });
     r.message(STORE);
     await r.close();
-    assert.deepEqual((await parse(fs.readFileSync(file, 'utf8'))).map((row) => row.route), ['ct', '11113', 'default']);
+    assert.deepEqual(
+      (await parse(fs.readFileSync(file, 'utf8'))).map((row) => row.route),
+      ['ct', '11113', 'default'],
+    );
   });
 
   test('rows queued at close are written', async () => {
@@ -192,15 +201,22 @@ describe('--messages-csv setting', () => {
   test('not a file name: one line naming the key', () => {
     const file = path.join(dir, 'bad.json');
     fs.writeFileSync(file, JSON.stringify({ messagesCsv: 5 }));
-    assert.throws(() => loadSettings(base, file), (e: unknown) => e instanceof ConfigError && /: messagesCsv: 5 must be a string \(a file name\)$/.test(e.message));
+    assert.throws(
+      () => loadSettings(base, file),
+      (e: unknown) => e instanceof ConfigError && /: messagesCsv: 5 must be a string \(a file name\)$/.test(e.message),
+    );
     fs.writeFileSync(file, JSON.stringify({ messagesCsv: '' }));
-    assert.throws(() => loadSettings(base, file), (e: unknown) => e instanceof ConfigError && /: messagesCsv: "" is not a file name$/.test(e.message));
+    assert.throws(
+      () => loadSettings(base, file),
+      (e: unknown) => e instanceof ConfigError && /: messagesCsv: "" is not a file name$/.test(e.message),
+    );
   });
 
   test('the same file as the chunk CSV is refused', () => {
     assert.throws(
       () => loadSettings({ ...base, csv: 'logs/x.csv', messagesCsv: './logs/../logs/x.csv' }),
-      (e: unknown) => e instanceof ConfigError && /^--messages-csv: "\.\/logs\/\.\.\/logs\/x\.csv" is the chunk CSV file too \(--csv\); give each log its own file$/.test(e.message),
+      (e: unknown) =>
+        e instanceof ConfigError && /^--messages-csv: "\.\/logs\/\.\.\/logs\/x\.csv" is the chunk CSV file too \(--csv\); give each log its own file$/.test(e.message),
     );
     assert.equal(loadSettings({ ...base, csv: 'chunks.csv', messagesCsv: 'messages.csv' }).options.messagesCsv, 'messages.csv');
   });
@@ -229,7 +245,12 @@ describe('--messages-csv setting', () => {
 
 describe('duration_ms matches its own row', () => {
   test('(response_last_byte_us - request_first_byte_us) / 1000 exactly, whatever the sub-microsecond parts', () => {
-    for (const [first, last] of [[1000.4, 117838.6], [0.5, 1.49], [999.5, 2000.5], [12.345, 116850.9]]) {
+    for (const [first, last] of [
+      [1000.4, 117838.6],
+      [0.5, 1.49],
+      [999.5, 2000.5],
+      [12.345, 116850.9],
+    ]) {
       const row = messageCsvRow({ ...STORE, requestFirstByteUs: first!, responseLastByteUs: last! });
       const [rqFirst, rspLast, duration] = [row[8], row[11], row[12]].map(Number);
       assert.equal(duration!.toFixed(3), ((rspLast! - rqFirst!) / 1000).toFixed(3), `${first} ${last}`);

@@ -164,7 +164,13 @@ describe('MetricsRecorder', () => {
       assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
       assert.match(await res.text(), /^dicom_pdu_proxy_bytes_total\{route="ct",direction="to_scp"\} 16390$/m);
       assert.equal((await fetch(`${base}/metrics?x=1`)).status, 200);
-      for (const [path, method] of [['/', 'GET'], ['/metrics/', 'GET'], ['/other', 'GET'], ['/metrics', 'POST'], ['/metrics', 'DELETE']] as const) {
+      for (const [path, method] of [
+        ['/', 'GET'],
+        ['/metrics/', 'GET'],
+        ['/other', 'GET'],
+        ['/metrics', 'POST'],
+        ['/metrics', 'DELETE'],
+      ] as const) {
         const r = await fetch(`${base}${path}`, { method });
         assert.equal(r.status, 404, `${method} ${path}`);
         await r.text();

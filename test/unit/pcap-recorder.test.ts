@@ -33,7 +33,7 @@ function readPcapng(file: string): { interfaces: string[]; packets: Packet[] } {
   const interfaces: string[] = [];
   const packets: Packet[] = [];
   assert.equal(b.readUInt32LE(0), 0x0a0d0d0a, 'starts with a section header');
-  for (let at = 0; at < b.length; ) {
+  for (let at = 0; at < b.length;) {
     const type = b.readUInt32LE(at);
     const length = b.readUInt32LE(at + 4);
     assert.equal(b.readUInt32LE(at + length - 4), length, `block at ${at} ends with its length`);
@@ -92,11 +92,20 @@ describe('PcapRecorder files', () => {
     const { interfaces, packets } = readPcapng(file);
     assert.deepEqual(interfaces, ['scu', 'scp']);
     assert.ok(packets.every((p) => p.iface === 0));
-    assert.deepEqual(packets.slice(0, 3).map((p) => p.flags), [0x02, 0x12, 0x10]);
+    assert.deepEqual(
+      packets.slice(0, 3).map((p) => p.flags),
+      [0x02, 0x12, 0x10],
+    );
     const data = packets.filter((p) => p.payload > 0);
-    assert.equal(data.reduce((n, p) => n + p.payload, 0), 20 * 100_000);
+    assert.equal(
+      data.reduce((n, p) => n + p.payload, 0),
+      20 * 100_000,
+    );
     for (let i = 1; i < data.length; i++) assert.equal(data[i]!.seq, (data[i - 1]!.seq + data[i - 1]!.payload) >>> 0);
-    assert.ok(packets.every((p, i) => i === 0 || p.timeUs >= packets[i - 1]!.timeUs), 'timestamps never go back');
+    assert.ok(
+      packets.every((p, i) => i === 0 || p.timeUs >= packets[i - 1]!.timeUs),
+      'timestamps never go back',
+    );
     assert.equal(packets.filter((p) => p.flags & 0x01).length, 2, 'a FIN each way');
   });
 
@@ -105,7 +114,10 @@ describe('PcapRecorder files', () => {
     const recorder = await PcapRecorder.open(file, { maxSize: MiB, maxFiles: 3 });
     await feed(recorder, 100, 40_000);
     await recorder.close();
-    const names = fs.readdirSync(dir).filter((n) => n.startsWith('rot.pcapng')).sort();
+    const names = fs
+      .readdirSync(dir)
+      .filter((n) => n.startsWith('rot.pcapng'))
+      .sort();
     assert.deepEqual(names, ['rot.pcapng', 'rot.pcapng.1', 'rot.pcapng.2']);
     let last = -1;
     for (const name of ['rot.pcapng.2', 'rot.pcapng.1', 'rot.pcapng']) {
@@ -143,7 +155,10 @@ describe('PcapRecorder files', () => {
     const dropped = warnings[1]!.droppedBytes as number;
     assert.ok(dropped >= 8 * size, `dropped ${dropped}`);
     const data = readPcapng(file).packets.filter((p) => p.payload > 0);
-    assert.equal(data.reduce((n, p) => n + p.payload, 0), chunks * size - dropped);
+    assert.equal(
+      data.reduce((n, p) => n + p.payload, 0),
+      chunks * size - dropped,
+    );
     const fin = readPcapng(file).packets.find((p) => p.flags & 0x01 && p.srcPort === ENDS.peerPort)!;
     assert.equal(fin.seq, (data[0]!.seq + chunks * size) >>> 0, 'the FIN comes after every byte, captured or not');
   });

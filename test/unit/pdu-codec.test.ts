@@ -16,21 +16,17 @@ import {
   protocolVersion,
   rewriteMaxLength,
 } from '../../src/pdu/associate.js';
-import {
-  decodeAbort,
-  decodeReject,
-  describeAbort,
-  encodeAbort,
-  encodeReleaseRp,
-  encodeReleaseRq,
-  encodeReject,
-  encodeUpstreamUnavailableReject,
-} from '../../src/pdu/control.js';
+import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeReleaseRp, encodeReleaseRq, encodeReject, encodeUpstreamUnavailableReject } from '../../src/pdu/control.js';
 import { ProtocolError } from '../../src/pdu/errors.js';
 import { encodePData, fragmentSizeFor, singlePdvHeader } from '../../src/pdu/pdata.js';
 import * as F from '../fixtures/annotated-pdus.js';
 
-const ASSOCIATION_FIXTURES = { ECHOSCU_RQ: F.ECHOSCU_RQ, STORESCP_AC: F.STORESCP_AC, AC_WITH_UNKNOWN_ITEMS: F.AC_WITH_UNKNOWN_ITEMS, RQ_WITHOUT_MAX_LENGTH: F.RQ_WITHOUT_MAX_LENGTH };
+const ASSOCIATION_FIXTURES = {
+  ECHOSCU_RQ: F.ECHOSCU_RQ,
+  STORESCP_AC: F.STORESCP_AC,
+  AC_WITH_UNKNOWN_ITEMS: F.AC_WITH_UNKNOWN_ITEMS,
+  RQ_WITHOUT_MAX_LENGTH: F.RQ_WITHOUT_MAX_LENGTH,
+};
 
 describe('A-ASSOCIATE-RQ/AC decode', () => {
   test('echoscu RQ fields', () => {
@@ -83,7 +79,10 @@ describe('Maximum Length rewrite', () => {
     assert.equal(out.length, F.ECHOSCU_RQ.length);
     const changed = [...out].flatMap((b, i) => (b === F.ECHOSCU_RQ[i] ? [] : [i]));
     const at = F.ECHOSCU_RQ_MAX_LENGTH_AT;
-    assert.ok(changed.every((i) => i >= at && i < at + 4), `changed bytes ${changed}`);
+    assert.ok(
+      changed.every((i) => i >= at && i < at + 4),
+      `changed bytes ${changed}`,
+    );
     assert.equal(out.readUInt32BE(at), 1048576);
   });
 
@@ -137,7 +136,10 @@ describe('A-ASSOCIATE errors', () => {
       ...rq,
       items: rq.items.map((i) => (i.type === 0x50 ? { ...i, children: [{ type: 0x51, reserved: 0, head: Buffer.from([0, 0x40]) }] } : i)),
     });
-    assert.throws(() => maxLength(decodeAssociate(bad)), (err: unknown) => err instanceof ProtocolError && err.code === 'item-too-short');
+    assert.throws(
+      () => maxLength(decodeAssociate(bad)),
+      (err: unknown) => err instanceof ProtocolError && err.code === 'item-too-short',
+    );
   });
 });
 

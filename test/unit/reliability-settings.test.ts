@@ -25,7 +25,6 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const UP = { upstream: 'pacs:104' };
 
-
 describe('settings', () => {
   test('defaults: ARTIM 30 s, idle 10 min, drain 30 s, no association limit, no access lists, connect 3 s', () => {
     const o = loadSettings(UP).options;

@@ -47,7 +47,19 @@ function messagesCsv(rows: ReadonlyArray<Partial<Record<string, string>>>, colum
   return file;
 }
 
-const row = (values: Record<string, string>): CsvRow => ({ pdu_bytes: '16384', image_bytes: '2097600', parallel: '4', images: '2', mean_s: '1', min_s: '1', max_s: '1', failures: '0', mode: 'proxy', scu: 'dcmjs', ...values });
+const row = (values: Record<string, string>): CsvRow => ({
+  pdu_bytes: '16384',
+  image_bytes: '2097600',
+  parallel: '4',
+  images: '2',
+  mean_s: '1',
+  min_s: '1',
+  max_s: '1',
+  failures: '0',
+  mode: 'proxy',
+  scu: 'dcmjs',
+  ...values,
+});
 
 test("bench's results.csv is told by its header, also with columns added after the contract's", () => {
   assert.equal(detectKind([...RESULTS_CSV_COLUMNS]), 'results');
@@ -58,7 +70,14 @@ test('settings of results.csv: columns by name, a series only for what varies', 
   const rows = await over([RESULTS], async (engine, sources) => (await resultRows(engine, sources)).get(RESULTS)!);
   const settings = settingsFromResults(rows);
   // latency_ms is the same in every row: no series.
-  assert.deepEqual(settings.map((s) => [s.label, s.group, s.series]), [['16KB', '16KB', ''], ['1MB', '1MB', ''], ['20MB', '20MB', '']]);
+  assert.deepEqual(
+    settings.map((s) => [s.label, s.group, s.series]),
+    [
+      ['16KB', '16KB', ''],
+      ['1MB', '1MB', ''],
+      ['20MB', '20MB', ''],
+    ],
+  );
   assert.deepEqual(settings[2]!.row.seconds, { n: 7, mean: 1.2, min: 0.6, max: 2.5, p50: 1.1, p95: 2.5 });
   assert.equal(settings[2]!.row.failures, 1);
   // 20MB: 1200 ms - (100 + 400 + 600) = 100 ms for the rest.
@@ -66,9 +85,15 @@ test('settings of results.csv: columns by name, a series only for what varies', 
 
   // Two image sizes: one series each, named from run.json when it knows them.
   const two = [row({ image_bytes: '1000' }), row({ image_bytes: '2097600' })];
-  assert.deepEqual(settingsFromResults(two).map((s) => s.series), ['0.00MB image', '2.0MB image']);
+  assert.deepEqual(
+    settingsFromResults(two).map((s) => s.series),
+    ['0.00MB image', '2.0MB image'],
+  );
   const info = { images: [{ label: '2MB', bytes: 2097600 }] } as never;
-  assert.deepEqual(settingsFromResults(two, info).map((s) => s.label), ['16KB · 0.00MB image', '16KB · 2MB image']);
+  assert.deepEqual(
+    settingsFromResults(two, info).map((s) => s.label),
+    ['16KB · 0.00MB image', '16KB · 2MB image'],
+  );
   // bench --latency/--bandwidth: the three link columns make one series, labelled as bench labels the link.
   const link = (latency: string, jitter: string, bps: string): Record<string, string> => ({ latency_ms: latency, jitter_ms: jitter, bandwidth_bps: bps });
   const swept = [
@@ -77,30 +102,72 @@ test('settings of results.csv: columns by name, a series only for what varies', 
     row({ pdu_bytes: '1048576', ...link('0', '0', '100000000') }),
     row({ pdu_bytes: '1048576', ...link('20', '5', '100000000') }),
   ];
-  assert.deepEqual(settingsFromResults(swept).map((s) => s.label), ['16KB · 0ms 100Mbit', '16KB · 20ms 100Mbit', '1MB · 0ms 100Mbit', '1MB · 20±5ms 100Mbit']);
+  assert.deepEqual(
+    settingsFromResults(swept).map((s) => s.label),
+    ['16KB · 0ms 100Mbit', '16KB · 20ms 100Mbit', '1MB · 0ms 100Mbit', '1MB · 20±5ms 100Mbit'],
+  );
   // One link for every row: no series; a link that varies is a series even without a clash (like an image size).
-  assert.deepEqual(settingsFromResults([row(link('20', '0', '0')), row({ pdu_bytes: '1048576', ...link('20', '0', '0') })]).map((s) => s.label), ['16KB', '1MB']);
-  assert.deepEqual(settingsFromResults([row(link('0', '0', '0')), row({ pdu_bytes: '1048576', ...link('50', '0', '0') })]).map((s) => s.label), ['16KB · unshaped', '1MB · 50ms']);
+  assert.deepEqual(
+    settingsFromResults([row(link('20', '0', '0')), row({ pdu_bytes: '1048576', ...link('20', '0', '0') })]).map((s) => s.label),
+    ['16KB', '1MB'],
+  );
+  assert.deepEqual(
+    settingsFromResults([row(link('0', '0', '0')), row({ pdu_bytes: '1048576', ...link('50', '0', '0') })]).map((s) => s.label),
+    ['16KB · unshaped', '1MB · 50ms'],
+  );
   // A column the report does not know joins the series only when needed to tell rows apart.
   const other = [row({ knob: 'a' }), row({ knob: 'b' }), row({ pdu_bytes: '1048576', knob: 'a' })];
-  assert.deepEqual(settingsFromResults(other).map((s) => s.label), ['16KB · knob a', '16KB · knob b', '1MB · knob a']);
-  assert.deepEqual(settingsFromResults([row({ knob: 'a' }), row({ pdu_bytes: '1048576', knob: 'b' })]).map((s) => s.label), ['16KB', '1MB']);
+  assert.deepEqual(
+    settingsFromResults(other).map((s) => s.label),
+    ['16KB · knob a', '16KB · knob b', '1MB · knob a'],
+  );
+  assert.deepEqual(
+    settingsFromResults([row({ knob: 'a' }), row({ pdu_bytes: '1048576', knob: 'b' })]).map((s) => s.label),
+    ['16KB', '1MB'],
+  );
   // --both: the mode is the series.
-  assert.deepEqual(settingsFromResults([row({}), row({ mode: 'direct', scu_idle_ms: '' })]).map((s) => s.series), ['proxy', 'direct']);
+  assert.deepEqual(
+    settingsFromResults([row({}), row({ mode: 'direct', scu_idle_ms: '' })]).map((s) => s.series),
+    ['proxy', 'direct'],
+  );
 });
 
 test('settings of messages CSVs: grouped by --by, and per route when the rows hold several routes (proxy --route)', async () => {
   const message = (route: string | undefined, maxPdu: string, durationMs: string): Partial<Record<string, string>> => ({
-    assoc: '1', message_id: '1', command: 'C-STORE-RQ', bytes: '1048576', max_pdu: maxPdu, duration_ms: durationMs, status: '0000', ...(route === undefined ? {} : { route }),
+    assoc: '1',
+    message_id: '1',
+    command: 'C-STORE-RQ',
+    bytes: '1048576',
+    max_pdu: maxPdu,
+    duration_ms: durationMs,
+    status: '0000',
+    ...(route === undefined ? {} : { route }),
   });
   const settings = (rows: ReadonlyArray<Partial<Record<string, string>>>, columns?: readonly string[]) =>
     over([messagesCsv(rows, columns)], async (engine) => settingsFromMessages(await groupMessages(engine, { by: 'max_pdu', perRoute: true })));
   // One route (or files from before the route column): no series.
-  assert.deepEqual((await settings([message('default', '16384', '10'), message('default', '1048576', '20')])).map((s) => s.label), ['16KB', '1MB']);
-  assert.deepEqual((await settings([message(undefined, '16384', '10')], MESSAGES_CSV_COLUMNS.filter((c) => c !== 'route'))).map((s) => s.label), ['16KB']);
+  assert.deepEqual(
+    (await settings([message('default', '16384', '10'), message('default', '1048576', '20')])).map((s) => s.label),
+    ['16KB', '1MB'],
+  );
+  assert.deepEqual(
+    (
+      await settings(
+        [message(undefined, '16384', '10')],
+        MESSAGES_CSV_COLUMNS.filter((c) => c !== 'route'),
+      )
+    ).map((s) => s.label),
+    ['16KB'],
+  );
   // Two routes: routes in ascending order, then max_pdu; the route is the series, the group stays the max PDU.
   const two = await settings([message('pacs', '16384', '10'), message('archive', '16384', '30'), message('pacs', '16384', '20')]);
-  assert.deepEqual(two.map((s) => [s.label, s.group, s.series, s.row.count]), [['16KB · route archive', '16KB', 'route archive', 1], ['16KB · route pacs', '16KB', 'route pacs', 2]]);
+  assert.deepEqual(
+    two.map((s) => [s.label, s.group, s.series, s.row.count]),
+    [
+      ['16KB · route archive', '16KB', 'route archive', 1],
+      ['16KB · route pacs', '16KB', 'route pacs', 2],
+    ],
+  );
   assert.equal(two[1]!.row.seconds?.mean, 0.015, 'pacs: (10 + 20) / 2 ms');
 });
 
@@ -125,7 +192,10 @@ test('"what this shows": every sentence computed from the fixtures', async () =>
   const model = await over([RESULTS, MESSAGES, CHUNKS], (engine, sources) => reportModel(engine, sources));
   assert.equal(model.unit, 'image');
   // No run.json here: the allowed maximum comes from the chunk CSV's sibling messages CSV (max_pdu).
-  assert.deepEqual(model.pduUse.map((u) => [u.source, u.allowed]), [['chunks-20MB-2MB.csv', 20971520]]);
+  assert.deepEqual(
+    model.pduUse.map((u) => [u.source, u.allowed]),
+    [['chunks-20MB-2MB.csv', 20971520]],
+  );
   assert.equal(model.timeline?.assoc, '1');
   assert.equal(model.timeline?.rows.length, 9);
   assert.deepEqual(findings(model.settings, model.pduUse, model.unit), [
@@ -231,7 +301,12 @@ test('the sweep chart draws the 95% interval where the file keeps the spread, an
 });
 
 test('the results table: the interval, and under each label the verdict against the fastest; "–" and none without a spread', async () => {
-  const settings = settingsFromResults([spread('16384', '1.000', '0.050'), spread('1048576', '0.800', '0.050'), spread('20971520', '0.810', '0.060'), spread('67108864', '0.900', '', '1')]);
+  const settings = settingsFromResults([
+    spread('16384', '1.000', '0.050'),
+    spread('1048576', '0.800', '0.050'),
+    spread('20971520', '0.810', '0.060'),
+    spread('67108864', '0.900', '', '1'),
+  ]);
   const html = await pageOf(settings);
   const table = /<table id="results-table">[\s\S]*?<\/table>/.exec(html)![0];
   assert.match(table, /<th scope="col" class="num">95% CI<\/th>/);

@@ -20,7 +20,6 @@ function configFile(content: unknown): string {
   return file;
 }
 
-
 const routes = (...r: string[]): RawSettings => ({ routes: r });
 
 describe('parseRoute', () => {
@@ -69,7 +68,7 @@ describe('routes in the settings', () => {
   test('a route inherits what it does not set; its own values win; ids are the port or id=NAME', () => {
     const s = loadSettings({ ...routes('127.0.0.1:11113=a:104,max-pdu=1MB', '11114=b:105,id=ct,fragment=repack'), maxPdu: '64KB', connectTimeoutMs: '500' });
     assert.equal(s.routes.length, 2);
-    const [one, two] = s.routes as [typeof s.routes[0], typeof s.routes[0]];
+    const [one, two] = s.routes as [(typeof s.routes)[0], (typeof s.routes)[0]];
     assert.equal(one.id, '11113');
     assert.deepEqual(one.options.listen, { host: '127.0.0.1', port: 11113 });
     assert.deepEqual(one.options.upstream, { host: 'a', port: 104 });
@@ -84,8 +83,17 @@ describe('routes in the settings', () => {
 
   test('--listen/--upstream are the route "default", first, next to the --route ones', () => {
     const s = loadSettings({ upstream: 'pacs:104', listen: '11112', ...routes('11113=b:105') });
-    assert.deepEqual(s.routes.map((r) => [r.id, r.options.listen.port, r.options.upstream.host]), [['default', 11112, 'pacs'], ['11113', 11113, 'b']]);
-    assert.deepEqual(loadSettings({ upstream: 'pacs:104' }).routes.map((r) => r.id), ['default']);
+    assert.deepEqual(
+      s.routes.map((r) => [r.id, r.options.listen.port, r.options.upstream.host]),
+      [
+        ['default', 11112, 'pacs'],
+        ['11113', 11113, 'b'],
+      ],
+    );
+    assert.deepEqual(
+      loadSettings({ upstream: 'pacs:104' }).routes.map((r) => r.id),
+      ['default'],
+    );
   });
 
   test('a route on port 0 gets its id when it listens (the bound port)', () => {
@@ -110,26 +118,31 @@ describe('routes in the settings', () => {
 
   test('PDU_PROXY_ROUTE holds routes separated by ";"; flags replace it', () => {
     const env = { PDU_PROXY_ROUTE: '11113=a:1,max-pdu=1MB; 11114=b:2' };
-    assert.deepEqual(loadSettings({}, undefined, { env }).routes.map((r) => r.id), ['11113', '11114']);
-    assert.deepEqual(loadSettings(routes('11115=c:3'), undefined, { env }).routes.map((r) => r.id), ['11115']);
+    assert.deepEqual(
+      loadSettings({}, undefined, { env }).routes.map((r) => r.id),
+      ['11113', '11114'],
+    );
+    assert.deepEqual(
+      loadSettings(routes('11115=c:3'), undefined, { env }).routes.map((r) => r.id),
+      ['11115'],
+    );
     rejects(() => loadSettings({}, undefined, { env: { PDU_PROXY_ROUTE: '11113=a:1,nope=1' } }), /^environment PDU_PROXY_ROUTE: "11113=a:1,nope=1": unknown key "nope"/);
   });
 
   test('a config file: objects with listen, upstream, id and settings (file or flag names), or route strings', () => {
     const file = configFile({
       maxPdu: '16KB',
-      routes: [
-        { listen: 11113, upstream: 'a:1', id: 'ct', maxPdu: '1MB', 'connect-timeout': 700 },
-        { listen: '127.0.0.1:11114', upstream: 'b:2' },
-        '11115=c:3,fragment=repack',
-      ],
+      routes: [{ listen: 11113, upstream: 'a:1', id: 'ct', maxPdu: '1MB', 'connect-timeout': 700 }, { listen: '127.0.0.1:11114', upstream: 'b:2' }, '11115=c:3,fragment=repack'],
     });
     const s = loadSettings({}, file);
-    assert.deepEqual(s.routes.map((r) => [r.id, r.options.maxPdu, r.options.connectTimeoutMs, r.options.fragment.mode]), [
-      ['ct', 1048576, 700, 'fit'],
-      ['11114', 16384, 3000, 'fit'],
-      ['11115', 16384, 3000, 'repack'],
-    ]);
+    assert.deepEqual(
+      s.routes.map((r) => [r.id, r.options.maxPdu, r.options.connectTimeoutMs, r.options.fragment.mode]),
+      [
+        ['ct', 1048576, 700, 'fit'],
+        ['11114', 16384, 3000, 'fit'],
+        ['11115', 16384, 3000, 'repack'],
+      ],
+    );
   });
 
   test('config file mistakes name the file, the route and the key', () => {

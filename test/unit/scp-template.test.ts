@@ -17,9 +17,9 @@ describe('--scp-command template', () => {
   });
 
   test('a substituted value stays one word, whatever it holds (no shell reads it)', () => {
-    const hostile = { port: '1', pdu: '2', out: "/tmp/x'; rm -rf / #$(id) `id` \"q\" {pdu}" };
+    const hostile = { port: '1', pdu: '2', out: '/tmp/x\'; rm -rf / #$(id) `id` "q" {pdu}' };
     assert.deepEqual(argv('prog {out} {port}', hostile), ['prog', hostile.out, '1']);
-    assert.deepEqual(argv("sh -c 'exec srv --port \"$1\" --dir \"$3\"' sh {port} {pdu} {out}", hostile), [
+    assert.deepEqual(argv('sh -c \'exec srv --port "$1" --dir "$3"\' sh {port} {pdu} {out}', hostile), [
       'sh',
       '-c',
       'exec srv --port "$1" --dir "$3"',
@@ -87,7 +87,10 @@ describe('bench options with --scp-command', () => {
     [{ scpCommand: 'x {port} {bad}' }, /^--scp-command: unknown placeholder \{bad\}/],
   ] as const) {
     test(`refused: ${JSON.stringify(flags)}`, () => {
-      assert.throws(() => benchOptions(flags), (err: Error) => err instanceof ConfigError && why.test(err.message));
+      assert.throws(
+        () => benchOptions(flags),
+        (err: Error) => err instanceof ConfigError && why.test(err.message),
+      );
     });
   }
 });

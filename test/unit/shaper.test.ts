@@ -39,9 +39,15 @@ describe('Shaper: latency', () => {
     s.push(Buffer.from('b'), 'B');
     assert.equal(s.nextRelease(), 20);
     assert.deepEqual(drain(s, 19.9), []);
-    assert.deepEqual(drain(s, 20).map((c) => c.tag), ['A']);
+    assert.deepEqual(
+      drain(s, 20).map((c) => c.tag),
+      ['A'],
+    );
     assert.deepEqual(drain(s, 24.9), []);
-    assert.deepEqual(drain(s, 25).map((c) => c.tag), ['B']);
+    assert.deepEqual(
+      drain(s, 25).map((c) => c.tag),
+      ['B'],
+    );
     assert.ok(s.empty);
     assert.equal(s.nextRelease(), undefined);
   });
@@ -83,9 +89,17 @@ describe('Shaper: latency', () => {
             for (const c of drain(s, clock.t)) out.push({ tag: c.tag ?? -1, release: c.release, at: clock.t, bytes: c.bytes.length });
           }
           for (const c of drain(s, Infinity)) out.push({ tag: c.tag ?? -1, release: c.release, at: Infinity, bytes: c.bytes.length });
-          assert.equal(out.reduce((n, c) => n + c.bytes, 0), sent, 'every byte once');
+          assert.equal(
+            out.reduce((n, c) => n + c.bytes, 0),
+            sent,
+            'every byte once',
+          );
           const tags = out.filter((c) => c.tag >= 0).map((c) => c.tag);
-          assert.deepEqual(tags, pushes.map((_, i) => i), 'in order');
+          assert.deepEqual(
+            tags,
+            pushes.map((_, i) => i),
+            'in order',
+          );
           for (let i = 1; i < out.length; i++) assert.ok(out[i]!.release >= out[i - 1]!.release, 'release times never go back');
           for (const c of out) if (c.tag >= 0) assert.ok(c.release >= pushedAt[c.tag]! + Math.max(0, latency - jitter) - 1e-9, 'no chunk before its minimum delay');
           assert.equal(s.queuedBytes, 0);
@@ -240,7 +254,11 @@ describe('parseLatency / parseRate', () => {
     ['2Tbit', /is not a rate/],
     ['1bit', /under 8 bit\/s/],
   ] as const) {
-    test(`rate ${JSON.stringify(bad)} is refused`, () => assert.throws(() => parseRate(bad), (e: unknown) => e instanceof ConfigError && why.test(e.message)));
+    test(`rate ${JSON.stringify(bad)} is refused`, () =>
+      assert.throws(
+        () => parseRate(bad),
+        (e: unknown) => e instanceof ConfigError && why.test(e.message),
+      ));
   }
   test('formatRate reads back', () => {
     for (const text of ['50Mbit', '1Gbit', '512kbit', '10MB/s', '0']) assert.equal(formatRate(parseRate(text)), text);
@@ -286,7 +304,10 @@ describe('settings: --latency, --bandwidth and the per-direction overrides', () 
       assert.deepEqual(fromFile.options.latency, { ms: 15, jitterMs: 0 });
       assert.equal(fromFile.options.bandwidth, 10 * 1048576);
       fs.writeFileSync(file, JSON.stringify({ upstream: 'pacs:104', bandwidth: 100 }));
-      assert.throws(() => loadSettings({}, file), (e: unknown) => e instanceof ConfigError && /c\.json: bandwidth: "100" has no unit/.test(e.message));
+      assert.throws(
+        () => loadSettings({}, file),
+        (e: unknown) => e instanceof ConfigError && /c\.json: bandwidth: "100" has no unit/.test(e.message),
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -66,11 +66,14 @@ describe('parseSize', () => {
   ];
   for (const [text, message] of bad) {
     test(`${JSON.stringify(text)} is rejected`, () => {
-      assert.throws(() => parseSize(text), (err: unknown) => {
-        assert.ok(err instanceof ConfigError, 'a ConfigError');
-        assert.match(err.message, message);
-        return true;
-      });
+      assert.throws(
+        () => parseSize(text),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError, 'a ConfigError');
+          assert.match(err.message, message);
+          return true;
+        },
+      );
     });
   }
 });

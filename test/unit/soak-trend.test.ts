@@ -40,17 +40,41 @@ describe('fitLine', () => {
     const fit = fitLine([0, 1, 2, 3].map((t) => ({ t, v: 5 - 2 * t })))!;
     assert.equal(fit.slope, -2);
     assert.ok(Math.abs(fit.high - fit.low) < 1e-12);
-    assert.equal(fitLine([{ t: 0, v: 1 }, { t: 1, v: 2 }]), undefined);
-    assert.equal(fitLine([{ t: 3, v: 1 }, { t: 3, v: 2 }, { t: 3, v: 5 }]), undefined);
+    assert.equal(
+      fitLine([
+        { t: 0, v: 1 },
+        { t: 1, v: 2 },
+      ]),
+      undefined,
+    );
+    assert.equal(
+      fitLine([
+        { t: 3, v: 1 },
+        { t: 3, v: 2 },
+        { t: 3, v: 5 },
+      ]),
+      undefined,
+    );
   });
 });
 
 test('binMeans: means per bin at the mean time of its points; empty bins left out', () => {
-  assert.deepEqual(binMeans([{ t: 0, v: 1 }, { t: 10, v: 3 }, { t: 31, v: 10 }, { t: 95, v: 4 }], 30), [
-    { t: 5, v: 2 },
-    { t: 31, v: 10 },
-    { t: 95, v: 4 },
-  ]);
+  assert.deepEqual(
+    binMeans(
+      [
+        { t: 0, v: 1 },
+        { t: 10, v: 3 },
+        { t: 31, v: 10 },
+        { t: 95, v: 4 },
+      ],
+      30,
+    ),
+    [
+      { t: 5, v: 2 },
+      { t: 31, v: 10 },
+      { t: 95, v: 4 },
+    ],
+  );
 });
 
 describe('judgeGrowth on a 30-minute run (MiB, tolerance 0.5 MiB/min)', () => {

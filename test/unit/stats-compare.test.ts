@@ -87,7 +87,11 @@ function assertSameTables(actual: string, wanted: string, where: string): void {
       });
     } else {
       const row = cellsOf(got);
-      assert.deepEqual(columns.map((k) => row[k]), want, at);
+      assert.deepEqual(
+        columns.map((k) => row[k]),
+        want,
+        at,
+      );
     }
   });
 }

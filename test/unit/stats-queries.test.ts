@@ -28,7 +28,10 @@ test('the histogram query: P-DATA-TF from the SCU per bench setting, in power-of
   assert.equal(lines[0], 'setting,from_bytes,pdus,bytes');
   // The bench run at 16KB: its data sets went in full PDUs of 16384 bytes (and a smaller last one).
   const at16k = lines.filter((l) => l.startsWith('16KB-256KB,'));
-  assert.ok(at16k.some((l) => /^16KB-256KB,16384,\d+,\d+$/.test(l)), text);
+  assert.ok(
+    at16k.some((l) => /^16KB-256KB,16384,\d+,\d+$/.test(l)),
+    text,
+  );
   assert.ok(lines.every((l, i) => i === 0 || Number(l.split(',')[1]) > 0));
 });
 
@@ -55,13 +58,20 @@ test("docs/SCALE.md's portable SQL gives stats' figures (DuckDB standing in for 
       await engine.run(`ATTACH ':memory:' AS hive`);
       await engine.run('CREATE SCHEMA hive.dpp');
       await engine.run(`CREATE VIEW hive.dpp.messages AS SELECT *, 'h1' AS host, '2026-11-25' AS day FROM read_parquet('${dir}/messages.parquet')`);
-      await engine.run(`CREATE VIEW hive.dpp.chunks AS SELECT *, 'h1' AS host, '2026-11-25' AS day, filename AS "$path" FROM read_parquet('${dir}/chunks.parquet', filename = true)`);
+      await engine.run(
+        `CREATE VIEW hive.dpp.chunks AS SELECT *, 'h1' AS host, '2026-11-25' AS day, filename AS "$path" FROM read_parquet('${dir}/chunks.parquet', filename = true)`,
+      );
       const rows = await engine.all<Record<string, number>>(table!.replace(/BETWEEN '[^']*' AND '[^']*'/, "BETWEEN '2026-11-01' AND '2026-11-30'"));
       assert.equal(rows.length, groups.length);
       rows.forEach((r, i) => {
         const g = groups[i]!;
         assert.deepEqual([r.n, r.failed, r.min_s, r.max_s, r.p50_s, r.p95_s], [g.count, g.failures, g.seconds!.min, g.seconds!.max, g.seconds!.p50, g.seconds!.p95]);
-        for (const [a, b] of [[r.mean_s, g.seconds!.mean], [r.variance_s2, g.seconds!.variance], [r.mb_per_s, g.mbPerS], [r.scu_idle_ms, g.scuIdleMs]] as const) {
+        for (const [a, b] of [
+          [r.mean_s, g.seconds!.mean],
+          [r.variance_s2, g.seconds!.variance],
+          [r.mb_per_s, g.mbPerS],
+          [r.scu_idle_ms, g.scuIdleMs],
+        ] as const) {
           assert.ok(Math.abs(a! - b!) <= 1e-9 * Math.abs(b!), `${a} ${b}`);
         }
       });

@@ -39,14 +39,31 @@ test('the messages CSV header of the contract is detected; the chunk CSV too', (
   assert.equal(detectKind(chunkHeader), 'chunks');
   assert.equal(detectKind(['a', 'b']), undefined);
   // The fixture is a file from before the route column: still a messages CSV.
-  assert.deepEqual(readFileSync(MESSAGES, 'utf8').split('\n')[0]!.split(','), MESSAGES_CSV_COLUMNS.filter((c) => c !== 'route'));
+  assert.deepEqual(
+    readFileSync(MESSAGES, 'utf8').split('\n')[0]!.split(','),
+    MESSAGES_CSV_COLUMNS.filter((c) => c !== 'route'),
+  );
 });
 
 test('stats on a messages CSV prints exact, hand-checked numbers per max_pdu', async () => {
   const { text } = await stats([MESSAGES], {});
   const rows = cells(text).slice(1); // first line: the caption
   assert.deepEqual(rows[0], [
-    'max_pdu', 'n', 'failed', 'mean s', 'ci95 low s', 'ci95 high s', 'min s', 'max s', 'p50 s', 'p95 s', 'MB/s', 'scu_idle ms', 'upstream_blocked ms', 'scp_response ms', 'vs fastest',
+    'max_pdu',
+    'n',
+    'failed',
+    'mean s',
+    'ci95 low s',
+    'ci95 high s',
+    'min s',
+    'max s',
+    'p50 s',
+    'p95 s',
+    'MB/s',
+    'scu_idle ms',
+    'upstream_blocked ms',
+    'scp_response ms',
+    'vs fastest',
   ]);
   // 16KB: durations 1, 2, 3, 6 s; 4 x 1 MiB in 12 s = 0.333 MB/s; idle (10+20+30+40)/4; blocked 100/4; scp 5.
   // Interval: variance 14/3, s/√n = 1.0801, t(0.975, 3) = 3.1824 -> 3 ± 3.437 (scipy: -0.4374, 6.4374).
@@ -65,7 +82,14 @@ test('stats --by assoc and --by command regroup the same rows', async () => {
   // assoc 1: 1 s and 2 s; 2 MiB in 3 s = 0.67 MB/s. Interval 1.5 ± t(0.975, 1) · 0.5 = 1.5 ± 12.706 · 0.5.
   // Against assoc 3 (0.5, 1.5, 0.25 s: the fastest): Welch p = 0.3485 (scipy).
   assert.deepEqual(byAssoc[0], ['1', '2', '0', '1.500', '-4.853', '7.853', '1.000', '2.000', '1.000', '2.000', '0.67', '15.0', '0.0', '5.0', 'within noise p=0.349']);
-  assert.deepEqual(byAssoc.map((r) => [r[0], r[r.length - 1]]), [['1', 'within noise p=0.349'], ['2', 'within noise p=0.225'], ['3', 'fastest']]);
+  assert.deepEqual(
+    byAssoc.map((r) => [r[0], r[r.length - 1]]),
+    [
+      ['1', 'within noise p=0.349'],
+      ['2', 'within noise p=0.225'],
+      ['3', 'fastest'],
+    ],
+  );
   const byCommand = cells((await stats([MESSAGES], { by: 'command' })).text).slice(2);
   assert.equal(byCommand.length, 1);
   assert.deepEqual(byCommand[0]!.slice(0, 3), ['C-STORE-RQ', '8', '2']);
@@ -76,7 +100,11 @@ test('stats: a group slower than the fastest beyond noise is named, in the table
   try {
     // The fixture's first row as a template: max_pdu (column 7) and duration_ms (column 13) replaced.
     const [header, template] = readFileSync(MESSAGES, 'utf8').split('\n');
-    const message = (maxPdu: number, ms: number): string => template!.split(',').map((v, i) => (i === 6 ? String(maxPdu) : i === 12 ? ms.toFixed(3) : v)).join(',');
+    const message = (maxPdu: number, ms: number): string =>
+      template!
+        .split(',')
+        .map((v, i) => (i === 6 ? String(maxPdu) : i === 12 ? ms.toFixed(3) : v))
+        .join(',');
     const file = path.join(dir, 'messages.csv');
     // 16KB: 1.0, 1.1, 0.9, 1.0 s; 1MB: 2.0, 2.1, 1.9, 2.0 s. Both: variance 0.02/3, interval ± 3.1824·0.0408.
     // Welch: t = 17.32, df = 6, p = 2.4e-6 (scipy ttest_ind, equal_var=False).
@@ -85,14 +113,20 @@ test('stats: a group slower than the fastest beyond noise is named, in the table
     const html = path.join(dir, 'report.html');
     const { text } = await stats([file], { html });
     const rows = cells(text).slice(2);
-    assert.deepEqual(rows.map((r) => [r[0], r[3], r[4], r[5], r[14]]), [
-      ['16KB', '1.000', '0.870', '1.130', 'fastest'],
-      ['1MB', '2.000', '1.870', '2.130', 'slower p=<0.001'],
-    ]);
+    assert.deepEqual(
+      rows.map((r) => [r[0], r[3], r[4], r[5], r[14]]),
+      [
+        ['16KB', '1.000', '0.870', '1.130', 'fastest'],
+        ['1MB', '2.000', '1.870', '2.130', 'slower p=<0.001'],
+      ],
+    );
     assert.match(text, /vs fastest = Welch's t-test against the fastest row \(slower: p < 0\.05\)/);
     const page = readFileSync(html, 'utf8');
     assert.match(page, /Slower than the fastest, 16KB, beyond noise \(Welch&#39;s t-test, p &lt; 0\.05\): 1MB \(\+100%, p &lt; 0\.001\)\./);
-    assert.match(page, /<th scope="row">16KB<span class="row-note">fastest<\/span><\/th><td class="num">4<\/td><td class="num">0<\/td><td class="num">1\.000 s<\/td><td class="num">±0\.130 s<\/td>/);
+    assert.match(
+      page,
+      /<th scope="row">16KB<span class="row-note">fastest<\/span><\/th><td class="num">4<\/td><td class="num">0<\/td><td class="num">1\.000 s<\/td><td class="num">±0\.130 s<\/td>/,
+    );
     assert.match(page, /<th scope="row">1MB<span class="row-note strong">slower \(p\u00a0&lt;\u00a00\.001\)<\/span><\/th>/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -176,35 +210,46 @@ test('files with the route column (several routes): grouped per route, then by m
     const table = cells(text);
     assert.match(table[0]![0]!, /^8 messages from 1 messages CSV file\(s\), by route and max_pdu;/);
     assert.deepEqual(table[1]!.slice(0, 4), ['route', 'max_pdu', 'n', 'failed']);
-    assert.deepEqual(table.slice(2).map((r) => [r[0], r[1], r[2]]), [
-      ['ct', '16KB', '2'],
-      ['ct', '1MB', '2'],
-      ['default', '16KB', '2'],
-      ['default', '1MB', '2'],
-    ]);
+    assert.deepEqual(
+      table.slice(2).map((r) => [r[0], r[1], r[2]]),
+      [
+        ['ct', '16KB', '2'],
+        ['ct', '1MB', '2'],
+        ['default', '16KB', '2'],
+        ['default', '1MB', '2'],
+      ],
+    );
     // One route only: the table is as before (no route column).
     const single = path.join(dir, 'single.csv');
     writeFileSync(single, [`${header},route`, ...lines.map((l) => `${l},default`)].join('\n') + '\n');
     assert.equal((await stats([single], {})).text, (await stats([MESSAGES], {})).text);
     // An old file (no route column) read with a new one: its rows are route "-".
-    assert.deepEqual(cells((await stats([MESSAGES, single], {})).text).slice(2).map((r) => [r[0], r[1], r[2]]), [
-      ['-', '16KB', '4'],
-      ['-', '1MB', '4'],
-      ['default', '16KB', '4'],
-      ['default', '1MB', '4'],
-    ]);
+    assert.deepEqual(
+      cells((await stats([MESSAGES, single], {})).text)
+        .slice(2)
+        .map((r) => [r[0], r[1], r[2]]),
+      [
+        ['-', '16KB', '4'],
+        ['-', '1MB', '4'],
+        ['default', '16KB', '4'],
+        ['default', '1MB', '4'],
+      ],
+    );
 
     const [chunkHeader, ...chunkLines] = readFileSync(CHUNKS, 'utf8').trimEnd().split('\n');
     const chunks = path.join(dir, 'chunks.csv');
     writeFileSync(chunks, [`${chunkHeader},route`, ...chunkLines.map((l) => `${l},${l.startsWith('1,') ? 'ct' : 'default'}`)].join('\n') + '\n');
     const rows = cells((await stats([chunks], {})).text).slice(1);
     assert.deepEqual(rows[0]!.slice(0, 3), ['route', 'assoc', 'direction']);
-    assert.deepEqual(rows.slice(1).map((r) => r.slice(0, 4)), [
-      ['ct', '1', 'to_scp', '7'],
-      ['ct', '1', 'to_scu', '3'],
-      ['default', '2', 'to_scp', '1'],
-      ['default', '2', 'to_scu', '1'],
-    ]);
+    assert.deepEqual(
+      rows.slice(1).map((r) => r.slice(0, 4)),
+      [
+        ['ct', '1', 'to_scp', '7'],
+        ['ct', '1', 'to_scu', '3'],
+        ['default', '2', 'to_scp', '1'],
+        ['default', '2', 'to_scu', '1'],
+      ],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -212,7 +257,10 @@ test('files with the route column (several routes): grouped per route, then by m
 
 test('a table of 200,000 rows renders (no spread of every cell into Math.max: the call stack would overflow)', async () => {
   const { renderColumns } = await import('../../src/analysis/table.js');
-  const text = renderColumns(['assoc', 'PDUs'], Array.from({ length: 200_000 }, (_, i) => [String(i), '7']));
+  const text = renderColumns(
+    ['assoc', 'PDUs'],
+    Array.from({ length: 200_000 }, (_, i) => [String(i), '7']),
+  );
   assert.equal(text.split('\n').length, 200_002);
   assert.match(text, /^199999  {4}7$/m);
 });

@@ -57,12 +57,24 @@ describe('listener TLS', () => {
     ['a CA without a TLS listener', () => ({ tlsCa: pki.ca }), /^--tls-ca: needs --tls-cert and --tls-key/],
     ['client auth without a TLS listener', () => ({ tlsClientAuth: 'required' }), /^--tls-client-auth: required needs --tls-cert and --tls-key/],
     ['client auth without a CA', () => ({ tlsCert: pki.proxy.cert, tlsKey: pki.proxy.key, tlsClientAuth: 'optional' }), /^--tls-client-auth: optional needs --tls-ca/],
-    ['an unknown client auth mode', () => ({ tlsCert: pki.proxy.cert, tlsKey: pki.proxy.key, tlsClientAuth: 'always' }), /^--tls-client-auth: "always" is not none, optional, required$/],
+    [
+      'an unknown client auth mode',
+      () => ({ tlsCert: pki.proxy.cert, tlsKey: pki.proxy.key, tlsClientAuth: 'always' }),
+      /^--tls-client-auth: "always" is not none, optional, required$/,
+    ],
     ['a missing certificate file', () => ({ tlsCert: '/nonexistent/proxy.crt', tlsKey: pki.proxy.key }), /^--tls-cert: cannot read "\/nonexistent\/proxy.crt" \(ENOENT\)$/],
     ['a key given as the certificate', () => ({ tlsCert: pki.proxy.key, tlsKey: pki.proxy.key }), /^--tls-cert: ".*proxy.key" holds no PEM certificate/],
     ['a certificate given as the key', () => ({ tlsCert: pki.proxy.cert, tlsKey: pki.proxy.cert }), /^--tls-key: ".*proxy.crt" is not a PEM private key/],
-    ['a key of another certificate', () => ({ tlsCert: pki.proxy.cert, tlsKey: pki.modality.key }), /^--tls-key: does not belong to the certificate of --tls-cert \(.*key values mismatch\)$/],
-    ['a CA file that is not PEM', () => ({ tlsCert: pki.proxy.cert, tlsKey: pki.proxy.key, tlsCa: pki.proxy.key, tlsClientAuth: 'required' }), /^--tls-ca: ".*proxy.key" holds no PEM certificate/],
+    [
+      'a key of another certificate',
+      () => ({ tlsCert: pki.proxy.cert, tlsKey: pki.modality.key }),
+      /^--tls-key: does not belong to the certificate of --tls-cert \(.*key values mismatch\)$/,
+    ],
+    [
+      'a CA file that is not PEM',
+      () => ({ tlsCert: pki.proxy.cert, tlsKey: pki.proxy.key, tlsCa: pki.proxy.key, tlsClientAuth: 'required' }),
+      /^--tls-ca: ".*proxy.key" holds no PEM certificate/,
+    ],
   ];
   for (const [name, flags, message] of mistakes) test(name, () => rejects(() => load(flags()), message));
 
@@ -79,7 +91,10 @@ describe('listener TLS', () => {
   });
 
   test('a route names itself and its key', () => {
-    rejects(() => load({ routes: ['11113=pacs:2762,tls-cert=/nonexistent.crt,tls-key=/nonexistent.key'] }), /^--route "11113=pacs:2762,tls-cert=\/nonexistent.crt,tls-key=\/nonexistent.key": tls-cert: cannot read/);
+    rejects(
+      () => load({ routes: ['11113=pacs:2762,tls-cert=/nonexistent.crt,tls-key=/nonexistent.key'] }),
+      /^--route "11113=pacs:2762,tls-cert=\/nonexistent.crt,tls-key=\/nonexistent.key": tls-cert: cannot read/,
+    );
   });
 });
 
@@ -93,7 +108,15 @@ describe('upstream TLS', () => {
     const file = path.join(pki.dir, 'config.json');
     fs.writeFileSync(
       file,
-      JSON.stringify({ upstream: 'pacs:2762', upstreamTls: true, upstreamTlsCa: pki.ca, upstreamTlsCert: pki.proxy.cert, upstreamTlsKey: pki.proxy.key, upstreamTlsServername: 'pacs.example', upstreamTlsInsecure: false }),
+      JSON.stringify({
+        upstream: 'pacs:2762',
+        upstreamTls: true,
+        upstreamTlsCa: pki.ca,
+        upstreamTlsCert: pki.proxy.cert,
+        upstreamTlsKey: pki.proxy.key,
+        upstreamTlsServername: 'pacs.example',
+        upstreamTlsInsecure: false,
+      }),
     );
     const { options } = loadSettings({}, file);
     assert.ok(options.upstreamTls?.ca?.equals(fs.readFileSync(pki.ca)));
@@ -158,7 +181,10 @@ describe('values', () => {
   });
 
   test('an OpenSSL message is cut down to its text', () => {
-    const err = Object.assign(new Error('80CC7F670D7F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' });
+    const err = Object.assign(
+      new Error('80CC7F670D7F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350:\n'),
+      { code: 'ERR_SSL_WRONG_VERSION_NUMBER' },
+    );
     assert.deepEqual(describeTlsError(err), { reason: 'plaintext', detail: 'ERR_SSL_WRONG_VERSION_NUMBER: wrong version number' });
   });
 });
