@@ -20,10 +20,13 @@ export interface RunOptions {
   metrics?: Endpoint | undefined;
   /** --health: serve /healthz and /readyz there (they are on the metrics port too); undefined = off. */
   health?: Endpoint | undefined;
+  /** --workers: relay processes; more than 1 runs runCluster (cluster.ts) instead of runProxy. */
+  workers?: number;
 }
 
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { name: 'dicom-pdu-proxy' } });
+/** `bindings`: fields on every line (--workers: which process wrote it). */
+export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
+  return pino({ level, base: { name: 'dicom-pdu-proxy', ...bindings } });
 }
 
 /** After a second signal (or the drain timeout), how long aborted peers get to close before they are cut off. */
