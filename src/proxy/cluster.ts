@@ -430,7 +430,7 @@ async function runWorker(all: readonly RouteConfig[], run: RunOptions): Promise<
     process.on('message', onStart);
     send({ type: 'dpp:hello' });
   });
-  const log: Logger = createLogger(run.logLevel, { worker: start.index });
+  const log: Logger = createLogger(run.logLevel, { worker: start.index, pid: process.pid });
   raiseMallocThresholds();
   const recorders: Recorder[] = [];
   try {
