@@ -68,6 +68,17 @@ describe('--workers: bad values', () => {
   }
 });
 
+test('--pcap with --workers 2: refused in one line, exit 2, no capture file', async () => {
+  const file = path.join(tmp, 'refused.pcapng');
+  const r = await runToExit(process.execPath, [BIN, '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:104', '--workers', '2', '--pcap', file], {
+    timeoutMs: 10_000,
+    cwd: REPO_ROOT,
+  });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^dicom-pdu-proxy: --pcap cannot be used with --workers 2 .*\n$/);
+  assert.equal(fs.existsSync(file), false);
+});
+
 describe('--workers 2 with DCMTK peers', { timeout: 120_000 }, () => {
   test('6 storescu at once: data bit for bit, one CSV each with whole rows, unique ids, metrics equal to the CSV', async () => {
     const out = path.join(tmp, 'out-parallel');
