@@ -259,6 +259,8 @@ async function runPrimary(all: readonly RouteConfig[], run: RunOptions): Promise
       slot.worker = worker;
       slot.ready = false;
       slot.startedAt = Date.now();
+      // A message to a worker that is going away fails: it is gone, its exit handler cleans up (never a crash here).
+      worker.on('error', (err: Error) => log.debug({ worker: slot.index, err: err.message }, 'message to a worker failed'));
       worker.on('message', (message: unknown) => {
         if (isMessage<ToPrimary>(message)) onMessage(slot, message);
       });

@@ -24,9 +24,14 @@ export interface RunOptions {
   workers?: number;
 }
 
-/** `bindings`: fields on every line (--workers: which process wrote it). */
-export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
-  return pino({ level, base: { name: 'dicom-pdu-proxy', ...bindings } });
+/**
+ * `bindings`: fields on every line (--workers: which process wrote it). With bindings, every line is written
+ * at once with its own write(), so that lines of several processes on one stdout never mix (a pipe keeps
+ * writes up to PIPE_BUF whole; the default asynchronous stream may join lines into longer writes).
+ */
+export function createLogger(level: string, bindings?: Record<string, unknown>): Logger {
+  const options = { level, base: { name: 'dicom-pdu-proxy', ...bindings } };
+  return bindings ? pino(options, pino.destination({ fd: 1, sync: true })) : pino(options);
 }
 
 /** After a second signal (or the drain timeout), how long aborted peers get to close before they are cut off. */

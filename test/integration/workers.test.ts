@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { associate, exchange, release } from '../helpers/assoc.js';
+import { dcmtkTls, makeTestPki } from '../helpers/certs.js';
 import { readCsvRows } from '../helpers/csv.js';
 import { startStorescp, storescu } from '../helpers/dcmtk.js';
 import { datasetBytes, writeTestDicom } from '../helpers/dicom-file.js';
@@ -132,6 +133,40 @@ describe('--workers 2 with DCMTK peers', { timeout: 120_000 }, () => {
     } finally {
       await proxy.stop();
       await scp.stop();
+    }
+  });
+});
+
+describe('--workers 2 with DICOM TLS toward the SCU', { timeout: 60_000 }, () => {
+  test('the handshake runs in the worker: storescu +tls x 2 stored bit for bit; a plaintext SCU refused and counted', async () => {
+    const pki = makeTestPki();
+    const out = path.join(tmp, 'out-tls');
+    await mkdir(out);
+    const scp = await startStorescp({ outDir: out, logLevel: 'quiet' });
+    const tlsArgs = ['--tls-cert', pki.proxy.cert, '--tls-key', pki.proxy.key, '--tls-ca', pki.ca, '--tls-client-auth', 'required'];
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--workers', '2', ...tlsArgs, '--metrics', '127.0.0.1:0']);
+    try {
+      await proxy.waitForLog((l) => l.msg === 'metrics listening');
+      const results = await Promise.all(
+        [0, 1].map((i) => storescu({ port: proxy.port, calledAet: scp.aet, files: [images[i]!.path!], extraArgs: dcmtkTls(pki.modality, pki.ca), debug: false })),
+      );
+      for (const r of results) assert.equal(r.code, 0, r.stderr);
+      for (const image of images.slice(0, 2)) {
+        const got = scp.receivedFiles().find((f) => f.includes(image.sopInstanceUid));
+        assert.ok(got && datasetBytes(got).equals(datasetBytes(image.path!)), 'data set bit for bit');
+      }
+      const plain = await storescu({ port: proxy.port, calledAet: scp.aet, files: [images[2]!.path!], debug: false });
+      assert.notEqual(plain.code, 0, 'a plaintext SCU is refused');
+      await proxy.waitForLog((l) => l.msg === 'TLS handshake failed: connection closed');
+      const ids = proxy.logs.filter((l) => l.msg === 'association negotiated').map((l) => l.assoc);
+      assert.equal(new Set(ids).size, 2, `unique association ids: ${ids.join(',')}`);
+      const text = await metricsText(proxy);
+      assert.equal(metric(text, 'dicom_pdu_proxy_tls_handshake_failures_total', 'route="default",leg="scu",reason="plaintext"'), 1);
+      assert.equal(await proxy.stop(), 0);
+    } finally {
+      await proxy.stop();
+      await scp.stop();
+      pki.remove();
     }
   });
 });
