@@ -9,9 +9,9 @@
 // FILE.2 ..., keeping --pcap-max-files files in all. The files are created mode 0600: they hold patient data.
 
 import fs from 'node:fs';
-import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { CaptureFile, SLAB_BYTES } from './capture-file.js';
 import { CapturedConnection } from '../capture/connection.js';
 import type { CapturePayload } from '../capture/connection.js';
 import { interfaceDescriptionBlock, sectionHeaderBlock } from '../capture/pcapng.js';
@@ -23,19 +23,17 @@ import type { ConnectionEvents, Leg, Recorder, SocketEnds } from '../events/even
 export const CAPTURE_INTERFACES: readonly Leg[] = ['scu', 'scp'];
 const INTERFACE_ID: Readonly<Record<Leg, number>> = { scu: 0, scp: 1 };
 
-/** Encoded blocks are collected in buffers of this size, one file write each. */
-const OUT_BUFFER_BYTES = 1024 * 1024;
 /** Queued bytes that start encoding at once rather than at the timer. */
 const ENCODE_AT_BYTES = 4 * 1024 * 1024;
 const ENCODE_DELAY_MS = 100;
+/** After this long with nothing new, the file is written up to its last byte (O_DIRECT writes whole blocks). */
+const SETTLE_MS = 250;
 /** Queued plus written-but-not-on-disk bytes beyond which new bytes are dropped. */
 export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 /** A batch larger than this is joined in a buffer of its own rather than in the reused one. */
 const MAX_SCRATCH_BYTES = 4 * 1024 * 1024;
-/** Written-out buffers kept for reuse. */
-const MAX_SPARE = 4;
-/** Files are private: they hold patient data. */
-const FILE_MODE = 0o600;
+/** Room an event needs beyond its bytes: the blocks' headers and the ACKs (a generous bound). */
+const EVENT_OVERHEAD = 64 * 1024;
 export const DEFAULT_PCAP_MAX_FILES = 5;
 
 export interface PcapOptions {
@@ -70,75 +68,38 @@ function fileHeader(): Buffer {
   return Buffer.concat([sectionHeaderBlock('dicom-pdu-proxy'), ...CAPTURE_INTERFACES.map((leg) => interfaceDescriptionBlock(leg))]);
 }
 
-/**
- * Create (truncate) `path`, private. Synchronous: a rotation must have the new file in place before the
- * next one renames it (and an error at start-up is reported before the proxy listens). Whether it is a
- * regular file: a device or a pipe (--pcap /dev/null, a FIFO read by a live Wireshark) is not ours to
- * chmod or rename.
- */
-function openStream(path: string): { stream: fs.WriteStream; regular: boolean } {
-  const fd = fs.openSync(path, 'w', FILE_MODE);
-  const regular = fs.fstatSync(fd).isFile();
-  // mode applies only when the file is created: an existing file is made private too.
-  if (regular) fs.fchmodSync(fd, FILE_MODE);
-  return { stream: fs.createWriteStream(path, { fd }), regular };
-}
-
 /** FILE, and its rotated predecessors FILE.1 (newest) ... FILE.(maxFiles-1). */
 class RotatingFile {
-  private stream: fs.WriteStream;
-  private readonly ending: Array<Promise<unknown>> = [];
-  private readonly header: Buffer;
-  /** Bytes handed to the current file. */
-  private size = 0;
-  /** Bytes handed to older streams that are still being written. */
-  private oldPending = 0;
+  readonly out: CaptureFile;
+  private readonly maxSize: number;
+  private readonly headerLength: number;
 
   private constructor(
     private readonly path: string,
-    private readonly maxSize: number,
+    maxSize: number,
     private readonly maxFiles: number,
     private readonly onError: (err: Error) => void,
-    stream: fs.WriteStream,
   ) {
-    this.header = fileHeader();
-    this.stream = stream;
-    this.watch(stream);
-    this.write(this.header);
+    const header = fileHeader();
+    this.headerLength = header.length;
+    this.out = CaptureFile.open(path, header, onError);
+    // A device or a pipe (--pcap /dev/null, a FIFO read by a live Wireshark) is not ours to rename.
+    this.maxSize = this.out.regular ? maxSize : 0;
   }
 
   /** Throws (ENOENT, EACCES ...) when the file cannot be created. */
   static open(path: string, maxSize: number, maxFiles: number, onError: (err: Error) => void): RotatingFile {
-    const { stream, regular } = openStream(path);
-    return new RotatingFile(path, regular ? maxSize : 0, maxFiles, onError, stream);
+    return new RotatingFile(path, maxSize, maxFiles, onError);
   }
 
-  private watch(stream: fs.WriteStream): void {
-    stream.on('error', (err) => this.onError(err));
-  }
-
-  /** Bytes not yet on disk. */
-  get pending(): number {
-    return this.stream.writableLength + this.oldPending;
-  }
-
-  /**
-   * Whether a block of `next` bytes must go to a fresh file, with `unwritten` bytes of blocks still to be
-   * handed to this one. A file holds at least one block, whatever its size.
-   */
-  full(unwritten: number, next: number): boolean {
-    const size = this.size + unwritten;
-    return this.maxSize > 0 && size > this.header.length && size + next > this.maxSize;
-  }
-
-  write(bytes: Buffer, done?: () => void): void {
-    this.size += bytes.length;
-    this.stream.write(bytes, done);
+  /** Whether a block of `next` bytes must go to a fresh file. A file holds at least one block, whatever its size. */
+  full(next: number): boolean {
+    const size = this.out.size;
+    return this.maxSize > 0 && size > this.headerLength && size + next > this.maxSize;
   }
 
   /** FILE becomes FILE.1 (older ones move up, the oldest goes); a new FILE starts with the header. */
   rotate(): void {
-    const old = this.stream;
     try {
       if (this.maxFiles > 1) {
         for (let i = this.maxFiles - 1; i >= 2; i--) renameIfThere(`${this.path}.${i - 1}`, `${this.path}.${i}`);
@@ -147,32 +108,13 @@ class RotatingFile {
     } catch (err) {
       this.onError(err as Error);
     }
-    // The old stream keeps writing to its file (now FILE.1: a rename keeps the open file).
-    const left = old.writableLength;
-    this.oldPending += left;
-    this.ending.push(
-      new Promise<void>((resolve) => {
-        old.end(() => {
-          this.oldPending -= left;
-          resolve();
-        });
-      }),
-    );
+    // The old file's last writes still go to it (now FILE.1: a rename keeps the open file).
     try {
-      this.stream = openStream(this.path).stream;
+      this.out.switchTo(this.path);
     } catch (err) {
-      // Nowhere to write: the capture stops (onError); the old stream still closes normally.
+      // Nowhere to write: the capture stops (onError).
       this.onError(err as Error);
-      this.stream = new Writable({ write: (_chunk, _encoding, done) => done() }) as fs.WriteStream;
     }
-    this.watch(this.stream);
-    this.size = 0;
-    this.write(this.header);
-  }
-
-  async close(): Promise<void> {
-    const finished = new Promise<void>((resolve) => this.stream.end(() => resolve()));
-    await Promise.all([finished, ...this.ending]);
   }
 }
 
@@ -202,9 +144,12 @@ export class PcapRecorder implements Recorder {
   private queuedBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
-  private out: Buffer | undefined;
-  private used = 0;
-  private readonly spare: Buffer[] = [];
+  private settle: NodeJS.Timeout | undefined;
+  /** The next event of the queue to encode (the ones before it are done). */
+  private queueAt = 0;
+  /** Encoding waits for a slab to be written. */
+  private waiting = false;
+  private readonly drained: Array<() => void> = [];
   /** Where the writes of a batch are joined before they are cut into segments (reused). */
   private scratch = Buffer.alloc(0);
   private connections = 0;
@@ -215,6 +160,7 @@ export class PcapRecorder implements Recorder {
   private constructor(file: RotatingFile, log: Logger | undefined) {
     this.file = file;
     this.log = log;
+    file.out.onSlabFree = () => this.slabFree();
   }
 
   /** Create (truncate) `path`, mode 0600, and write the pcapng header. Rejects if it cannot be opened. */
@@ -270,9 +216,9 @@ export class PcapRecorder implements Recorder {
   private data(connection: CapturedConnection, fromClient: boolean, bytes: Buffer | readonly Buffer[], time: number): void {
     const length = Buffer.isBuffer(bytes) ? bytes.length : totalLength(bytes);
     if (length === 0) return;
-    if (this.failed || this.queuedBytes + this.file.pending > MAX_PENDING_BYTES) {
+    if (this.failed || this.queuedBytes + this.file.out.pending > MAX_PENDING_BYTES) {
       if (this.droppedBytes === 0 && !this.failed) {
-        this.log?.warn({ pendingBytes: this.queuedBytes + this.file.pending }, 'pcap: the capture cannot keep up; bytes are dropped from it (counted at the end)');
+        this.log?.warn({ pendingBytes: this.queuedBytes + this.file.out.pending }, 'pcap: the capture cannot keep up; bytes are dropped from it (counted at the end)');
       }
       this.droppedBytes += length;
       this.push(Kind.Skip, connection, fromClient, time, undefined, length);
@@ -293,20 +239,31 @@ export class PcapRecorder implements Recorder {
     }
   }
 
-  /** Encode everything queued into blocks and hand them to the file. */
+  /**
+   * Encode what is queued into blocks and hand them to the file, as far as the file has room (its slabs
+   * being written): the rest waits in the queue for the next free slab.
+   */
   private encode(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = undefined;
     const queue = this.queue;
-    this.queue = [];
-    this.queuedBytes = 0;
-    if (this.failed) return;
+    const out = this.file.out;
+    if (this.failed) {
+      this.queue = [];
+      this.queueAt = 0;
+      this.queuedBytes = 0;
+      return;
+    }
     let time = 0;
     let connection: CapturedConnection | undefined;
     const sink = (segment: Segment): void => this.block(connection!, segment, time);
-    for (const event of queue) {
+    let i = this.queueAt;
+    for (; i < queue.length; i++) {
+      const event = queue[i]!;
+      // Wait for room unless nothing is being written (an event larger than every slab goes in part).
+      if (event.length + EVENT_OVERHEAD > out.room && out.pending > SLAB_BYTES) break;
       connection = event.connection;
       time = epochMicros(event.time);
       const tcp = connection.conversation;
@@ -316,6 +273,7 @@ export class PcapRecorder implements Recorder {
           break;
         case Kind.Data:
           tcp.data(event.fromClient, this.contiguous(event.bytes!, event.length), 0, event.length, sink);
+          this.queuedBytes -= event.length;
           break;
         case Kind.Skip:
           tcp.skip(event.fromClient, event.length);
@@ -327,8 +285,31 @@ export class PcapRecorder implements Recorder {
           tcp.rst(event.fromClient, sink);
           break;
       }
+      queue[i] = undefined!;
+      if (this.failed) break;
     }
-    this.writeOut();
+    if (i >= queue.length || this.failed) {
+      this.queue = [];
+      this.queueAt = 0;
+    } else {
+      this.queueAt = i;
+      this.waiting = true;
+    }
+    out.flush(false);
+    // Once the traffic pauses, the file is made whole up to its last block.
+    if (this.settle) this.settle.refresh();
+    else {
+      this.settle = setTimeout(() => this.file.out.flush(true), SETTLE_MS);
+      this.settle.unref();
+    }
+  }
+
+  /** A slab is free again: go on encoding if the queue waited for one. */
+  private slabFree(): void {
+    if (!this.waiting) return;
+    this.waiting = false;
+    this.immediate ??= setImmediate(() => this.encode());
+    for (const resolve of this.drained.splice(0)) resolve();
   }
 
   /** The bytes of a batch in one buffer (segments span its writes); a single buffer as it is. */
@@ -343,26 +324,14 @@ export class PcapRecorder implements Recorder {
 
   private block(connection: CapturedConnection, segment: Segment, timestampUs: number): void {
     const length = connection.blockLength(segment);
-    if (this.file.full(this.used, length)) {
-      this.writeOut();
-      this.file.rotate();
+    if (this.file.full(length)) this.file.rotate();
+    const room = this.file.out.reserve(length);
+    if (room === undefined) {
+      // No slab free (an event larger than all of them) or the file failed: the segment is not captured.
+      if (!this.failed) this.droppedBytes += segment.end - segment.start;
+      return;
     }
-    if (this.out !== undefined && this.used + length > this.out.length) this.writeOut();
-    if (this.out === undefined) {
-      this.out = this.spare.pop() ?? Buffer.allocUnsafe(OUT_BUFFER_BYTES);
-      this.used = 0;
-    }
-    this.used = connection.writeBlock(this.out, this.used, segment, timestampUs);
-  }
-
-  private writeOut(): void {
-    const out = this.out;
-    if (out === undefined || this.used === 0) return;
-    this.out = undefined;
-    this.file.write(out.subarray(0, this.used), () => {
-      if (this.spare.length < MAX_SPARE) this.spare.push(out);
-    });
-    this.used = 0;
+    this.file.out.commit(connection.writeBlock(room.buffer, room.offset, segment, timestampUs));
   }
 
   private fail(err: Error): void {
@@ -374,9 +343,14 @@ export class PcapRecorder implements Recorder {
   /** Write what is queued and close the file(s); resolves when on disk. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.encode();
     this.closed = true;
+    this.encode();
+    while (this.waiting) {
+      await new Promise<void>((resolve) => this.drained.push(resolve));
+      this.encode();
+    }
+    clearTimeout(this.settle);
     if (this.droppedBytes > 0) this.log?.warn({ droppedBytes: this.droppedBytes }, 'pcap: bytes dropped from the capture under load');
-    await this.file.close();
+    await this.file.out.close();
   }
 }
