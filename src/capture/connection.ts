@@ -61,7 +61,19 @@ export class CapturedConnection {
     const packetLength = writeTcpPacket(
       out,
       packet,
-      { src: from.address, dst: to.address, srcPort: from.port, dstPort: to.port, seq: segment.seq, ack: segment.ack, flags: segment.flags, ipId, synOptions: segment.synOptions },
+      // TCP checksum 0: see writeTcpPacket (the IPv4 header checksum is computed: 20 bytes).
+      {
+        src: from.address,
+        dst: to.address,
+        srcPort: from.port,
+        dstPort: to.port,
+        seq: segment.seq,
+        ack: segment.ack,
+        flags: segment.flags,
+        ipId,
+        synOptions: segment.synOptions,
+        noTcpChecksum: true,
+      },
       length,
     );
     return writeEnhancedPacketBlock(out, offset, this.interfaceId, timestampUs, packetLength);
