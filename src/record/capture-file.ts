@@ -21,10 +21,13 @@ import fs from 'node:fs';
 export const DIRECT_ALIGN = 4096;
 /** One slab: what one write takes at most. */
 export const SLAB_BYTES = 1024 * 1024;
-/** Slabs in the pool: encoding waits (the events stay queued, counted in the memory bound) when all are being written. */
-export const SLAB_COUNT = 32;
-/** Writes queued one after the other are joined into one writev call up to this size. */
-const MAX_WRITE_BYTES = 8 * 1024 * 1024;
+/** Slabs in the pool (the capture's memory bound): bytes are dropped when every one is being written. */
+export const SLAB_COUNT = 64;
+/**
+ * Full slabs wait until this many bytes are queued (or a flush), then go in one writev: on a virtual disk
+ * every request costs an exit to the host, and 4 MiB is what one request takes (max_sectors_kb) here.
+ */
+const WRITE_BYTES = 4 * 1024 * 1024;
 const WASM_PAGE = 65536;
 
 /** The one WebAssembly API used (the project's TypeScript lib has no WebAssembly types). */
@@ -157,14 +160,14 @@ export class CaptureFile {
   private slabPosition: number;
   private readonly writes: Write[] = [];
   private writing = false;
+  /** Bytes in `writes`. */
+  private queuedBytes = 0;
   private failed = false;
   /** The `used` an exact flush last wrote the partial block for (not again if nothing was added). */
   private exactAt = -1;
   /** A rotation could not create the next file: nothing more is written. */
   private dead = false;
   private idle: Array<() => void> = [];
-  /** Told when a slab is free again (encoding that waited for one can go on). */
-  onSlabFree: (() => void) | undefined;
 
   private constructor(
     pool: SlabPool,
@@ -235,7 +238,7 @@ export class CaptureFile {
       } else if (old) {
         // The old slab's whole blocks go now; its partial last block carries over to the new slab.
         const cut = this.file.direct ? alignDown(this.used) : this.used;
-        if (cut > this.sent) this.queue(old, this.sent, cut, undefined);
+        if (cut > this.sent) this.queue(old, this.sent, cut, undefined, false);
         old.buffer.copy(buffer, 0, cut, this.used);
         this.slabPosition += cut;
         this.used -= cut;
@@ -258,18 +261,23 @@ export class CaptureFile {
    * block waits for the bytes that complete it (so under load only whole blocks are written).
    */
   flush(exact: boolean): void {
+    this.queueCommitted(exact);
+    if (!this.writing && this.writes.length > 0) this.next();
+  }
+
+  private queueCommitted(exact: boolean): void {
     const slab = this.slab;
     if (this.dead || slab === undefined || this.used === this.sent) return;
     if (!this.file.direct) {
-      this.queue(slab, this.sent, this.used, undefined);
+      this.queue(slab, this.sent, this.used, undefined, true);
       this.sent = this.used;
       return;
     }
     const whole = alignDown(this.used);
-    if (whole > this.sent) this.queue(slab, this.sent, whole, undefined);
+    if (whole > this.sent) this.queue(slab, this.sent, whole, undefined, true);
     this.sent = whole;
     if (exact && this.used > whole && this.used !== this.exactAt) {
-      this.queue(slab, whole, this.used, this.slabPosition + this.used);
+      this.queue(slab, whole, this.used, this.slabPosition + this.used, true);
       this.exactAt = this.used;
     }
   }
@@ -329,18 +337,19 @@ export class CaptureFile {
   private release(slab: Slab): void {
     if (!slab.sealed || slab.writes > 0) return;
     this.pool.give(slab.buffer);
-    this.onSlabFree?.();
   }
 
-  private queue(slab: Slab, start: number, end: number, truncateTo: number | undefined): void {
+  private queue(slab: Slab, start: number, end: number, truncateTo: number | undefined, now: boolean): void {
     slab.writes++;
     const position = this.file.direct ? this.slabPosition + start : null;
     this.writes.push({ fd: this.file.fd, slab, start, end, position, truncateTo });
-    if (!this.writing) this.next();
+    this.queuedBytes += end - start;
+    if (!this.writing && (now || this.queuedBytes >= WRITE_BYTES)) this.next();
   }
 
   private next(): void {
     const w = this.writes.shift();
+    if (w) this.queuedBytes -= w.end - w.start;
     this.current = w;
     if (w === undefined) {
       this.writing = false;
@@ -366,11 +375,12 @@ export class CaptureFile {
       // Writes queued behind this one that continue it in the same file go in the same call (one writev).
       const batch = [w];
       let bytes = w.end - w.start;
-      while (bytes < MAX_WRITE_BYTES) {
+      while (bytes < WRITE_BYTES) {
         const n = this.writes[0];
         if (n === undefined || n.fd !== w.fd || n.truncateTo !== undefined || (w.position !== null && n.position !== w.position + bytes)) break;
         batch.push(this.writes.shift()!);
         bytes += n.end - n.start;
+        this.queuedBytes -= n.end - n.start;
       }
       if (batch.length === 1) {
         fs.write(w.fd, w.slab.buffer, w.start, bytes, w.position, (err, written) => done(err ?? short(written, bytes)));

@@ -1,17 +1,20 @@
 // The capture (--pcap FILE): both TCP connections of every association as a pcapng file Wireshark reads,
 // rebuilt from what the proxy's sockets saw (src/capture/ numbers the bytes and encodes the blocks).
 //
-// Off the hot path like the CSV recorders: an event only queues a reference to the bytes (no copy); the
-// queue is encoded into reused 1 MiB buffers and written in one file write per buffer, when 4 MiB are
-// queued or 100 ms after the first event. Memory is bounded: past MAX_PENDING_BYTES queued or not yet on
-// disk, bytes are dropped (their sequence numbers still advance, so Wireshark shows the hole as "previous
-// segment not captured"), counted, and warned about. --pcap-max-size rotates FILE to FILE.1, FILE.1 to
-// FILE.2 ..., keeping --pcap-max-files files in all. The files are created mode 0600: they hold patient data.
+// Each event is encoded when it happens, straight into the file's current 1 MiB slab (capture-file.ts):
+// the chunk's bytes are copied once, where they will be written from, and nothing keeps a reference to
+// them (a socket chunk held for a batch outlives the young generation and made the garbage collector
+// mark the old one several times as often). Slabs are written when full (queued ones joined into one
+// writev) and 100 ms after the first bytes of a pause, on libuv's pool; the event loop never waits on the
+// disk. Memory is bounded by the slabs (MAX_PENDING_BYTES): when every slab is still being written, bytes
+// are dropped (their sequence numbers still advance, so Wireshark shows the hole as "previous segment not
+// captured"), counted, and warned about. --pcap-max-size rotates FILE to FILE.1, FILE.1 to FILE.2 ...,
+// keeping --pcap-max-files files in all. The files are created mode 0600: they hold patient data.
 
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { CaptureFile, SLAB_BYTES } from './capture-file.js';
+import { CaptureFile, SLAB_BYTES, SLAB_COUNT } from './capture-file.js';
 import { CapturedConnection } from '../capture/connection.js';
 import type { CapturePayload } from '../capture/connection.js';
 import { interfaceDescriptionBlock, sectionHeaderBlock } from '../capture/pcapng.js';
@@ -23,17 +26,10 @@ import type { ConnectionEvents, Leg, Recorder, SocketEnds } from '../events/even
 export const CAPTURE_INTERFACES: readonly Leg[] = ['scu', 'scp'];
 const INTERFACE_ID: Readonly<Record<Leg, number>> = { scu: 0, scp: 1 };
 
-/** Queued bytes that start encoding at once rather than at the timer. */
-const ENCODE_AT_BYTES = 4 * 1024 * 1024;
-const ENCODE_DELAY_MS = 100;
-/** After this long with nothing new, the file is written up to its last byte (O_DIRECT writes whole blocks). */
-const SETTLE_MS = 250;
-/** Queued plus written-but-not-on-disk bytes beyond which new bytes are dropped. */
-export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
-/** A batch larger than this is joined in a buffer of its own rather than in the reused one. */
-const MAX_SCRATCH_BYTES = 4 * 1024 * 1024;
-/** Room an event needs beyond its bytes: the blocks' headers and the ACKs (a generous bound). */
-const EVENT_OVERHEAD = 64 * 1024;
+/** Bytes are written at the latest this long after they were captured. */
+const FLUSH_DELAY_MS = 100;
+/** Encoded bytes not yet on disk beyond which new bytes are dropped: the file's slabs. */
+export const MAX_PENDING_BYTES = SLAB_COUNT * SLAB_BYTES;
 export const DEFAULT_PCAP_MAX_FILES = 5;
 
 export interface PcapOptions {
@@ -43,24 +39,6 @@ export interface PcapOptions {
   maxFiles?: number | undefined;
   /** Told once when bytes are first dropped, when a file fails, and at close how many were dropped. */
   log?: Logger | undefined;
-}
-
-const enum Kind {
-  Open,
-  Data,
-  Skip,
-  Fin,
-  Rst,
-}
-
-interface Event {
-  kind: Kind;
-  connection: CapturedConnection;
-  fromClient: boolean;
-  time: number;
-  /** Data: one buffer, or the buffers of one batch (segmented as one stream of bytes). */
-  bytes: Buffer | readonly Buffer[] | undefined;
-  length: number;
 }
 
 /** The bytes of the file's start: section header and one interface per leg. */
@@ -140,27 +118,19 @@ function epochMicros(time: number): number {
 export class PcapRecorder implements Recorder {
   private readonly file: RotatingFile;
   private readonly log: Logger | undefined;
-  private queue: Event[] = [];
-  private queuedBytes = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private immediate: NodeJS.Immediate | undefined;
-  private settle: NodeJS.Timeout | undefined;
-  /** The next event of the queue to encode (the ones before it are done). */
-  private queueAt = 0;
-  /** Encoding waits for a slab to be written. */
-  private waiting = false;
-  private readonly drained: Array<() => void> = [];
-  /** Where the writes of a batch are joined before they are cut into segments (reused). */
-  private scratch = Buffer.alloc(0);
+  private flushTimer: NodeJS.Timeout | undefined;
   private connections = 0;
   private droppedBytes = 0;
   private failed = false;
   private closed = false;
+  /** The event being encoded: its connection and time (microseconds since 1970), for the sink. */
+  private current: CapturedConnection | undefined;
+  private timeUs = 0;
+  private readonly sink = (segment: Segment): void => this.block(segment);
 
   private constructor(file: RotatingFile, log: Logger | undefined) {
     this.file = file;
     this.log = log;
-    file.out.onSlabFree = () => this.slabFree();
   }
 
   /** Create (truncate) `path`, mode 0600, and write the pcapng header. Rejects if it cannot be opened. */
@@ -179,6 +149,11 @@ export class PcapRecorder implements Recorder {
     };
   }
 
+  /** Bytes not captured (no slab free, or the file failed). */
+  get dropped(): number {
+    return this.droppedBytes;
+  }
+
   connection(leg: Leg, ends: SocketEnds, time: number, payload: CapturePayload = 'full'): ConnectionEvents | undefined {
     if (this.closed) return undefined;
     const peer = parseIpAddress(ends.peerAddress);
@@ -189,149 +164,81 @@ export class PcapRecorder implements Recorder {
     // The SCU connected to the proxy; the proxy connected to the SCP: the client sends the SYN.
     const peerIsClient = leg === 'scu';
     const connection = new CapturedConnection(INTERFACE_ID[leg], peerIsClient ? peerEnd : proxyEnd, peerIsClient ? proxyEnd : peerEnd, payload, ++this.connections);
-    this.push(Kind.Open, connection, true, time, undefined, 0);
+    const tcp = connection.conversation;
+    if (this.begin(connection, time)) tcp.open(this.sink);
     const fromPeer = peerIsClient;
     let ended = false;
+    const fin = (fromClient: boolean, t: number): void => {
+      if (this.begin(connection, t)) tcp.fin(fromClient, this.sink);
+    };
+    const rst = (fromClient: boolean, t: number): void => {
+      if (this.begin(connection, t)) tcp.rst(fromClient, this.sink);
+    };
     return {
       fromPeer: (bytes, t) => this.data(connection, fromPeer, bytes, t),
       toPeer: (bytes, t) => this.data(connection, !fromPeer, bytes, t),
-      peerFin: (t) => this.push(Kind.Fin, connection, fromPeer, t, undefined, 0),
+      peerFin: (t) => fin(fromPeer, t),
       proxyFin: (t) => {
-        if (!ended) this.push(Kind.Fin, connection, !fromPeer, t, undefined, 0);
+        if (!ended) fin(!fromPeer, t);
         ended = true;
       },
-      peerReset: (t) => this.push(Kind.Rst, connection, fromPeer, t, undefined, 0),
+      peerReset: (t) => rst(fromPeer, t),
       proxyReset: (t) => {
-        if (!ended) this.push(Kind.Rst, connection, !fromPeer, t, undefined, 0);
+        if (!ended) rst(!fromPeer, t);
         ended = true;
       },
       // A socket destroyed without end() still sends a FIN (the kernel closes it).
       closed: (t) => {
-        if (!ended) this.push(Kind.Fin, connection, !fromPeer, t, undefined, 0);
+        if (!ended) fin(!fromPeer, t);
         ended = true;
       },
     };
   }
 
+  /** Set the sink up for an event of `connection` at `time`; false when nothing is captured any more. */
+  private begin(connection: CapturedConnection, time: number): boolean {
+    if (this.closed) return false;
+    this.current = connection;
+    this.timeUs = epochMicros(time);
+    return true;
+  }
+
   private data(connection: CapturedConnection, fromClient: boolean, bytes: Buffer | readonly Buffer[], time: number): void {
+    if (!this.begin(connection, time)) return;
     const length = Buffer.isBuffer(bytes) ? bytes.length : totalLength(bytes);
     if (length === 0) return;
-    if (this.failed || this.queuedBytes + this.file.out.pending > MAX_PENDING_BYTES) {
-      if (this.droppedBytes === 0 && !this.failed) {
-        this.log?.warn({ pendingBytes: this.queuedBytes + this.file.out.pending }, 'pcap: the capture cannot keep up; bytes are dropped from it (counted at the end)');
-      }
-      this.droppedBytes += length;
-      this.push(Kind.Skip, connection, fromClient, time, undefined, length);
-      return;
-    }
-    this.queuedBytes += length;
-    this.push(Kind.Data, connection, fromClient, time, bytes, length);
-  }
-
-  private push(kind: Kind, connection: CapturedConnection, fromClient: boolean, time: number, bytes: Event['bytes'], length: number): void {
-    if (this.closed) return;
-    this.queue.push({ kind, connection, fromClient, time, bytes, length });
-    if (this.queuedBytes >= ENCODE_AT_BYTES) {
-      this.immediate ??= setImmediate(() => this.encode());
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => this.encode(), ENCODE_DELAY_MS);
-      this.timer.unref();
-    }
-  }
-
-  /**
-   * Encode what is queued into blocks and hand them to the file, as far as the file has room (its slabs
-   * being written): the rest waits in the queue for the next free slab.
-   */
-  private encode(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.immediate) clearImmediate(this.immediate);
-    this.immediate = undefined;
-    const queue = this.queue;
-    const out = this.file.out;
+    const tcp = connection.conversation;
     if (this.failed) {
-      this.queue = [];
-      this.queueAt = 0;
-      this.queuedBytes = 0;
+      this.droppedBytes += length;
+      tcp.skip(fromClient, length);
       return;
     }
-    let time = 0;
-    let connection: CapturedConnection | undefined;
-    const sink = (segment: Segment): void => this.block(connection!, segment, time);
-    let i = this.queueAt;
-    for (; i < queue.length; i++) {
-      const event = queue[i]!;
-      // Wait for room unless nothing is being written (an event larger than every slab goes in part).
-      if (event.length + EVENT_OVERHEAD > out.room && out.pending > SLAB_BYTES) break;
-      connection = event.connection;
-      time = epochMicros(event.time);
-      const tcp = connection.conversation;
-      switch (event.kind) {
-        case Kind.Open:
-          tcp.open(sink);
-          break;
-        case Kind.Data:
-          tcp.data(event.fromClient, this.contiguous(event.bytes!, event.length), 0, event.length, sink);
-          this.queuedBytes -= event.length;
-          break;
-        case Kind.Skip:
-          tcp.skip(event.fromClient, event.length);
-          break;
-        case Kind.Fin:
-          tcp.fin(event.fromClient, sink);
-          break;
-        case Kind.Rst:
-          tcp.rst(event.fromClient, sink);
-          break;
-      }
-      queue[i] = undefined!;
-      if (this.failed) break;
-    }
-    if (i >= queue.length || this.failed) {
-      this.queue = [];
-      this.queueAt = 0;
-    } else {
-      this.queueAt = i;
-      this.waiting = true;
-    }
-    out.flush(false);
-    // Once the traffic pauses, the file is made whole up to its last block.
-    if (this.settle) this.settle.refresh();
-    else {
-      this.settle = setTimeout(() => this.file.out.flush(true), SETTLE_MS);
-      this.settle.unref();
+    tcp.data(fromClient, bytes, 0, length, this.sink);
+    if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
+      this.flushTimer.unref();
     }
   }
 
-  /** A slab is free again: go on encoding if the queue waited for one. */
-  private slabFree(): void {
-    if (!this.waiting) return;
-    this.waiting = false;
-    this.immediate ??= setImmediate(() => this.encode());
-    for (const resolve of this.drained.splice(0)) resolve();
+  private flush(): void {
+    this.flushTimer = undefined;
+    this.file.out.flush(true);
   }
 
-  /** The bytes of a batch in one buffer (segments span its writes); a single buffer as it is. */
-  private contiguous(bytes: Buffer | readonly Buffer[], length: number): Buffer {
-    if (Buffer.isBuffer(bytes)) return bytes;
-    if (length > MAX_SCRATCH_BYTES) return Buffer.concat(bytes, length);
-    if (this.scratch.length < length) this.scratch = Buffer.allocUnsafe(Math.max(length, this.scratch.length * 2));
-    let at = 0;
-    for (const b of bytes) at += b.copy(this.scratch, at);
-    return this.scratch;
-  }
-
-  private block(connection: CapturedConnection, segment: Segment, timestampUs: number): void {
+  private block(segment: Segment): void {
+    const connection = this.current!;
     const length = connection.blockLength(segment);
     if (this.file.full(length)) this.file.rotate();
     const room = this.file.out.reserve(length);
     if (room === undefined) {
-      // No slab free (an event larger than all of them) or the file failed: the segment is not captured.
-      if (!this.failed) this.droppedBytes += segment.end - segment.start;
+      // Every slab is still being written (or the file failed): the segment is not captured.
+      if (!this.failed && this.droppedBytes === 0) {
+        this.log?.warn({ pendingBytes: this.file.out.pending }, 'pcap: the capture cannot keep up; bytes are dropped from it (counted at the end)');
+      }
+      this.droppedBytes += segment.end - segment.start;
       return;
     }
-    this.file.out.commit(connection.writeBlock(room.buffer, room.offset, segment, timestampUs));
+    this.file.out.commit(connection.writeBlock(room.buffer, room.offset, segment, this.timeUs));
   }
 
   private fail(err: Error): void {
@@ -340,16 +247,11 @@ export class PcapRecorder implements Recorder {
     this.log?.error({ err: (err as NodeJS.ErrnoException).code ?? err.message }, 'pcap: the capture file cannot be written; capturing stopped');
   }
 
-  /** Write what is queued and close the file(s); resolves when on disk. */
+  /** Write what is encoded and close the file(s); resolves when on disk. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.encode();
-    while (this.waiting) {
-      await new Promise<void>((resolve) => this.drained.push(resolve));
-      this.encode();
-    }
-    clearTimeout(this.settle);
+    clearTimeout(this.flushTimer);
     if (this.droppedBytes > 0) this.log?.warn({ droppedBytes: this.droppedBytes }, 'pcap: bytes dropped from the capture under load');
     await this.file.out.close();
   }
