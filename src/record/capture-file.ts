@@ -109,7 +109,7 @@ export interface OpenedFile {
 
 /**
  * Create (truncate) `path`, private; with O_DIRECT when the file system takes it (tried with `probe`, the
- * file's first bytes, which are written here). Synchronous: a rotation must have the new file in place
+ * file's first bytes, which are written here for a direct file). Synchronous: a rotation must have the new file in place
  * before the next one renames it, and an error at start-up is reported before the proxy listens.
  */
 function openCaptureFile(path: string, probe: Buffer, block: Buffer): OpenedFile {
@@ -139,7 +139,7 @@ function openCaptureFile(path: string, probe: Buffer, block: Buffer): OpenedFile
   const regular = fs.fstatSync(fd).isFile();
   // mode applies only when the file is created: an existing file is made private too.
   if (regular) fs.fchmodSync(fd, FILE_MODE);
-  fs.writeSync(fd, probe);
+  // The first bytes are written with the rest: a full disk then costs the capture, not the start-up.
   return { fd, direct: false, regular };
 }
 
@@ -193,9 +193,11 @@ export class CaptureFile {
     this.used = 0;
     this.sent = 0;
     this.exactAt = -1;
-    // Direct: slabs start at block boundaries, the first at 0 with the header in it.
-    this.slabPosition = file.direct ? 0 : this.header.length;
-    this.lead = file.direct ? this.header : undefined;
+    // The first slab starts at 0 with the header in it (direct: slabs start at block boundaries, and the
+    // header written by the probe is written again with that block).
+    this.slabPosition = 0;
+    this.lead = this.header;
+    if (!file.direct && this.reserve(0)) this.flush(false);
   }
 
   /** The file's length once everything committed is written. */

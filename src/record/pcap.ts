@@ -252,7 +252,7 @@ export class PcapRecorder implements Recorder {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.flushTimer);
-    if (this.droppedBytes > 0) this.log?.warn({ droppedBytes: this.droppedBytes }, 'pcap: bytes dropped from the capture under load');
+    if (this.droppedBytes > 0) this.log?.warn({ droppedBytes: this.droppedBytes }, 'pcap: bytes dropped from the capture');
     await this.file.out.close();
   }
 }

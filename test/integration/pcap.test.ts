@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { readCsvRows } from '../helpers/csv.js';
@@ -22,6 +23,7 @@ import type { TestDicomInfo } from '../helpers/dicom-file.js';
 import { datasetBytes, writeTestDicom } from '../helpers/dicom-file.js';
 import { killAll, runToExit } from '../helpers/procs.js';
 import { BIN, ProxyProcess, REPO_ROOT, stopAllProxies } from '../helpers/proxy.js';
+import { MAX_PENDING_BYTES, PcapRecorder } from '../../src/record/pcap.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -262,6 +264,26 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
       await tlsScp.stop();
       fs.rmSync(pki.dir, { recursive: true, force: true });
     }
+  });
+
+  test('a capture that could not keep up (every slab being written): a valid pcapng, the hole shown, nothing malformed', async () => {
+    const file = path.join(tmp, 'overflow.pcapng');
+    const recorder = await PcapRecorder.open(file);
+    const ends = { peerAddress: '127.0.0.1', peerPort: 40001, proxyAddress: '127.0.0.1', proxyPort: 11112 };
+    const c = recorder.connection('scu', ends, performance.now())!;
+    // Without a turn of the event loop no write completes: past the slabs, bytes are dropped.
+    const chunk = Buffer.alloc(MiB, 0x5a);
+    const chunks = MAX_PENDING_BYTES / MiB + 8;
+    for (let i = 0; i < chunks; i++) c.fromPeer(chunk, performance.now());
+    c.toPeer(Buffer.alloc(100, 1), performance.now()); // the other way, after the hole
+    c.peerFin(performance.now());
+    c.proxyFin(performance.now());
+    await recorder.close();
+    assert.ok(recorder.dropped >= 7 * MiB, `dropped ${recorder.dropped}`);
+    const tsharkRun = async (filter: string): Promise<string> => (await run('tshark', ['-r', file, '-Y', filter], { maxBuffer: 64 * MiB })).stdout;
+    assert.equal(await tsharkRun(`_ws.malformed || _ws.expert.severity > ${PI_WARN}`), '', 'no malformed packet, no error');
+    assert.notEqual(await tsharkRun('tcp.analysis.lost_segment'), '', 'the hole is shown as a segment not captured');
+    assert.equal((await tsharkRun('tcp.flags.fin == 1')).trim().split('\n').length, 2, 'both FINs, after the hole');
   });
 
   test('a capture file that cannot be created: one line naming --pcap, exit 2', async () => {
