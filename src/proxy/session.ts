@@ -158,6 +158,9 @@ export class Session implements LinkOwner {
     this.toScu.stallTimeoutMs = options.stallTimeoutMs;
     this.toScp.observer = this.tracker;
     this.toScu.observer = this.tracker;
+    // Reads into the links' own reused buffers, unless the capture watches the sockets (it keeps what it sees).
+    this.toScp.reuseReadBuffers = this.capture === undefined;
+    this.toScu.reuseReadBuffers = this.capture === undefined;
     scu.setNoDelay(true);
     tapSocket(this.capture, 'scu', scu);
     this.toScp.attachSource(scu);
