@@ -115,7 +115,14 @@ export interface OpenedFile {
 function openCaptureFile(path: string, probe: Buffer, block: Buffer): OpenedFile {
   const { O_WRONLY, O_CREAT, O_TRUNC, O_DIRECT } = fs.constants;
   const plain = O_WRONLY | O_CREAT | O_TRUNC;
-  if (O_DIRECT !== undefined && probe.length <= DIRECT_ALIGN) {
+  // Only a regular file is tried with O_DIRECT: a named pipe opened twice would show its reader an end.
+  let regularPath = true;
+  try {
+    regularPath = fs.statSync(path).isFile();
+  } catch {
+    // Not there yet: it will be a regular file.
+  }
+  if (O_DIRECT !== undefined && regularPath && probe.length <= DIRECT_ALIGN) {
     let fd: number | undefined;
     try {
       fd = fs.openSync(path, plain | O_DIRECT, FILE_MODE);
