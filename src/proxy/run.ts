@@ -122,6 +122,8 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
       const { MetricsRecorder, serveMetrics } = await import('../record/metrics.js');
       const metrics = new MetricsRecorder();
       for (const [file, count] of dropCounts) metrics.watchDroppedRows(file, count);
+      const captureList = [...captures.values()];
+      if (captureList.length > 0) metrics.watchCaptureDrops(() => captureList.reduce((n, c) => n + c.dropped, 0));
       recorders.push(metrics);
       try {
         const served = await serveMetrics(run.metrics, metrics, health);

@@ -158,11 +158,11 @@ export class Session implements LinkOwner {
     this.toScu.stallTimeoutMs = options.stallTimeoutMs;
     this.toScp.observer = this.tracker;
     this.toScu.observer = this.tracker;
-    // Reads into the links' own reused buffers, unless the capture watches the sockets (it keeps what it sees).
-    this.toScp.reuseReadBuffers = this.capture === undefined;
-    this.toScu.reuseReadBuffers = this.capture === undefined;
+    // Reads into the links' own reused buffers (the capture, if any, copies what it keeps as the link reads).
+    this.toScp.reuseReadBuffers = true;
+    this.toScu.reuseReadBuffers = true;
     scu.setNoDelay(true);
-    tapSocket(this.capture, 'scu', scu);
+    this.toScp.readTap = tapSocket(this.capture, 'scu', scu);
     this.toScp.attachSource(scu);
     this.toScu.attachDest(scu);
     scu.on('end', () => this.onLegEnd('scu'));
@@ -446,7 +446,7 @@ export class Session implements LinkOwner {
         scp.destroy();
         return;
       }
-      tapSocket(this.capture, 'scp', scp);
+      this.toScu.readTap = tapSocket(this.capture, 'scp', scp);
       this.state = State.AwaitAc;
       this.upstreamConnected = true;
       this.toScu.attachSource(scp);

@@ -173,6 +173,21 @@ export class MetricsRecorder implements Recorder {
     });
   }
 
+  /** Report the bytes the capture (--pcap) dropped as capture_bytes_dropped_total. */
+  watchCaptureDrops(count: () => number): void {
+    const source = { count, reported: 0 };
+    new Counter({
+      name: `${METRIC_PREFIX}capture_bytes_dropped_total`,
+      help: 'Relayed bytes the --pcap capture does not hold (a disk that did not keep up, disk full, write errors); the relaying itself lost nothing',
+      registers: [this.registry],
+      collect(this: Counter): void {
+        const now = source.count();
+        if (now > source.reported) this.inc(now - source.reported);
+        source.reported = now;
+      },
+    });
+  }
+
   /**
    * Report the rows a CSV recorder dropped (a full or failing disk) as recorder_rows_dropped_total{file};
    * `file` is a fixed word (csv, messages_csv), never a path. The count is read when a scrape asks.
