@@ -71,9 +71,11 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private stallTimer: NodeJS.Timeout | undefined;
   /**
    * Read the sender into buffers of the link's own, reused while nothing else holds them (set before
-   * attachSource). Off when something else watches the sockets (the --pcap capture keeps what it sees).
+   * attachSource).
    */
   reuseReadBuffers = false;
+  /** Told of every chunk read from the sender before anything is done with it; copies what it keeps (--pcap). */
+  readTap: ((chunk: Buffer) => void) | undefined;
   /** Something of the current own read buffer was handed out (undefined: reads use Node's buffers). */
   private ownBufferShared: boolean | undefined;
 
@@ -182,6 +184,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   }
 
   private onChunk(chunk: Buffer): void {
+    this.readTap?.(chunk);
     this.counters.bytesIn += chunk.length;
     this.chunkTime = this.clock();
     const observed = this.observer !== undefined;
