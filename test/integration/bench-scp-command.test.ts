@@ -9,12 +9,11 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
 import { readCsvFile } from '../../src/analysis/csv.js';
-import type { CsvRow } from '../../src/analysis/csv.js';
-import { killAll, runToExit } from '../helpers/procs.js';
+import { killAll } from '../helpers/procs.js';
 import type { RunResult } from '../helpers/procs.js';
-import { BIN, REPO_ROOT } from '../helpers/proxy.js';
+import { REPO_ROOT } from '../helpers/proxy.js';
+import { readResults, runBench } from '../helpers/bench.js';
 
 let tmp = '';
 const ORTHANC = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc'].find((p) => existsSync(p));
@@ -32,17 +31,7 @@ after(async () => {
 });
 
 function bench(args: string[], timeoutMs = 90_000): Promise<RunResult> {
-  return runToExit(process.execPath, [BIN, 'bench', ...args], { timeoutMs, cwd: tmp, name: 'bench' });
-}
-
-async function results(out: string): Promise<CsvRow[]> {
-  const text = await readFile(path.join(out, 'results.csv'), 'utf8');
-  assert.equal(text.split('\n')[0], RESULTS_CSV_COLUMNS.join(','));
-  return text
-    .trim()
-    .split('\n')
-    .slice(1)
-    .map((line) => Object.fromEntries(line.split(',').map((v, i) => [RESULTS_CSV_COLUMNS[i]!, v])));
+  return runBench(args, tmp, timeoutMs);
 }
 
 /** One line on stderr, naming --scp-command; exit status 2; nothing measured. */
@@ -59,7 +48,7 @@ describe('bench --scp-command', () => {
     const out = path.join(tmp, 'storescp');
     const r = await bench(['--scp-command', STORESCP, '--both', '--pdu', '16KB,32KB', ...QUICK, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
-    const rows = await results(out);
+    const rows = await readResults(out);
     // Interleaved, alternating which goes first.
     assert.deepEqual(
       rows.map((x) => `${x.pdu_bytes} ${x.mode}`),
@@ -97,7 +86,7 @@ describe('bench --scp-command', () => {
     const script = path.join(REPO_ROOT, 'examples', 'scp-command', 'orthanc.sh');
     const r = await bench(['--scp-command', `'${script}' {port} {pdu} {out}`, '--direct', '--pdu', '16KB', ...QUICK, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
-    const rows = await results(out);
+    const rows = await readResults(out);
     assert.deepEqual(
       rows.map((x) => `${x.mode} ${x.failures}`),
       ['native 0'],
@@ -141,7 +130,7 @@ describe('bench --scp-command', () => {
       `sh -c 'if [ "$2" = 16384 ]; then exec "$0" "$3" "$1"; else exec "$0" "$4" --port "$1" --max-pdu "$2"; fi' ` + `'${process.execPath}' {port} {pdu} '${dying}' '${builtin}'`;
     const r = await bench(['--scp-command', template, '--direct', '--pdu', '32KB,16KB,64KB', ...QUICK, '--out', out]);
     assert.equal(r.code, 1, r.stderr);
-    const rows = await results(out);
+    const rows = await readResults(out);
     assert.deepEqual(
       rows.map((x) => `${x.pdu_bytes} ${x.mode} ${x.images} ${x.failures}`),
       ['32768 native 4 0', '16384 native 4 4', '65536 native 4 0'],

@@ -8,10 +8,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
 import { readCsvFile } from '../../src/analysis/csv.js';
 import { killAll, runToExit } from '../helpers/procs.js';
 import { BIN } from '../helpers/proxy.js';
+import { readResults } from '../helpers/bench.js';
 
 let tmp = '';
 
@@ -34,9 +34,7 @@ test('bench --tls --both: through the TLS -> TLS proxy and TLS direct, every ima
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /TLS on every leg \(the proxy re-encrypts/);
 
-  const lines = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
-  assert.equal(lines[0], RESULTS_CSV_COLUMNS.join(','));
-  const rows = lines.slice(1).map((line) => Object.fromEntries(line.split(',').map((v, i) => [RESULTS_CSV_COLUMNS[i]!, v])));
+  const rows = await readResults(out);
   assert.deepEqual(rows.map((x) => [x.pdu_bytes, x.mode]).sort(), [
     ['1048576', 'direct'],
     ['1048576', 'proxy'],

@@ -9,7 +9,6 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
 import { readCsvFile } from '../../src/analysis/csv.js';
 import type { CsvRow } from '../../src/analysis/csv.js';
 import { startStorescp } from '../helpers/dcmtk.js';
@@ -17,6 +16,7 @@ import { writeTestDicom } from '../helpers/dicom-file.js';
 import { killAll, runToExit, spawnPeer } from '../helpers/procs.js';
 import type { RunResult } from '../helpers/procs.js';
 import { BIN, REPO_ROOT } from '../helpers/proxy.js';
+import { readResults, runBench } from '../helpers/bench.js';
 import { chromiumMissing, distinctColours, openFile } from '../helpers/browser.js';
 
 let tmp = '';
@@ -35,17 +35,7 @@ after(async () => {
 });
 
 function bench(args: string[], timeoutMs = 120_000): Promise<RunResult> {
-  return runToExit(process.execPath, [BIN, 'bench', ...args], { timeoutMs, cwd: tmp, name: 'bench' });
-}
-
-async function results(out: string): Promise<CsvRow[]> {
-  const text = await readFile(path.join(out, 'results.csv'), 'utf8');
-  assert.equal(text.split('\n')[0], RESULTS_CSV_COLUMNS.join(','));
-  return text
-    .trim()
-    .split('\n')
-    .slice(1)
-    .map((line) => Object.fromEntries(line.split(',').map((v, i) => [RESULTS_CSV_COLUMNS[i]!, v])));
+  return runBench(args, tmp, timeoutMs);
 }
 
 /** Largest P-DATA-TF length the proxy received from the SCU, and sent toward the SCP, in a chunk CSV. */
@@ -77,7 +67,7 @@ describe('bench', () => {
     const r = await bench(['--quick', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /estimated total about/);
-    const rows = await results(out);
+    const rows = await readResults(out);
     const sizes = [16 * KB, 100 * KB, 500 * KB, 1 * MB, 10 * MB, 20 * MB];
     assert.deepEqual(
       rows.map((x) => Number(x.pdu_bytes)),
@@ -123,7 +113,7 @@ describe('bench', () => {
     const missing = chromiumMissing();
     assert.equal(missing, undefined, missing);
     assert.ok(quickOut, 'needs the --quick run above');
-    const rows = await results(quickOut);
+    const rows = await readResults(quickOut);
     const file = path.join(quickOut, 'report.html');
     const opened = await openFile(file, tmp, { width: 1280, height: 800 });
     try {
@@ -220,7 +210,7 @@ describe('bench', () => {
     const out = path.join(tmp, 'both');
     const r = await bench(['--both', '--pdu', '16KB,1MB', '--count', '2', '--parallel', '1', '--image-size', '1MB', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
-    const rows = await results(out);
+    const rows = await readResults(out);
     assert.deepEqual(
       rows.map((x) => `${x.mode} ${x.pdu_bytes} ${x.failures}`),
       ['proxy 16384 0', 'proxy 1048576 0', 'direct 16384 0', 'direct 1048576 0'],
@@ -239,7 +229,7 @@ describe('bench', () => {
     const out = path.join(tmp, 'shaped');
     const r = await bench(['--pdu', '16KB', '--latency', '0,50', '--bandwidth', '20Mbit', '--count', '2', '--parallel', '1', '--image-size', '1MB', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
-    const rows = await results(out);
+    const rows = await readResults(out);
     assert.deepEqual(
       rows.map((x) => `${x.pdu_bytes} ${x.latency_ms} ${x.jitter_ms} ${x.bandwidth_bps} ${x.failures}`),
       ['16384 0 0 20000000 0', '16384 50 0 20000000 0'],
@@ -268,7 +258,7 @@ describe('bench', () => {
     const storeDir = path.join(tmp, 'files-store');
     const r = await bench(['--image', a.path!, b.path!, '--pdu', '16KB', '--count', '4', '--parallel', '2', '--store-dir', storeDir, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
-    const rows = await results(out);
+    const rows = await readResults(out);
     assert.equal(rows[0]!.image_bytes, String(Math.round((a.datasetLength + b.datasetLength) / 2)));
     assert.equal(rows[0]!.failures, '0');
     assert.ok(existsSync(path.join(out, 'chunks-16KB-2files.csv')));
@@ -302,7 +292,7 @@ describe('bench', () => {
         out,
       ]);
       assert.equal(r.code, 0, r.stderr);
-      const rows = await results(out);
+      const rows = await readResults(out);
       assert.deepEqual(
         rows.map((x) => x.failures),
         ['0', '0'],
@@ -322,7 +312,7 @@ describe('bench', () => {
     const r = await bench(['--scu', 'dcmtk', '--pdu', '16KB,1MB', '--count', '4', '--parallel', '2', '--image-size', '1MB', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /storescu never sends PDUs over 128KB/);
-    const rows = await results(out);
+    const rows = await readResults(out);
     assert.deepEqual(
       rows.map((x) => `${x.scu} ${x.failures}`),
       ['dcmtk 0', 'dcmtk 0'],
@@ -337,7 +327,7 @@ describe('bench', () => {
     const sizes = [16 * KB, 100 * KB, 500 * KB, 1 * MB, 10 * MB, 20 * MB, 64 * MB];
     const r = await bench(['--pdu', '16KB,100KB,500KB,1MB,10MB,20MB,64MB', '--image-size', '24MB', '--count', '1', '--parallel', '1', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
-    const rows = await results(out);
+    const rows = await readResults(out);
     const whole = 6 + Number(rows[0]!.image_bytes);
     for (const size of sizes) {
       const { received, sent } = await toScpLengths(path.join(out, `chunks-${size >= MB ? `${size / MB}MB` : `${size / KB}KB`}-24MB.csv`));
@@ -350,7 +340,7 @@ describe('bench', () => {
     const out = path.join(tmp, 'per-sender');
     const r = await bench(['--association', 'per-sender', '--pdu', '1MB', '--count', '4', '--parallel', '2', '--image-size', '1MB', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
-    const [row] = await results(out);
+    const [row] = await readResults(out);
     assert.equal(`${row!.association} ${row!.scu} ${row!.failures}`, 'per-sender builtin 0');
     assert.ok(Number(row!.connect_ms) > 0 && Number(row!.associate_ms) > 0);
     // 2 associations for 4 images (the messages CSV numbers associations), not 4.
@@ -364,7 +354,7 @@ describe('bench', () => {
     const r = await bench(['--scu', 'dcmjs', '--scp', 'dcmjs', '--pdu', '16KB,10MB', '--count', '2', '--parallel', '1', '--image-size', '6MB', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /dcmjs-dimse Client never sends PDUs over 4 MiB/);
-    const rows = await results(out);
+    const rows = await readResults(out);
     assert.deepEqual(
       rows.map((x) => `${x.scu} ${x.scp} ${x.association} ${x.connect_ms} ${x.failures}`),
       ['dcmjs dcmjs per-image  0', 'dcmjs dcmjs per-image  0'],
@@ -389,7 +379,7 @@ describe('bench', () => {
       assert.match(r.stderr, /warning: 1 warm-up image\(s\) not acknowledged with Success: 1 x status a700/);
       assert.match(r.stderr, /2 of 6 images were NOT acknowledged with Success: 2 x status a700/);
       assert.match(r.stdout, /^16KB\s+6\s+2\s/m);
-      const rows = await results(out);
+      const rows = await readResults(out);
       assert.equal(rows[0]!.failures, '2');
       assert.equal(rows[0]!.images, '6');
     } finally {
