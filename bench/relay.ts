@@ -31,8 +31,8 @@
 // TLS (direct-tls), stunnel re-encrypting (stunnel: one process, a TLS server service chained to a TLS client
 // service, when stunnel4 is installed) and the proxy re-encrypting (proxy-tls: --tls-cert + --upstream-tls).
 // Ratios are against stunnel. Default targets then: direct-tls,stunnel,proxy-tls.
-// --ref DIR: another build of the proxy (a checkout with dist/ built, e.g. of main) as targets proxy-ref and
-// proxy-ref-csv, to compare a change with its base in the same interleaved run.
+// --ref DIR: another build of the proxy (a checkout with dist/ built, e.g. of main) as targets proxy-ref,
+// proxy-ref-csv and proxy-ref-pcap, to compare a change with its base in the same interleaved run.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -164,7 +164,8 @@ async function startTarget(
     case 'proxy-pcap-null':
     case 'proxy-untuned':
     case 'proxy-ref':
-    case 'proxy-ref-csv': {
+    case 'proxy-ref-csv':
+    case 'proxy-ref-pcap': {
       const isRef = kind.startsWith('proxy-ref');
       if (isRef && ref === undefined) throw new Error(`${name} needs --ref DIR`);
       const root = isRef ? path.resolve(ref!) : REPO_ROOT;
@@ -173,7 +174,7 @@ async function startTarget(
       if (kind === 'proxy-messages') args.push('--messages-csv', path.join(dir, `${name}-messages.csv`));
       if (kind === 'proxy-metrics') args.push('--metrics', '127.0.0.1:0');
       // Rotation bounds the disk a long benchmark fills (640 MiB per run of 20 16 MiB images, both legs).
-      if (kind === 'proxy-pcap') args.push('--pcap', path.join(dir, `${name}.pcapng`), '--pcap-max-size', '256MB', '--pcap-max-files', '2');
+      if (kind === 'proxy-pcap' || kind === 'proxy-ref-pcap') args.push('--pcap', path.join(dir, `${name}.pcapng`), '--pcap-max-size', '256MB', '--pcap-max-files', '2');
       // proxy-pcap-null: all of the capture's work but the disk (the kernel's page-cache writes).
       if (kind === 'proxy-pcap-null') args.push('--pcap', '/dev/null');
       if (variant) args.push(...variant.extra);

@@ -18,6 +18,12 @@ export interface ConnectionEnd {
   port: number;
 }
 
+/** src [start, end) to out at `at`, through the mask when there is one. */
+function copyPayload(mask: PayloadMask | undefined, src: Buffer, start: number, end: number, out: Buffer, at: number): void {
+  if (mask) mask.copy(src, start, end, out, at);
+  else src.copy(out, at, start, end);
+}
+
 export class CapturedConnection {
   readonly conversation: TcpConversation;
   private readonly interfaceId: number;
@@ -54,14 +60,40 @@ export class CapturedConnection {
     const length = segment.end - segment.start;
     if (segment.data && length > 0) {
       const mask = segment.fromClient ? this.clientMask : this.serverMask;
-      if (mask) mask.copy(segment.data, segment.start, segment.end, out, payloadAt);
-      else segment.data.copy(out, payloadAt, segment.start, segment.end);
+      if (Buffer.isBuffer(segment.data)) copyPayload(mask, segment.data, segment.start, segment.end, out, payloadAt);
+      else {
+        // A batch: the pieces of each buffer that fall within [start, end), in order.
+        let at = 0;
+        let o = payloadAt;
+        for (const piece of segment.data) {
+          const from = Math.max(segment.start - at, 0);
+          const to = Math.min(segment.end - at, piece.length);
+          if (to > from) {
+            copyPayload(mask, piece, from, to, out, o);
+            o += to - from;
+          }
+          at += piece.length;
+          if (at >= segment.end) break;
+        }
+      }
     }
     const ipId = segment.fromClient ? this.clientIpId++ : this.serverIpId++;
     const packetLength = writeTcpPacket(
       out,
       packet,
-      { src: from.address, dst: to.address, srcPort: from.port, dstPort: to.port, seq: segment.seq, ack: segment.ack, flags: segment.flags, ipId, synOptions: segment.synOptions },
+      // TCP checksum 0: see writeTcpPacket (the IPv4 header checksum is computed: 20 bytes).
+      {
+        src: from.address,
+        dst: to.address,
+        srcPort: from.port,
+        dstPort: to.port,
+        seq: segment.seq,
+        ack: segment.ack,
+        flags: segment.flags,
+        ipId,
+        synOptions: segment.synOptions,
+        noTcpChecksum: true,
+      },
       length,
     );
     return writeEnhancedPacketBlock(out, offset, this.interfaceId, timestampUs, packetLength);

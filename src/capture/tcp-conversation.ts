@@ -12,6 +12,12 @@ import { MAX_SEGMENT_PAYLOAD, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from
 /** A receiver acknowledges once this many bytes are unacknowledged (RFC 9293 3.8.6.3: every second full segment). */
 export const ACK_EVERY = 2 * MAX_SEGMENT_PAYLOAD;
 
+/**
+ * Bytes one end sent: one buffer, or the buffers of one batch of writes (which went out together),
+ * read as one run of bytes.
+ */
+export type SegmentBytes = Buffer | readonly Buffer[];
+
 /** One segment: which end sent it, its flags and numbers, and its payload as bytes [start, end) of `data`. */
 export interface Segment {
   fromClient: boolean;
@@ -20,7 +26,7 @@ export interface Segment {
   ack: number;
   /** The handshake's SYN and SYN-ACK carry options (MSS, window scale). */
   synOptions: boolean;
-  data: Buffer | undefined;
+  data: SegmentBytes | undefined;
   start: number;
   end: number;
 }
@@ -64,7 +70,7 @@ export class TcpConversation {
   }
 
   /** `data` [start, end) sent by one end: segments of at most MAX_SEGMENT_PAYLOAD, then the other end's ACK if due. */
-  data(fromClient: boolean, data: Buffer, start: number, end: number, sink: SegmentSink): void {
+  data(fromClient: boolean, data: SegmentBytes, start: number, end: number, sink: SegmentSink): void {
     if (this.reset || end <= start) return;
     const from = fromClient ? this.client : this.server;
     const to = fromClient ? this.server : this.client;

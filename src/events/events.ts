@@ -172,7 +172,8 @@ export interface SocketEnds {
 
 /**
  * What happens on one connection, as the proxy's socket sees it (--pcap). `time` is performance.now() at
- * the event (milliseconds). Byte buffers are only read, and may be held until they are written out.
+ * the event (milliseconds). Byte buffers are only read, during the call: a read buffer is reused for the
+ * next read once the call returns, so whatever is kept is copied.
  */
 export interface ConnectionEvents {
   /** Bytes read from the peer. */

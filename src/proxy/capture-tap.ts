@@ -2,8 +2,9 @@
 // toward it, and how the connection ended. The only place the capture touches the engine: the session
 // taps its two sockets, the links know nothing of it.
 //
-// Reads are seen by a 'data' listener placed before the link's (so a chunk is captured before anything
-// is forwarded from it); writes by wrapping the socket's own write/end/resetAndDestroy, which every path
+// Reads are seen through the link that reads the socket (tapSocket returns the link's readTap: it is told
+// of each chunk before anything is forwarded from it, and the capture copies what it keeps at once, so the
+// link may read into a reused buffer); writes by wrapping the socket's own write/end/resetAndDestroy, which every path
 // of the link (direct, corked, shaped) ends in. The writes of one corked batch go to the kernel together
 // (one writev) and are told as one, so the capture shows them in full segments as TCP would send them.
 
@@ -16,14 +17,16 @@ export function captureRecorder(recorders: readonly Recorder[]): Recorder | unde
   return recorders.find((r) => r.connection);
 }
 
-/** Start capturing `socket` (connected now) as `leg`; nothing when there is no capture. */
-export function tapSocket(recorder: Recorder | undefined, leg: Leg, socket: Socket): void {
-  if (!recorder) return;
+/**
+ * Start capturing `socket` (connected now) as `leg`. Returns what the link reading the socket must tell of
+ * each chunk it reads (its readTap); undefined when there is no capture.
+ */
+export function tapSocket(recorder: Recorder | undefined, leg: Leg, socket: Socket): ((chunk: Buffer) => void) | undefined {
+  if (!recorder) return undefined;
   const { remoteAddress, remotePort, localAddress, localPort } = socket;
-  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return;
+  if (remoteAddress === undefined || remotePort === undefined || localAddress === undefined || localPort === undefined) return undefined;
   const events = recorder.connection!(leg, { peerAddress: remoteAddress, peerPort: remotePort, proxyAddress: localAddress, proxyPort: localPort }, performance.now());
-  if (!events) return;
-  socket.prependListener('data', (chunk: Buffer) => events.fromPeer(chunk, performance.now()));
+  if (!events) return undefined;
   socket.prependListener('end', () => events.peerFin(performance.now()));
   socket.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'ECONNRESET') events.peerReset(performance.now());
@@ -68,4 +71,5 @@ export function tapSocket(recorder: Recorder | undefined, leg: Leg, socket: Sock
     if (!this.destroyed) events.proxyReset(performance.now());
     return resetAndDestroy.call(this);
   };
+  return (chunk: Buffer) => events.fromPeer(chunk, performance.now());
 }

@@ -69,6 +69,15 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   /** How long the receiver may refuse bytes (no 'drain') before the owner is told (onStalled); 0 = never. */
   stallTimeoutMs = 0;
   private stallTimer: NodeJS.Timeout | undefined;
+  /**
+   * Read the sender into buffers of the link's own, reused while nothing else holds them (set before
+   * attachSource).
+   */
+  reuseReadBuffers = false;
+  /** Told of every chunk read from the sender before anything is done with it; copies what it keeps (--pcap). */
+  readTap: ((chunk: Buffer) => void) | undefined;
+  /** Something of the current own read buffer was handed out (undefined: reads use Node's buffers). */
+  private ownBufferShared: boolean | undefined;
 
   private readonly owner: LinkOwner;
   private readonly assoc: number;
@@ -139,7 +148,21 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
 
   attachSource(socket: Socket): void {
     this.source = socket;
+    if (this.reuseReadBuffers && readIntoOwnBuffer(socket, (n, buffer) => this.onOwnRead(n, buffer))) return;
     socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
+  }
+
+  /**
+   * A read into the link's own buffer (see readIntoOwnBuffer). Returns the buffer for the next read: the
+   * same one when nothing of this one is still referenced (every byte forwarded was taken by the kernel,
+   * no control PDU was handed out as a view of it), else a new one, leaving this one to whoever holds it.
+   */
+  private onOwnRead(nread: number, buffer: Buffer): Buffer {
+    this.ownBufferShared = false;
+    this.onChunk(nread === buffer.length ? buffer : buffer.subarray(0, nread));
+    const dest = this.dest;
+    if (!this.ownBufferShared && this.batch.length === 0 && this.shaping === undefined && dest !== undefined && dest.writableLength === 0) return buffer;
+    return Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   }
 
   /** Set the receiving socket; anything written before is sent now. */
@@ -161,6 +184,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   }
 
   private onChunk(chunk: Buffer): void {
+    this.readTap?.(chunk);
     this.counters.bytesIn += chunk.length;
     this.chunkTime = this.clock();
     const observed = this.observer !== undefined;
@@ -238,6 +262,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   // ---- FrameHandler ----------------------------------------------------------------------------
 
   onPdu(type: number, pdu: Buffer, firstByteTime: number): void {
+    // The owner may keep a control PDU: a view of a reused read buffer must not outlive this read.
+    if (this.ownBufferShared === false) this.ownBufferShared = true;
     const record = this.newRecord(type, pdu.length - PDU_HEADER_LENGTH, firstByteTime);
     record.complete = true;
     this.owner.onControlPdu(this, type, pdu, record);
@@ -470,6 +496,55 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     }
     this.current = undefined;
   }
+}
+
+/** Bytes per read into a link's own buffer: what Node allocates for each socket read. */
+export const READ_BUFFER_BYTES = 64 * 1024;
+
+/** The parts of Node's net.Socket internals that readIntoOwnBuffer uses. */
+interface SocketInternals {
+  _handle?: { useUserBuffer?: (buffer: Uint8Array) => void } | null;
+  encrypted?: boolean;
+}
+
+/**
+ * Have `socket` read into a buffer of our own instead of a fresh 64 KiB allocation per read, as
+ * net.connect's `onread` option does (documented; Node offers it for sockets it connects, not for those a
+ * server accepts, so it is set up here the way the net.Socket constructor does it). Why: every fresh read
+ * buffer is external memory that only a garbage collection frees; at hundreds of MB/s that is a full
+ * (mark-compact) collection every 64 MiB or so ("external memory pressure") and a malloc heap that grows
+ * and is trimmed again, i.e. page faults (bench:relay prints both costs).
+ *
+ * `onRead(nread, buffer)` gets each read (the first `nread` bytes of `buffer`) and returns the buffer for
+ * the next one. Backpressure, 'end', 'error' and 'close' work as before (pause() stops reading at once).
+ * Returns false, leaving the socket as it was, when that cannot be done here: a TLS socket, bytes already
+ * read or listened for, or a Node whose internals differ.
+ */
+export function readIntoOwnBuffer(socket: Socket, onRead: (nread: number, buffer: Buffer) => Buffer): boolean {
+  const internals = socket as unknown as SocketInternals & Record<symbol, unknown>;
+  const handle = internals._handle;
+  if (internals.encrypted === true || !handle || typeof handle.useUserBuffer !== 'function') return false;
+  if (socket.readableLength > 0 || socket.listenerCount('data') > 0 || socket.listenerCount('readable') > 0) return false;
+  const symbols = new Map(Object.getOwnPropertySymbols(socket).map((s) => [s.description, s]));
+  const kBuffer = symbols.get('kBuffer');
+  const kBufferCb = symbols.get('kBufferCb');
+  const kBufferGen = symbols.get('kBufferGen');
+  if (!kBuffer || !kBufferCb || !kBufferGen || internals[kBuffer] !== null || internals[kBufferCb] !== null) return false;
+  let buffer: Buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  let next = buffer;
+  handle.useUserBuffer(buffer);
+  internals[kBuffer] = buffer;
+  internals[kBufferCb] = (nread: number, current: Buffer): boolean => {
+    next = onRead(nread, current);
+    return true;
+  };
+  // Asked right after each read: a new buffer replaces the current one, the same one is reused.
+  internals[kBufferGen] = (): Buffer | undefined => {
+    if (next === buffer) return undefined;
+    buffer = next;
+    return buffer;
+  };
+  return true;
 }
 
 /** What was thrown, as an Error (with a stack) even when it was not one. */

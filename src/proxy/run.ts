@@ -21,10 +21,18 @@ export interface RunOptions {
   metrics?: Endpoint | undefined;
   /** --health: serve /healthz and /readyz there (they are on the metrics port too); undefined = off. */
   health?: Endpoint | undefined;
+  /** --workers: relay processes; more than 1 runs runCluster (cluster.ts) instead of runProxy. */
+  workers?: number;
 }
 
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { name: 'dicom-pdu-proxy' } });
+/**
+ * `bindings`: fields on every line (--workers: which process wrote it). With bindings, every line is written
+ * at once with its own write(), so that lines of several processes on one stdout never mix (a pipe keeps
+ * writes up to PIPE_BUF whole; the default asynchronous stream may join lines into longer writes).
+ */
+export function createLogger(level: string, bindings?: Record<string, unknown>): Logger {
+  const options = { level, base: { name: 'dicom-pdu-proxy', ...bindings } };
+  return bindings ? pino(options, pino.destination({ fd: 1, sync: true })) : pino(options);
 }
 
 /** After a second signal (or the drain timeout), how long aborted peers get to close before they are cut off. */
@@ -116,6 +124,8 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
       const { MetricsRecorder, serveMetrics } = await import('../record/metrics.js');
       const metrics = new MetricsRecorder();
       for (const [file, count] of dropCounts) metrics.watchDroppedRows(file, count);
+      const captureList = [...captures.values()];
+      if (captureList.length > 0) metrics.watchCaptureDrops(() => captureList.reduce((n, c) => n + c.dropped, 0));
       recorders.push(metrics);
       try {
         const served = await serveMetrics(run.metrics, metrics, health);

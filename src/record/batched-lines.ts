@@ -133,6 +133,34 @@ export class BatchedLines {
     }
     this.used += buffer.write(line, this.used, 'utf8');
     buffer[this.used++] = 0x0a;
+    this.countLine();
+  }
+
+  /**
+   * Queue one line that `encode` writes itself into the batch buffer at `at` (at most `maxBytes` bytes,
+   * without its newline), returning where it ended: no string per line. Ignored once closed.
+   */
+  pushEncoded(maxBytes: number, encode: (buffer: Buffer, at: number) => number): void {
+    if (this.closed) return;
+    const worst = maxBytes + 1;
+    if (worst > BATCH_BYTES) throw new RangeError(`a line of up to ${maxBytes} bytes does not fit a batch`);
+    let buffer = this.buffer;
+    if (buffer !== undefined && this.used + worst > buffer.length) {
+      this.drain();
+      buffer = undefined;
+    }
+    if (buffer === undefined) {
+      buffer = this.spare.pop() ?? Buffer.allocUnsafe(BATCH_BYTES);
+      this.buffer = buffer;
+      this.used = 0;
+    }
+    this.used = encode(buffer, this.used);
+    buffer[this.used++] = 0x0a;
+    this.countLine();
+  }
+
+  /** One more line is in the batch: write it out when full, or start the delay. */
+  private countLine(): void {
     this.lines++;
     if (this.lines >= this.maxLines) {
       this.drain();

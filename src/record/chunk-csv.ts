@@ -49,6 +49,81 @@ export function chunkCsvRow(r: PduRecord, route: string = DEFAULT_ROUTE_ID): Arr
   ];
 }
 
+/** A row's fields, encoded straight into the batch buffer: the same bytes as chunkCsvRow(r, route).join(','). */
+function encodeRow(r: PduRecord, route: string, buffer: Buffer, at: number): number {
+  at = writeNumber(buffer, at, r.assoc);
+  buffer[at++] = COMMA;
+  at = writeWord(buffer, at, r.direction);
+  buffer[at++] = COMMA;
+  at = writeNumber(buffer, at, r.seq);
+  buffer[at++] = COMMA;
+  at = writeWord(buffer, at, r.type);
+  buffer[at++] = COMMA;
+  at = writeNumber(buffer, at, r.length);
+  buffer[at++] = COMMA;
+  at = writeNumber(buffer, at, r.pdvs);
+  buffer[at++] = COMMA;
+  if (r.contextId !== undefined) at = writeNumber(buffer, at, r.contextId);
+  buffer[at++] = COMMA;
+  at = writeWord(buffer, at, r.kind);
+  buffer[at++] = COMMA;
+  buffer[at++] = r.last ? DIGIT_1 : DIGIT_0;
+  buffer[at++] = COMMA;
+  at = writeNumber(buffer, at, Math.round(r.firstByteUs));
+  buffer[at++] = COMMA;
+  at = writeNumber(buffer, at, Math.round(r.lastByteUs));
+  buffer[at++] = COMMA;
+  if (r.forwardedUs !== undefined) at = writeNumber(buffer, at, Math.round(r.forwardedUs));
+  buffer[at++] = COMMA;
+  at = writeNumber(buffer, at, r.outPdus);
+  buffer[at++] = COMMA;
+  at = writeNumber(buffer, at, r.outMaxLength);
+  buffer[at++] = COMMA;
+  buffer[at++] = r.violation ? DIGIT_1 : DIGIT_0;
+  buffer[at++] = COMMA;
+  return writeWord(buffer, at, route);
+}
+
+const COMMA = 0x2c;
+const DIGIT_0 = 0x30;
+const DIGIT_1 = 0x31;
+/** Bytes a row can take at most: 11 numbers of up to 22 characters (String() of any double), 4 words, commas. */
+const MAX_NUMBER_BYTES = 24;
+
+/** `n` as String(n) would write it: digits for a non-negative safe integer, String() for anything else. */
+function writeNumber(buffer: Buffer, at: number, n: number): number {
+  if (!(Number.isSafeInteger(n) && n >= 0)) return at + buffer.write(String(n), at, 'latin1');
+  if (n < 10) {
+    buffer[at] = DIGIT_0 + n;
+    return at + 1;
+  }
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  const end = at + digits;
+  let p = end;
+  while (n >= 10) {
+    const q = Math.floor(n / 10);
+    buffer[--p] = DIGIT_0 + (n - q * 10);
+    n = q;
+  }
+  buffer[p - 1] = DIGIT_0 + n;
+  return end;
+}
+
+/** ASCII words seen so far (directions, PDU types, kinds, route ids), as bytes; any other word is written as UTF-8 each time. */
+const words = new Map<string, Uint8Array>();
+
+function writeWord(buffer: Buffer, at: number, word: string): number {
+  let bytes = words.get(word);
+  if (bytes === undefined) {
+    if (Buffer.byteLength(word, 'utf8') !== word.length || words.size >= 1024) return at + buffer.write(word, at, 'utf8');
+    bytes = Buffer.from(word, 'latin1');
+    words.set(word, bytes);
+  }
+  for (let i = 0; i < bytes.length; i++) buffer[at + i] = bytes[i]!;
+  return at + bytes.length;
+}
+
 /** Rows are written when this many are queued, or this long after the first one, whichever comes first. */
 const CSV_BATCH_ROWS = 4096;
 const CSV_BATCH_MS = 200;
@@ -62,9 +137,9 @@ const CSV_BATCH_MS = 200;
 export class ChunkCsvRecorder implements Recorder {
   private readonly lines: BatchedLines;
 
-  private constructor(file: LineSink, log: LinesLog | undefined) {
+  private constructor(file: LineSink, log: LinesLog | undefined, header = true) {
     this.lines = new BatchedLines(file, CSV_BATCH_ROWS, CSV_BATCH_MS, { log });
-    this.lines.writeNow(`${CHUNK_CSV_COLUMNS.join(',')}\n`);
+    if (header) this.lines.writeNow(`${CHUNK_CSV_COLUMNS.join(',')}\n`);
   }
 
   /**
@@ -75,13 +150,24 @@ export class ChunkCsvRecorder implements Recorder {
     return new ChunkCsvRecorder(await fs.promises.open(path, 'w'), log);
   }
 
+  /**
+   * Append rows to `path` without a header (--workers: the primary created the file and wrote the header;
+   * every worker appends). O_APPEND and one write() per batch of whole lines: batches of several processes
+   * never interleave within a line.
+   */
+  static async append(path: string, log?: LinesLog): Promise<ChunkCsvRecorder> {
+    return new ChunkCsvRecorder(await fs.promises.open(path, 'a'), log, false);
+  }
+
   /** Rows that never reached the file (see BatchedLines). */
   get droppedRows(): number {
     return this.lines.droppedRows;
   }
 
   pdu(record: PduRecord, route: string = DEFAULT_ROUTE_ID): void {
-    this.lines.push(chunkCsvRow(record, route).join(','));
+    // The most a row can take: every number at its longest, every word at 3 bytes per UTF-16 unit.
+    const wordBytes = 3 * (record.direction.length + record.type.length + record.kind.length + route.length);
+    this.lines.pushEncoded(11 * MAX_NUMBER_BYTES + wordBytes + 16, (buffer, at) => encodeRow(record, route, buffer, at));
   }
 
   forRoute(route: string): Recorder {

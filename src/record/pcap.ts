@@ -1,17 +1,20 @@
 // The capture (--pcap FILE): both TCP connections of every association as a pcapng file Wireshark reads,
 // rebuilt from what the proxy's sockets saw (src/capture/ numbers the bytes and encodes the blocks).
 //
-// Off the hot path like the CSV recorders: an event only queues a reference to the bytes (no copy); the
-// queue is encoded into reused 1 MiB buffers and written in one file write per buffer, when 4 MiB are
-// queued or 100 ms after the first event. Memory is bounded: past MAX_PENDING_BYTES queued or not yet on
-// disk, bytes are dropped (their sequence numbers still advance, so Wireshark shows the hole as "previous
-// segment not captured"), counted, and warned about. --pcap-max-size rotates FILE to FILE.1, FILE.1 to
-// FILE.2 ..., keeping --pcap-max-files files in all. The files are created mode 0600: they hold patient data.
+// Each event is encoded when it happens, straight into the file's current 1 MiB slab (capture-file.ts):
+// the chunk's bytes are copied once, where they will be written from, and nothing keeps a reference to
+// them (a socket chunk held for a batch outlives the young generation and made the garbage collector
+// mark the old one several times as often). Slabs are written when full (queued ones joined into one
+// writev) and 100 ms after the first bytes of a pause, on libuv's pool; the event loop never waits on the
+// disk. Memory is bounded by the slabs (MAX_PENDING_BYTES): when every slab is still being written, bytes
+// are dropped (their sequence numbers still advance, so Wireshark shows the hole as "previous segment not
+// captured"), counted, and warned about. --pcap-max-size rotates FILE to FILE.1, FILE.1 to FILE.2 ...,
+// keeping --pcap-max-files files in all. The files are created mode 0600: they hold patient data.
 
 import fs from 'node:fs';
-import { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { CaptureFile, SLAB_BYTES, SLAB_COUNT } from './capture-file.js';
 import { CapturedConnection } from '../capture/connection.js';
 import type { CapturePayload } from '../capture/connection.js';
 import { interfaceDescriptionBlock, sectionHeaderBlock } from '../capture/pcapng.js';
@@ -23,19 +26,10 @@ import type { ConnectionEvents, Leg, Recorder, SocketEnds } from '../events/even
 export const CAPTURE_INTERFACES: readonly Leg[] = ['scu', 'scp'];
 const INTERFACE_ID: Readonly<Record<Leg, number>> = { scu: 0, scp: 1 };
 
-/** Encoded blocks are collected in buffers of this size, one file write each. */
-const OUT_BUFFER_BYTES = 1024 * 1024;
-/** Queued bytes that start encoding at once rather than at the timer. */
-const ENCODE_AT_BYTES = 4 * 1024 * 1024;
-const ENCODE_DELAY_MS = 100;
-/** Queued plus written-but-not-on-disk bytes beyond which new bytes are dropped. */
-export const MAX_PENDING_BYTES = 64 * 1024 * 1024;
-/** A batch larger than this is joined in a buffer of its own rather than in the reused one. */
-const MAX_SCRATCH_BYTES = 4 * 1024 * 1024;
-/** Written-out buffers kept for reuse. */
-const MAX_SPARE = 4;
-/** Files are private: they hold patient data. */
-const FILE_MODE = 0o600;
+/** Bytes are written at the latest this long after they were captured. */
+const FLUSH_DELAY_MS = 100;
+/** Encoded bytes not yet on disk beyond which new bytes are dropped: the file's slabs. */
+export const MAX_PENDING_BYTES = SLAB_COUNT * SLAB_BYTES;
 export const DEFAULT_PCAP_MAX_FILES = 5;
 
 export interface PcapOptions {
@@ -47,98 +41,43 @@ export interface PcapOptions {
   log?: Logger | undefined;
 }
 
-const enum Kind {
-  Open,
-  Data,
-  Skip,
-  Fin,
-  Rst,
-}
-
-interface Event {
-  kind: Kind;
-  connection: CapturedConnection;
-  fromClient: boolean;
-  time: number;
-  /** Data: one buffer, or the buffers of one batch (segmented as one stream of bytes). */
-  bytes: Buffer | readonly Buffer[] | undefined;
-  length: number;
-}
-
 /** The bytes of the file's start: section header and one interface per leg. */
 function fileHeader(): Buffer {
   return Buffer.concat([sectionHeaderBlock('dicom-pdu-proxy'), ...CAPTURE_INTERFACES.map((leg) => interfaceDescriptionBlock(leg))]);
 }
 
-/**
- * Create (truncate) `path`, private. Synchronous: a rotation must have the new file in place before the
- * next one renames it (and an error at start-up is reported before the proxy listens). Whether it is a
- * regular file: a device or a pipe (--pcap /dev/null, a FIFO read by a live Wireshark) is not ours to
- * chmod or rename.
- */
-function openStream(path: string): { stream: fs.WriteStream; regular: boolean } {
-  const fd = fs.openSync(path, 'w', FILE_MODE);
-  const regular = fs.fstatSync(fd).isFile();
-  // mode applies only when the file is created: an existing file is made private too.
-  if (regular) fs.fchmodSync(fd, FILE_MODE);
-  return { stream: fs.createWriteStream(path, { fd }), regular };
-}
-
 /** FILE, and its rotated predecessors FILE.1 (newest) ... FILE.(maxFiles-1). */
 class RotatingFile {
-  private stream: fs.WriteStream;
-  private readonly ending: Array<Promise<unknown>> = [];
-  private readonly header: Buffer;
-  /** Bytes handed to the current file. */
-  private size = 0;
-  /** Bytes handed to older streams that are still being written. */
-  private oldPending = 0;
+  readonly out: CaptureFile;
+  private readonly maxSize: number;
+  private readonly headerLength: number;
 
   private constructor(
     private readonly path: string,
-    private readonly maxSize: number,
+    maxSize: number,
     private readonly maxFiles: number,
     private readonly onError: (err: Error) => void,
-    stream: fs.WriteStream,
   ) {
-    this.header = fileHeader();
-    this.stream = stream;
-    this.watch(stream);
-    this.write(this.header);
+    const header = fileHeader();
+    this.headerLength = header.length;
+    this.out = CaptureFile.open(path, header, onError);
+    // A device or a pipe (--pcap /dev/null, a FIFO read by a live Wireshark) is not ours to rename.
+    this.maxSize = this.out.regular ? maxSize : 0;
   }
 
   /** Throws (ENOENT, EACCES ...) when the file cannot be created. */
   static open(path: string, maxSize: number, maxFiles: number, onError: (err: Error) => void): RotatingFile {
-    const { stream, regular } = openStream(path);
-    return new RotatingFile(path, regular ? maxSize : 0, maxFiles, onError, stream);
+    return new RotatingFile(path, maxSize, maxFiles, onError);
   }
 
-  private watch(stream: fs.WriteStream): void {
-    stream.on('error', (err) => this.onError(err));
-  }
-
-  /** Bytes not yet on disk. */
-  get pending(): number {
-    return this.stream.writableLength + this.oldPending;
-  }
-
-  /**
-   * Whether a block of `next` bytes must go to a fresh file, with `unwritten` bytes of blocks still to be
-   * handed to this one. A file holds at least one block, whatever its size.
-   */
-  full(unwritten: number, next: number): boolean {
-    const size = this.size + unwritten;
-    return this.maxSize > 0 && size > this.header.length && size + next > this.maxSize;
-  }
-
-  write(bytes: Buffer, done?: () => void): void {
-    this.size += bytes.length;
-    this.stream.write(bytes, done);
+  /** Whether a block of `next` bytes must go to a fresh file. A file holds at least one block, whatever its size. */
+  full(next: number): boolean {
+    const size = this.out.size;
+    return this.maxSize > 0 && size > this.headerLength && size + next > this.maxSize;
   }
 
   /** FILE becomes FILE.1 (older ones move up, the oldest goes); a new FILE starts with the header. */
   rotate(): void {
-    const old = this.stream;
     try {
       if (this.maxFiles > 1) {
         for (let i = this.maxFiles - 1; i >= 2; i--) renameIfThere(`${this.path}.${i - 1}`, `${this.path}.${i}`);
@@ -147,32 +86,13 @@ class RotatingFile {
     } catch (err) {
       this.onError(err as Error);
     }
-    // The old stream keeps writing to its file (now FILE.1: a rename keeps the open file).
-    const left = old.writableLength;
-    this.oldPending += left;
-    this.ending.push(
-      new Promise<void>((resolve) => {
-        old.end(() => {
-          this.oldPending -= left;
-          resolve();
-        });
-      }),
-    );
+    // The old file's last writes still go to it (now FILE.1: a rename keeps the open file).
     try {
-      this.stream = openStream(this.path).stream;
+      this.out.switchTo(this.path);
     } catch (err) {
-      // Nowhere to write: the capture stops (onError); the old stream still closes normally.
+      // Nowhere to write: the capture stops (onError).
       this.onError(err as Error);
-      this.stream = new Writable({ write: (_chunk, _encoding, done) => done() }) as fs.WriteStream;
     }
-    this.watch(this.stream);
-    this.size = 0;
-    this.write(this.header);
-  }
-
-  async close(): Promise<void> {
-    const finished = new Promise<void>((resolve) => this.stream.end(() => resolve()));
-    await Promise.all([finished, ...this.ending]);
   }
 }
 
@@ -198,19 +118,15 @@ function epochMicros(time: number): number {
 export class PcapRecorder implements Recorder {
   private readonly file: RotatingFile;
   private readonly log: Logger | undefined;
-  private queue: Event[] = [];
-  private queuedBytes = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private immediate: NodeJS.Immediate | undefined;
-  private out: Buffer | undefined;
-  private used = 0;
-  private readonly spare: Buffer[] = [];
-  /** Where the writes of a batch are joined before they are cut into segments (reused). */
-  private scratch = Buffer.alloc(0);
+  private flushTimer: NodeJS.Timeout | undefined;
   private connections = 0;
   private droppedBytes = 0;
   private failed = false;
   private closed = false;
+  /** The event being encoded: its connection and time (microseconds since 1970), for the sink. */
+  private current: CapturedConnection | undefined;
+  private timeUs = 0;
+  private readonly sink = (segment: Segment): void => this.block(segment);
 
   private constructor(file: RotatingFile, log: Logger | undefined) {
     this.file = file;
@@ -233,6 +149,11 @@ export class PcapRecorder implements Recorder {
     };
   }
 
+  /** Bytes not captured (no slab free, or the file failed). */
+  get dropped(): number {
+    return this.droppedBytes;
+  }
+
   connection(leg: Leg, ends: SocketEnds, time: number, payload: CapturePayload = 'full'): ConnectionEvents | undefined {
     if (this.closed) return undefined;
     const peer = parseIpAddress(ends.peerAddress);
@@ -243,126 +164,81 @@ export class PcapRecorder implements Recorder {
     // The SCU connected to the proxy; the proxy connected to the SCP: the client sends the SYN.
     const peerIsClient = leg === 'scu';
     const connection = new CapturedConnection(INTERFACE_ID[leg], peerIsClient ? peerEnd : proxyEnd, peerIsClient ? proxyEnd : peerEnd, payload, ++this.connections);
-    this.push(Kind.Open, connection, true, time, undefined, 0);
+    const tcp = connection.conversation;
+    if (this.begin(connection, time)) tcp.open(this.sink);
     const fromPeer = peerIsClient;
     let ended = false;
+    const fin = (fromClient: boolean, t: number): void => {
+      if (this.begin(connection, t)) tcp.fin(fromClient, this.sink);
+    };
+    const rst = (fromClient: boolean, t: number): void => {
+      if (this.begin(connection, t)) tcp.rst(fromClient, this.sink);
+    };
     return {
       fromPeer: (bytes, t) => this.data(connection, fromPeer, bytes, t),
       toPeer: (bytes, t) => this.data(connection, !fromPeer, bytes, t),
-      peerFin: (t) => this.push(Kind.Fin, connection, fromPeer, t, undefined, 0),
+      peerFin: (t) => fin(fromPeer, t),
       proxyFin: (t) => {
-        if (!ended) this.push(Kind.Fin, connection, !fromPeer, t, undefined, 0);
+        if (!ended) fin(!fromPeer, t);
         ended = true;
       },
-      peerReset: (t) => this.push(Kind.Rst, connection, fromPeer, t, undefined, 0),
+      peerReset: (t) => rst(fromPeer, t),
       proxyReset: (t) => {
-        if (!ended) this.push(Kind.Rst, connection, !fromPeer, t, undefined, 0);
+        if (!ended) rst(!fromPeer, t);
         ended = true;
       },
       // A socket destroyed without end() still sends a FIN (the kernel closes it).
       closed: (t) => {
-        if (!ended) this.push(Kind.Fin, connection, !fromPeer, t, undefined, 0);
+        if (!ended) fin(!fromPeer, t);
         ended = true;
       },
     };
   }
 
+  /** Set the sink up for an event of `connection` at `time`; false when nothing is captured any more. */
+  private begin(connection: CapturedConnection, time: number): boolean {
+    if (this.closed) return false;
+    this.current = connection;
+    this.timeUs = epochMicros(time);
+    return true;
+  }
+
   private data(connection: CapturedConnection, fromClient: boolean, bytes: Buffer | readonly Buffer[], time: number): void {
+    if (!this.begin(connection, time)) return;
     const length = Buffer.isBuffer(bytes) ? bytes.length : totalLength(bytes);
     if (length === 0) return;
-    if (this.failed || this.queuedBytes + this.file.pending > MAX_PENDING_BYTES) {
-      if (this.droppedBytes === 0 && !this.failed) {
-        this.log?.warn({ pendingBytes: this.queuedBytes + this.file.pending }, 'pcap: the capture cannot keep up; bytes are dropped from it (counted at the end)');
-      }
+    const tcp = connection.conversation;
+    if (this.failed) {
       this.droppedBytes += length;
-      this.push(Kind.Skip, connection, fromClient, time, undefined, length);
+      tcp.skip(fromClient, length);
       return;
     }
-    this.queuedBytes += length;
-    this.push(Kind.Data, connection, fromClient, time, bytes, length);
-  }
-
-  private push(kind: Kind, connection: CapturedConnection, fromClient: boolean, time: number, bytes: Event['bytes'], length: number): void {
-    if (this.closed) return;
-    this.queue.push({ kind, connection, fromClient, time, bytes, length });
-    if (this.queuedBytes >= ENCODE_AT_BYTES) {
-      this.immediate ??= setImmediate(() => this.encode());
-    } else if (!this.timer) {
-      this.timer = setTimeout(() => this.encode(), ENCODE_DELAY_MS);
-      this.timer.unref();
+    tcp.data(fromClient, bytes, 0, length, this.sink);
+    if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
+      this.flushTimer.unref();
     }
   }
 
-  /** Encode everything queued into blocks and hand them to the file. */
-  private encode(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.immediate) clearImmediate(this.immediate);
-    this.immediate = undefined;
-    const queue = this.queue;
-    this.queue = [];
-    this.queuedBytes = 0;
-    if (this.failed) return;
-    let time = 0;
-    let connection: CapturedConnection | undefined;
-    const sink = (segment: Segment): void => this.block(connection!, segment, time);
-    for (const event of queue) {
-      connection = event.connection;
-      time = epochMicros(event.time);
-      const tcp = connection.conversation;
-      switch (event.kind) {
-        case Kind.Open:
-          tcp.open(sink);
-          break;
-        case Kind.Data:
-          tcp.data(event.fromClient, this.contiguous(event.bytes!, event.length), 0, event.length, sink);
-          break;
-        case Kind.Skip:
-          tcp.skip(event.fromClient, event.length);
-          break;
-        case Kind.Fin:
-          tcp.fin(event.fromClient, sink);
-          break;
-        case Kind.Rst:
-          tcp.rst(event.fromClient, sink);
-          break;
-      }
-    }
-    this.writeOut();
+  private flush(): void {
+    this.flushTimer = undefined;
+    this.file.out.flush(true);
   }
 
-  /** The bytes of a batch in one buffer (segments span its writes); a single buffer as it is. */
-  private contiguous(bytes: Buffer | readonly Buffer[], length: number): Buffer {
-    if (Buffer.isBuffer(bytes)) return bytes;
-    if (length > MAX_SCRATCH_BYTES) return Buffer.concat(bytes, length);
-    if (this.scratch.length < length) this.scratch = Buffer.allocUnsafe(Math.max(length, this.scratch.length * 2));
-    let at = 0;
-    for (const b of bytes) at += b.copy(this.scratch, at);
-    return this.scratch;
-  }
-
-  private block(connection: CapturedConnection, segment: Segment, timestampUs: number): void {
+  private block(segment: Segment): void {
+    const connection = this.current!;
     const length = connection.blockLength(segment);
-    if (this.file.full(this.used, length)) {
-      this.writeOut();
-      this.file.rotate();
+    if (this.file.full(length)) this.file.rotate();
+    const room = this.file.out.reserve(length);
+    if (room === undefined) {
+      // Every slab is still being written (or the file failed): the segment is not captured.
+      if (!this.failed && this.droppedBytes === 0) {
+        this.log?.warn({ pendingBytes: this.file.out.pending }, 'pcap: the capture cannot keep up; bytes are dropped from it (counted at the end)');
+      }
+      this.droppedBytes += segment.end - segment.start;
+      return;
     }
-    if (this.out !== undefined && this.used + length > this.out.length) this.writeOut();
-    if (this.out === undefined) {
-      this.out = this.spare.pop() ?? Buffer.allocUnsafe(OUT_BUFFER_BYTES);
-      this.used = 0;
-    }
-    this.used = connection.writeBlock(this.out, this.used, segment, timestampUs);
-  }
-
-  private writeOut(): void {
-    const out = this.out;
-    if (out === undefined || this.used === 0) return;
-    this.out = undefined;
-    this.file.write(out.subarray(0, this.used), () => {
-      if (this.spare.length < MAX_SPARE) this.spare.push(out);
-    });
-    this.used = 0;
+    this.file.out.commit(connection.writeBlock(room.buffer, room.offset, segment, this.timeUs));
   }
 
   private fail(err: Error): void {
@@ -371,12 +247,12 @@ export class PcapRecorder implements Recorder {
     this.log?.error({ err: (err as NodeJS.ErrnoException).code ?? err.message }, 'pcap: the capture file cannot be written; capturing stopped');
   }
 
-  /** Write what is queued and close the file(s); resolves when on disk. */
+  /** Write what is encoded and close the file(s); resolves when on disk. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.encode();
     this.closed = true;
-    if (this.droppedBytes > 0) this.log?.warn({ droppedBytes: this.droppedBytes }, 'pcap: bytes dropped from the capture under load');
-    await this.file.close();
+    clearTimeout(this.flushTimer);
+    if (this.droppedBytes > 0) this.log?.warn({ droppedBytes: this.droppedBytes }, 'pcap: bytes dropped from the capture');
+    await this.file.out.close();
   }
 }

@@ -2,6 +2,7 @@
 // DCMTK echoscu and storescu through the real proxy with --csv and --messages-csv on /dev/full and
 // --metrics on. The relaying goes on (the image arrives bit-identical), each recorder says so in one error
 // line, the dropped rows are counted in the metrics and in the log when the proxy stops, and the exit is clean.
+// The same for the capture (--pcap /dev/full): bytes it could not keep are counted instead of rows.
 
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
@@ -86,6 +87,34 @@ describe('CSV recorders on a full disk', { timeout: 60_000 }, () => {
       assert.ok(last, `a closing line with the count for ${recorder}`);
       assert.equal(last.droppedRows, recorder === '--csv' ? chunks : messages);
     }
+    assert.equal(proxy.stderr, '', 'nothing on stderr');
+  });
+
+  test('--pcap on /dev/full: storescu still succeeds; one error line; dropped bytes in metrics and log', async (t) => {
+    const scp = await startStorescp({ outDir: tmp, extraArgs: ['--filename-extension', '.pcapfull'] });
+    t.after(() => scp.stop());
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--pcap', FULL, '--metrics', '127.0.0.1:0', '--log-level', 'info']);
+    await proxy.waitForLog((l) => l.msg === 'metrics listening');
+    const store = await storescu({ port: proxy.port, calledAet: scp.aet, files: [image.path!], debug: false });
+    assert.equal(store.code, 0, `C-STORE through the proxy: ${store.stderr.slice(-2000)}\nproxy: ${proxy.stderr}`);
+    const echo = await echoscu({ port: proxy.port, calledAet: scp.aet, debug: false });
+    assert.equal(echo.code, 0, `a C-ECHO after the failure: ${echo.stderr.slice(-2000)}\nproxy: ${proxy.stderr}`);
+    const received = scp.receivedFiles().filter((f) => f.endsWith('.pcapfull'));
+    assert.equal(received.length, 1);
+    assert.ok(datasetBytes(received[0]!).equals(datasetBytes(image.path!)), 'the image arrived bit-identical');
+    await Promise.all([1, 2].map((n) => proxy.waitForLog((l) => l.msg === 'association closed' && l.assoc === n)));
+    const text = await (await fetch(proxy.metricsUrl)).text();
+    const m = /^dicom_pdu_proxy_capture_bytes_dropped_total (\d+)$/m.exec(text);
+    assert.ok(m, 'a capture_bytes_dropped_total sample');
+    // The first write fails; what the association relayed after it (the C-ECHO at least) is counted.
+    assert.ok(Number(m[1]) > 0, `dropped ${m[1]}`);
+
+    assert.equal(await proxy.stop(), 0, 'a clean exit');
+    const errors = proxy.logs.filter((l) => l.recorder === '--pcap' && l.level >= 50);
+    assert.equal(errors.length, 1, `one error line: ${JSON.stringify(errors)}`);
+    assert.equal(errors[0]!.err, 'ENOSPC');
+    const last = proxy.logs.find((l) => l.recorder === '--pcap' && l.msg === 'pcap: bytes dropped from the capture');
+    assert.ok(last && (last.droppedBytes as number) >= Number(m[1]), `a closing line with the count: ${JSON.stringify(last)}`);
     assert.equal(proxy.stderr, '', 'nothing on stderr');
   });
 });

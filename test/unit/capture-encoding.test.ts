@@ -286,7 +286,7 @@ describe('--pcap-payload headers: the mask', () => {
     }
   });
 
-  test('a captured connection writes masked payload and a valid TCP checksum', () => {
+  test('a captured connection writes masked payload, a valid IPv4 header checksum and TCP checksum 0 (not summed)', () => {
     const connection = new CapturedConnection(0, { address: h('7f000001'), port: 1 }, { address: h('7f000001'), port: 2 }, 'headers', 1);
     const blocks: Buffer[] = [];
     const sink = (s: Segment): void => {
@@ -299,7 +299,46 @@ describe('--pcap-payload headers: the mask', () => {
     const data = blocks[3]!;
     const packet = data.subarray(28, 28 + data.readUInt32LE(20));
     assert.deepEqual(packet.subarray(40), expected);
-    const pseudo = Buffer.concat([packet.subarray(12, 20), Buffer.from([0, 6, 0, packet.length - 20]), packet.subarray(20)]);
-    assert.equal(referenceChecksum(pseudo), 0);
+    assert.equal(referenceChecksum(packet.subarray(0, 20)), 0, 'IPv4 header checksum');
+    assert.equal(packet.readUInt16BE(20 + 16), 0, 'TCP checksum left 0');
+  });
+});
+
+describe('a batch of writes captured as one run of bytes', () => {
+  /** The blocks a fresh connection writes for `data` (one buffer or a batch), payload `payload`. */
+  function blocksOf(data: Buffer | Buffer[], length: number, payload: 'full' | 'headers'): Buffer[] {
+    const connection = new CapturedConnection(1, { address: h('7f000001'), port: 1 }, { address: h('7f000002'), port: 2 }, payload, 7);
+    const blocks: Buffer[] = [];
+    const sink = (s: Segment): void => {
+      const out = Buffer.alloc(connection.blockLength(s));
+      connection.writeBlock(out, 0, s, 1);
+      blocks.push(out);
+    };
+    connection.conversation.open(sink);
+    connection.conversation.data(false, data, 0, length, sink);
+    return blocks;
+  }
+
+  test('pieces spanning segment boundaries give the same blocks as the joined bytes, full and headers', () => {
+    // A P-DATA-TF with one data-set PDV (PS3.8 9.3.5) of 150,000 bytes: three segments of at most 65,495.
+    const body = 150_000;
+    const pdu = Buffer.alloc(6 + 6 + body, 0xab);
+    pdu.writeUInt8(0x04, 0); // P-DATA-TF
+    pdu.writeUInt32BE(6 + body, 2); // PDU length
+    pdu.writeUInt32BE(2 + body, 6); // PDV item length
+    pdu[10] = 1; // presentation context id
+    pdu[11] = 0x02; // message control header: data set, last fragment
+    // Cut at a PDV header byte, across the first segment boundary, and into many small pieces at the end.
+    const cuts = [9, 65_000, 65_600, 140_000, ...Array.from({ length: 20 }, (_, i) => 140_001 + i * 7)];
+    const pieces = [0, ...cuts].map((from, i) => pdu.subarray(from, cuts[i] ?? pdu.length));
+    assert.equal(
+      pieces.reduce((n, p) => n + p.length, 0),
+      pdu.length,
+    );
+    for (const payload of ['full', 'headers'] as const) {
+      const joined = blocksOf(pdu, pdu.length, payload);
+      assert.equal(joined.filter((b) => b.length > 1000).length, 3, 'three data segments');
+      assert.deepEqual(blocksOf(pieces, pdu.length, payload), joined, payload);
+    }
   });
 });

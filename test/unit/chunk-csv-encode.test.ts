@@ -1,0 +1,59 @@
+// The chunk CSV recorder encodes each row straight into its batch buffer (no string per row). The bytes
+// must be exactly those of the field list joined with commas (chunkCsvRow), whatever the values: checked
+// here through a real file, with the values that take the unusual paths.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { PduRecord } from '../../src/events/events.js';
+import { CHUNK_CSV_COLUMNS, ChunkCsvRecorder, chunkCsvRow } from '../../src/record/chunk-csv.js';
+
+const base: PduRecord = {
+  assoc: 7,
+  direction: 'to_scp',
+  seq: 42,
+  type: 'P-DATA-TF',
+  length: 16378,
+  pdvs: 1,
+  contextId: 3,
+  kind: 'dataset',
+  last: true,
+  firstByteUs: 1234.5, // Math.round: 1235
+  lastByteUs: 1300.49, // 1300
+  forwardedUs: 1301.51, // 1302
+  outPdus: 2,
+  outMaxLength: 16384,
+  violation: false,
+};
+
+const cases: Array<[PduRecord, string | undefined]> = [
+  [base, undefined], // the default route
+  [{ ...base, contextId: undefined, forwardedUs: undefined, kind: '', type: 'A-ABORT', last: false, violation: true }, 'r1'], // empty fields
+  [{ ...base, assoc: 0, seq: 9, length: 10, pdvs: 0, outPdus: 0, outMaxLength: 0, firstByteUs: 0.4, lastByteUs: 9.5 }, 'ct'], // one-digit numbers
+  [{ ...base, length: 4294967295, seq: Number.MAX_SAFE_INTEGER, firstByteUs: 1e15 + 0.5 }, 'big'], // widest integers
+  [{ ...base, firstByteUs: -0.4, lastByteUs: -12.6, forwardedUs: 1e22 }, 'odd'], // -0, a negative, exponent notation
+  [{ ...base, length: NaN, outMaxLength: 1.5, type: '0x7f' }, 'x'], // not integers at all
+  [base, 'größe-ü'], // a route id that is not ASCII: UTF-8, as before
+];
+
+test('every encoded row is the field list joined with commas, byte for byte', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chunk-csv-'));
+  try {
+    const file = path.join(dir, 'chunks.csv');
+    const recorder = await ChunkCsvRecorder.open(file);
+    const expected = [CHUNK_CSV_COLUMNS.join(',')];
+    for (let round = 0; round < 3; round++) {
+      for (const [record, route] of cases) {
+        recorder.pdu(record, route);
+        expected.push(chunkCsvRow(record, route).join(','));
+      }
+    }
+    await recorder.close();
+    assert.equal(fs.readFileSync(file, 'utf8'), `${expected.join('\n')}\n`);
+    assert.ok(expected[5]!.includes(',-13,1e+22,'), 'the odd values took the String() path');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
