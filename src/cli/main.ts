@@ -2,6 +2,7 @@
 // `dicom-pdu-proxy --upstream pacs:104 ...` runs it; other commands (stats, bench) go next to it.
 // Every usage error, commander's own included, is ONE line on stderr and exit status 2.
 
+import cluster from 'node:cluster';
 import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import type { Environment, RawSettings } from '../config/config.js';
@@ -9,6 +10,7 @@ import { ENV_CONFIG, ENV_PREFIX, SETTINGS, envName, loadSettings } from '../conf
 import { ConfigError } from '../values/errors.js';
 import { routeKeyName, routeKeys } from '../config/routes.js';
 import { runProxy } from '../proxy/run.js';
+import { runCluster } from '../proxy/cluster.js';
 import { addStatsCommand } from './stats-command.js';
 import { addBenchCommand } from './bench-command.js';
 
@@ -95,6 +97,7 @@ interface ProxyFlags {
   pcapMaxFiles?: string;
   pcapPayload?: string;
   health?: string;
+  workers?: string;
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
@@ -174,6 +177,7 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     .option('--pcap-max-files <N>', 'capture files kept in all, FILE included (default 5)')
     .option('--pcap-payload <full|headers>', 'headers: keep PDU headers, association PDUs and commands, zero data-set bytes (default full)')
     .option('--health <[HOST:]PORT>', 'serve GET /healthz and /readyz there (they are on the --metrics port too)')
+    .option('--workers <N|auto>', 'relay in N processes (node:cluster) to use N cores; auto = the cores available; 1 = one process (default 1)')
     .option('--tls-cert <FILE>', 'PEM certificate (and chain): the listener speaks TLS (with --tls-key)')
     .option('--tls-key <FILE>', 'PEM private key (unencrypted) of --tls-cert')
     .option('--tls-ca <FILE>', 'PEM CA certificates that client certificates are verified against')
@@ -219,6 +223,7 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         pcapMaxFiles: flags.pcapMaxFiles,
         pcapPayload: flags.pcapPayload,
         health: flags.health,
+        workers: flags.workers,
         tlsCert: flags.tlsCert,
         tlsKey: flags.tlsKey,
         tlsCa: flags.tlsCa,
@@ -231,8 +236,10 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         upstreamTlsInsecure: flags.upstreamTlsInsecure,
       };
       const settings = loadSettings(raw, flags.config, { env });
-      for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
-      setRun(() => runProxy(settings.routes, { logLevel: settings.logLevel, metrics: settings.metrics, health: settings.health }));
+      // A --workers child parses the same command line again: the primary has said the warnings already.
+      if (!cluster.isWorker) for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
+      const run = { logLevel: settings.logLevel, metrics: settings.metrics, health: settings.health, workers: settings.workers };
+      setRun(() => (settings.workers > 1 ? runCluster(settings.routes, run) : runProxy(settings.routes, run)));
     });
 
   addStatsCommand(program, setRun, usageError);

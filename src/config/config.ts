@@ -5,6 +5,7 @@
 // (`environment PDU_PROXY_MAX_PDU`). A new layer is one more entry in the list built by loadSettings().
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseListen, parseUpstream } from '../values/endpoint.js';
@@ -49,6 +50,8 @@ export interface Settings {
   /** --health: where GET /healthz and /readyz are served when metrics are off; undefined = off (or on the metrics port). */
   health: Endpoint | undefined;
   logLevel: LogLevel;
+  /** --workers: relay processes (node:cluster); 1 = one process, no cluster. `auto` is resolved to the cores available. */
+  workers: number;
   /** One-line warnings (the run goes on), each naming the flag or file key: odd or tiny Maximum Lengths. */
   warnings: string[];
 }
@@ -256,6 +259,22 @@ function wholeSetting(layers: readonly Layer[], key: MsKey | 'maxAssociations' |
   const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) {
     throw new ConfigError(`${got.name}: ${JSON.stringify(value)} is not a whole number of ${unit} (${min}..${max})`);
+  }
+  return n;
+}
+
+/** The most relay processes --workers accepts (more than any machine this runs on has cores to give them). */
+export const MAX_WORKERS = 256;
+
+/** --workers N|auto: a whole number 1..MAX_WORKERS, or `auto` (the cores available to this process). */
+function workersSetting(layers: readonly Layer[]): number {
+  const got = pick(layers, 'workers');
+  if (!got) return 1;
+  const value = got.value;
+  if (typeof value === 'string' && value.trim().toLowerCase() === 'auto') return Math.min(MAX_WORKERS, os.availableParallelism());
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
+    throw new ConfigError(`${got.name}: ${JSON.stringify(value)} is not a number of workers (1..${MAX_WORKERS}) or "auto"`);
   }
   return n;
 }
@@ -557,6 +576,7 @@ export function resolveSettings(layers: readonly Layer[]): Settings {
     metrics: metrics ? named(metrics, (t) => parseListen(t), stringOrNumber(metrics, 'a string "[HOST:]PORT" or a port number')) : undefined,
     health: health ? named(health, (t) => parseListen(t), stringOrNumber(health, 'a string "[HOST:]PORT" or a port number')) : undefined,
     logLevel: level,
+    workers: workersSetting(layers),
     // A global value is checked once per route: say it once.
     warnings: [...new Set(warnings)],
   };

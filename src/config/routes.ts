@@ -11,7 +11,18 @@ import { SETTINGS } from './settings.js';
 import { ConfigError } from '../values/errors.js';
 
 /** Settings that apply to the whole process (shared files, the logger, shutdown, the routes themselves). */
-export const GLOBAL_ONLY: ReadonlySet<SettingKey> = new Set<SettingKey>(['listen', 'upstream', 'csv', 'messagesCsv', 'logLevel', 'drainTimeoutMs', 'routes', 'metrics', 'health']);
+export const GLOBAL_ONLY: ReadonlySet<SettingKey> = new Set<SettingKey>([
+  'listen',
+  'upstream',
+  'csv',
+  'messagesCsv',
+  'logLevel',
+  'drainTimeoutMs',
+  'routes',
+  'metrics',
+  'health',
+  'workers',
+]);
 
 /** The route key that names it; not a setting. */
 export const ROUTE_ID_KEY = 'id';

@@ -34,6 +34,7 @@ export const SETTINGS = {
   pcapMaxFiles: '--pcap-max-files',
   pcapPayload: '--pcap-payload',
   health: '--health',
+  workers: '--workers',
   tlsCert: '--tls-cert',
   tlsKey: '--tls-key',
   tlsCa: '--tls-ca',

@@ -30,7 +30,8 @@ export interface Refusal {
 
 /** The session's view of the server: ask once per RQ; an admitted association is counted until it closes. */
 export interface Admission {
-  admit(request: AdmissionRequest): Refusal | undefined;
+  /** A refusal, or undefined to admit; a promise of either when another process decides (--workers). */
+  admit(request: AdmissionRequest): Refusal | undefined | Promise<Refusal | undefined>;
 }
 
 export interface AdmissionPolicy {

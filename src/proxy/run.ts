@@ -11,6 +11,7 @@ import { formatEndpoint } from '../values/endpoint.js';
 import type { Endpoint } from '../values/endpoint.js';
 import type { RouteConfig } from '../config/options.js';
 import { raiseMallocThresholds } from './malloc-threshold.js';
+import { installMemoryProbe } from './memory-probe.js';
 import { ProxyServer } from './server.js';
 import { HealthState, serveHealth } from '../record/health.js';
 
@@ -20,10 +21,18 @@ export interface RunOptions {
   metrics?: Endpoint | undefined;
   /** --health: serve /healthz and /readyz there (they are on the metrics port too); undefined = off. */
   health?: Endpoint | undefined;
+  /** --workers: relay processes; more than 1 runs runCluster (cluster.ts) instead of runProxy. */
+  workers?: number;
 }
 
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { name: 'dicom-pdu-proxy' } });
+/**
+ * `bindings`: fields on every line (--workers: which process wrote it). With bindings, every line is written
+ * at once with its own write(), so that lines of several processes on one stdout never mix (a pipe keeps
+ * writes up to PIPE_BUF whole; the default asynchronous stream may join lines into longer writes).
+ */
+export function createLogger(level: string, bindings?: Record<string, unknown>): Logger {
+  const options = { level, base: { name: 'dicom-pdu-proxy', ...bindings } };
+  return bindings ? pino(options, pino.destination({ fd: 1, sync: true })) : pino(options);
 }
 
 /** After a second signal (or the drain timeout), how long aborted peers get to close before they are cut off. */
@@ -47,6 +56,7 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
   const options = all[0]!.options;
   const log = createLogger(run.logLevel);
   raiseMallocThresholds();
+  installMemoryProbe(log);
   // Handlers first: a signal that arrives while starting up still gets a clean shutdown. They stay
   // installed, so a second signal is ours to handle too (node's default would exit without the CSV flush).
   const signals: NodeJS.Signals[] = [];

@@ -22,6 +22,15 @@ export interface ServerOptions {
   route?: string | undefined;
   /** Association ids, shared by every route of the process so that ids never collide in the CSV files. */
   nextAssoc?: () => number;
+  /**
+   * --workers: admission is decided by the primary, which counts for every worker (--max-associations and
+   * the drain are global); this replaces the server's own count.
+   */
+  admission?: (request: AdmissionRequest, assoc: number) => Promise<Refusal | undefined>;
+  /** --workers: the primary keeps the --max-pending bound over every worker (closePending); the server's own is off. */
+  boundPending?: boolean;
+  /** Called once per connection given to adopt(), when it is gone (its association over, or its TLS handshake failed). */
+  connectionDone?: (assoc: number) => void;
 }
 
 export class ProxyServer {
@@ -42,6 +51,9 @@ export class ProxyServer {
   private associations = 0;
   private draining = false;
   private idleWaiters: Array<() => void> = [];
+  private readonly server_: ServerOptions;
+  /** adopt() with TLS: the association id of each raw connection until its handshake is over. */
+  private readonly adopted = new Map<Socket, number>();
 
   constructor(options: ProxyOptions, log: Logger, recorders: readonly Recorder[], server: ServerOptions = {}) {
     this.options = options;
@@ -53,17 +65,20 @@ export class ProxyServer {
     let nextId = 1;
     this.nextAssoc = server.nextAssoc ?? (() => nextId++);
     this.rules = new AdmissionRules(options);
+    this.server_ = server;
     if (options.tls) {
       // --tls-cert: the handshake runs first (at most --artim-timeout); the session starts on a secure socket.
       const listener = options.tls;
       this.server = tls.createServer(listenerTlsOptions(listener, options.artimTimeoutMs), (socket) => {
+        const assoc = this.adoptedId(socket);
         const refused = checkClient(socket, listener);
         if (refused) {
           this.tlsFailed(socket, refused);
           socket.destroy();
+          if (assoc !== undefined) this.server_.connectionDone?.(assoc);
           return;
         }
-        this.accept(socket);
+        this.accept(socket, assoc);
       });
       this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => this.tlsFailed(socket, describeTlsError(err)));
     } else {
@@ -81,10 +96,7 @@ export class ProxyServer {
       this.server.listen({ host, port }, () => {
         this.server.off('error', onError);
         const address = this.server.address() as AddressInfo;
-        this.routeId ??= String(address.port);
-        this.log = this.parentLog.child({ route: this.routeId });
-        const route = this.routeId;
-        this.recorders = this.sharedRecorders.map((r) => r.forRoute?.(route) ?? r);
+        this.activate(String(address.port));
         this.log.info(
           {
             listen: `${address.address}:${address.port}`,
@@ -108,18 +120,67 @@ export class ProxyServer {
     });
   }
 
+  /**
+   * --workers: serve connections another process accepted (adopt) instead of listening; `port` names the
+   * route when it has no id (the port the primary bound).
+   */
+  activate(port: string): void {
+    this.routeId ??= port;
+    this.log = this.parentLog.child({ route: this.routeId });
+    const route = this.routeId;
+    this.recorders = this.sharedRecorders.map((r) => r.forRoute?.(route) ?? r);
+  }
+
+  /**
+   * --workers: take a connection the primary accepted, with the association id it gave it. With TLS the
+   * handshake runs here, as on a connection of the server's own listener.
+   */
+  adopt(socket: Socket, assoc: number): void {
+    // A socket handed over from another process is created without allowHalfOpen: the proxy needs it
+    // (a peer's FIN is passed on, not answered by closing).
+    socket.allowHalfOpen = true;
+    if (!this.options.tls) {
+      this.accept(socket, assoc);
+      return;
+    }
+    this.adopted.set(socket, assoc);
+    socket.once('close', () => {
+      // Still here: the handshake never gave a session (failed, or the peer left): the connection is gone.
+      if (this.adopted.delete(socket)) this.server_.connectionDone?.(assoc);
+    });
+    this.server.emit('connection', socket);
+  }
+
+  /** The id adopt() gave the raw connection under a TLS socket (undefined for the server's own connections). */
+  private adoptedId(socket: Socket): number | undefined {
+    if (this.adopted.size === 0) return undefined;
+    // node's TLS socket keeps the connection it wraps as its handle's _parentWrap.
+    const raw = (socket as unknown as { _handle?: { _parentWrap?: Socket } })._handle?._parentWrap;
+    if (raw === undefined) return undefined;
+    const assoc = this.adopted.get(raw);
+    if (assoc !== undefined) this.adopted.delete(raw);
+    return assoc;
+  }
+
+  /** --workers: the primary's --max-pending bound chose this connection (the oldest without an RQ) to be closed. */
+  closePending(assoc: number, why: string): void {
+    for (const s of this.sessions) if (s.id === assoc && s.awaitingRq) s.closeBeforeRq(why);
+  }
+
   /** One warn line and a metric per failed handshake on the listener; the listener carries on. */
   private tlsFailed(socket: Socket, failure: { reason: TlsFailureReason; detail: string }): void {
     this.log.warn({ leg: 'scu', peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: failure.reason, detail: failure.detail }, 'TLS handshake failed: connection closed');
     for (const r of this.recorders) r.tlsFailure?.({ leg: 'scu', reason: failure.reason });
   }
 
-  private accept(socket: Socket): void {
-    const id = this.nextAssoc();
+  private accept(socket: Socket, assoc?: number): void {
+    const id = assoc ?? this.nextAssoc();
     const log = this.log.child({ assoc: id });
     log.debug({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'connection accepted');
-    this.boundPending();
-    const session = new Session(id, socket, this.options, log, this.recorders, (s) => this.sessionDone(s), { admit: (request) => this.admit(request) }, this.wires);
+    if (this.server_.boundPending !== false) this.boundPending();
+    const decide = this.server_.admission;
+    const admission = decide ? { admit: (request: AdmissionRequest) => decide(request, id) } : { admit: (request: AdmissionRequest) => this.admit(request) };
+    const session = new Session(id, socket, this.options, log, this.recorders, (s) => this.sessionDone(s), admission, this.wires);
     this.sessions.add(session);
   }
 
@@ -151,7 +212,8 @@ export class ProxyServer {
 
   private sessionDone(session: Session): void {
     this.sessions.delete(session);
-    if (session.admitted) this.associations--;
+    if (session.admitted && !this.server_.admission) this.associations--;
+    this.server_.connectionDone?.(session.id);
     if (this.sessions.size === 0) {
       for (const wake of this.idleWaiters.splice(0)) wake();
     }

@@ -25,7 +25,7 @@ import { MIN_USABLE_MAX_LENGTH } from '../pdu/pdata.js';
 import { MessageTracker } from '../dimse/tracker.js';
 import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
 import { formatEndpoint } from '../values/endpoint.js';
-import type { Admission } from './admission.js';
+import type { Admission, Refusal } from './admission.js';
 import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
@@ -305,7 +305,28 @@ export class Session implements LinkOwner {
     clearTimeout(this.artimTimer);
     const rq = this.decode(raw, 'SCU');
     if (!rq) return;
-    if (!this.admit(rq, record)) return;
+    const peerAddress = this.scu.remoteAddress;
+    const decision = this.admission?.admit({ peerAddress, callingAe: callingAe(rq) });
+    if (decision instanceof Promise) {
+      // Decided elsewhere (--workers: the primary counts for every worker). The RQ waits; anything else
+      // the SCU sends before its answer is out of turn (state Connecting: a second RQ or P-DATA is a
+      // protocol error, an A-ABORT or a close ends the connection).
+      this.state = State.Connecting;
+      decision.then(
+        (refusal) => {
+          if (this.finished || this.state !== State.Connecting) return;
+          this.state = State.AwaitRq;
+          this.associateRq(raw, rq, record, peerAddress, refusal);
+        },
+        (err: Error) => this.onInternalError(this.toScp, err),
+      );
+      return;
+    }
+    this.associateRq(raw, rq, record, peerAddress, decision);
+  }
+
+  private associateRq(raw: Buffer, rq: AssociatePdu, record: InFlight, peerAddress: string | undefined, refusal: Refusal | undefined): void {
+    if (!this.admit(rq, record, peerAddress, refusal)) return;
     this.scuMax = this.maxLengthOf(rq, 'SCU');
     if (!this.usableMax(this.scuMax, 'SCU')) return;
     let out = raw;
@@ -625,9 +646,7 @@ export class Session implements LinkOwner {
   // ---- Admission, timers, drain ---------------------------------------------------------------------
 
   /** Ask the server; a refused RQ gets the server's A-ASSOCIATE-RJ and the connection is closed. */
-  private admit(rq: AssociatePdu, record: InFlight): boolean {
-    const peerAddress = this.scu.remoteAddress;
-    const refusal = this.admission?.admit({ peerAddress, callingAe: callingAe(rq) });
+  private admit(rq: AssociatePdu, record: InFlight, peerAddress: string | undefined, refusal: Refusal | undefined): boolean {
     this.requested = true;
     this.accepted = !refusal;
     this.emit({ phase: 'requested', assoc: this.id, admitted: this.accepted });

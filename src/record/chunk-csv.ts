@@ -137,9 +137,9 @@ const CSV_BATCH_MS = 200;
 export class ChunkCsvRecorder implements Recorder {
   private readonly lines: BatchedLines;
 
-  private constructor(file: LineSink, log: LinesLog | undefined) {
+  private constructor(file: LineSink, log: LinesLog | undefined, header = true) {
     this.lines = new BatchedLines(file, CSV_BATCH_ROWS, CSV_BATCH_MS, { log });
-    this.lines.writeNow(`${CHUNK_CSV_COLUMNS.join(',')}\n`);
+    if (header) this.lines.writeNow(`${CHUNK_CSV_COLUMNS.join(',')}\n`);
   }
 
   /**
@@ -148,6 +148,15 @@ export class ChunkCsvRecorder implements Recorder {
    */
   static async open(path: string, log?: LinesLog): Promise<ChunkCsvRecorder> {
     return new ChunkCsvRecorder(await fs.promises.open(path, 'w'), log);
+  }
+
+  /**
+   * Append rows to `path` without a header (--workers: the primary created the file and wrote the header;
+   * every worker appends). O_APPEND and one write() per batch of whole lines: batches of several processes
+   * never interleave within a line.
+   */
+  static async append(path: string, log?: LinesLog): Promise<ChunkCsvRecorder> {
+    return new ChunkCsvRecorder(await fs.promises.open(path, 'a'), log, false);
   }
 
   /** Rows that never reached the file (see BatchedLines). */

@@ -6,7 +6,7 @@
 // observed per PDU, through a labelled child looked up once per route and direction. Label values are the
 // route id (a plain word), a direction, and fixed vocabularies: never a peer's text.
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { durationUs } from '../dimse/tracker.js';
 import type { Endpoint } from '../values/endpoint.js';
 import { ABORT_CAUSES, ASSOCIATION_OUTCOMES, TLS_FAILURE_REASONS } from '../events/events.js';
@@ -302,6 +302,29 @@ export type MetricsServer = HttpEndpoint;
  * rejects when it cannot listen.
  */
 export function serveMetrics(endpoint: Endpoint, recorder: MetricsRecorder, health?: HealthState): Promise<MetricsServer> {
+  return serveExposition(endpoint, () => recorder.metrics(), recorder.registry.contentType, health);
+}
+
+/**
+ * --workers, in a worker: answer the primary's requests (prom-client's cluster messages) with this
+ * recorder's registry.
+ */
+export function answerClusterMetrics(recorder: MetricsRecorder): void {
+  AggregatorRegistry.setRegistries([recorder.registry]);
+  // The constructor installs the message listener (once per process).
+  new AggregatorRegistry();
+}
+
+/**
+ * --workers, in the primary: serve the metrics of every worker, summed (prom-client's AggregatorRegistry:
+ * counters and histograms add up; gauges such as associations_open too), under the same names.
+ */
+export function serveClusterMetrics(endpoint: Endpoint, health?: HealthState): Promise<MetricsServer> {
+  const aggregator = new AggregatorRegistry();
+  return serveExposition(endpoint, () => aggregator.clusterMetrics(), aggregator.contentType, health);
+}
+
+function serveExposition(endpoint: Endpoint, text: () => Promise<string>, contentType: string, health?: HealthState): Promise<MetricsServer> {
   return serveHttp(endpoint, (req, res) => {
     if (health && answerHealth(req, res, health)) return;
     const path = (req.url ?? '').split('?')[0];
@@ -309,8 +332,8 @@ export function serveMetrics(endpoint: Endpoint, recorder: MetricsRecorder, heal
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end(`not found: GET /metrics${health ? ', /healthz or /readyz' : ''}\n`);
       return;
     }
-    recorder.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': recorder.registry.contentType }).end(text),
+    text().then(
+      (body) => res.writeHead(200, { 'content-type': contentType }).end(body),
       (err: Error) => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`${err.message}\n`),
     );
   });

@@ -238,6 +238,38 @@ describe('warnings', () => {
   });
 });
 
+describe('workers (--workers, PDU_PROXY_WORKERS, config key workers)', () => {
+  const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'workers-config-'));
+  after(() => fs.rmSync(tmpDir, { recursive: true, force: true }));
+
+  test('default 1; a number; auto = the cores available', () => {
+    assert.equal(loadSettings(UPSTREAM).workers, 1);
+    assert.equal(loadSettings({ ...UPSTREAM, workers: '3' }).workers, 3);
+    assert.equal(loadSettings({ ...UPSTREAM, workers: 'auto' }).workers, os.availableParallelism());
+  });
+
+  test('from a config file (a number or "auto") and the environment; flags win', () => {
+    const file = path.join(tmpDir, 'w.json');
+    fs.writeFileSync(file, JSON.stringify({ upstream: 'pacs:104', workers: 4 }));
+    assert.equal(loadSettings({}, file).workers, 4);
+    assert.equal(loadSettings({}, file, { env: { PDU_PROXY_WORKERS: '2' } }).workers, 2);
+    assert.equal(loadSettings({ workers: '5' }, file, { env: { PDU_PROXY_WORKERS: '2' } }).workers, 5);
+  });
+
+  test('bad values name the setting', () => {
+    rejects(() => loadSettings({ ...UPSTREAM, workers: '0' }), /^--workers: "0" is not a number of workers \(1\.\.256\) or "auto"$/);
+    rejects(() => loadSettings({ ...UPSTREAM, workers: 'x' }), /^--workers: "x" is not a number of workers/);
+    rejects(() => loadSettings({ ...UPSTREAM, workers: '257' }), /^--workers: "257" is not a number of workers/);
+    const file = path.join(tmpDir, 'bad.json');
+    fs.writeFileSync(file, JSON.stringify({ upstream: 'pacs:104', workers: 1.5 }));
+    rejects(() => loadSettings({}, file), /workers: 1\.5 is not a number of workers/);
+  });
+
+  test('applies to the whole process, not to one route', () => {
+    rejects(() => loadSettings({ ...UPSTREAM, routes: ['2000=pacs:104,workers=2'] }), /workers/);
+  });
+});
+
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
