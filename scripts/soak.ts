@@ -1,4 +1,4 @@
-// A soak: `npm run soak -- --minutes N [--out DIR] [--workers W] [--interval S] [--hostile F] [--seed S]`.
+// A soak: `npm run soak -- --minutes N [--out DIR] [--workers W] [--interval S] [--hostile F] [--seed S] [--probes on|off]`.
 //
 // Runs the built proxy with two routes on 127.0.0.1, one in front of DCMTK storescp (C-ECHO, C-STORE of
 // 1 KB ... 64 MB) and one in front of dcmqrscp (C-FIND), and W workers that open associations through it
@@ -8,6 +8,13 @@
 // the second half (test/soak/trend.ts) and fails (exit 1) on growth, on an association lost that was not
 // meant to be, on a hostile connection the proxy did not end, or if the proxy died. It writes
 // samples.csv, operations.csv, summary.json and soak.svg to --out (default results/soak-<time>).
+//
+// Idle probes (--probes on, the default): at 45% of the run and after the load, the load pauses until no
+// association is open, the proxy (DICOM_PDU_PROXY_MEMORY_PROBE=on) collects its garbage on SIGUSR2, and gdb
+// reads what glibc's malloc holds free (test/soak/malloc.ts); after the load it also calls malloc_trim(0).
+// RSS minus malloc's free chunks is the memory still in use: RSS that grows while it does not is pages
+// malloc keeps for reuse ('retained'), not a leak (judgeRss). The intervals of a probe, which stops the
+// proxy for a moment, are left out of the event-loop figures. Without gdb the RSS slope alone decides.
 // Loopback only; every wait is bounded; it stops by itself and stops every process it started.
 
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,23 +26,25 @@ import { startStorescp, storescu } from '../test/helpers/dcmtk.js';
 import { datasetBytes, writeTestDicom } from '../test/helpers/dicom-file.js';
 import { errorLogLines } from '../test/helpers/fuzz.js';
 import { freePort } from '../test/helpers/ports.js';
-import { fdCount, rssBytes } from '../test/helpers/proc-stats.js';
+import { fdCount, mainHeapRssBytes, rssBytes, smapsRollup } from '../test/helpers/proc-stats.js';
 import { killAll, spawnPeer, waitForPort } from '../test/helpers/procs.js';
 import { ProxyProcess, REPO_ROOT } from '../test/helpers/proxy.js';
 import { STORE_SIZES, nextAction } from '../test/soak/load.js';
 import type { Outcome, SoakTargets } from '../test/soak/load.js';
 import { soakSpec } from '../test/soak/plot.js';
-import { judgeGrowth, quantile } from '../test/soak/trend.js';
-import type { Point, Trend } from '../test/soak/trend.js';
+import { readMalloc } from '../test/soak/malloc.js';
+import type { MallocInfo } from '../test/soak/malloc.js';
+import { judgeGrowth, judgeRss, quantile } from '../test/soak/trend.js';
+import type { IdleProbe, Point, Trend } from '../test/soak/trend.js';
 
 // ---- arguments ---------------------------------------------------------------------------------
 
 function usage(message: string): never {
-  process.stderr.write(`soak: ${message}\nusage: npm run soak -- --minutes N [--out DIR] [--workers W] [--interval S] [--hostile F] [--seed S]\n`);
+  process.stderr.write(`soak: ${message}\nusage: npm run soak -- --minutes N [--out DIR] [--workers W] [--interval S] [--hostile F] [--seed S] [--probes on|off]\n`);
   process.exit(2);
 }
 
-const opts = { minutes: NaN, out: '', workers: 4, interval: 2, hostile: 0.2, seed: Date.now() % 1_000_000 };
+const opts = { minutes: NaN, out: '', workers: 4, interval: 2, hostile: 0.2, seed: Date.now() % 1_000_000, probes: true };
 {
   const args = process.argv.slice(2);
   for (let i = 0; i < args.length; i++) {
@@ -52,7 +61,11 @@ const opts = { minutes: NaN, out: '', workers: 4, interval: 2, hostile: 0.2, see
     else if (arg === '--interval') opts.interval = number(0.5, 60);
     else if (arg === '--hostile') opts.hostile = number(0, 1);
     else if (arg === '--seed') opts.seed = Math.round(number(0, 2 ** 31));
-    else usage(`unknown argument ${arg}`);
+    else if (arg === '--probes') {
+      const v = value();
+      if (v !== 'on' && v !== 'off') usage(`--probes must be on or off, got ${v}`);
+      opts.probes = v === 'on';
+    } else usage(`unknown argument ${arg}`);
   }
   if (!Number.isFinite(opts.minutes)) usage('--minutes is required');
   opts.out ||= path.join(REPO_ROOT, 'results', `soak-${new Date().toISOString().replace(/[:.]/g, '-')}`);
@@ -106,7 +119,10 @@ try {
 process.exit(exitCode);
 
 async function soak(): Promise<number> {
-  log(`${opts.minutes} min, ${opts.workers} workers, ${Math.round(opts.hostile * 100)}% hostile, sampling every ${opts.interval} s, seed ${opts.seed}, out ${opts.out}`);
+  log(
+    `${opts.minutes} min, ${opts.workers} workers, ${Math.round(opts.hostile * 100)}% hostile, sampling every ${opts.interval} s, seed ${opts.seed}, idle probes ${opts.probes ? 'on' : 'off'}, out ${opts.out}`,
+  );
+  if (opts.probes) process.env.DICOM_PDU_PROXY_MEMORY_PROBE = 'on';
   const files = new Map<string, string>();
   for (const [label, bytes] of STORE_SIZES) {
     const info = await writeTestDicom(path.join(tmp, `${label}.dcm`), { pixelBytes: Math.max(2, bytes - 600), seed: bytes });
@@ -200,11 +216,18 @@ async function soak(): Promise<number> {
     'associations_total',
     'ops_ok',
     'ops_failed',
+    'heap_total_bytes',
+    'anon_bytes',
+    'private_dirty_bytes',
+    'main_heap_rss_bytes',
+    'probe',
   ];
   samplesCsv.write(`${COLUMNS.join(',')}\n`);
   const operations = createWriteStream(path.join(opts.out, 'operations.csv'));
   operations.write('t_s,worker,kind,hostile,ok,ms,detail\n');
   const outcomes: Outcome[] = [];
+  let probing = false;
+  let probeEndedAt = -Infinity;
   let proxyErrors: Array<Record<string, unknown>> = [];
 
   const scrape = async (): Promise<Map<string, number>> => {
@@ -220,8 +243,10 @@ async function soak(): Promise<number> {
   const sample = async (): Promise<void> => {
     if (proxy!.child.exitCode !== null) return;
     const m = await scrape();
+    const t = seconds();
+    const rollup = smapsRollup(pid);
     const row: Record<string, number> = {
-      t_s: Math.round(seconds() * 10) / 10,
+      t_s: Math.round(t * 10) / 10,
       rss_bytes: rssBytes(pid),
       fds: fdCount(pid),
       heap_used_bytes: m.get('nodejs_heap_size_used_bytes') ?? NaN,
@@ -234,6 +259,12 @@ async function soak(): Promise<number> {
       associations_total: m.get('dicom_pdu_proxy_associations_total') ?? NaN,
       ops_ok: outcomes.filter((o) => o.ok).length,
       ops_failed: outcomes.filter((o) => !o.ok).length,
+      heap_total_bytes: m.get('nodejs_heap_size_total_bytes') ?? NaN,
+      anon_bytes: rollup.anonymous,
+      private_dirty_bytes: rollup.privateDirty,
+      main_heap_rss_bytes: mainHeapRssBytes(pid),
+      // The interval this sample closes overlapped an idle probe (load paused, the proxy stopped by gdb).
+      probe: probing || t - probeEndedAt < opts.interval + 1 ? 1 : 0,
     };
     samples.push(row);
     samplesCsv.write(`${COLUMNS.map((c) => (Number.isInteger(row[c]) ? row[c] : Number.isFinite(row[c]) ? row[c]!.toFixed(3) : '')).join(',')}\n`);
@@ -271,17 +302,98 @@ async function soak(): Promise<number> {
       );
   }, 60_000);
 
+  // ---- idle probes -----------------------------------------------------------------------------
+  interface ProbeRecord extends IdleProbe {
+    label: string;
+    /** Seconds the load was paused for it. */
+    pausedSeconds: number;
+    mainHeapRssMiB: number;
+    malloc: MallocInfo | undefined;
+    mallocReason: string | undefined;
+    /** RSS once malloc_trim(0) handed malloc's free pages back (the probe after the load only). */
+    rssAfterTrimMiB: number | undefined;
+    /** process.memoryUsage() in the proxy after its full collection, MiB. */
+    afterGcMiB: Record<string, number> | undefined;
+  }
+  let gate: Promise<void> | undefined;
+  let inFlight = 0;
+  const seenProbeLines = new Set<unknown>();
+  const idleProbe = async (label: string, trim: boolean): Promise<ProbeRecord | undefined> => {
+    if (!opts.probes || proxy!.child.exitCode !== null) return undefined;
+    const t0 = seconds();
+    probing = true;
+    let open!: () => void;
+    gate = new Promise((r) => (open = r));
+    try {
+      const deadline = Date.now() + 180_000;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      while (((await scrape()).get('dicom_pdu_proxy_associations_open') ?? 0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+      const line = proxy!.waitForLog((l) => l.msg === 'memory probe' && !seenProbeLines.has(l), 10_000);
+      process.kill(pid, 'SIGUSR2');
+      const probeLine = await line;
+      seenProbeLines.add(probeLine);
+      await new Promise((r) => setTimeout(r, 500));
+      const rss = rssBytes(pid) / MiB;
+      const mainHeapRssMiB = mainHeapRssBytes(pid) / MiB;
+      const read = await readMalloc(pid, { trim });
+      const rssAfterTrimMiB = trim && read.info ? (await new Promise((r) => setTimeout(r, 200)), rssBytes(pid) / MiB) : undefined;
+      const after = (probeLine.probe as { after?: Record<string, number> } | undefined)?.after;
+      const heapUsed = after?.heapUsed;
+      const record: ProbeRecord = {
+        label,
+        t: t0,
+        pausedSeconds: seconds() - t0,
+        rssMiB: rss,
+        inUseMiB: read.info && heapUsed !== undefined ? (read.info.systemBytes - read.info.freeBytes + read.info.mmapBytes + heapUsed) / MiB : undefined,
+        mainHeapRssMiB,
+        malloc: read.info,
+        mallocReason: read.reason,
+        rssAfterTrimMiB,
+        afterGcMiB: after && Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Math.round((v / MiB) * 100) / 100])),
+      };
+      const mallocText = read.info
+        ? `malloc holds ${(read.info.freeBytes / MiB).toFixed(1)} MiB free of ${(read.info.systemBytes / MiB).toFixed(1)} MiB in ${read.info.arenas} arenas (+${(read.info.mmapBytes / MiB).toFixed(1)} MiB mmapped), V8 heap ${((heapUsed ?? NaN) / MiB).toFixed(1)} MiB used of ${((after?.heapTotal ?? NaN) / MiB).toFixed(1)} MiB: in use ${record.inUseMiB?.toFixed(1)} MiB`
+        : `malloc not read: ${read.reason}`;
+      log(
+        `idle probe ${label} at ${(t0 / 60).toFixed(1)} min (load paused ${record.pausedSeconds.toFixed(0)} s): RSS ${rss.toFixed(1)} MiB, [heap] ${mainHeapRssMiB.toFixed(1)} MiB, ${mallocText}${rssAfterTrimMiB !== undefined ? `; after malloc_trim(0) RSS ${rssAfterTrimMiB.toFixed(1)} MiB` : ''}`,
+      );
+      return record;
+    } catch (err) {
+      log(`idle probe ${label} failed: ${(err as Error).message}`);
+      return undefined;
+    } finally {
+      probing = false;
+      probeEndedAt = seconds();
+      gate = undefined;
+      open();
+    }
+  };
+
   // ---- load ------------------------------------------------------------------------------------
   const endAt = started + opts.minutes * 60_000;
+  let midProbe: Promise<ProbeRecord | undefined> | undefined;
+  const midTimer = setTimeout(
+    () => {
+      midProbe = idleProbe('mid', false);
+    },
+    opts.minutes * 60_000 * 0.45,
+  );
   const worker = async (id: number): Promise<void> => {
     while (Date.now() < endAt && !stopping && proxy!.child.exitCode === null) {
+      if (gate) {
+        await gate;
+        continue;
+      }
       const action = nextAction(rand, opts.hostile);
       const t0 = Date.now();
       let outcome: Outcome;
+      inFlight++;
       try {
         outcome = await action(targets, rand);
       } catch (err) {
         outcome = { kind: action.name || 'action', hostile: false, ok: false, detail: `threw: ${(err as Error).message}` };
+      } finally {
+        inFlight--;
       }
       outcomes.push(outcome);
       const detail = outcome.detail.replace(/[",\n]/g, ' ');
@@ -290,6 +402,8 @@ async function soak(): Promise<number> {
     }
   };
   await Promise.all(Array.from({ length: opts.workers }, (_, i) => worker(i + 1)));
+  clearTimeout(midTimer);
+  const mid = await midProbe;
   clearInterval(sampler);
   clearInterval(progress);
   await sample().catch(() => undefined);
@@ -307,6 +421,7 @@ async function soak(): Promise<number> {
   }
   await new Promise<void>((r) => samplesCsv.end(r));
   await new Promise<void>((r) => operations.end(r));
+  const end = proxyAlive ? await idleProbe('end', true) : undefined;
 
   // ---- verdict ---------------------------------------------------------------------------------
   const series = (column: string, scale = 1): Point[] => samples.filter((s) => Number.isFinite(s[column])).map((s) => ({ t: s.t_s!, v: s[column]! / scale }));
@@ -315,7 +430,11 @@ async function soak(): Promise<number> {
     heap: judgeGrowth(series('heap_used_bytes', MiB), { tolerancePerMinute: TOLERANCE.heapMiB }),
     fds: judgeGrowth(series('fds'), { tolerancePerMinute: TOLERANCE.fds }),
   };
-  const p99s = series('eventloop_p99_ms').map((p) => p.v);
+  const rssJudgement = judgeRss(trends.rss!, mid, end);
+  // Intervals that overlapped an idle probe (the proxy stopped by gdb for a moment) say nothing of the relaying.
+  const unprobed = samples.filter((s) => s.probe !== 1);
+  const probeIntervals = samples.length - unprobed.length;
+  const p99s = unprobed.map((s) => s.eventloop_p99_ms!).filter(Number.isFinite);
   const referenceP99s = series('reference_eventloop_p99_ms').map((p) => p.v);
   const eventLoop = {
     intervals: p99s.length,
@@ -326,7 +445,9 @@ async function soak(): Promise<number> {
     /** The largest interval p99: an upper bound on the p99 over the whole run. */
     maxP99Ms: Math.max(...p99s),
     intervalsOverGoal: p99s.filter((v) => v >= EVENT_LOOP_GOAL_MS).length,
-    maxMs: Math.max(...series('eventloop_max_ms').map((p) => p.v)),
+    maxMs: Math.max(...unprobed.map((s) => s.eventloop_max_ms!).filter(Number.isFinite)),
+    /** Intervals left out: they overlapped an idle probe. */
+    probeIntervals,
   };
   const byKind = new Map<string, { ok: number; failed: number }>();
   for (const o of outcomes) {
@@ -340,12 +461,20 @@ async function soak(): Promise<number> {
   const failures: string[] = [];
   if (!proxyAlive) failures.push(`the proxy exited (${proxy.child.exitCode}): ${proxy.stderr.slice(-500)}`);
   for (const [name, trend] of Object.entries(trends)) {
+    if (name === 'rss') continue;
     if (trend.verdict === 'growth')
       failures.push(
         `${name} grows: ${trend.slopePerMinute.toPrecision(3)}/min [${trend.lowPerMinute.toPrecision(3)}, ${trend.highPerMinute.toPrecision(3)}] over the tolerance ${trend.tolerancePerMinute}/min`,
       );
     if (trend.verdict === 'too-few-samples') failures.push(`${name}: too few samples in the second half to judge (${trend.bins} bins); run longer`);
   }
+  if (rssJudgement.verdict === 'growth') {
+    const t = trends.rss!;
+    failures.push(
+      `rss grows: ${t.slopePerMinute.toPrecision(3)}/min [${t.lowPerMinute.toPrecision(3)}, ${t.highPerMinute.toPrecision(3)}] (tolerance ${t.tolerancePerMinute}/min); ${rssJudgement.why}`,
+    );
+  }
+  if (rssJudgement.verdict === 'too-few-samples') failures.push(`rss: too few samples in the second half to judge (${trends.rss!.bins} bins); run longer`);
   if (lost > 0) failures.push(`${lost} association(s) lost that were not meant to be`);
   if (hostileNotEnded > 0) failures.push(`${hostileNotEnded} hostile connection(s) not ended by the proxy as expected`);
   if (proxyErrors.length > 0) failures.push(`${proxyErrors.length} error log line(s) from the proxy, first: ${JSON.stringify(proxyErrors[0])}`);
@@ -369,6 +498,8 @@ async function soak(): Promise<number> {
       max: Math.max(...samples.map((s) => s.rss_bytes! / MiB)),
     },
     trends,
+    rssJudgement,
+    idleProbes: { mid, end },
     eventLoop,
     eventLoopGoalMs: EVENT_LOOP_GOAL_MS,
     proxyErrorLines: proxyErrors.slice(0, 20),
@@ -382,6 +513,7 @@ async function soak(): Promise<number> {
       [
         { title: 'resident memory (RSS)', unit: 'MiB', points: series('rss_bytes', MiB), trend: trends.rss },
         { title: 'V8 heap used', unit: 'MiB', points: series('heap_used_bytes', MiB), trend: trends.heap },
+        { title: "glibc's main malloc heap ([heap]), resident", unit: 'MiB', points: series('main_heap_rss_bytes', MiB) },
         { title: 'open file descriptors', unit: 'fds', points: series('fds'), trend: trends.fds },
         {
           title: 'event-loop delay p99 per interval (grey: an idle node process on the same machine)',
@@ -399,11 +531,11 @@ async function soak(): Promise<number> {
   const fmt = (t: Trend, unit: string): string =>
     `${t.slopePerMinute.toPrecision(3)} ${unit}/min, 95% CI [${t.lowPerMinute.toPrecision(3)}, ${t.highPerMinute.toPrecision(3)}]${t.includesZero ? ' (holds 0)' : ''}, ${t.bins} bins: ${t.verdict}`;
   log(`${outcomes.length} associations in ${(loadSeconds / 60).toFixed(1)} min: ${[...byKind].map(([k, v]) => `${k} ${v.ok}${v.failed ? `/${v.failed} failed` : ''}`).join(', ')}`);
-  log(`RSS ${fmt(trends.rss!, 'MiB')}`);
+  log(`RSS ${fmt(trends.rss!, 'MiB')}; judged ${rssJudgement.verdict}: ${rssJudgement.why}`);
   log(`heap ${fmt(trends.heap!, 'MiB')}`);
   log(`fds ${fmt(trends.fds!, 'fds')}; ${baselineFds} at the start, ${endFds} after the load`);
   log(
-    `event-loop delay p99: median of ${eventLoop.intervals} intervals ${eventLoop.medianP99Ms.toFixed(1)} ms, largest ${eventLoop.maxP99Ms.toFixed(1)} ms (bounds the run's p99); ${eventLoop.intervalsOverGoal} interval(s) at or over ${EVENT_LOOP_GOAL_MS} ms; max delay ${eventLoop.maxMs.toFixed(1)} ms; the idle reference process: median ${eventLoop.referenceMedianP99Ms.toFixed(1)} ms, largest ${eventLoop.referenceMaxP99Ms.toFixed(1)} ms (load average ${os
+    `event-loop delay p99 (${probeIntervals} interval(s) of idle probes left out): median of ${eventLoop.intervals} intervals ${eventLoop.medianP99Ms.toFixed(1)} ms, largest ${eventLoop.maxP99Ms.toFixed(1)} ms (bounds the run's p99); ${eventLoop.intervalsOverGoal} interval(s) at or over ${EVENT_LOOP_GOAL_MS} ms; max delay ${eventLoop.maxMs.toFixed(1)} ms; the idle reference process: median ${eventLoop.referenceMedianP99Ms.toFixed(1)} ms, largest ${eventLoop.referenceMaxP99Ms.toFixed(1)} ms (load average ${os
       .loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')} on ${os.cpus().length} CPUs)`,
@@ -414,6 +546,6 @@ async function soak(): Promise<number> {
     log(`FAILED:\n  ${failures.join('\n  ')}`);
     return 1;
   }
-  log('passed: no growth, nothing lost');
+  log(rssJudgement.verdict === 'retained' ? `passed: nothing lost; RSS rose but not the memory in use (${rssJudgement.why})` : 'passed: no growth, nothing lost');
   return 0;
 }

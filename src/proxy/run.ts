@@ -11,6 +11,7 @@ import { formatEndpoint } from '../values/endpoint.js';
 import type { Endpoint } from '../values/endpoint.js';
 import type { RouteConfig } from '../config/options.js';
 import { raiseMallocThresholds } from './malloc-threshold.js';
+import { installMemoryProbe } from './memory-probe.js';
 import { ProxyServer } from './server.js';
 import { HealthState, serveHealth } from '../record/health.js';
 
@@ -55,6 +56,7 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
   const options = all[0]!.options;
   const log = createLogger(run.logLevel);
   raiseMallocThresholds();
+  installMemoryProbe(log);
   // Handlers first: a signal that arrives while starting up still gets a clean shutdown. They stay
   // installed, so a second signal is ours to handle too (node's default would exit without the CSV flush).
   const signals: NodeJS.Signals[] = [];

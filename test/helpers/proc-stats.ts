@@ -10,6 +10,22 @@ export function rssBytes(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
+/** From /proc/PID/smaps_rollup: anonymous memory and private dirty pages, in bytes (both resident). */
+export function smapsRollup(pid: number): { anonymous: number; privateDirty: number } {
+  const text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kB = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { anonymous: kB('Anonymous'), privateDirty: kB('Private_Dirty') };
+}
+
+/** Resident bytes of the [heap] mapping (glibc's main malloc arena, grown with brk); 0 when there is none. */
+export function mainHeapRssBytes(pid: number): number {
+  const text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  const at = text.search(/ \[heap\]\n/);
+  if (at < 0) return 0;
+  const m = /^Rss:\s+(\d+) kB$/m.exec(text.slice(at));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
 /** Open file descriptors. */
 export function fdCount(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length;

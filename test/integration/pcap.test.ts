@@ -7,8 +7,10 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -284,6 +286,24 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     assert.equal(await tsharkRun(`_ws.malformed || _ws.expert.severity > ${PI_WARN}`), '', 'no malformed packet, no error');
     assert.notEqual(await tsharkRun('tcp.analysis.lost_segment'), '', 'the hole is shown as a segment not captured');
     assert.equal((await tsharkRun('tcp.flags.fin == 1')).trim().split('\n').length, 2, 'both FINs, after the hole');
+  });
+
+  test('SIGTERM with a connection still open: its end (FIN or RST from the proxy) is in the file', async () => {
+    const dir = path.join(tmp, 'sigterm');
+    await mkdir(dir, { recursive: true });
+    const file = path.join(dir, 'open.pcapng');
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--pcap', file]);
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await once(socket, 'connect');
+    socket.write(Buffer.from([0x07])); // the first byte of an A-ABORT, never finished
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const code = await proxy.stop(10_000, 300);
+    socket.destroy();
+    assert.notEqual(code, null, 'the proxy exited');
+    const ends = (await run('tshark', ['-r', file, '-Y', `tcp.srcport == ${proxy.port} && (tcp.flags.fin == 1 || tcp.flags.reset == 1)`])).stdout;
+    assert.notEqual(ends, '', `the proxy's FIN or RST toward the SCU is in the capture:\n${(await run('tshark', ['-r', file])).stdout}`);
+    assert.equal((await run('tshark', ['-r', file, '-Y', 'tcp.len == 1'])).stdout.trim().split('\n').length, 1, 'the byte sent');
   });
 
   test('a capture file that cannot be created: one line naming --pcap, exit 2', async () => {

@@ -135,3 +135,50 @@ export function quantile(values: readonly number[], q: number): number {
   const hi = Math.ceil(at);
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (at - lo);
 }
+
+/** The proxy at an idle moment of the soak: load paused, associations done, a full garbage collection run. */
+export interface IdleProbe {
+  /** Seconds since the start of the run. */
+  t: number;
+  rssMiB: number;
+  /**
+   * Memory still in use then: malloc's chunks in use (what its arenas took from the system, less its free
+   * chunks, plus mmapped chunks; Buffer backing stores are among them) and the V8 heap's live objects.
+   * Undefined when malloc could not be read. What RSS holds beyond it is kept for reuse: free malloc chunks
+   * glibc has not handed back, V8 heap pages committed but empty, code.
+   */
+  inUseMiB: number | undefined;
+}
+
+export type RssVerdict = Verdict | 'retained';
+
+export interface RssJudgement {
+  verdict: RssVerdict;
+  /** Memory in use, per minute from the first idle probe to the second. */
+  inUsePerMinute: number | undefined;
+  why: string;
+}
+
+/**
+ * Tell a leak from memory kept for reuse. RSS counts freed chunks that glibc has not handed back (it trims
+ * only the top of a heap, and only past its trim threshold) and V8 heap pages the collector keeps, so RSS can
+ * creep up in steps while nothing stays in use: each new high-water mark of live buffers leaves pages behind.
+ * A leak is memory in use that grows, measured at two idle moments after a full collection.
+ *
+ * 'growth' when the RSS slope is over tolerance and the memory in use grew over the same tolerance between
+ * the probes (or could not be measured); 'retained' when RSS grew but the memory in use did not; 'growth'
+ * too when the memory in use grew past the tolerance while RSS looked flat (a leak living off free chunks).
+ */
+export function judgeRss(trend: Trend, first: IdleProbe | undefined, second: IdleProbe | undefined): RssJudgement {
+  const minutes = first && second ? (second.t - first.t) / 60 : 0;
+  const inUsePerMinute = first?.inUseMiB !== undefined && second?.inUseMiB !== undefined && minutes > 0 ? (second.inUseMiB - first.inUseMiB) / minutes : undefined;
+  const tol = trend.tolerancePerMinute;
+  if (trend.verdict === 'too-few-samples') return { verdict: trend.verdict, inUsePerMinute, why: 'too few samples' };
+  if (inUsePerMinute === undefined)
+    return { verdict: trend.verdict, inUsePerMinute, why: trend.verdict === 'growth' ? 'RSS grows and the memory in use could not be measured' : 'RSS flat' };
+  const inUseText = `memory in use ${inUsePerMinute.toPrecision(3)} MiB/min between the idle probes (tolerance ${tol})`;
+  if (inUsePerMinute > tol)
+    return { verdict: 'growth', inUsePerMinute, why: `${inUseText}: ${trend.verdict === 'growth' ? 'a leak' : 'a leak living off free chunks, not yet in RSS'}` };
+  if (trend.verdict === 'growth') return { verdict: 'retained', inUsePerMinute, why: `RSS grows but ${inUseText}: pages kept for reuse, not a leak` };
+  return { verdict: 'flat', inUsePerMinute, why: `RSS flat, ${inUseText}` };
+}

@@ -15,6 +15,7 @@ function run(script: string, args: string[]): { status: number | null; stderr: s
 for (const [script, args, named] of [
   ['soak.ts', [], '--minutes is required'],
   ['soak.ts', ['--minutes', '1', '--hostile', '1.5'], '--hostile must be a number from 0 to 1'],
+  ['soak.ts', ['--minutes', '1', '--probes', 'maybe'], '--probes must be on or off, got maybe'],
   ['fuzz-cov.ts', ['--seconds', '0'], '--seconds must be a positive number'],
   ['fuzz-cov.ts', ['--skip', 'everything'], 'unknown property everything'],
 ] as const) {

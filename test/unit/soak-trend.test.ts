@@ -3,8 +3,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { binMeans, fitLine, judgeGrowth, quantile } from '../soak/trend.js';
-import type { Point } from '../soak/trend.js';
+import { binMeans, fitLine, judgeGrowth, judgeRss, quantile } from '../soak/trend.js';
+import type { IdleProbe, Point } from '../soak/trend.js';
 
 /** Deterministic noise in [-1, 1). */
 function noise(seed: number): () => number {
@@ -120,4 +120,48 @@ test('quantile interpolates between order statistics', () => {
   assert.equal(quantile([1, 2, 3, 4], 0.5), 2.5);
   assert.equal(quantile([10, 20], 0.99), 19.9);
   assert.ok(Number.isNaN(quantile([], 0.5)));
+});
+
+describe('judgeRss: a leak or pages malloc keeps free', () => {
+  const judge = (points: Point[]) => judgeGrowth(points, { tolerancePerMinute: 0.5 });
+  // A step: RSS 120 MiB, then 130 MiB from minute 20 on (a new high-water mark left pages behind).
+  const stepped = judge(run((s) => (s < 1200 ? 120 : 130), 1));
+  const leaking = judge(run((s) => 100 + (2 * s) / 60, 1));
+  const flat = judge(run(() => 120, 1));
+  // Idle probes at minute 13.5 and 30.
+  const probe = (t: number, rssMiB: number, inUseMiB: number | undefined): IdleProbe => ({ t, rssMiB, inUseMiB });
+
+  test('preconditions: the step and the leak are growth by their slope, the flat run is not', () => {
+    assert.equal(stepped.verdict, 'growth');
+    assert.equal(leaking.verdict, 'growth');
+    assert.equal(flat.verdict, 'flat');
+  });
+
+  test('RSS up 10 MiB, memory in use the same: retained, in use +0/min', () => {
+    const j = judgeRss(stepped, probe(810, 120, 30), probe(1800, 130, 30));
+    assert.equal(j.verdict, 'retained');
+    assert.ok(Math.abs(j.inUsePerMinute!) < 1e-9);
+  });
+
+  test('RSS up 33 MiB in 16.5 min, in use too: growth (2 MiB/min in use)', () => {
+    const j = judgeRss(leaking, probe(810, 127, 30), probe(1800, 160, 63));
+    assert.equal(j.verdict, 'growth');
+    assert.ok(Math.abs(j.inUsePerMinute! - 2) < 1e-9, String(j.inUsePerMinute));
+  });
+
+  test('in use grows by more than the tolerance while RSS is flat (free chunks used up): growth', () => {
+    const j = judgeRss(flat, probe(810, 120, 30), probe(1800, 120, 50));
+    assert.equal(j.verdict, 'growth');
+    assert.match(j.why, /living off free chunks/);
+  });
+
+  test('in use grows by less than the tolerance: RSS decides (flat stays flat)', () => {
+    assert.equal(judgeRss(flat, probe(810, 120, 30), probe(1800, 121, 31)).verdict, 'flat');
+  });
+
+  test('without malloc figures (no gdb, no probe) the slope alone decides', () => {
+    assert.equal(judgeRss(stepped, probe(810, 120, undefined), probe(1800, 130, undefined)).verdict, 'growth');
+    assert.equal(judgeRss(stepped, undefined, undefined).verdict, 'growth');
+    assert.equal(judgeRss(flat, undefined, undefined).verdict, 'flat');
+  });
 });
