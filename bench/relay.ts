@@ -2,8 +2,9 @@
 // a direct connection, a plain Node socket.pipe relay, HAProxy (tcp mode) and socat when installed, and
 // dicom-pdu-proxy with the chunk CSV off and on, with the messages CSV on (proxy-messages), and with
 // --metrics on (proxy-metrics, not in the default targets), with the --pcap capture on (proxy-pcap, and
-// proxy-pcap-null writing it to /dev/null; not in the default targets), and without its start-up malloc tuning
-// (proxy-untuned, not in the default targets: see docs/PERFORMANCE.md). Rounds are interleaved (every target once per round, in a
+// proxy-pcap-null writing it to /dev/null; not in the default targets), and with the optional start-up malloc
+// tuning (proxy-tuned; proxy-untuned is the default proxy, named for older commands; not in the default targets:
+// see docs/PERFORMANCE.md). Rounds are interleaved (every target once per round, in a
 // rotating order) so that machine noise hits all targets alike; medians are compared.
 //
 // Options: --rounds N (default 7), --repeat N images per association (default 20 with one association at a
@@ -163,6 +164,7 @@ async function startTarget(
     case 'proxy-pcap':
     case 'proxy-pcap-null':
     case 'proxy-untuned':
+    case 'proxy-tuned':
     case 'proxy-ref':
     case 'proxy-ref-csv':
     case 'proxy-ref-pcap': {
@@ -178,8 +180,9 @@ async function startTarget(
       // proxy-pcap-null: all of the capture's work but the disk (the kernel's page-cache writes).
       if (kind === 'proxy-pcap-null') args.push('--pcap', '/dev/null');
       if (variant) args.push(...variant.extra);
-      // proxy-untuned: the same proxy without its start-up malloc tuning (src/proxy/malloc-threshold.ts).
-      const env = kind === 'proxy-untuned' ? { ...process.env, DICOM_PDU_PROXY_MALLOC_TUNING: 'off' } : process.env;
+      // proxy-tuned: the same proxy with the start-up malloc tuning (src/proxy/malloc-threshold.ts), which is off by default.
+      const tuning = kind === 'proxy-tuned' ? 'on' : kind === 'proxy-untuned' ? 'off' : undefined;
+      const env = tuning ? { ...process.env, DICOM_PDU_PROXY_MALLOC_TUNING: tuning } : process.env;
       proc = spawnPeer(process.execPath, args, { name, cwd: root, env });
       break;
     }
