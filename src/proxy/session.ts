@@ -721,6 +721,17 @@ export class Session implements LinkOwner {
     this.toScp.abandon();
     this.toScu.abandon();
     this.tracker.close();
+    this.emit({
+      phase: 'ended',
+      assoc: this.id,
+      requested: this.requested,
+      admitted: this.accepted,
+      outcome: this.outcome,
+      abort: this.outcome === 'aborted' ? (this.abortCause ?? 'connection_lost') : undefined,
+    });
+    // The server first (--workers: the primary frees the association's slot), then the line that says it is
+    // closed: whoever reads the line may count on the slot being free.
+    this.onDone(this);
     const up = this.toScp.counters;
     const down = this.toScu.counters;
     this.log.info(
@@ -737,15 +748,6 @@ export class Session implements LinkOwner {
     if (up.violations + down.violations > 0) {
       this.log.warn({ toScp: up.violations, toScu: down.violations }, 'peers sent PDUs over the Maximum Length announced to them; repaired by re-fragmenting');
     }
-    this.emit({
-      phase: 'ended',
-      assoc: this.id,
-      requested: this.requested,
-      admitted: this.accepted,
-      outcome: this.outcome,
-      abort: this.outcome === 'aborted' ? (this.abortCause ?? 'connection_lost') : undefined,
-    });
-    this.onDone(this);
   }
 
   private emit(event: AssociationEvent): void {

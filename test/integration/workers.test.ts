@@ -241,12 +241,19 @@ describe('--workers 2: one proxy to its users', { timeout: 60_000 }, () => {
   });
 
   test('SIGTERM drains every worker: associations in flight finish, new connections are refused, exit 0', async () => {
-    await withProxy([], async (proxy, scp) => {
+    await withProxy(['--health', '127.0.0.1:0'], async (proxy, scp) => {
+      const readyz = String((await proxy.waitForLog((l) => l.msg === 'health listening')).readyz);
+      assert.equal((await fetch(readyz)).status, 200, 'ready: every worker is up');
       const a = await associate(proxy, scp);
       const b = await associate(proxy, scp);
+      const [la, lb] = await Promise.all([negotiatedBy(proxy, 1), negotiatedBy(proxy, 2)]);
+      assert.notEqual(workerOf(la), workerOf(lb), 'one association in each worker');
       const exited = new Promise<number | null>((resolve) => proxy.child.once('exit', (code) => resolve(code)));
       proxy.child.kill('SIGTERM');
       await proxy.waitForLog((l) => l.msg === 'shutting down: draining associations in flight');
+      const draining = await fetch(readyz);
+      assert.equal(draining.status, 503);
+      assert.equal(await draining.text(), 'draining\n');
       await assert.rejects(RawPeer.connect(proxy.port), 'the listener is closed');
       await exchange(a);
       await exchange(b);
@@ -258,7 +265,8 @@ describe('--workers 2: one proxy to its users', { timeout: 60_000 }, () => {
   });
 
   test('a worker killed mid-run: logged and replaced; the other worker’s association finishes intact', async () => {
-    await withProxy([], async (proxy, scp) => {
+    await withProxy(['--health', '127.0.0.1:0'], async (proxy, scp) => {
+      const readyz = String((await proxy.waitForLog((l) => l.msg === 'health listening')).readyz);
       const a = await associate(proxy, scp);
       const b = await associate(proxy, scp);
       const [la, lb] = await Promise.all([negotiatedBy(proxy, 1), negotiatedBy(proxy, 2)]);
@@ -271,6 +279,7 @@ describe('--workers 2: one proxy to its users', { timeout: 60_000 }, () => {
       await exchange(b);
       await release(b);
       const fresh = await proxy.waitForLog((l) => l.msg === 'worker ready' && l.worker === workerOf(la) && l.pid !== victim);
+      assert.equal((await fetch(readyz)).status, 200, 'ready again: every worker is up');
       // New connections are served, by the new worker too.
       const c = await associate(proxy, scp);
       const d = await associate(proxy, scp);
