@@ -541,7 +541,7 @@ async function runWorker(all: readonly RouteConfig[], run: RunOptions): Promise<
     setTimeout(() => void stop('the primary process is gone'), options.drainTimeoutMs).unref();
   });
   send({ type: 'dpp:ready' });
-  log.info({ pid: process.pid }, 'worker ready');
+  log.info('worker ready');
   await done;
   process.off('SIGINT', ignore);
   process.off('SIGTERM', ignore);
