@@ -32,6 +32,7 @@ import { raiseMallocThresholds } from './malloc-threshold.js';
 import { ProxyServer } from './server.js';
 import { createLogger } from './run.js';
 import type { RunOptions } from './run.js';
+import { catchShutdownSignals } from './signals.js';
 
 /** After a second signal (or the drain timeout), how long aborted peers get to close before they are cut off. */
 const ABORT_GRACE_MS = 2000;
@@ -91,22 +92,8 @@ async function runPrimary(all: readonly RouteConfig[], run: RunOptions): Promise
   const options = all[0]!.options;
   const count = run.workers ?? 1;
   const log = createLogger(run.logLevel, { worker: 'primary' });
-  const signals: NodeJS.Signals[] = [];
-  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
-  const handler = (signal: NodeJS.Signals): void => {
-    signals.push(signal);
-    onSignal?.(signal);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  const nextSignal = (): Promise<NodeJS.Signals> =>
-    new Promise((resolve) => {
-      onSignal = (signal) => {
-        onSignal = undefined;
-        resolve(signal);
-      };
-    });
-  const firstSignal = signals.length > 0 ? Promise.resolve(signals[0]!) : nextSignal();
+  const signals = catchShutdownSignals();
+  const firstSignal = signals.first;
   const listeners: net.Server[] = [];
   let httpServer: { close(): Promise<void> } | undefined;
   const slots: Slot[] = [];
@@ -370,7 +357,7 @@ async function runPrimary(all: readonly RouteConfig[], run: RunOptions): Promise
 
     const signal = await firstSignal;
     phase = 'draining';
-    const second = signals.length > 1 ? Promise.resolve(signals[1]!) : nextSignal();
+    const second = signals.second();
     const stopped = closeListeners();
     // Connections still waiting for a worker never reached one: close them.
     for (const slot of slots) {
@@ -407,8 +394,7 @@ async function runPrimary(all: readonly RouteConfig[], run: RunOptions): Promise
     log.info({ aborted }, 'stopped');
     return aborted > 0 ? 1 : 0;
   } finally {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
+    signals.remove();
   }
 }
 

@@ -14,6 +14,7 @@ import { raiseMallocThresholds } from './malloc-threshold.js';
 import { installMemoryProbe } from './memory-probe.js';
 import { ProxyServer } from './server.js';
 import { HealthState, serveHealth } from '../record/health.js';
+import { catchShutdownSignals } from './signals.js';
 
 export interface RunOptions {
   logLevel: string;
@@ -57,24 +58,9 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
   const log = createLogger(run.logLevel);
   raiseMallocThresholds();
   installMemoryProbe(log);
-  // Handlers first: a signal that arrives while starting up still gets a clean shutdown. They stay
-  // installed, so a second signal is ours to handle too (node's default would exit without the CSV flush).
-  const signals: NodeJS.Signals[] = [];
-  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
-  const handler = (signal: NodeJS.Signals): void => {
-    signals.push(signal);
-    onSignal?.(signal);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  const nextSignal = (): Promise<NodeJS.Signals> =>
-    new Promise((resolve) => {
-      onSignal = (signal) => {
-        onSignal = undefined;
-        resolve(signal);
-      };
-    });
-  const firstSignal = signals.length > 0 ? Promise.resolve(signals[0]!) : nextSignal();
+  // Handlers first: a signal that arrives while starting up still gets a clean shutdown.
+  const signals = catchShutdownSignals();
+  const firstSignal = signals.first;
   const recorders: Recorder[] = [];
   /** --pcap files by absolute path: routes naming the same file share it. */
   const captures = new Map<string, PcapRecorder>();
@@ -171,7 +157,7 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
     health.state = 'ready';
     const signal = await firstSignal;
     health.state = 'draining';
-    const second = signals.length > 1 ? Promise.resolve(signals[1]!) : nextSignal();
+    const second = signals.second();
     const active = (): number => servers.reduce((n, s) => n + s.admittedAssociations, 0);
     // server.close() only completes once every connection is gone: stop accepting first, then wait. The log
     // line comes after, so whoever reads it can rely on every route's listener being closed already.
@@ -197,7 +183,6 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
     log.info({ aborted }, 'stopped');
     return aborted > 0 ? 1 : 0;
   } finally {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
+    signals.remove();
   }
 }
