@@ -121,6 +121,14 @@ export class BatchedLines {
       this.enqueue({ buffer, offset: 0, end: buffer.length, lines: 1, reusable: false });
       return;
     }
+    const buffer = this.room(worst);
+    this.used += buffer.write(line, this.used, 'utf8');
+    buffer[this.used++] = 0x0a;
+    this.countLine();
+  }
+
+  /** The batch buffer with at least `worst` bytes free after `used`: the current one, or a fresh one after queueing it. */
+  private room(worst: number): Buffer {
     let buffer = this.buffer;
     if (buffer !== undefined && this.used + worst > buffer.length) {
       this.drain();
@@ -131,9 +139,7 @@ export class BatchedLines {
       this.buffer = buffer;
       this.used = 0;
     }
-    this.used += buffer.write(line, this.used, 'utf8');
-    buffer[this.used++] = 0x0a;
-    this.countLine();
+    return buffer;
   }
 
   /**
@@ -144,16 +150,7 @@ export class BatchedLines {
     if (this.closed) return;
     const worst = maxBytes + 1;
     if (worst > BATCH_BYTES) throw new RangeError(`a line of up to ${maxBytes} bytes does not fit a batch`);
-    let buffer = this.buffer;
-    if (buffer !== undefined && this.used + worst > buffer.length) {
-      this.drain();
-      buffer = undefined;
-    }
-    if (buffer === undefined) {
-      buffer = this.spare.pop() ?? Buffer.allocUnsafe(BATCH_BYTES);
-      this.buffer = buffer;
-      this.used = 0;
-    }
+    const buffer = this.room(worst);
     this.used = encode(buffer, this.used);
     buffer[this.used++] = 0x0a;
     this.countLine();
