@@ -21,6 +21,7 @@ import { encodeAbort } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';
 import { C_ECHO_RQ } from '../fixtures/annotated-commands.js';
 import { associate, exchange, release } from '../helpers/assoc.js';
+import type { RawAssociation } from '../helpers/assoc.js';
 import { startStorescp, storescu } from '../helpers/dcmtk.js';
 import type { TestDicomInfo } from '../helpers/dicom-file.js';
 import { writeTestDicom } from '../helpers/dicom-file.js';
@@ -46,6 +47,17 @@ after(async () => {
   await killAll();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
+
+/** The other association on the same proxy still exchanges and releases; the proxy's descriptors return to `baselineFds`. */
+async function othersCarryOn(healthy: RawAssociation, pid: number, baselineFds: number): Promise<void> {
+  await exchange(healthy);
+  await release(healthy);
+  await eventually(
+    () => fdCount(pid) === baselineFds,
+    5000,
+    () => `fd count ${fdCount(pid)} back to ${baselineFds}`,
+  );
+}
 
 describe('peers that die mid-association', { timeout: 120_000 }, () => {
   test('the SCP SIGKILLed mid-transfer: the SCU gets A-ABORT within 2 s, the reason is logged, the other route carries on', async (t) => {
@@ -79,13 +91,7 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
     const closed = await proxy.waitForLog((l) => l.route === 'a' && l.msg === 'association closed');
     assert.equal(closed.outcome, 'aborted');
 
-    await exchange(healthy);
-    await release(healthy);
-    await eventually(
-      () => fdCount(pid) === baselineFds,
-      5000,
-      () => `fd count ${fdCount(pid)} back to ${baselineFds}`,
-    );
+    await othersCarryOn(healthy, pid, baselineFds);
   });
 
   test("the SCU's TCP window kept at zero during C-FIND responses: the SCP gets A-ABORT within --stall-timeout + 2 s, the SCU's connection is reset", async () => {
@@ -142,13 +148,7 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
       victim.scu.socket.destroy();
       assert.match(String(closed.reason), /--stall-timeout/);
 
-      await exchange(healthy);
-      await release(healthy);
-      await eventually(
-        () => fdCount(pid) === baselineFds,
-        5000,
-        () => `fd count ${fdCount(pid)} back to ${baselineFds}`,
-      );
+      await othersCarryOn(healthy, pid, baselineFds);
     } finally {
       await proxy.stop();
       await fake.close();
@@ -238,12 +238,6 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
     const closed = await proxy.waitForLog((l) => l.route === 'a' && l.msg === 'association closed', 5000);
     assert.equal(closed.outcome, 'aborted');
 
-    await exchange(healthy);
-    await release(healthy);
-    await eventually(
-      () => fdCount(pid) === baselineFds,
-      5000,
-      () => `fd count ${fdCount(pid)} back to ${baselineFds}`,
-    );
+    await othersCarryOn(healthy, pid, baselineFds);
   });
 });
