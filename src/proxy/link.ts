@@ -8,7 +8,7 @@
 // of a view, not one per header and fragment.
 
 import type { Socket } from 'node:net';
-import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, pduTypeName } from '../pdu/constants.js';
+import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, PduType, pduTypeName } from '../pdu/constants.js';
 import { ProtocolError } from '../pdu/errors.js';
 import type { FrameHandler } from '../pdu/framer.js';
 import { PduFramer } from '../pdu/framer.js';
@@ -58,7 +58,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   readonly direction: Direction;
   readonly refragmenter: Refragmenter;
   readonly counters: LinkCounters = { bytesIn: 0, pdusIn: 0, bytesOut: 0, pdusOut: 0, violations: 0 };
-  /** The Maximum Length the proxy announced to this link's sender (0 = none); larger PDUs are violations. */
+  /** The Maximum Length the proxy announced to this link's sender (0 = none); larger P-DATA-TF PDUs are violations. */
   announcedMax = 0;
   /** Largest PDU-length this link received. */
   largestPduIn = 0;
@@ -233,7 +233,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private newRecord(type: number, length: number, firstByteTime: number): InFlight {
     this.counters.pdusIn++;
     if (length > this.largestPduIn) this.largestPduIn = length;
-    const violation = this.announcedMax > 0 && length > this.announcedMax;
+    // Maximum Length bounds P-DATA-TF only (PS3.8 D.1): association PDUs may be larger and are no violation.
+    const violation = type === PduType.PDataTf && this.announcedMax > 0 && length > this.announcedMax;
     if (violation) this.counters.violations++;
     const record: InFlight = {
       assoc: this.assoc,

@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import { encodeAbort, encodeReleaseRp, encodeReleaseRq } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';
 import { ProxyProcess, freePort, stopAllProxies } from '../helpers/proxy.js';
-import { FakeScp, RawPeer, buildAc, buildRq, pdvsOf } from '../helpers/raw.js';
+import { FakeScp, IMPLICIT_LE, RawPeer, VERIFICATION, buildAc, buildRq, pdvsOf } from '../helpers/raw.js';
 
 after(stopAllProxies);
 
@@ -375,6 +375,31 @@ describe('re-fragmentation and the chunk CSV', () => {
       await proxy.stop();
       await scp.close();
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('association PDUs over the Maximum Length are no violation: it bounds P-DATA-TF only (PS3.8 D.1)', async () => {
+    const scp = await FakeScp.listen();
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`]);
+    try {
+      // 200 contexts: the RQ is about 12 KB and the AC about 6 KB, both over the 4096 each side announces.
+      const ids = Array.from({ length: 200 }, (_, i) => 2 * i + 1);
+      const rq = buildRq({ maxLength: 4096, contexts: ids.map((id) => ({ id, abstractSyntax: VERIFICATION, transferSyntaxes: [IMPLICIT_LE] })) });
+      const ac = buildAc({ maxLength: 4096, contexts: ids.map((id) => ({ id, transferSyntax: IMPLICIT_LE })) });
+      assert.ok(rq.length > 4096 + 6 && ac.length > 4096 + 6);
+      const a = await associate(proxy, scp, rq, ac);
+      a.scu.send(encodePData([{ contextId: 1, command: true, last: true, fragment: Buffer.alloc(4090, 1) }])); // exactly 4096: allowed
+      await a.up.waitForPdus(2);
+      a.scu.destroy();
+      await a.up.ended;
+      a.up.socket.end();
+      const closed = await proxy.waitForLog((l) => l.msg === 'association closed');
+      assert.equal((closed.toScp as { violations: number }).violations, 0);
+      assert.equal((closed.toScu as { violations: number }).violations, 0);
+      assert.equal(proxy.logs.filter((l) => /over the Maximum Length/.test(String(l.msg))).length, 0);
+    } finally {
+      await proxy.stop();
+      await scp.close();
     }
   });
 
