@@ -9,7 +9,10 @@
 //
 // Options: --rounds N (default 7), --repeat N images per association (default 20 with one association at a
 // time, 4 with several), --pdu 4KB,16KB,128KB, --image-bytes N (default 16 MiB of pixel data),
-// --targets direct,pipe,haproxy,socat,proxy,proxy-csv
+// --targets direct,pipe,haproxy,socat,proxy,proxy-csv, --warmup N (default 1): untimed runs of every target
+// before the rounds. A fresh Node relay spends its first run compiling its hot code (V8's optimising compiler
+// took 29% of the proxy's CPU samples in a first 16 KB run): that is a once-per-process cost, not a per-byte
+// one, so it is kept out of the medians and shown on its own (the table's last column, "warm-up CPU s").
 //
 // --parallel N[,M...] (default 1,8): N associations at once per run (N storescu started together, each with
 // its own --repeat), for every N listed; with N > 1 the SCP is `storescp --fork --ignore` (one process per
@@ -50,6 +53,8 @@ import type { TestPki } from '../test/helpers/certs.js';
 
 interface Args {
   rounds: number;
+  /** Untimed runs of every target before the rounds (the proxy's JIT compiles its hot code in the first). */
+  warmup: number;
   repeat: number;
   pdus: number[];
   imageBytes: number;
@@ -82,8 +87,11 @@ function parseArgs(argv: string[]): Args {
   if (peers === 'raw' && argv.includes('--tls')) throw new Error('--peers raw does not speak TLS');
   const parallel = (get('--parallel') ?? '1,8').split(',').map(Number);
   if (parallel.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--parallel ${get('--parallel')}: expected counts of 1 or more`);
+  const warmup = get('--warmup');
+  if (warmup !== undefined && !/^\d+$/.test(warmup)) throw new Error(`--warmup ${warmup}: expected a count of 0 or more`);
   return {
     rounds: Number(get('--rounds') ?? 7),
+    warmup: Number(get('--warmup') ?? 1),
     repeat: Number(get('--repeat') ?? 20),
     repeatGiven: get('--repeat') !== undefined,
     parallel,
@@ -364,7 +372,9 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
   );
-  console.log(`${args.rounds} interleaved rounds, medians\n`);
+  console.log(
+    `${args.warmup > 0 ? `${args.warmup} untimed warm-up run(s) of every target (the first one's relay CPU is the last column: a fresh Node process compiles its hot code then), then ` : ''}${args.rounds} interleaved rounds, medians\n`,
+  );
   try {
     for (const pdu of args.pdus) {
       for (const parallel of args.parallel) {
@@ -378,6 +388,19 @@ async function main(): Promise<void> {
         }
         const times = new Map<string, number[]>(targets.map((t) => [t.name, []]));
         const usage = new Map<string, ProcUsage[]>(targets.map((t) => [t.name, []]));
+        const warm = new Map<string, ProcUsage>();
+        for (let w = 0; w < args.warmup; w++) {
+          for (const t of targets) {
+            const before = procUsage(t.process?.child.pid);
+            await runOnce(args, pdu, parallel, repeat, t.port, image, scuTls).catch((err: Error) => {
+              throw new Error(`via ${t.name} (warm-up): ${err.message}`);
+            });
+            const after = procUsage(t.process?.child.pid);
+            if (w === 0 && before !== undefined && after !== undefined)
+              warm.set(t.name, { cpu: after.cpu - before.cpu, sys: after.sys - before.sys, faults: after.faults - before.faults });
+          }
+          process.stderr.write(`  ${pdu} B x ${parallel}: warm-up ${w + 1}/${args.warmup}\r`);
+        }
         for (let round = 0; round < args.rounds; round++) {
           const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
           for (const t of order) {
@@ -394,7 +417,7 @@ async function main(): Promise<void> {
           process.stderr.write(`  ${pdu} B x ${parallel}: round ${round + 1}/${args.rounds}\r`);
         }
         process.stderr.write('\n');
-        printTable(args, pdu, parallel, repeat, targets, times, usage);
+        printTable(args, pdu, parallel, repeat, targets, times, usage, warm);
         for (const t of targets) await t.process?.kill();
         await scp.process.kill();
       }
@@ -406,7 +429,16 @@ async function main(): Promise<void> {
   }
 }
 
-function printTable(args: Args, pdu: number, parallel: number, repeat: number, targets: Target[], times: Map<string, number[]>, usage: Map<string, ProcUsage[]>): void {
+function printTable(
+  args: Args,
+  pdu: number,
+  parallel: number,
+  repeat: number,
+  targets: Target[],
+  times: Map<string, number[]>,
+  usage: Map<string, ProcUsage[]>,
+  warm: Map<string, ProcUsage>,
+): void {
   const refName = args.tls ? 'stunnel' : 'haproxy';
   const ref = times.has(refName) ? median(times.get(refName)!) : undefined;
   const directName = args.tls ? 'direct-tls' : 'direct';
@@ -423,7 +455,7 @@ function printTable(args: Args, pdu: number, parallel: number, repeat: number, t
     `PDU ${pdu} bytes, ${parallel} association(s) at once, ${repeat} x ${(args.imageBytes / 1048576).toFixed(0)} MiB each (${scp} --max-pdu ${pdu}; ${mb.toFixed(0)} MB per run):`,
   );
   console.log(
-    `  target           median s   min s   max s    MB/s   speed vs ${refName.padEnd(8)}   vs direct   relay CPU s/run   of it sys   CPU s/GB   CPU/GB vs ${refName.padEnd(8)}   page faults/run`,
+    `  target           median s   min s   max s    MB/s   speed vs ${refName.padEnd(8)}   vs direct   relay CPU s/run   of it sys   CPU s/GB   CPU/GB vs ${refName.padEnd(8)}   page faults/run   warm-up CPU s`,
   );
   for (const t of targets) {
     const v = times.get(t.name)!;
@@ -452,6 +484,7 @@ function printTable(args: Args, pdu: number, parallel: number, repeat: number, t
         (perGb === undefined ? '-' : perGb.toFixed(3)).padStart(10),
         perGbVsRef.padStart(20),
         med((x) => x.faults, 0).padStart(17),
+        (warm.has(t.name) ? warm.get(t.name)!.cpu.toFixed(2) : '-').padStart(15),
       ].join(' '),
     );
   }
