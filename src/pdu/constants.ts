@@ -21,8 +21,12 @@ export const PDU_TYPE_NAMES: Readonly<Record<number, string>> = {
   0x07: 'A-ABORT',
 };
 
+/** The same names indexed by type (an array: one lookup per PDU on the hot path, kept monomorphic). */
+const PDU_TYPE_NAME_LIST: readonly string[] = Array.from({ length: 8 }, (_, type) => PDU_TYPE_NAMES[type] ?? '');
+
 export function pduTypeName(type: number): string {
-  return PDU_TYPE_NAMES[type] ?? `0x${type.toString(16).padStart(2, '0')}`;
+  const name = type < PDU_TYPE_NAME_LIST.length ? PDU_TYPE_NAME_LIST[type]! : '';
+  return name !== '' ? name : `0x${type.toString(16).padStart(2, '0')}`;
 }
 
 /** PDU header: type (1), reserved (1), UInt32 length of what follows (PS3.8 9.3.1). */

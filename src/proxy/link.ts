@@ -94,6 +94,14 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private source: Socket | undefined;
   private dest: Socket | undefined;
   private batch: Buffer[] = [];
+  /** The batch's last entry and the writes adjacent to it in memory since: [start, end) of `buffer`. */
+  private readonly run: { head: Buffer | undefined; buffer: ArrayBufferLike | undefined; start: number; end: number; merged: boolean } = {
+    head: undefined,
+    buffer: undefined,
+    start: 0,
+    end: 0,
+    merged: false,
+  };
   private readonly awaiting: InFlight[] = [];
   private current: InFlight | undefined;
   private lastData: InFlight | undefined;
@@ -326,20 +334,39 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
 
   pduStart(): void {
     const last = this.batch[this.batch.length - 1];
-    this.openPduMark = { entries: this.batch.length, lastLength: last ? last.length : 0 };
+    const lastLength = this.run.head !== undefined ? this.run.end - this.run.start : last ? last.length : 0;
+    this.openPduMark = { entries: this.batch.length, lastLength };
   }
 
   write(bytes: Buffer): void {
-    if (bytes.length === 0) return;
-    this.counters.bytesOut += bytes.length;
-    const batch = this.batch;
-    const prev = batch[batch.length - 1];
-    if (prev !== undefined && prev.buffer === bytes.buffer && prev.byteOffset + prev.length === bytes.byteOffset) {
-      // Adjacent in memory: one view covers both, in order.
-      batch[batch.length - 1] = Buffer.from(prev.buffer, prev.byteOffset, prev.length + bytes.length);
-    } else {
-      batch.push(bytes);
+    const n = bytes.length;
+    if (n === 0) return;
+    this.counters.bytesOut += n;
+    const offset = bytes.byteOffset;
+    // Adjacent in memory to the batch's last entry (a passed-through PDU's header, PDV header and data are
+    // consecutive views of one read): extend the run; one view covering it is made when the batch is read.
+    // The offsets are compared first: `.buffer` is a call into the runtime, too dear for every write.
+    if (this.run.head !== undefined && offset === this.run.end && bytes.buffer === this.run.buffer) {
+      this.run.end = offset + n;
+      this.run.merged = true;
+      return;
     }
+    this.sealRun();
+    this.batch.push(bytes);
+    this.run.head = bytes;
+    this.run.buffer = bytes.buffer;
+    this.run.start = offset;
+    this.run.end = offset + n;
+  }
+
+  /** Make the batch's last entry the one view that covers the run of adjacent writes it started. */
+  private sealRun(): void {
+    const run = this.run;
+    if (run.head === undefined) return;
+    if (run.merged) this.batch[this.batch.length - 1] = Buffer.from(run.buffer!, run.start, run.end - run.start);
+    run.head = undefined;
+    run.buffer = undefined;
+    run.merged = false;
   }
 
   pduEnd(length: number): void {
@@ -377,6 +404,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       // The PDU in progress can be withdrawn only if none of it has reached the socket yet.
       const mark = this.openPduMark;
       if (!mark) return false;
+      this.sealRun();
       this.batch.length = mark.entries;
       const last = this.batch[mark.entries - 1];
       if (last && last.length !== mark.lastLength) this.batch[mark.entries - 1] = last.subarray(0, mark.lastLength);
@@ -409,6 +437,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
 
   /** The unflushed batch, handed over; the link starts a new one. */
   private takeBatch(): Buffer[] {
+    this.sealRun();
     const batch = this.batch;
     this.batch = [];
     this.openPduMark = undefined;
