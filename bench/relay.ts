@@ -9,10 +9,11 @@
 //
 // Options: --rounds N (default 7), --repeat N images per association (default 20 with one association at a
 // time, 4 with several), --pdu 4KB,16KB,128KB, --image-bytes N (default 16 MiB of pixel data),
-// --targets direct,pipe,haproxy,socat,proxy,proxy-csv, --warmup N (default 1): untimed runs of every target
+// --targets direct,pipe,haproxy,socat,proxy,proxy-csv, --warmup N (default 2): untimed runs of every target
 // before the rounds. A fresh Node relay spends its first run compiling its hot code (V8's optimising compiler
 // took 29% of the proxy's CPU samples in a first 16 KB run): that is a once-per-process cost, not a per-byte
-// one, so it is kept out of the medians and shown on its own (the table's last column, "warm-up CPU s").
+// one, so it is kept out of the medians and shown on its own (the table's last column, "warm-up CPU s": the
+// first run's; at 4 KB with the CSV on, V8 was still tiering up in the second and third runs of 336 MB).
 //
 // --parallel N[,M...] (default 1,8): N associations at once per run (N storescu started together, each with
 // its own --repeat), for every N listed; with N > 1 the SCP is `storescp --fork --ignore` (one process per
@@ -91,7 +92,7 @@ function parseArgs(argv: string[]): Args {
   if (warmup !== undefined && !/^\d+$/.test(warmup)) throw new Error(`--warmup ${warmup}: expected a count of 0 or more`);
   return {
     rounds: Number(get('--rounds') ?? 7),
-    warmup: Number(get('--warmup') ?? 1),
+    warmup: Number(get('--warmup') ?? 2),
     repeat: Number(get('--repeat') ?? 20),
     repeatGiven: get('--repeat') !== undefined,
     parallel,
