@@ -20,6 +20,7 @@ import type { FrameHandler } from '../src/pdu/framer.js';
 import { PduFramer } from '../src/pdu/framer.js';
 import { encodePData, singlePdvHeader } from '../src/pdu/pdata.js';
 import { EXPLICIT_LE, SECONDARY_CAPTURE, buildAc, buildRq } from '../test/helpers/raw.js';
+import { busyShare, machineTicks } from './machine.js';
 import { cStoreRqCommand, commandStatus } from './raw-store.js';
 
 /** Whole middle PDUs per prebuilt block (one write each). */
@@ -235,10 +236,12 @@ async function storeMany(port: number, repeat: number, imageBytes: number, index
 }
 
 async function send(port: number, parallel: number, repeat: number, imageBytes: number): Promise<void> {
+  const machineBefore = machineTicks();
   const t0 = performance.now();
   const sent = await Promise.all(Array.from({ length: parallel }, (_, i) => storeMany(port, repeat, imageBytes, i)));
   const ms = performance.now() - t0;
-  process.stdout.write(`${JSON.stringify({ ms, bytes: sent.reduce((a, b) => a + b, 0) })}\n`);
+  const busy = busyShare(machineBefore, machineTicks());
+  process.stdout.write(`${JSON.stringify({ ms, bytes: sent.reduce((a, b) => a + b, 0), busy })}\n`);
 }
 
 const [mode, ...rest] = process.argv.slice(2);

@@ -20,7 +20,9 @@
 // association, so it is not serialised). Wall time is from the first start to the last exit. Every table
 // also gives each relay's CPU (user + system, from /proc/PID/stat before and after the run, the process, its
 // reaped children and its live descendants), that CPU per GB relayed (dataset bytes sent, 1 GB = 1e9 B), its
-// ratio to HAProxy's (stunnel's with --tls) and the page faults (minor + major) per run.
+// ratio to HAProxy's (stunnel's with --tls) and the page faults (minor + major) per run. "machine busy" is the
+// share of all cores' time that was not idle during the run (/proc/stat): near 100%, the machine itself is the
+// bottleneck (peers and relay share its cores), and a relay using more cores (--workers) cannot go faster.
 //
 // --peers raw (default dcmtk): cheap peers instead of storescu/storescp, so that the relay is the
 // bottleneck, not the SCU or the SCP (bench/raw-peers.ts): one sender process opening N associations at once
@@ -45,6 +47,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseSize } from '../src/values/size.js';
 import { writeTestDicom } from '../src/dicom/synthetic.js';
+import { busyShare, machineTicks } from './machine.js';
 import { freePort } from '../test/helpers/ports.js';
 import { killAll, runToExit, spawnPeer, waitForPort } from '../test/helpers/procs.js';
 import type { PeerProcess } from '../test/helpers/procs.js';
@@ -325,7 +328,16 @@ async function startScp(args: Args, pdu: number, parallel: number, scpTls: strin
 }
 
 /** One run through a target: `parallel` associations at once, `repeat` images each. Returns seconds. */
-async function runOnce(args: Args, pdu: number, parallel: number, repeat: number, port: number, image: string, scuTls: string[]): Promise<number> {
+/** One run: its time, and how busy the machine's cores were meanwhile (0-1). */
+async function runOnce(
+  args: Args,
+  pdu: number,
+  parallel: number,
+  repeat: number,
+  port: number,
+  image: string,
+  scuTls: string[],
+): Promise<{ seconds: number; busy: number | undefined }> {
   if (args.peers === 'raw') {
     const r = await runToExit(
       process.execPath,
@@ -333,8 +345,11 @@ async function runOnce(args: Args, pdu: number, parallel: number, repeat: number
       { timeoutMs: 300_000, name: 'raw-send', cwd: REPO_ROOT },
     );
     if (r.code !== 0) throw new Error(`raw sender failed: ${r.stderr.slice(-500)}`);
-    return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number }).ms / 1000;
+    // The sender measures from its first connect to its last release, leaving out its own start-up.
+    const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; busy?: number };
+    return { seconds: result.ms / 1000, busy: result.busy };
   }
+  const machineBefore = machineTicks();
   const t0 = performance.now();
   const runs = await Promise.all(
     Array.from({ length: parallel }, () =>
@@ -345,9 +360,10 @@ async function runOnce(args: Args, pdu: number, parallel: number, repeat: number
     ),
   );
   const seconds = (performance.now() - t0) / 1000;
+  const busy = busyShare(machineBefore, machineTicks());
   const failed = runs.find((r) => r.code !== 0);
   if (failed) throw new Error(`storescu failed: ${failed.stderr.slice(-500)}`);
-  return seconds;
+  return { seconds, busy };
 }
 
 async function main(): Promise<void> {
@@ -390,6 +406,7 @@ async function main(): Promise<void> {
         const times = new Map<string, number[]>(targets.map((t) => [t.name, []]));
         const usage = new Map<string, ProcUsage[]>(targets.map((t) => [t.name, []]));
         const warm = new Map<string, ProcUsage>();
+        const busy = new Map<string, number[]>(targets.map((t) => [t.name, []]));
         for (let w = 0; w < args.warmup; w++) {
           for (const t of targets) {
             const before = procUsage(t.process?.child.pid);
@@ -406,10 +423,11 @@ async function main(): Promise<void> {
           const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
           for (const t of order) {
             const before = procUsage(t.process?.child.pid);
-            const seconds = await runOnce(args, pdu, parallel, repeat, t.port, image, scuTls).catch((err: Error) => {
+            const { seconds, busy: machineBusy } = await runOnce(args, pdu, parallel, repeat, t.port, image, scuTls).catch((err: Error) => {
               throw new Error(`via ${t.name}: ${err.message}`);
             });
             times.get(t.name)!.push(seconds);
+            if (machineBusy !== undefined) busy.get(t.name)!.push(machineBusy);
             const after = procUsage(t.process?.child.pid);
             if (before !== undefined && after !== undefined) {
               usage.get(t.name)!.push({ cpu: after.cpu - before.cpu, sys: after.sys - before.sys, faults: after.faults - before.faults });
@@ -418,7 +436,7 @@ async function main(): Promise<void> {
           process.stderr.write(`  ${pdu} B x ${parallel}: round ${round + 1}/${args.rounds}\r`);
         }
         process.stderr.write('\n');
-        printTable(args, pdu, parallel, repeat, targets, times, usage, warm);
+        printTable(args, pdu, parallel, repeat, targets, times, usage, warm, busy);
         for (const t of targets) await t.process?.kill();
         await scp.process.kill();
       }
@@ -439,6 +457,7 @@ function printTable(
   times: Map<string, number[]>,
   usage: Map<string, ProcUsage[]>,
   warm: Map<string, ProcUsage>,
+  busy: Map<string, number[]>,
 ): void {
   const refName = args.tls ? 'stunnel' : 'haproxy';
   const ref = times.has(refName) ? median(times.get(refName)!) : undefined;
@@ -456,7 +475,7 @@ function printTable(
     `PDU ${pdu} bytes, ${parallel} association(s) at once, ${repeat} x ${(args.imageBytes / 1048576).toFixed(0)} MiB each (${scp} --max-pdu ${pdu}; ${mb.toFixed(0)} MB per run):`,
   );
   console.log(
-    `  target           median s   min s   max s    MB/s   speed vs ${refName.padEnd(8)}   vs direct   relay CPU s/run   of it sys   CPU s/GB   CPU/GB vs ${refName.padEnd(8)}   page faults/run   warm-up CPU s`,
+    `  target           median s   min s   max s    MB/s   speed vs ${refName.padEnd(8)}   vs direct   relay CPU s/run   of it sys   CPU s/GB   CPU/GB vs ${refName.padEnd(8)}   page faults/run   warm-up CPU s   machine busy`,
   );
   for (const t of targets) {
     const v = times.get(t.name)!;
@@ -486,6 +505,7 @@ function printTable(
         perGbVsRef.padStart(20),
         med((x) => x.faults, 0).padStart(17),
         (warm.has(t.name) ? warm.get(t.name)!.cpu.toFixed(2) : '-').padStart(15),
+        (busy.get(t.name)!.length ? `${(median(busy.get(t.name)!) * 100).toFixed(0)}%` : '-').padStart(14),
       ].join(' '),
     );
   }
