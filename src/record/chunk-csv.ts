@@ -90,6 +90,9 @@ const DIGIT_1 = 0x31;
 /** Bytes a row can take at most: 11 numbers of up to 22 characters (String() of any double), 4 words, commas. */
 const MAX_NUMBER_BYTES = 24;
 
+/** "00" to "99": two digits per division when writing numbers. */
+const DIGIT_PAIRS = Buffer.from(Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0')).join(''), 'latin1');
+
 /** `n` as String(n) would write it: digits for a non-negative safe integer, String() for anything else. */
 function writeNumber(buffer: Buffer, at: number, n: number): number {
   if (!(Number.isSafeInteger(n) && n >= 0)) return at + buffer.write(String(n), at, 'latin1');
@@ -97,16 +100,24 @@ function writeNumber(buffer: Buffer, at: number, n: number): number {
     buffer[at] = DIGIT_0 + n;
     return at + 1;
   }
-  let digits = 1;
-  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  let digits = 2;
+  for (let power = 100; power <= n; power *= 10) digits++; // exact: powers of ten up to 1e22 are doubles
   const end = at + digits;
   let p = end;
-  while (n >= 10) {
-    const q = Math.floor(n / 10);
-    buffer[--p] = DIGIT_0 + (n - q * 10);
+  while (n >= 100) {
+    const q = Math.floor(n / 100);
+    const pair = (n - q * 100) * 2;
+    buffer[--p] = DIGIT_PAIRS[pair + 1]!;
+    buffer[--p] = DIGIT_PAIRS[pair]!;
     n = q;
   }
-  buffer[p - 1] = DIGIT_0 + n;
+  // What is left is the first one or two digits, and p is at + 2 or at + 1.
+  if (n >= 10) {
+    buffer[at + 1] = DIGIT_PAIRS[n * 2 + 1]!;
+    buffer[at] = DIGIT_PAIRS[n * 2]!;
+  } else {
+    buffer[at] = DIGIT_0 + n;
+  }
   return end;
 }
 

@@ -37,6 +37,13 @@ const cases: Array<[PduRecord, string | undefined]> = [
   [{ ...base, length: NaN, outMaxLength: 1.5, type: '0x7f' }, 'x'], // not integers at all
   [base, 'größe-ü'], // a route id that is not ASCII: UTF-8, as before
 ];
+// Every digit count from 1 to 16, at its edges (10^k - 1, 10^k, 10^k + 1) and in between: numbers are
+// written two digits at a time, so odd and even counts and zeros inside a number take different steps.
+for (let k = 1; k <= 16; k++) {
+  const p = 10 ** k;
+  const values = [p - 1, p, p + 1, Math.floor(p / 3), Math.floor(p * 0.7) + 5, p * 5 + 7, p + 100].filter((v) => Number.isSafeInteger(v));
+  for (const v of values) cases.push([{ ...base, seq: v, length: v % 4294967296, firstByteUs: v, outMaxLength: Math.floor(v / 7) }, `k${k}`]);
+}
 
 test('every encoded row is the field list joined with commas, byte for byte', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chunk-csv-'));
@@ -53,6 +60,10 @@ test('every encoded row is the field list joined with commas, byte for byte', as
     await recorder.close();
     assert.equal(fs.readFileSync(file, 'utf8'), `${expected.join('\n')}\n`);
     assert.ok(expected[5]!.includes(',-13,1e+22,'), 'the odd values took the String() path');
+    assert.ok(
+      expected.some((row) => row.includes(',9007199254740991,')) && expected.some((row) => row.includes(',1000000000000000,')),
+      'the widest and a power of ten were written',
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
