@@ -19,6 +19,7 @@ import { Refragmenter } from '../transform/refragment.js';
 import type { LinkShaping, Wire } from '../transform/shaper.js';
 import type { Backpressure, OnWritten, Writer } from './output.js';
 import { writerFor } from './output.js';
+import { READ_BUFFER_BYTES, ReadSizer, processReadBudget } from './read-size.js';
 
 /** An empty batch, for a flush that only reports records. */
 const NO_BYTES: readonly Buffer[] = [];
@@ -78,6 +79,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   readTap: ((chunk: Buffer) => void) | undefined;
   /** Something of the current own read buffer was handed out (undefined: reads use Node's buffers). */
   private ownBufferShared: boolean | undefined;
+  /** The size of the next own read buffer (src/proxy/read-size.ts). */
+  private readonly readSizer = new ReadSizer(processReadBudget);
 
   private readonly owner: LinkOwner;
   private readonly assoc: number;
@@ -156,7 +159,10 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
 
   attachSource(socket: Socket): void {
     this.source = socket;
-    if (this.reuseReadBuffers && readIntoOwnBuffer(socket, (n, buffer) => this.onOwnRead(n, buffer))) return;
+    if (this.reuseReadBuffers && readIntoOwnBuffer(socket, (n, buffer) => this.onOwnRead(n, buffer), this.readSizer.size)) {
+      socket.once('close', () => this.readSizer.release());
+      return;
+    }
     socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
   }
 
@@ -168,9 +174,12 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private onOwnRead(nread: number, buffer: Buffer): Buffer {
     this.ownBufferShared = false;
     this.onChunk(nread === buffer.length ? buffer : buffer.subarray(0, nread));
+    const size = this.readSizer.next(nread);
     const dest = this.dest;
-    if (!this.ownBufferShared && this.batch.length === 0 && this.shaping === undefined && dest !== undefined && dest.writableLength === 0) return buffer;
-    return Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    if (size === buffer.length && !this.ownBufferShared && this.batch.length === 0 && this.shaping === undefined && dest !== undefined && dest.writableLength === 0) {
+      return buffer;
+    }
+    return Buffer.allocUnsafeSlow(size);
   }
 
   /** Set the receiving socket; anything written before is sent now. */
@@ -528,8 +537,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   }
 }
 
-/** Bytes per read into a link's own buffer: what Node allocates for each socket read. */
-export const READ_BUFFER_BYTES = 64 * 1024;
+export { READ_BUFFER_BYTES } from './read-size.js';
 
 /** The parts of Node's net.Socket internals that readIntoOwnBuffer uses. */
 interface SocketInternals {
@@ -550,7 +558,7 @@ interface SocketInternals {
  * Returns false, leaving the socket as it was, when that cannot be done here: a TLS socket, bytes already
  * read or listened for, or a Node whose internals differ.
  */
-export function readIntoOwnBuffer(socket: Socket, onRead: (nread: number, buffer: Buffer) => Buffer): boolean {
+export function readIntoOwnBuffer(socket: Socket, onRead: (nread: number, buffer: Buffer) => Buffer, firstSize: number = READ_BUFFER_BYTES): boolean {
   const internals = socket as unknown as SocketInternals & Record<symbol, unknown>;
   const handle = internals._handle;
   if (internals.encrypted === true || !handle || typeof handle.useUserBuffer !== 'function') return false;
@@ -560,7 +568,7 @@ export function readIntoOwnBuffer(socket: Socket, onRead: (nread: number, buffer
   const kBufferCb = symbols.get('kBufferCb');
   const kBufferGen = symbols.get('kBufferGen');
   if (!kBuffer || !kBufferCb || !kBufferGen || internals[kBuffer] !== null || internals[kBufferCb] !== null) return false;
-  let buffer: Buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  let buffer: Buffer = Buffer.allocUnsafeSlow(firstSize);
   let next = buffer;
   handle.useUserBuffer(buffer);
   internals[kBuffer] = buffer;
