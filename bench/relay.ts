@@ -327,8 +327,7 @@ async function startScp(args: Args, pdu: number, parallel: number, scpTls: strin
   return { port, process: proc };
 }
 
-/** One run through a target: `parallel` associations at once, `repeat` images each. Returns seconds. */
-/** One run: its time, and how busy the machine's cores were meanwhile (0-1). */
+/** One run through a target, `parallel` associations at once, `repeat` images each: its time in seconds, and how busy the machine's cores were meanwhile (0-1). */
 async function runOnce(
   args: Args,
   pdu: number,
