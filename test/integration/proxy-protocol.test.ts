@@ -210,6 +210,28 @@ describe('protocol errors end the association with A-ABORT and leave others alon
     }
   });
 
+  test('an error inside a read withdraws the PDU it had begun to pass on: the SCP gets the whole PDUs before it, then A-ABORT', async () => {
+    const scp = await FakeScp.listen();
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`]);
+    try {
+      const a = await associate(proxy, scp);
+      const whole = encodePData([{ contextId: 1, command: true, last: true, fragment: Buffer.alloc(64, 7) }]);
+      // One write: a whole P-DATA-TF, then one whose header is already passed on when its PDV (item length 1) fails.
+      a.scu.send(Buffer.concat([whole, Buffer.from([0x04, 0, 0, 0, 0, 6, 0, 0, 0, 1, 1, 0])]));
+      const upPdus = await a.up.waitForPdus(3); // RQ, the whole PDU, the abort
+      assert.deepEqual(upPdus[1], whole);
+      assert.deepEqual(upPdus[2], ABORT_INVALID_PARAM);
+      await a.up.ended;
+      assert.equal(a.up.bytes.length, upPdus[0]!.length + whole.length + ABORT_INVALID_PARAM.length, 'nothing of the failed PDU');
+      a.scu.socket.end();
+      a.up.socket.end();
+      await proxy.waitForLog((l) => l.level === 40 && l.code === 'pdv-too-short');
+    } finally {
+      await proxy.stop();
+      await scp.close();
+    }
+  });
+
   test('an unknown PDU type from the SCP aborts both sides', async () => {
     const scp = await FakeScp.listen();
     const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`]);
