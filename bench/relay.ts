@@ -39,7 +39,8 @@
 // service, when stunnel4 is installed) and the proxy re-encrypting (proxy-tls: --tls-cert + --upstream-tls).
 // Ratios are against stunnel. Default targets then: direct-tls,stunnel,proxy-tls.
 // --ref DIR: another build of the proxy (a checkout with dist/ built, e.g. of main) as targets proxy-ref,
-// proxy-ref-csv and proxy-ref-pcap, to compare a change with its base in the same interleaved run.
+// proxy-ref-csv and proxy-ref-pcap (and proxy-ref-tls with --tls), to compare a change with its base in the same
+// interleaved run.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -198,11 +199,15 @@ async function startTarget(
       proc = spawnPeer(process.execPath, args, { name, cwd: root, env });
       break;
     }
-    case 'proxy-tls': {
-      if (!pki) throw new Error('proxy-tls needs --tls');
-      const args = [path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
+    case 'proxy-tls':
+    case 'proxy-ref-tls': {
+      if (!pki) throw new Error(`${name} needs --tls`);
+      if (kind === 'proxy-ref-tls' && ref === undefined) throw new Error(`${name} needs --ref DIR`);
+      const root = kind === 'proxy-ref-tls' ? path.resolve(ref!) : REPO_ROOT;
+      const args = [path.join(root, 'bin', 'dicom-pdu-proxy.js'), '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${scpPort}`, '--log-level', 'warn'];
       args.push('--tls-cert', pki.proxy.cert, '--tls-key', pki.proxy.key, '--upstream-tls', '--upstream-tls-ca', pki.ca);
-      proc = spawnPeer(process.execPath, args, { name, cwd: REPO_ROOT });
+      if (variant) args.push(...variant.extra);
+      proc = spawnPeer(process.execPath, args, { name, cwd: root });
       break;
     }
     case 'stunnel': {

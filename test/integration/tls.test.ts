@@ -21,7 +21,8 @@ import { killAll } from '../helpers/procs.js';
 import type { RunResult } from '../helpers/procs.js';
 import { ProxyProcess, freePort, stopAllProxies } from '../helpers/proxy.js';
 import type { LogLine } from '../helpers/proxy.js';
-import { FakeScp, buildRq } from '../helpers/raw.js';
+import { encodePData } from '../../src/pdu/pdata.js';
+import { FakeScp, RawPeer, buildAc, buildRq } from '../helpers/raw.js';
 
 let pki: TestPki;
 let dir: string;
@@ -290,6 +291,48 @@ describe('TLS on both legs, client certificates required on both (ATNA)', () => 
     assert.equal(line.reason, 'no_client_certificate');
     assert.equal(await noClientCert.stop(), 0);
     assert.equal(await proxy.stop(), 0);
+  });
+});
+
+describe('backpressure toward a TLS receiver', () => {
+  test("an SCP that stops reading over TLS: the proxy stops taking the SCU's bytes and --stall-timeout aborts both legs", async () => {
+    // A TLS SCP that answers the A-ASSOCIATE-RQ and then reads nothing more.
+    const server = tls.createServer({ key: fs.readFileSync(pki.scp.key), cert: fs.readFileSync(pki.scp.cert) }, (socket) => {
+      socket.once('data', () => {
+        socket.write(buildAc({ maxLength: 16384 }));
+        socket.pause();
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const scpPort = (server.address() as { port: number }).port;
+    const stallMs = 1000;
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scpPort}`, '--upstream-tls', '--upstream-tls-ca', pki.ca, '--stall-timeout', String(stallMs)]);
+    try {
+      const scu = await RawPeer.connect(proxy.port);
+      scu.send(buildRq({ maxLength: 16384 }));
+      await scu.waitForPdus(1, 10_000);
+      // Stream 16 KB P-DATA-TF PDUs (honouring the socket's own backpressure) until the proxy aborts.
+      const pdu = encodePData([{ contextId: 1, command: false, last: false, fragment: Buffer.alloc(16_378, 5) }]);
+      let aborted = false;
+      const abort = scu.waitForPdus(2, 30_000).then((pdus) => {
+        aborted = true;
+        return pdus[1]!;
+      });
+      let sent = 0;
+      while (!aborted && sent < 256 * 1024 * 1024) {
+        if (!scu.socket.write(pdu)) await Promise.race([new Promise((resolve) => scu.socket.once('drain', resolve)), abort]);
+        sent += pdu.length;
+      }
+      assert.equal((await abort)[0], 0x07, 'the SCU gets an A-ABORT');
+      assert.ok(sent < 256 * 1024 * 1024, `the proxy stopped taking bytes (${sent} sent before the abort)`);
+      const stalled = await proxy.waitForLog((l) => l.msg === 'peer stalled: association aborted');
+      assert.equal(stalled.leg, 'scp');
+      scu.socket.destroy();
+    } finally {
+      await proxy.stop();
+      server.close();
+    }
   });
 });
 
