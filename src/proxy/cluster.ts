@@ -17,8 +17,6 @@ import type { Worker } from 'node:cluster';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { ChunkCsvRecorder } from '../record/chunk-csv.js';
-import { MessagesCsvRecorder } from '../record/messages-csv.js';
 import { serveHealth } from '../record/health.js';
 import type { HealthState, Readiness } from '../record/health.js';
 import type { Recorder } from '../events/events.js';
@@ -30,6 +28,7 @@ import { AdmissionRules } from './admission.js';
 import type { AdmissionRequest, Refusal, RefusalCode } from './admission.js';
 import { raiseMallocThresholds } from './malloc-threshold.js';
 import { ProxyServer } from './server.js';
+import { RowFileError, openRowRecorders } from './row-recorders.js';
 import { createLogger } from './run.js';
 import type { RunOptions } from './run.js';
 import { catchShutdownSignals } from './signals.js';
@@ -116,15 +115,13 @@ async function runPrimary(all: readonly RouteConfig[], run: RunOptions): Promise
       return 2;
     }
     // The files the workers append to: created (and the header written) here, once.
-    if (options.csv) await (await ChunkCsvRecorder.open(options.csv, log.child({ recorder: '--csv', file: options.csv }))).close();
-    if (options.messagesCsv) {
-      try {
-        await (await MessagesCsvRecorder.open(options.messagesCsv, log.child({ recorder: '--messages-csv', file: options.messagesCsv }))).close();
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        process.stderr.write(`dicom-pdu-proxy: --messages-csv ${e.code ? `${options.messagesCsv}: ${e.code}` : e.message}\n`);
-        return 2;
-      }
+    try {
+      const rows = await openRowRecorders(options, log, 'create');
+      await Promise.all(rows.recorders.map((r) => r.close()));
+    } catch (err) {
+      if (!(err instanceof RowFileError)) throw err;
+      process.stderr.write(`dicom-pdu-proxy: ${err.message}\n`);
+      return 2;
     }
 
     // Admission, counted here for every worker.
@@ -422,17 +419,9 @@ async function runWorker(all: readonly RouteConfig[], run: RunOptions): Promise<
   raiseMallocThresholds();
   const recorders: Recorder[] = [];
   try {
-    const dropCounts: Array<[string, () => number]> = [];
-    if (options.csv) {
-      const csv = await ChunkCsvRecorder.append(options.csv, log.child({ recorder: '--csv', file: options.csv }));
-      recorders.push(csv);
-      dropCounts.push(['csv', () => csv.droppedRows]);
-    }
-    if (options.messagesCsv) {
-      const messages = await MessagesCsvRecorder.open(options.messagesCsv, log.child({ recorder: '--messages-csv', file: options.messagesCsv }));
-      recorders.push(messages);
-      dropCounts.push(['messages_csv', () => messages.droppedRows]);
-    }
+    const rows = await openRowRecorders(options, log, 'append');
+    recorders.push(...rows.recorders);
+    const dropCounts = rows.dropCounts;
     if (run.metrics) {
       const { MetricsRecorder, answerClusterMetrics } = await import('../record/metrics.js');
       const metrics = new MetricsRecorder();

@@ -3,8 +3,6 @@
 import path from 'node:path';
 import pino from 'pino';
 import type { Logger } from 'pino';
-import { ChunkCsvRecorder } from '../record/chunk-csv.js';
-import { MessagesCsvRecorder } from '../record/messages-csv.js';
 import { PcapRecorder } from '../record/pcap.js';
 import type { Recorder } from '../events/events.js';
 import { formatEndpoint } from '../values/endpoint.js';
@@ -12,6 +10,8 @@ import type { Endpoint } from '../values/endpoint.js';
 import type { RouteConfig } from '../config/options.js';
 import { raiseMallocThresholds } from './malloc-threshold.js';
 import { installMemoryProbe } from './memory-probe.js';
+import { RowFileError, openRowRecorders } from './row-recorders.js';
+import type { RowRecorders } from './row-recorders.js';
 import { ProxyServer } from './server.js';
 import { HealthState, serveHealth } from '../record/health.js';
 import { catchShutdownSignals } from './signals.js';
@@ -74,23 +74,16 @@ export async function runProxy(all: readonly RouteConfig[], run: RunOptions): Pr
   };
   try {
     // A file that stops taking rows (disk full) costs rows, logged and counted, never the relaying.
-    const dropCounts: Array<[string, () => number]> = [];
-    if (options.csv) {
-      const csv = await ChunkCsvRecorder.open(options.csv, log.child({ recorder: '--csv', file: options.csv }));
-      recorders.push(csv);
-      dropCounts.push(['csv', () => csv.droppedRows]);
-    }
-    if (options.messagesCsv) {
-      try {
-        const messages = await MessagesCsvRecorder.open(options.messagesCsv, log.child({ recorder: '--messages-csv', file: options.messagesCsv }));
-        recorders.push(messages);
-        dropCounts.push(['messages_csv', () => messages.droppedRows]);
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        process.stderr.write(`dicom-pdu-proxy: --messages-csv ${e.code ? `${options.messagesCsv}: ${e.code}` : e.message}\n`);
-        await release();
-        return 2;
-      }
+    let dropCounts: RowRecorders['dropCounts'];
+    try {
+      const rows = await openRowRecorders(options, log, 'create');
+      recorders.push(...rows.recorders);
+      dropCounts = rows.dropCounts;
+    } catch (err) {
+      if (!(err instanceof RowFileError)) throw err;
+      process.stderr.write(`dicom-pdu-proxy: ${err.message}\n`);
+      await release();
+      return 2;
     }
     for (const route of all) {
       const capture = route.options.pcap;

@@ -69,6 +69,23 @@ describe('--workers: bad values', () => {
   }
 });
 
+test('a CSV file that cannot be opened: one line naming the flag and the file, exit 2, with one process or two workers', async () => {
+  const missing = path.join(tmp, 'no-such-dir');
+  for (const workers of ['1', '2']) {
+    for (const flag of ['--csv', '--messages-csv']) {
+      const file = path.join(missing, `${flag.slice(2)}.csv`);
+      // With both files asked for and the first one fine, the second one is named (and the first is closed again).
+      const args = flag === '--messages-csv' ? ['--csv', path.join(tmp, `fine-${workers}.csv`), flag, file] : [flag, file];
+      const r = await runToExit(process.execPath, [BIN, '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:104', '--workers', workers, ...args], {
+        timeoutMs: 10_000,
+        cwd: REPO_ROOT,
+      });
+      assert.equal(r.code, 2, `--workers ${workers} ${flag}: ${r.stderr}`);
+      assert.equal(r.stderr, `dicom-pdu-proxy: ${flag} ${file}: ENOENT\n`);
+    }
+  }
+});
+
 test('--pcap with --workers 2: refused in one line, exit 2, no capture file', async () => {
   const file = path.join(tmp, 'refused.pcapng');
   const r = await runToExit(process.execPath, [BIN, '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:104', '--workers', '2', '--pcap', file], {
