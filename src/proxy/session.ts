@@ -23,7 +23,7 @@ import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUn
 import { ProtocolError } from '../pdu/errors.js';
 import { MIN_USABLE_MAX_LENGTH } from '../pdu/pdata.js';
 import { MessageTracker } from '../dimse/tracker.js';
-import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
+import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder, RejectionSource, TlsFailureReason } from '../events/events.js';
 import { formatEndpoint } from '../values/endpoint.js';
 import type { Admission, Refusal } from './admission.js';
 import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
@@ -33,7 +33,7 @@ import { captureRecorder, tapSocket } from './capture-tap.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import type { Wire } from '../transform/shaper.js';
-import { connectUpstream, describeTlsError, resetOrDestroy, tlsFields } from './tls.js';
+import { connectUpstream, describeTlsError, peerCertificateExpiry, resetOrDestroy, tlsFields } from './tls.js';
 
 /** The emulated link of a proxy, one wire per direction, shared by all its associations (--bandwidth). */
 export interface Wires {
@@ -105,6 +105,7 @@ export class Session implements LinkOwner {
   private state: State = State.AwaitRq;
   private outcome: SessionSummary['outcome'] = 'closed';
   private reason: string | undefined;
+  private rejectedBy: RejectionSource | undefined;
   /** Why it was aborted, in the metrics' fixed vocabulary (set with outcome 'aborted'). */
   private abortCause: AbortCause | undefined;
   /** A well-formed A-ASSOCIATE-RQ arrived (admitted or not). */
@@ -138,7 +139,7 @@ export class Session implements LinkOwner {
     this.messageRecorders = recorders.filter((r) => r.message);
     this.associationRecorders = recorders.filter((r) => r.association);
     this.capture = captureRecorder(recorders);
-    this.tlsRecorders = recorders.filter((r) => r.tlsFailure);
+    this.tlsRecorders = recorders.filter((r) => r.tlsFailure || r.certificate);
     this.onDone = onDone;
     const clock = (): number => (performance.now() - this.t0) * 1000;
     // Sender idle time counts only while the event loop waits with nothing to do (libuv's idle time).
@@ -255,6 +256,7 @@ export class Session implements LinkOwner {
         if (fromScu || this.state !== State.AwaitAc) return this.unexpected(link, type, record, sender);
         this.state = State.Ended;
         this.outcome = 'rejected';
+        this.rejectedBy = 'scp';
         this.reason = describeReject(pdu);
         this.log.info({ result: decodeReject(pdu) }, 'association rejected by the SCP');
         link.forward(pdu, record);
@@ -449,6 +451,9 @@ export class Session implements LinkOwner {
       this.toScu.readTap = tapSocket(this.capture, 'scp', scp);
       this.state = State.AwaitAc;
       this.upstreamConnected = true;
+      // The SCP's certificate as last seen (its expiry is a metric).
+      const notAfterMs = peerCertificateExpiry(scp);
+      if (notAfterMs !== undefined) for (const r of this.tlsRecorders) r.certificate?.({ cert: 'upstream_server', notAfterMs });
       this.toScu.attachSource(scp);
       this.toScp.attachDest(scp);
       this.scu.resume();
@@ -480,13 +485,14 @@ export class Session implements LinkOwner {
   private tlsFailed(leg: 'scu' | 'scp', failure: { reason: TlsFailureReason; detail: string }): void {
     const where = leg === 'scp' ? { upstream: formatEndpoint(this.options.upstream) } : { peer: `${this.scu.remoteAddress}:${this.scu.remotePort}` };
     this.log.warn({ leg, ...where, reason: failure.reason, detail: failure.detail }, 'TLS handshake failed: connection closed');
-    for (const r of this.tlsRecorders) r.tlsFailure!({ leg, reason: failure.reason });
+    for (const r of this.tlsRecorders) r.tlsFailure?.({ leg, reason: failure.reason });
   }
 
   private upstreamUnavailable(why: string): void {
     if (this.state !== State.Connecting) return;
     this.state = State.Ended;
     this.outcome = 'rejected';
+    this.rejectedBy = 'upstream_unavailable';
     this.reason = `upstream unavailable: ${why}`;
     this.log.warn({ reason: this.reason }, 'association rejected: upstream unavailable');
     this.toScu.sendGenerated(encodeUpstreamUnavailableReject());
@@ -660,6 +666,7 @@ export class Session implements LinkOwner {
     this.toScp.drop(record);
     this.state = State.Ended;
     this.outcome = 'rejected';
+    this.rejectedBy = 'proxy';
     this.reason = `rejected by the proxy: ${refusal.reason}`;
     // Peer strings are values of fields, never part of the message or of a key.
     this.log.warn(
@@ -728,6 +735,7 @@ export class Session implements LinkOwner {
       admitted: this.accepted,
       outcome: this.outcome,
       abort: this.outcome === 'aborted' ? (this.abortCause ?? 'connection_lost') : undefined,
+      rejectedBy: this.outcome === 'rejected' ? this.rejectedBy : undefined,
     });
     // The server first (--workers: the primary frees the association's slot), then the line that says it is
     // closed: whoever reads the line may count on the slot being free.
