@@ -3,7 +3,7 @@
 // (session.ts) acts on it.
 
 import { PduType } from '../pdu/constants.js';
-import type { AbortCause, AssociationEvent, AssociationOutcome } from '../events/events.js';
+import type { AbortCause, AssociationEvent, AssociationOutcome, RejectionSource } from '../events/events.js';
 
 /** The states of an association seen from the middle; each value is the name logs and messages use. */
 export const State = {
@@ -67,6 +67,8 @@ export class AssociationStatus {
   reason: string | undefined;
   /** Why it was aborted, in the metrics' fixed vocabulary (set with outcome 'aborted'). */
   abortCause: AbortCause | undefined;
+  /** Who rejected it (set with outcome 'rejected'). */
+  private rejectedBy: RejectionSource | undefined;
   /** A well-formed A-ASSOCIATE-RQ arrived (admitted or not) ... */
   private requested = false;
   /** ... and was not refused by the proxy's own rules. */
@@ -79,6 +81,12 @@ export class AssociationStatus {
     this.state = State.Ended;
     this.outcome = outcome;
     this.reason = reason;
+  }
+
+  /** Rejected: by the SCP (its A-ASSOCIATE-RJ), the proxy's admission rules, or the proxy for an unreachable SCP. */
+  reject(by: RejectionSource, reason: string): void {
+    this.end('rejected', reason);
+    this.rejectedBy = by;
   }
 
   /** Aborted (by a peer, or by the proxy: then once only, see Session.tearDown). */
@@ -117,6 +125,7 @@ export class AssociationStatus {
       admitted: this.accepted,
       outcome: this.outcome,
       abort: this.outcome === 'aborted' ? (this.abortCause ?? 'connection_lost') : undefined,
+      rejectedBy: this.outcome === 'rejected' ? this.rejectedBy : undefined,
     };
   }
 }

@@ -4,7 +4,7 @@
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { AssociationEvent, Direction, Leg, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
+import type { AssociationEvent, CertificateEvent, Direction, Leg, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
 import { messageLogFields } from '../record/messages-csv.js';
 import { captureRecorder, tapSocket } from './capture-tap.js';
 
@@ -22,7 +22,7 @@ export class SessionRecorders {
     this.pduRecorders = recorders.filter((r) => r.pdu);
     this.messageRecorders = recorders.filter((r) => r.message);
     this.associationRecorders = recorders.filter((r) => r.association);
-    this.tlsRecorders = recorders.filter((r) => r.tlsFailure);
+    this.tlsRecorders = recorders.filter((r) => r.tlsFailure || r.certificate);
     this.capture = captureRecorder(recorders);
   }
 
@@ -50,7 +50,12 @@ export class SessionRecorders {
   tlsFailure(leg: Leg, failure: { reason: TlsFailureReason; detail: string }, endpoint: string): void {
     const where = leg === 'scp' ? { upstream: endpoint } : { peer: endpoint };
     this.log.warn({ leg, ...where, reason: failure.reason, detail: failure.detail }, 'TLS handshake failed: connection closed');
-    for (const r of this.tlsRecorders) r.tlsFailure!({ leg, reason: failure.reason });
+    for (const r of this.tlsRecorders) r.tlsFailure?.({ leg, reason: failure.reason });
+  }
+
+  /** A certificate's expiry as seen (metrics): the SCP's, at each upstream handshake. */
+  certificate(event: CertificateEvent): void {
+    for (const r of this.tlsRecorders) r.certificate?.(event);
   }
 
   /** Start capturing `socket` (connected now) as `leg`: the link reading it gets the returned readTap. */

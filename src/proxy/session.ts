@@ -23,7 +23,7 @@ import { dialUpstream } from './upstream.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import type { Wires } from './output.js';
-import { describeTlsError, resetOrDestroy } from './tls.js';
+import { describeTlsError, peerCertificateExpiry, resetOrDestroy } from './tls.js';
 import { AssociationStatus, State, controlPduInTurn, dataAllowed, isOver } from './association-state.js';
 import { Negotiator, describeReject, refusalLogFields } from './negotiation.js';
 import type { Teardown } from './teardown.js';
@@ -155,7 +155,7 @@ export class Session implements LinkOwner {
       case PduType.AssociateAc:
         return this.onAssociateAc(pdu, record);
       case PduType.AssociateRj:
-        this.status.end('rejected', describeReject(pdu));
+        this.status.reject('scp', describeReject(pdu));
         this.log.info({ result: decodeReject(pdu) }, 'association rejected by the SCP');
         link.forward(pdu, record);
         this.startCloseTimer();
@@ -231,6 +231,9 @@ export class Session implements LinkOwner {
         this.toScu.readTap = this.recorders.tap('scp', scp);
         this.status.state = State.AwaitAc;
         this.upstreamConnected = true;
+        // The SCP's certificate as last seen (its expiry is a metric).
+        const notAfterMs = peerCertificateExpiry(scp);
+        if (notAfterMs !== undefined) this.recorders.certificate({ cert: 'upstream_server', notAfterMs });
         this.toScu.attachSource(scp);
         this.toScp.attachDest(scp);
         this.scu.resume();
@@ -257,7 +260,7 @@ export class Session implements LinkOwner {
 
   private upstreamUnavailable(why: string): void {
     if (this.state !== State.Connecting) return;
-    this.status.end('rejected', `upstream unavailable: ${why}`);
+    this.status.reject('upstream_unavailable', `upstream unavailable: ${why}`);
     this.log.warn({ reason: this.status.reason }, 'association rejected: upstream unavailable');
     this.toScu.sendGenerated(encodeUpstreamUnavailableReject());
     this.scu.resume();
@@ -387,7 +390,7 @@ export class Session implements LinkOwner {
       return true;
     }
     this.toScp.drop(record);
-    this.status.end('rejected', `rejected by the proxy: ${refusal.reason}`);
+    this.status.reject('proxy', `rejected by the proxy: ${refusal.reason}`);
     this.log.warn(refusalLogFields(refusal, peerAddress, rq), 'association rejected by the proxy');
     this.toScu.sendGenerated(refusal.reject);
     this.toScu.closeOutput();

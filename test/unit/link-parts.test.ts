@@ -133,17 +133,28 @@ test('association status: a release collision ends with the second RP; the ended
   assert.equal(status.state, State.Releasing);
   assert.equal(status.releaseAnswered(), true);
   assert.equal(status.state, State.Ended);
-  assert.deepEqual(status.endedEvent(7), { phase: 'ended', assoc: 7, requested: true, admitted: true, outcome: 'released', abort: undefined });
+  assert.deepEqual(status.endedEvent(7), { phase: 'ended', assoc: 7, requested: true, admitted: true, outcome: 'released', abort: undefined, rejectedBy: undefined });
 });
 
 test('association status: an abort keeps its cause; without one, a lost connection', () => {
   const status = new AssociationStatus();
   status.abort('peer_stalled', 'SCP took no bytes');
   assert.equal(status.state, State.Aborted);
-  assert.equal(status.endedEvent(1).abort, 'peer_stalled');
+  assert.deepEqual(status.endedEvent(1), { phase: 'ended', assoc: 1, requested: false, admitted: false, outcome: 'aborted', abort: 'peer_stalled', rejectedBy: undefined });
   const other = new AssociationStatus();
   other.outcome = 'aborted';
-  assert.equal(other.endedEvent(2).abort, 'connection_lost');
+  assert.deepEqual(other.endedEvent(2), { phase: 'ended', assoc: 2, requested: false, admitted: false, outcome: 'aborted', abort: 'connection_lost', rejectedBy: undefined });
+  const rejected = new AssociationStatus();
+  rejected.reject('upstream_unavailable', 'upstream unavailable: 127.0.0.1:1: ECONNREFUSED');
+  assert.deepEqual(rejected.endedEvent(3), {
+    phase: 'ended',
+    assoc: 3,
+    requested: false,
+    admitted: false,
+    outcome: 'rejected',
+    abort: undefined,
+    rejectedBy: 'upstream_unavailable',
+  });
 });
 
 /** An A-ASSOCIATE-RQ with one presentation context and a Maximum Length sub-item of `max` (none: undefined). */
