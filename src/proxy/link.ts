@@ -15,26 +15,22 @@ import type { Direction, PduRecord } from '../events/events.js';
 import type { PDataSink } from '../transform/refragment.js';
 import { Refragmenter } from '../transform/refragment.js';
 import type { LinkShaping, Wire } from '../transform/shaper.js';
+import type { OutputTap } from '../capture/tap.js';
 import type { Backpressure, OnWritten, Writer } from './output.js';
 import { writerFor } from './output.js';
 import { readIntoOwnBuffer } from './own-read-buffer.js';
 import { ReadSizer, processReadBudget } from './read-size.js';
+import type { InFlight } from './pdu-records.js';
+import { PendingRecords } from './pdu-records.js';
 import { SenderTime } from './sender-time.js';
 import { StallWatch } from './stall-watch.js';
+import { resetOrDestroy } from './tls.js';
 import { WriteBatch } from './write-batch.js';
 
 /** An empty batch, for a flush that only reports records. */
 const NO_BYTES: readonly Buffer[] = [];
 
-/** A PDU record still being received or waiting for its bytes to be written. */
-export interface InFlight extends PduRecord {
-  /** Cumulative fragment bytes received on this link up to this PDU's end. */
-  payloadEnd: number;
-  /** Its last byte has been received. */
-  complete: boolean;
-  /** The session chose not to forward it. */
-  dropped: boolean;
-}
+export type { InFlight } from './pdu-records.js';
 
 export interface LinkOwner {
   /** A whole PDU other than P-DATA-TF arrived from this link's sender. Forward it with link.forward(). */
@@ -79,6 +75,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   reuseReadBuffers = false;
   /** Told of every chunk read from the sender before anything is done with it; copies what it keeps (--pcap). */
   readTap: ((chunk: Buffer) => void) | undefined;
+  /** Told of what the link hands the receiving socket, its half-close and its reset (--pcap); set before attachDest. */
+  writeTap: OutputTap | undefined;
   /** Something of the current own read buffer was handed out (undefined: reads use Node's buffers). */
   private ownBufferShared: boolean | undefined;
   /** The size of the next own read buffer (src/proxy/read-size.ts). */
@@ -93,7 +91,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private source: Socket | undefined;
   private dest: Socket | undefined;
   private readonly batch = new WriteBatch();
-  private readonly awaiting: InFlight[] = [];
+  private readonly awaiting = new PendingRecords();
   private current: InFlight | undefined;
   private lastData: InFlight | undefined;
   private chunkTime = 0;
@@ -157,7 +155,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   /** Set the receiving socket; anything written before is sent now. */
   attachDest(socket: Socket): void {
     this.dest = socket;
-    this.writer = writerFor(socket, this.backpressure, this.shaping, this.wire);
+    this.writer = writerFor(socket, this.backpressure, this.shaping, this.wire, this.writeTap);
     this.flush();
   }
 
@@ -228,7 +226,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       complete: false,
       dropped: false,
     };
-    this.awaiting.push(record);
+    this.awaiting.add(record);
     return record;
   }
 
@@ -356,7 +354,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     const dest = this.dest;
     const writer = this.writer;
     if (!dest || !writer) return;
-    const ready = this.takeReady();
+    const ready = this.awaiting.takeReady(this.refragmenter.emittedPayload);
     if (dest.destroyed || dest.writableEnded) {
       this.batch.take();
       writer.drop();
@@ -395,16 +393,15 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     writer.end();
   }
 
-  /** Records complete and fully written (none of their bytes still pending in the re-fragmenter), in order. */
-  private takeReady(): InFlight[] {
-    const emitted = this.refragmenter.emittedPayload;
-    let n = 0;
-    while (n < this.awaiting.length) {
-      const record = this.awaiting[n]!;
-      if (!record.complete || record.payloadEnd > emitted) break;
-      n++;
-    }
-    return n === 0 ? [] : this.awaiting.splice(0, n);
+  /**
+   * Reset the receiving connection (RST; a TLS one is only closed): it can take neither an A-ABORT nor the
+   * rest of its data. False when no receiving socket is attached (nothing done).
+   */
+  resetOutput(): boolean {
+    const dest = this.dest;
+    if (!dest) return false;
+    if (!dest.destroyed && resetOrDestroy(dest)) this.writeTap?.reset();
+    return true;
   }
 
   private report(records: InFlight[], forwardedUs: number | undefined): void {
@@ -426,7 +423,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     this.stallWatch.end();
     this.flush();
     this.writer?.drop();
-    for (const record of this.awaiting.splice(0)) {
+    for (const record of this.awaiting.takeAll()) {
       record.forwardedUs = undefined;
       this.owner.onRecord(record);
     }

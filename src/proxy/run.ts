@@ -3,7 +3,7 @@
 import path from 'node:path';
 import pino from 'pino';
 import type { Logger } from 'pino';
-import { PcapRecorder } from '../record/pcap.js';
+import { PcapRecorder } from '../capture/recorder.js';
 import type { Recorder } from '../events/events.js';
 import { formatEndpoint } from '../values/endpoint.js';
 import type { Endpoint } from '../values/endpoint.js';

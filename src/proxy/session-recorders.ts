@@ -6,7 +6,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { AssociationEvent, CertificateEvent, Direction, Leg, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
 import { messageLogFields } from '../record/messages-csv.js';
-import { captureRecorder, tapSocket } from './capture-tap.js';
+import { captureRecorder, tapSocket } from '../capture/tap.js';
+import type { Link } from './link.js';
 
 export class SessionRecorders {
   private readonly log: Logger;
@@ -14,7 +15,7 @@ export class SessionRecorders {
   private readonly messageRecorders: readonly Recorder[];
   private readonly associationRecorders: readonly Recorder[];
   private readonly tlsRecorders: readonly Recorder[];
-  /** --pcap: taps both sockets (src/proxy/capture-tap.ts); undefined = no capture. */
+  /** --pcap: taps both connections (src/capture/tap.ts); undefined = no capture. */
   private readonly capture: Recorder | undefined;
 
   constructor(recorders: readonly Recorder[], log: Logger) {
@@ -58,8 +59,13 @@ export class SessionRecorders {
     for (const r of this.tlsRecorders) r.certificate?.(event);
   }
 
-  /** Start capturing `socket` (connected now) as `leg`: the link reading it gets the returned readTap. */
-  tap(leg: Leg, socket: Socket): ((chunk: Buffer) => void) | undefined {
-    return tapSocket(this.capture, leg, socket);
+  /**
+   * Start capturing `socket` (connected now) as `leg`: the link `reading` it tells the capture what it
+   * reads, the link `writing` to it what it writes (set before the links attach the socket).
+   */
+  tap(leg: Leg, socket: Socket, reading: Link, writing: Link): void {
+    const tap = tapSocket(this.capture, leg, socket);
+    reading.readTap = tap?.read;
+    writing.writeTap = tap;
   }
 }

@@ -23,7 +23,7 @@ import { dialUpstream } from './upstream.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import type { Wires } from './output.js';
-import { describeTlsError, peerCertificateExpiry, resetOrDestroy } from './tls.js';
+import { describeTlsError, peerCertificateExpiry } from './tls.js';
 import { AssociationStatus, State, controlPduInTurn, dataAllowed, isOver } from './association-state.js';
 import { Negotiator, describeReject, refusalLogFields } from './negotiation.js';
 import type { Teardown } from './teardown.js';
@@ -89,7 +89,7 @@ export class Session implements LinkOwner {
       link.reuseReadBuffers = true;
     }
     scu.setNoDelay(true);
-    this.toScp.readTap = this.recorders.tap('scu', scu);
+    this.recorders.tap('scu', scu, this.toScp, this.toScu);
     this.toScp.attachSource(scu);
     this.toScu.attachDest(scu);
     scu.on('end', () => this.onLegEnd('scu'));
@@ -137,8 +137,7 @@ export class Session implements LinkOwner {
     const leg = link === this.toScp ? 'scp' : 'scu';
     if (isOver(this.state) || this.state === State.AwaitRq) {
       this.log.debug({ leg }, 'peer stalled after the association ended: connection reset');
-      const stalled = leg === 'scp' ? this.scp : this.scu;
-      if (stalled) resetOrDestroy(stalled);
+      link.resetOutput();
       return;
     }
     this.tearDown(stalledTeardown(leg, this.options.stallTimeoutMs));
@@ -228,7 +227,7 @@ export class Session implements LinkOwner {
     const { socket, cancelTimeout } = dialUpstream(this.options, {
       waiting: () => this.state === State.Connecting,
       ready: (scp) => {
-        this.toScu.readTap = this.recorders.tap('scp', scp);
+        this.recorders.tap('scp', scp, this.toScu, this.toScp);
         this.status.state = State.AwaitAc;
         this.upstreamConnected = true;
         // The SCP's certificate as last seen (its expiry is a metric).
@@ -292,7 +291,8 @@ export class Session implements LinkOwner {
     this.toScp.discardInput();
     this.toScu.discardInput();
     const abort = encodeAbort(AbortSource.ServiceProvider, t.abortReason);
-    if (t.lost) closeLostLeg(t.lost === 'scu' ? this.scu : this.scp, t.resetLost);
+    if (t.lost === 'scu') closeLostLeg(this.toScu, this.scu, t.resetLost);
+    else if (t.lost === 'scp') closeLostLeg(this.toScp, this.scp, t.resetLost);
     if (t.lost !== 'scu') abortLeg(this.toScu, this.scu, abort);
     if (t.lost !== 'scp') {
       if (this.scp && this.upstreamConnected) abortLeg(this.toScp, this.scp, abort);
