@@ -23,9 +23,15 @@ import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUn
 import { ProtocolError } from '../pdu/errors.js';
 import { MIN_USABLE_MAX_LENGTH } from '../pdu/pdata.js';
 import { MessageTracker } from '../dimse/tracker.js';
-import type { AbortCause, AssociationEvent, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
+import { FIRST_GENERATION } from '../events/events.js';
+import type { AbortCause, AssociationEvent, AssociationTags, AssociationOutcome, Direction, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
 import { formatEndpoint } from '../values/endpoint.js';
-import type { Admission, Refusal } from './admission.js';
+import type { Admission, Decision, Refusal } from './admission.js';
+import { asDecision } from './admission.js';
+import type { Arm } from '../experiment/arms.js';
+import { armCsvLabel } from '../experiment/arms.js';
+import { guardResult, isFailureStatus } from '../experiment/outcome.js';
+import type { GuardResult } from '../experiment/outcome.js';
 import { messageLogFields, timeSplitSummary } from '../record/messages-csv.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
@@ -127,6 +133,15 @@ export class Session implements LinkOwner {
   private scpMax = 0;
   /** A-RELEASE-RQs forwarded and not yet answered (2 during a release collision). */
   private releaseRpsAwaited = 0;
+  /** The arm the admission gave it (--max-pdu): the Maximum Length written into the AC; undefined = unchanged. */
+  private arm: Arm | undefined;
+  private callingAe = '';
+  /** What every record of the association carries (arm label, AE titles, generation), set when it is admitted. */
+  private tags: AssociationTags = { arm: '', callingAet: '', calledAet: '', generation: FIRST_GENERATION };
+  /** Requests whose final status was a failure (neither success nor warning), for the guard. */
+  private failedStatuses = 0;
+  /** The SCP answered the RQ with A-ASSOCIATE-RJ (not the proxy). */
+  private rejectedBySCP = false;
 
   constructor(id: number, scu: Socket, options: ProxyOptions, log: Logger, recorders: readonly Recorder[], onDone: (s: Session) => void, admission?: Admission, wires?: Wires) {
     this.id = id;
@@ -180,11 +195,14 @@ export class Session implements LinkOwner {
   }
 
   onRecord(record: PduRecord): void {
+    record.arm = this.tags.arm;
+    record.generation = this.tags.generation;
     for (const recorder of this.pduRecorders) recorder.pdu!(record);
     this.tracker.forwarded(record);
   }
 
   private onMessage(message: MessageRecord): void {
+    if (message.status !== undefined && isFailureStatus(message.status)) this.failedStatuses++;
     if (this.log.isLevelEnabled('debug')) this.log.debug(messageLogFields(message), 'message completed');
     for (const recorder of this.messageRecorders) recorder.message!(message);
   }
@@ -255,6 +273,7 @@ export class Session implements LinkOwner {
         if (fromScu || this.state !== State.AwaitAc) return this.unexpected(link, type, record, sender);
         this.state = State.Ended;
         this.outcome = 'rejected';
+        this.rejectedBySCP = true;
         this.reason = describeReject(pdu);
         this.log.info({ result: decodeReject(pdu) }, 'association rejected by the SCP');
         link.forward(pdu, record);
@@ -313,20 +332,25 @@ export class Session implements LinkOwner {
       // protocol error, an A-ABORT or a close ends the connection).
       this.state = State.Connecting;
       decision.then(
-        (refusal) => {
+        (answer) => {
           if (this.finished || this.state !== State.Connecting) return;
           this.state = State.AwaitRq;
-          this.associateRq(raw, rq, record, peerAddress, refusal);
+          this.associateRq(raw, rq, record, peerAddress, asDecision(answer, this.options.arms));
         },
         (err: Error) => this.onInternalError(this.toScp, err),
       );
       return;
     }
-    this.associateRq(raw, rq, record, peerAddress, decision);
+    this.associateRq(raw, rq, record, peerAddress, asDecision(decision, this.options.arms));
   }
 
-  private associateRq(raw: Buffer, rq: AssociatePdu, record: InFlight, peerAddress: string | undefined, refusal: Refusal | undefined): void {
-    if (!this.admit(rq, record, peerAddress, refusal)) return;
+  private associateRq(raw: Buffer, rq: AssociatePdu, record: InFlight, peerAddress: string | undefined, decision: Decision): void {
+    if (!this.admit(rq, record, peerAddress, decision.refusal) || decision.refusal !== undefined) return;
+    // The arm and generation hold for the whole association: every record carries them from here on.
+    this.arm = decision.arm;
+    this.callingAe = callingAe(rq);
+    this.tags = { arm: armCsvLabel(decision.arm), callingAet: this.callingAe, calledAet: calledAe(rq), generation: decision.generation };
+    this.tracker.setTags(this.tags);
     this.scuMax = this.maxLengthOf(rq, 'SCU');
     if (!this.usableMax(this.scuMax, 'SCU')) return;
     let out = raw;
@@ -362,12 +386,13 @@ export class Session implements LinkOwner {
     if (!this.usableMax(this.scpMax, 'SCP')) return;
     let out = raw;
     let written = this.scpMax;
-    if (this.options.maxPdu !== undefined) {
-      written = this.options.maxPdu;
+    if (this.arm !== undefined) {
+      written = this.arm.maxPdu;
       out = rewriteMaxLength(raw, ac, written);
     }
     this.toScp.announcedMax = written;
     this.tracker.setLimits(written, this.scpMax);
+    this.tracker.setTransferSyntaxes(acceptedTransferSyntaxes(presentationContextsAc(ac)));
     const accepted = acceptedContextTable(presentationContextsAc(ac));
     this.toScp.acceptedContexts = accepted;
     this.toScu.acceptedContexts = accepted;
@@ -376,6 +401,7 @@ export class Session implements LinkOwner {
     this.state = State.Established;
     this.log.info(
       {
+        arm: this.arm?.label,
         maxPdu: {
           toScp: { scpAnnounced: this.scpMax, writtenToScu: written },
           toScu: { scuAnnounced: this.scuMax, writtenToScp: this.toScu.announcedMax },
@@ -750,6 +776,22 @@ export class Session implements LinkOwner {
     }
   }
 
+  /**
+   * How the association ended, for the experiment's guard: its arm, calling AE title and result (ok,
+   * failed); undefined without an arm or when the end says nothing about the arm (src/experiment/outcome.ts).
+   * Read once the session is done.
+   */
+  get experimentOutcome(): { arm: Arm; callingAe: string; result: GuardResult } | undefined {
+    if (this.arm === undefined || !this.finished) return undefined;
+    const result = guardResult({
+      outcome: this.outcome,
+      abort: this.outcome === 'aborted' ? (this.abortCause ?? 'connection_lost') : undefined,
+      rejectedBy: this.outcome !== 'rejected' ? undefined : this.rejectedBySCP ? 'scp' : 'proxy',
+      failedStatuses: this.failedStatuses,
+    });
+    return result === undefined ? undefined : { arm: this.arm, callingAe: this.callingAe, result };
+  }
+
   private emit(event: AssociationEvent): void {
     for (const recorder of this.associationRecorders) recorder.association!(event);
   }
@@ -758,6 +800,13 @@ export class Session implements LinkOwner {
 function describeReject(pdu: Buffer): string {
   const { result, source, reason } = decodeReject(pdu);
   return `A-ASSOCIATE-RJ result ${result} source ${source} reason ${reason}`;
+}
+
+/** The transfer syntax of each accepted presentation context, by id. */
+function acceptedTransferSyntaxes(contexts: ReadonlyArray<{ id: number; result: number; transferSyntax?: string | undefined }>): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const c of contexts) if (c.result === 0 && c.transferSyntax !== undefined) out.set(c.id, c.transferSyntax);
+  return out;
 }
 
 /** Accepted presentation context ids as a 256-entry table (1 = accepted) for the per-PDV check. */
