@@ -11,8 +11,8 @@ import type { Worker } from 'node:cluster';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { durationUs } from '../dimse/tracker.js';
 import type { Endpoint } from '../values/endpoint.js';
-import { ABORT_CAUSES, ASSOCIATION_OUTCOMES, TLS_FAILURE_REASONS } from '../events/events.js';
-import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder, TlsFailureEvent } from '../events/events.js';
+import { ABORT_CAUSES, ASSOCIATION_OUTCOMES, REJECTION_SOURCES, TLS_FAILURE_REASONS } from '../events/events.js';
+import type { AssociationEvent, CertificateEvent, Direction, MessageRecord, PduRecord, Recorder, TlsFailureEvent } from '../events/events.js';
 import { answerHealth, serveHttp } from './health.js';
 import type { HealthState, HttpEndpoint } from './health.js';
 import { PDU_HEADER_LENGTH } from '../pdu/constants.js';
@@ -60,8 +60,10 @@ export class MetricsRecorder implements Recorder {
   readonly associations: Counter<'route'>;
   readonly associationsEnded: Counter<'route' | 'outcome'>;
   readonly aborts: Counter<'route' | 'reason'>;
+  readonly rejections: Counter<'route' | 'by'>;
   readonly tlsFailures: Counter<'route' | 'leg' | 'reason'>;
   readonly rowsDropped: Counter<'file'>;
+  readonly certExpiry: Gauge<'route' | 'cert'>;
   /** Per CSV file (label value: the flag's name), its recorder's running count of dropped rows. */
   private readonly droppedSources = new Map<string, { count: () => number; reported: number }>();
 
@@ -168,10 +170,25 @@ export class MetricsRecorder implements Recorder {
       labelNames: ['route', 'reason'],
       registers,
     });
+    this.rejections = new Counter({
+      name: `${METRIC_PREFIX}associations_rejected_total`,
+      help: 'Associations rejected (A-ASSOCIATE-RJ to the SCU), by who rejected them: scp (its own RJ, passed on), proxy (the admission rules), upstream_unavailable (the proxy could not reach the SCP, or its TLS handshake failed)',
+      labelNames: ['route', 'by'],
+      registers,
+    });
     this.tlsFailures = new Counter({
       name: `${METRIC_PREFIX}tls_handshake_failures_total`,
       help: `TLS handshakes that failed, by leg (scu: the listener, scp: the upstream connection) and reason: ${TLS_FAILURE_REASONS.join(', ')}`,
       labelNames: ['route', 'leg', 'reason'],
+      registers,
+    });
+    this.certExpiry = new Gauge({
+      name: `${METRIC_PREFIX}tls_cert_expiry_timestamp_seconds`,
+      help: "When a certificate stops being valid (notAfter, seconds since the epoch; the earliest of its chain), by cert: listener (--tls-cert), upstream_client (--upstream-tls-cert), upstream_server (the SCP's chain as verified in the last upstream TLS handshake). With --workers, the latest any worker holds",
+      labelNames: ['route', 'cert'],
+      // --workers: the configured certificates are the same in every worker; of the SCP's, the newest seen
+      // (a renewed certificate must not stay hidden behind a worker that has not connected since).
+      aggregator: 'max',
       registers,
     });
     const sources = this.droppedSources;
@@ -245,6 +262,7 @@ class RouteView implements Recorder {
   private readonly requested: Counter.Internal;
   private readonly ended: Map<string, Counter.Internal>;
   private readonly aborts: Map<string, Counter.Internal>;
+  private readonly rejections: Map<string, Counter.Internal>;
   private readonly tlsFailures: MetricsRecorder['tlsFailures'];
 
   constructor(route: string, metrics: MetricsRecorder) {
@@ -269,7 +287,8 @@ class RouteView implements Recorder {
     this.requested.inc(0);
     this.ended = new Map(ASSOCIATION_OUTCOMES.map((o) => [o, metrics.associationsEnded.labels(route, o)]));
     this.aborts = new Map(ABORT_CAUSES.map((r) => [r, metrics.aborts.labels(route, r)]));
-    for (const c of [...this.ended.values(), ...this.aborts.values()]) c.inc(0);
+    this.rejections = new Map(REJECTION_SOURCES.map((by) => [by, metrics.rejections.labels(route, by)]));
+    for (const c of [...this.ended.values(), ...this.aborts.values(), ...this.rejections.values()]) c.inc(0);
     // Rare events: their series appear with the first failure, so routes without TLS stay free of them.
     this.tlsFailures = metrics.tlsFailures;
   }
@@ -330,10 +349,15 @@ class RouteView implements Recorder {
     if (event.admitted) this.open.dec();
     if (event.requested) this.ended.get(event.outcome)!.inc();
     if (event.abort !== undefined) this.aborts.get(event.abort)!.inc();
+    if (event.rejectedBy !== undefined) this.rejections.get(event.rejectedBy)!.inc();
   }
 
   tlsFailure(event: TlsFailureEvent): void {
     this.tlsFailures.labels(this.route, event.leg, event.reason).inc();
+  }
+
+  certificate(event: CertificateEvent): void {
+    this.metrics.certExpiry.labels(this.route, event.cert).set(event.notAfterMs / 1000);
   }
 
   close(): Promise<void> {
