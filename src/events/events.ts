@@ -47,6 +47,11 @@ export interface Recorder {
   /** A TLS handshake failed on one leg (metrics); the connection was closed, or the SCU got A-ASSOCIATE-RJ. */
   tlsFailure?(event: TlsFailureEvent): void;
   /**
+   * When a certificate expires (metrics): the route's configured ones once its view exists, the SCP's each
+   * time an upstream TLS handshake completes.
+   */
+  certificate?(event: CertificateEvent): void;
+  /**
    * A recorder shared by several routes gives each route a view that tags what it records with the route's
    * id (a CSV column, a metric label: looked up once, not per event). The view's close() does nothing: the
    * shared recorder is closed once, by its owner.
@@ -114,6 +119,20 @@ export interface TlsFailureEvent {
   reason: TlsFailureReason;
 }
 
+/**
+ * Which certificate: the listener's (--tls-cert), the client certificate presented to the SCP
+ * (--upstream-tls-cert), or the SCP's as last seen in an upstream handshake.
+ */
+export type CertificateRole = 'listener' | 'upstream_client' | 'upstream_server';
+
+export const CERTIFICATE_ROLES: readonly CertificateRole[] = ['listener', 'upstream_client', 'upstream_server'];
+
+/** A certificate chain's earliest notAfter (of the certificates presented, leaf and chain), ms since the epoch. */
+export interface CertificateEvent {
+  cert: CertificateRole;
+  notAfterMs: number;
+}
+
 export type AssociationOutcome = 'released' | 'rejected' | 'aborted' | 'closed';
 
 export const ASSOCIATION_OUTCOMES: readonly AssociationOutcome[] = ['released', 'rejected', 'aborted', 'closed'];
@@ -121,8 +140,19 @@ export const ASSOCIATION_OUTCOMES: readonly AssociationOutcome[] = ['released', 
 export type AssociationEvent =
   /** A well-formed A-ASSOCIATE-RQ arrived; `admitted` false when the proxy refused it (A-ASSOCIATE-RJ). */
   | { phase: 'requested'; assoc: number; admitted: boolean }
-  /** Both connections are closed. `requested`/`admitted` as above; `abort` when the outcome is aborted. */
-  | { phase: 'ended'; assoc: number; requested: boolean; admitted: boolean; outcome: AssociationOutcome; abort: AbortCause | undefined };
+  /**
+   * Both connections are closed. `requested`/`admitted` as above; `abort` when the outcome is aborted,
+   * `rejectedBy` when it is rejected.
+   */
+  | { phase: 'ended'; assoc: number; requested: boolean; admitted: boolean; outcome: AssociationOutcome; abort: AbortCause | undefined; rejectedBy?: RejectionSource | undefined };
+
+/**
+ * Who rejected an association: the SCP (its A-ASSOCIATE-RJ), the proxy's admission rules, or the proxy
+ * because the SCP could not be reached (no connection, or its TLS handshake failed).
+ */
+export type RejectionSource = 'scp' | 'proxy' | 'upstream_unavailable';
+
+export const REJECTION_SOURCES: readonly RejectionSource[] = ['scp', 'proxy', 'upstream_unavailable'];
 
 /**
  * One DIMSE request and its responses (--messages-csv), reported once the final response has arrived and

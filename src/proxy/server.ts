@@ -14,7 +14,7 @@ import { formatLatency, formatRate } from '../values/shaping.js';
 import { Session } from './session.js';
 import type { Wires } from './session.js';
 import { Wire } from '../transform/shaper.js';
-import { checkClient, describeTlsError, listenerTlsOptions } from './tls.js';
+import { checkClient, configuredCertificates, describeTlsError, listenerTlsOptions } from './tls.js';
 import type { TlsFailureReason } from '../events/events.js';
 
 export interface ServerOptions {
@@ -129,6 +129,7 @@ export class ProxyServer {
     this.log = this.parentLog.child({ route: this.routeId });
     const route = this.routeId;
     this.recorders = this.sharedRecorders.map((r) => r.forRoute?.(route) ?? r);
+    for (const certificate of configuredCertificates(this.options)) for (const r of this.recorders) r.certificate?.(certificate);
   }
 
   /**

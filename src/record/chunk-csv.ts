@@ -1,8 +1,8 @@
 // The per-PDU chunk log (--csv). One row per PDU received by the proxy, written once it was forwarded.
 // Rows are queued by pdu() (never blocks the proxy) and written in batches off the hot path.
 
-import fs from 'node:fs';
 import { BatchedLines } from './batched-lines.js';
+import { RowFile } from './row-file.js';
 import type { LineSink, LinesLog } from './batched-lines.js';
 import { DEFAULT_ROUTE_ID } from '../events/events.js';
 import type { PduRecord, Recorder } from '../events/events.js';
@@ -158,16 +158,16 @@ export class ChunkCsvRecorder implements Recorder {
    * later are logged to `log` and cost rows (droppedRows), never the relaying.
    */
   static async open(path: string, log?: LinesLog): Promise<ChunkCsvRecorder> {
-    return new ChunkCsvRecorder(await fs.promises.open(path, 'w'), log);
+    return new ChunkCsvRecorder(await RowFile.open(path, 'truncate'), log);
   }
 
   /**
    * Append rows to `path` without a header (--workers: the primary created the file and wrote the header;
    * every worker appends). O_APPEND and one write() per batch of whole lines: batches of several processes
-   * never interleave within a line.
+   * never interleave within a line (a batch cut short by a full disk is never continued: see BatchedLines).
    */
   static async append(path: string, log?: LinesLog): Promise<ChunkCsvRecorder> {
-    return new ChunkCsvRecorder(await fs.promises.open(path, 'a'), log, false);
+    return new ChunkCsvRecorder(await RowFile.open(path, 'append'), log, false);
   }
 
   /** Rows that never reached the file (see BatchedLines). */

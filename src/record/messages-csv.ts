@@ -3,11 +3,12 @@
 // An existing non-empty file is appended to (no second header), so runs with different settings
 // accumulate in one file; its first line must be this header, or the proxy refuses to start.
 
-import fs from 'node:fs';
+import type fs from 'node:fs';
 import type { TimeSplit } from '../dimse/tracker.js';
 import { durationUs, responseUs } from '../dimse/tracker.js';
 import { statusHex } from '../dimse/command.js';
 import { BatchedLines } from './batched-lines.js';
+import { RowFile } from './row-file.js';
 import type { LineSink, LinesLog } from './batched-lines.js';
 import { DEFAULT_ROUTE_ID } from '../events/events.js';
 import type { Direction, MessageRecord, Recorder } from '../events/events.js';
@@ -130,20 +131,21 @@ export class MessagesCsvRecorder implements Recorder {
 
   /**
    * Open `path` for appending. A missing or empty file gets the header; an existing one must start with
-   * it (else MessagesCsvFileError: appending rows to another file would spoil it). Rejects if the file
-   * cannot be opened; write errors later are logged to `log` and cost rows (droppedRows), never the relaying.
+   * it (else MessagesCsvFileError: appending rows to another file would spoil it). A last row without its
+   * newline was never written whole (a write cut short by a full disk, then a stop): with `repairTail` (the
+   * only process writing the file yet) it is cut off, with a warning. Rejects if the file cannot be opened;
+   * write errors later are logged to `log` and cost rows (droppedRows), never the relaying.
    */
-  static async open(path: string, log?: LinesLog): Promise<MessagesCsvRecorder> {
-    const handle = await fs.promises.open(path, 'a+');
+  static async open(path: string, log?: LinesLog, repairTail = true): Promise<MessagesCsvRecorder> {
+    const file = await RowFile.open(path, 'append');
     let prefix: string;
     try {
-      prefix = await headerPrefix(handle, path);
+      prefix = await headerPrefix(file.file, path, repairTail ? (log ?? silentLog) : undefined);
     } catch (err) {
-      await handle.close();
+      await file.close();
       throw err;
     }
-    // Opened with 'a+': every write goes to the end of the file, whatever the position.
-    return new MessagesCsvRecorder(handle, prefix, log);
+    return new MessagesCsvRecorder(file, prefix, log);
   }
 
   /** Rows that never reached the file (see BatchedLines). */
@@ -171,8 +173,17 @@ export class MessagesCsvFileError extends Error {
   }
 }
 
-/** What to write before the first row: the header (new file), a newline (last row unterminated), or nothing. */
-async function headerPrefix(handle: fs.promises.FileHandle, path: string): Promise<string> {
+const silentLog: LinesLog = { error() {}, warn() {}, info() {} };
+
+/** Bytes read from the end when looking for the last newline: far more than a row takes. */
+const TAIL_SCAN_BYTES = 1024 * 1024;
+
+/**
+ * What to write before the first row: the header (new file), a newline (a file that is only the header), or
+ * nothing. An existing file must start with the header (MessagesCsvFileError otherwise); given `repair`, a
+ * last row that lacks its newline is cut off, and `repair` told how many bytes went.
+ */
+async function headerPrefix(handle: fs.promises.FileHandle, path: string, repair: LinesLog | undefined): Promise<string> {
   const { size } = await handle.stat();
   if (size === 0) return `${MESSAGES_CSV_HEADER}\n`;
   const head = Buffer.alloc(Math.min(size, MESSAGES_CSV_HEADER.length + 2));
@@ -188,7 +199,15 @@ async function headerPrefix(handle: fs.promises.FileHandle, path: string): Promi
   if (firstLine !== MESSAGES_CSV_HEADER) {
     throw new MessagesCsvFileError(`${path} exists and does not start with the messages CSV header; not appending to it`);
   }
-  const last = Buffer.alloc(1);
-  await handle.read(last, 0, 1, size - 1);
-  return last[0] === 0x0a ? '' : '\n';
+  if (size === MESSAGES_CSV_HEADER.length) return '\n';
+  if (!repair) return '';
+  const tail = Buffer.alloc(Math.min(size, TAIL_SCAN_BYTES));
+  await handle.read(tail, 0, tail.length, size - tail.length);
+  if (tail[tail.length - 1] === 0x0a) return '';
+  const lastNewline = tail.lastIndexOf(0x0a);
+  if (lastNewline === -1) throw new MessagesCsvFileError(`${path} ends with a line of over ${TAIL_SCAN_BYTES} bytes; not appending to it`);
+  const cutBytes = tail.length - lastNewline - 1;
+  await handle.truncate(size - cutBytes);
+  repair.warn({ cutBytes }, 'messages CSV: its last row had no newline (never written whole); cut off before appending');
+  return '';
 }

@@ -135,13 +135,21 @@ describe('MessagesCsvRecorder', () => {
     assert.equal(fs.readFileSync(file, 'utf8'), `${MESSAGES_CSV_HEADER}\n`);
   });
 
-  test('a last row without its newline (a crash) is ended before new rows', async () => {
+  test('a last row without its newline (a write cut short by a full disk, then a stop) is removed before new rows, with a warning', async () => {
     const file = tmpFile();
-    fs.writeFileSync(file, `${MESSAGES_CSV_HEADER}\n${messageCsvRow(STORE).join(',')}`);
-    const r = await MessagesCsvRecorder.open(file);
-    r.message(ABORTED);
-    await r.close();
-    assert.equal((await parse(fs.readFileSync(file, 'utf8'))).length, 2);
+    const whole = messageCsvRow(STORE).join(',');
+    // Rows are written with their newline in the same write: a row without one was never written whole,
+    // whether it lost its last field, or only its newline.
+    for (const half of [whole.slice(0, 25), whole.slice(0, -1), whole]) {
+      fs.writeFileSync(file, `${MESSAGES_CSV_HEADER}\n${whole}\n${half}`);
+      const warnings: Array<Record<string, unknown>> = [];
+      const log = { error() {}, info() {}, warn: (fields: Record<string, unknown>) => void warnings.push(fields) };
+      const r = await MessagesCsvRecorder.open(file, log);
+      r.message(ABORTED);
+      await r.close();
+      assert.equal(fs.readFileSync(file, 'utf8'), `${MESSAGES_CSV_HEADER}\n${whole}\n${messageCsvRow(ABORTED).join(',')}\n`);
+      assert.deepEqual(warnings, [{ cutBytes: half.length }]);
+    }
   });
 
   test('a file that is not a messages CSV is refused and left alone', async () => {
