@@ -3,7 +3,8 @@
 // backpressure, and times every PDU it receives. Its stages: framer (src/pdu/framer.ts) → re-fragmenter
 // (src/transform/refragment.ts) → batch (write-batch.ts: one writev per chunk read, adjacent views merged)
 // → writer (output.ts: direct, or shaped). Beside them: reads into the link's own buffers
-// (own-read-buffer.ts), the sender's time accounting (sender-time.ts) and the stall watch (stall-watch.ts).
+// (own-read-buffer.ts), the sender's time accounting (sender-time.ts) and the stall watch (stall-watch.ts:
+// on Node's buffer, and on the kernel's with unacked-watch.ts).
 
 import type { Socket } from 'node:net';
 import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, PduType, pduTypeName } from '../pdu/constants.js';
@@ -107,6 +108,9 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     resume: () => this.resumeSource(),
     receiverFull: () => this.stallWatch.start(this.stallTimeoutMs),
     receiverDrained: () => this.stallWatch.end(),
+    wrote: () => {
+      if (this.dest) this.stallWatch.wrote(this.dest, this.stallTimeoutMs);
+    },
   };
 
   constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number, loopIdle?: () => number) {
@@ -420,7 +424,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
 
   /** Report every record not reported yet, as never forwarded. Called when the association is over. */
   abandon(): void {
-    this.stallWatch.end();
+    this.stallWatch.stop();
     this.flush();
     this.writer?.drop();
     for (const record of this.awaiting.takeAll()) {

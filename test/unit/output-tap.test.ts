@@ -12,7 +12,7 @@ import type { Backpressure } from '../../src/proxy/output.js';
 import { Link } from '../../src/proxy/link.js';
 import type { LinkOwner } from '../../src/proxy/link.js';
 
-const source: Backpressure = { pause: () => true, resume: () => {}, receiverFull: () => {}, receiverDrained: () => {} };
+const source: Backpressure = { pause: () => true, resume: () => {}, receiverFull: () => {}, receiverDrained: () => {}, wrote: () => {} };
 
 /** A socket stand-in that records what reaches it: one entry per write call or writev, 'END' at the end. */
 function sink(): { socket: Socket; got: string[] } {
