@@ -54,6 +54,11 @@ export class ProxyServer {
   private readonly server_: ServerOptions;
   /** adopt() with TLS: the association id of each raw connection until its handshake is over. */
   private readonly adopted = new Map<Socket, number>();
+  /** TLS: raw connections whose handshake is not over, with their arrival number. */
+  private readonly handshakes = new Map<Socket, number>();
+  /** Sessions still without an A-ASSOCIATE-RQ are ordered with the handshakes by this arrival number. */
+  private readonly arrivalOf = new WeakMap<Session, number>();
+  private arrivals = 0;
 
   constructor(options: ProxyOptions, log: Logger, recorders: readonly Recorder[], server: ServerOptions = {}) {
     this.options = options;
@@ -70,6 +75,10 @@ export class ProxyServer {
       // --tls-cert: the handshake runs first (at most --artim-timeout); the session starts on a secure socket.
       const listener = options.tls;
       this.server = tls.createServer(listenerTlsOptions(listener, options.artimTimeoutMs), (socket) => {
+        this.handshakes.delete(rawOf(socket) ?? socket);
+        // Half-open from here on: a peer's FIN after the handshake is passed on, not answered by closing
+        // (before it, a FIN ends the connection: see listenerTlsOptions).
+        socket.allowHalfOpen = true;
         const assoc = this.adoptedId(socket);
         const refused = checkClient(socket, listener);
         if (refused) {
@@ -80,7 +89,18 @@ export class ProxyServer {
         }
         this.accept(socket, assoc);
       });
-      this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => this.tlsFailed(socket, describeTlsError(err)));
+      // A handshake that fails, times out (--artim-timeout) or meets the peer's FIN: Node reports it and leaves
+      // the socket open; it is closed here (a TCP probe on a TLS port must not hold a descriptor).
+      this.server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+        this.tlsFailed(socket, describeTlsError(err));
+        socket.destroy();
+      });
+      // Connections in their handshake: counted by --max-pending, closed by a drain.
+      this.server.on('connection', (raw: Socket) => {
+        this.handshakes.set(raw, this.arrivals++);
+        raw.once('close', () => this.handshakes.delete(raw));
+        if (this.server_.boundPending !== false) this.boundPending();
+      });
     } else {
       this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.accept(socket));
     }
@@ -136,10 +156,10 @@ export class ProxyServer {
    * handshake runs here, as on a connection of the server's own listener.
    */
   adopt(socket: Socket, assoc: number): void {
-    // A socket handed over from another process is created without allowHalfOpen: the proxy needs it
-    // (a peer's FIN is passed on, not answered by closing).
-    socket.allowHalfOpen = true;
     if (!this.options.tls) {
+      // A socket handed over from another process is created without allowHalfOpen: the proxy needs it
+      // (a peer's FIN is passed on, not answered by closing). With TLS, half-open starts after the handshake.
+      socket.allowHalfOpen = true;
       this.accept(socket, assoc);
       return;
     }
@@ -154,8 +174,7 @@ export class ProxyServer {
   /** The id adopt() gave the raw connection under a TLS socket (undefined for the server's own connections). */
   private adoptedId(socket: Socket): number | undefined {
     if (this.adopted.size === 0) return undefined;
-    // node's TLS socket keeps the connection it wraps as its handle's _parentWrap.
-    const raw = (socket as unknown as { _handle?: { _parentWrap?: Socket } })._handle?._parentWrap;
+    const raw = rawOf(socket);
     if (raw === undefined) return undefined;
     const assoc = this.adopted.get(raw);
     if (assoc !== undefined) this.adopted.delete(raw);
@@ -182,11 +201,15 @@ export class ProxyServer {
     const admission = decide ? { admit: (request: AdmissionRequest) => decide(request, id) } : { admit: (request: AdmissionRequest) => this.admit(request) };
     const session = new Session(id, socket, this.options, log, this.recorders, (s) => this.sessionDone(s), admission, this.wires);
     this.sessions.add(session);
+    this.arrivalOf.set(session, this.arrivals++);
   }
 
-  /** Make room for one more connection without an RQ: close the oldest such one when at the bound. */
+  /**
+   * Make room for one more connection without an RQ: close the oldest such one when at the bound. With TLS,
+   * connections still in their handshake count too (the oldest of both kinds is closed).
+   */
   private boundPending(): void {
-    let pending = 0;
+    let pending = this.handshakes.size;
     let oldest: Session | undefined;
     for (const s of this.sessions) {
       if (!s.awaitingRq) continue;
@@ -195,9 +218,14 @@ export class ProxyServer {
     }
     // --max-pending: a real SCU sends its RQ within milliseconds of connecting; connections that do not only
     // hold file descriptors until ARTIM closes them, so a flood of them must not exhaust the process.
-    if (pending >= this.options.maxPendingConnections && oldest) {
-      oldest.closeBeforeRq(`${pending} connections without an A-ASSOCIATE-RQ: the oldest is closed to make room`);
-    }
+    if (pending < this.options.maxPendingConnections) return;
+    const why = `${pending} connections without an A-ASSOCIATE-RQ: the oldest is closed to make room`;
+    const [raw, arrival] = this.handshakes.entries().next().value ?? [];
+    if (raw && (!oldest || arrival! < this.arrivalOf.get(oldest)!)) {
+      this.log.debug({ peer: `${raw.remoteAddress}:${raw.remotePort}`, reason: why }, 'connection closed before its TLS handshake ended');
+      this.handshakes.delete(raw);
+      raw.destroy();
+    } else oldest?.closeBeforeRq(why);
   }
 
   private admit(request: AdmissionRequest): Refusal | undefined {
@@ -233,6 +261,9 @@ export class ProxyServer {
    */
   drain(): void {
     this.draining = true;
+    // A TLS handshake in progress has sent no RQ yet either.
+    for (const raw of this.handshakes.keys()) raw.destroy();
+    this.handshakes.clear();
     for (const session of this.sessions) {
       if (session.awaitingRq && session.bytesFromScu === 0) session.closeBeforeRq('the proxy is shutting down');
     }
@@ -259,6 +290,11 @@ export class ProxyServer {
     if (this.sessions.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
+}
+
+/** The raw connection under a server-side TLS socket: node's TLS socket keeps it as its handle's _parentWrap. */
+function rawOf(socket: Socket): Socket | undefined {
+  return (socket as unknown as { _handle?: { _parentWrap?: Socket } })._handle?._parentWrap;
 }
 
 /** `shaping: { toScp: { latencyMs, jitterMs, bandwidth }, toScu: … }` when --latency/--bandwidth are set; nothing otherwise. */
