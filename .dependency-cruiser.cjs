@@ -15,6 +15,7 @@ const LAYERS = [
   'record',
   'config',
   'proxy',
+  'control',
   'peers',
   'analysis',
   'report',
