@@ -8,6 +8,7 @@ const LAYERS = [
   'pdu',
   'values',
   'events',
+  'experiment',
   'dimse',
   'dicom',
   'transform',

@@ -9,7 +9,10 @@
 #   and carries on: that test then fails with a message saying what is missing;
 # - docker-compose: optional, lets test/unit/docker-compose.test.ts validate docker-compose.yml with
 #   `docker-compose config` (the test checks the file as YAML without it);
-# - orthanc: optional, the SCP of bench --scp-command's Orthanc example and its test (skipped without it).
+# - orthanc: optional, the SCP of bench --scp-command's Orthanc example and its test (skipped without it);
+# - prometheus (promtool and prometheus): required, `promtool check rules` / `promtool test rules` on
+#   deploy/prometheus/ and the real-Prometheus fleet test. Only the binaries are used: the package's own
+#   service is stopped and disabled right after the install (the tests start their own, on a free port).
 # Does nothing when the tools are already there.
 set -euo pipefail
 
@@ -22,6 +25,7 @@ done
 packages=()
 [ ${#missing[@]} -gt 0 ] && packages+=(dcmtk)
 command -v tshark >/dev/null 2>&1 || packages+=(tshark)
+{ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || packages+=(prometheus)
 [ -x "$CHROMIUM" ] || packages+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
 [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
@@ -39,6 +43,10 @@ else
   fi
   if ! command -v tshark >/dev/null 2>&1; then
     echo "ensure-test-deps: tshark not found and cannot install it (not root, no sudo): run 'apt-get install tshark' first" >&2
+    exit 1
+  fi
+  if ! command -v promtool >/dev/null 2>&1; then
+    echo "ensure-test-deps: promtool not found and cannot install prometheus (not root, no sudo): run 'apt-get install prometheus' first" >&2
     exit 1
   fi
   exit 0 # only chromium (reported above) or the optional docker-compose and orthanc are missing
@@ -59,6 +67,7 @@ if ! install "${packages[@]}"; then
     case "$p" in
       dcmtk) install dcmtk ;;
       tshark) install tshark ;;
+      prometheus) install prometheus ;;
       chromium) install chromium || echo "ensure-test-deps: chromium could not be installed: the report's browser test will fail" >&2 ;;
       docker-compose) install docker-compose || echo "ensure-test-deps: docker-compose could not be installed; the compose file is checked without it" >&2 ;;
       orthanc) install orthanc || echo "ensure-test-deps: orthanc could not be installed; the bench --scp-command Orthanc test is skipped" >&2 ;;
@@ -67,3 +76,8 @@ if ! install "${packages[@]}"; then
 fi
 command -v storescp >/dev/null 2>&1 || { echo "ensure-test-deps: dcmtk install did not provide storescp" >&2; exit 1; }
 command -v tshark >/dev/null 2>&1 || { echo "ensure-test-deps: the tshark install did not provide tshark" >&2; exit 1; }
+command -v promtool >/dev/null 2>&1 || { echo "ensure-test-deps: the prometheus install did not provide promtool" >&2; exit 1; }
+if [[ " ${packages[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+  # The package starts a Prometheus on :9090 as a service where systemd runs; the tests never use it.
+  "${SUDO[@]}" systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+fi

@@ -53,6 +53,12 @@ export const MESSAGE_TYPES: Readonly<Record<string, string>> = {
   started_at: 'TIMESTAMP',
   requested_by: 'VARCHAR',
   route: 'VARCHAR',
+  arm: 'VARCHAR',
+  calling_aet: 'VARCHAR',
+  called_aet: 'VARCHAR',
+  sop_class_uid: 'VARCHAR',
+  transfer_syntax_uid: 'VARCHAR',
+  generation: 'INTEGER',
 };
 
 /** results.csv columns are typed by the engine's detection (a few rows, columns added over time). */

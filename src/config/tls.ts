@@ -54,6 +54,12 @@ export function readCertificates(file: string, name: string): Buffer {
   return pem;
 }
 
+/** The earliest notAfter of the PEM certificates in `pem` (a certificate and its chain), ms since the epoch. */
+export function earliestExpiry(pem: Buffer): number | undefined {
+  const all = (pem.toString('latin1').match(PEM_CERTIFICATE) ?? []).map((block) => Date.parse(new X509Certificate(block).validTo));
+  return all.length > 0 ? Math.min(...all) : undefined;
+}
+
 /** An unencrypted PEM private key. */
 export function readPrivateKey(file: string, name: string): Buffer {
   const pem = readFile(file, name);

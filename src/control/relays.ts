@@ -5,15 +5,15 @@ import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { AdmissionRequest, Refusal } from '../proxy/admission.js';
-import { isToPrimary, refusalToWire } from './ipc.js';
+import type { AdmissionRequest, Decision } from '../proxy/admission.js';
+import { decisionToWire, isToPrimary } from './ipc.js';
 import type { GenerationWire, ToPrimary, ToWorker } from './ipc.js';
 import { RelayHost } from './relay-host.js';
 import type { HostOptions } from './relay-host.js';
 
 /** What a relay asks of the control plane. */
 export interface ControlCalls {
-  admit(relay: Relay, assoc: number, request: AdmissionRequest): Refusal | undefined;
+  admit(relay: Relay, assoc: number, request: AdmissionRequest): Decision;
   done(relay: Relay, assoc: number): void;
   /** The relay can take connections (again). */
   ready(relay: Relay): void;
@@ -232,8 +232,8 @@ export class WorkerRelay implements Relay {
         this.calls.ready(this);
         return;
       case 'dpp:admit': {
-        const refusal = this.calls.admit(this, message.assoc, message.request);
-        this.send({ type: 'dpp:admitted', assoc: message.assoc, ...(refusal ? { refusal: refusalToWire(refusal) } : {}) });
+        const decision = this.calls.admit(this, message.assoc, message.request);
+        this.send({ type: 'dpp:admitted', assoc: message.assoc, decision: decisionToWire(decision) });
         return;
       }
       case 'dpp:done':

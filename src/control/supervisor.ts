@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { RouteConfig } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import { AdmissionRules } from '../proxy/admission.js';
-import type { AdmissionRequest, Refusal } from '../proxy/admission.js';
+import type { AdmissionRequest, Decision } from '../proxy/admission.js';
 import { installMemoryProbe } from '../proxy/memory-probe.js';
 import { raiseMallocThresholds } from '../proxy/malloc-threshold.js';
 import { describeRoute } from '../proxy/route-relay.js';
@@ -322,18 +322,18 @@ class Supervisor implements ControlCalls {
 
   // ---- What relays ask (ControlCalls) -------------------------------------------------------------
 
-  admit(_relay: Relay, assoc: number, request: AdmissionRequest): Refusal | undefined {
+  admit(_relay: Relay, assoc: number, request: AdmissionRequest): Decision {
     const c = this.connections.get(assoc);
     const draining = this.phase === 'draining' || this.phase === 'stopping';
-    if (!c) return new AdmissionRules({ maxAssociations: 0 }).decide(request, { draining: true, associations: 0 });
+    if (!c) return { refusal: new AdmissionRules({ maxAssociations: 0 }).decide(request, { draining: true, associations: 0 })! };
     c.pending = false;
-    const rules = this.generations.get(c.generation)!.rules[c.route]!;
-    const refusal = rules.decide(request, { draining, associations: this.admitted.get(c.key) ?? 0 });
-    if (!refusal) {
-      c.admitted = true;
-      this.admitted.set(c.key, (this.admitted.get(c.key) ?? 0) + 1);
-    }
-    return refusal;
+    const generation = this.generations.get(c.generation)!;
+    const refusal = generation.rules[c.route]!.decide(request, { draining, associations: this.admitted.get(c.key) ?? 0 });
+    if (refusal) return { refusal };
+    c.admitted = true;
+    this.admitted.set(c.key, (this.admitted.get(c.key) ?? 0) + 1);
+    const arms = generation.wire.routes[c.route]!.options.arms;
+    return { arm: arms.length === 1 ? arms[0] : undefined, generation: c.generation };
   }
 
   done(_relay: Relay, assoc: number): void {

@@ -35,6 +35,12 @@ export interface PduRecord {
   outMaxLength: number;
   /** Its length was over the Maximum Length the proxy announced to its sender. */
   violation: boolean;
+  /**
+   * The association's arm (its label: "16KB", "16KB#2") and the generation of the settings it runs under,
+   * set by the session on the records of an admitted association; absent: '' and FIRST_GENERATION.
+   */
+  arm?: string;
+  generation?: number;
 }
 
 export interface Recorder {
@@ -46,6 +52,11 @@ export interface Recorder {
   association?(event: AssociationEvent): void;
   /** A TLS handshake failed on one leg (metrics); the connection was closed, or the SCU got A-ASSOCIATE-RJ. */
   tlsFailure?(event: TlsFailureEvent): void;
+  /**
+   * When a certificate expires (metrics): the route's configured ones once its view exists, the SCP's each
+   * time an upstream TLS handshake completes.
+   */
+  certificate?(event: CertificateEvent): void;
   /**
    * A recorder shared by several routes gives each route a view that tags what it records with the route's
    * id (a CSV column, a metric label: looked up once, not per event). The view's close() does nothing: the
@@ -114,6 +125,20 @@ export interface TlsFailureEvent {
   reason: TlsFailureReason;
 }
 
+/**
+ * Which certificate: the listener's (--tls-cert), the client certificate presented to the SCP
+ * (--upstream-tls-cert), or the SCP's as last seen in an upstream handshake.
+ */
+export type CertificateRole = 'listener' | 'upstream_client' | 'upstream_server';
+
+export const CERTIFICATE_ROLES: readonly CertificateRole[] = ['listener', 'upstream_client', 'upstream_server'];
+
+/** A certificate chain's earliest notAfter (of the certificates presented, leaf and chain), ms since the epoch. */
+export interface CertificateEvent {
+  cert: CertificateRole;
+  notAfterMs: number;
+}
+
 export type AssociationOutcome = 'released' | 'rejected' | 'aborted' | 'closed';
 
 export const ASSOCIATION_OUTCOMES: readonly AssociationOutcome[] = ['released', 'rejected', 'aborted', 'closed'];
@@ -121,8 +146,19 @@ export const ASSOCIATION_OUTCOMES: readonly AssociationOutcome[] = ['released', 
 export type AssociationEvent =
   /** A well-formed A-ASSOCIATE-RQ arrived; `admitted` false when the proxy refused it (A-ASSOCIATE-RJ). */
   | { phase: 'requested'; assoc: number; admitted: boolean }
-  /** Both connections are closed. `requested`/`admitted` as above; `abort` when the outcome is aborted. */
-  | { phase: 'ended'; assoc: number; requested: boolean; admitted: boolean; outcome: AssociationOutcome; abort: AbortCause | undefined };
+  /**
+   * Both connections are closed. `requested`/`admitted` as above; `abort` when the outcome is aborted,
+   * `rejectedBy` when it is rejected.
+   */
+  | { phase: 'ended'; assoc: number; requested: boolean; admitted: boolean; outcome: AssociationOutcome; abort: AbortCause | undefined; rejectedBy?: RejectionSource | undefined };
+
+/**
+ * Who rejected an association: the SCP (its A-ASSOCIATE-RJ), the proxy's admission rules, or the proxy
+ * because the SCP could not be reached (no connection, or its TLS handshake failed).
+ */
+export type RejectionSource = 'scp' | 'proxy' | 'upstream_unavailable';
+
+export const REJECTION_SOURCES: readonly RejectionSource[] = ['scp', 'proxy', 'upstream_unavailable'];
 
 /**
  * One DIMSE request and its responses (--messages-csv), reported once the final response has arrived and
@@ -160,7 +196,30 @@ export interface MessageRecord {
   status: number | undefined;
   /** Wall-clock time of requestFirstByteUs, ISO-8601 UTC. */
   startedAt: string;
+  /** The association's arm (its label: "16KB", "16KB#2"); '' without arms. */
+  arm: string;
+  /** The A-ASSOCIATE-RQ's calling and called AE titles, without their padding. */
+  callingAet: string;
+  calledAet: string;
+  /** AffectedSOPClassUID of the request, '' when absent. */
+  sopClassUid: string;
+  /** The transfer syntax accepted for the request's presentation context, '' when unknown. */
+  transferSyntaxUid: string;
+  /** The generation of the settings the association runs under (1 at start, +1 per reload). */
+  generation: number;
 }
+
+/** What every message and PDU record of one association carries: decided when it was admitted. */
+export interface AssociationTags {
+  /** The arm's label; '' without arms. */
+  arm: string;
+  callingAet: string;
+  calledAet: string;
+  generation: number;
+}
+
+/** The first generation of the settings (a successful reload adds one). */
+export const FIRST_GENERATION = 1;
 
 /** Both ends of one connection as its socket reports them (textual addresses, as node gives them). */
 export interface SocketEnds {

@@ -68,7 +68,13 @@ export interface ScpCounters {
 interface PendingStore {
   contextId: number;
   command: CommandSet;
-  file?: { stream: WriteStream; part: string; final: string };
+  /** --store-dir: the part file being written, and the first error writing it (then the rest is read and dropped). */
+  file?: { stream: WriteStream; part: string; final: string; error?: Error };
+}
+
+/** The C-STORE status for a data set that could not be written: A700 when the disk is full, else 0110. */
+function writeFailureStatus(err: NodeJS.ErrnoException): number {
+  return err.code === 'ENOSPC' || err.code === 'EDQUOT' ? STATUS_OUT_OF_RESOURCES : STATUS_PROCESSING_FAILURE;
 }
 
 export class BuiltinScp {
@@ -147,25 +153,33 @@ export class BuiltinScp {
         respond(p, refused ? STATUS_OUT_OF_RESOURCES : STATUS_SUCCESS);
         return;
       }
-      const { stream, part, final } = p.file;
-      let answered = false;
-      stream.end(() => {
-        if (ended || answered) return;
-        answered = true;
+      const file = p.file;
+      const failed = (err: Error): void => {
+        file.stream.destroy();
+        rmSync(file.part, { force: true });
+        respond(p, writeFailureStatus(err));
+      };
+      if (file.error) {
+        failed(file.error);
+        return;
+      }
+      // Called once the file is closed, with the error if a write or the close failed.
+      file.stream.end((err?: Error | null) => {
+        if (ended) return;
+        const error = err ?? file.error;
+        if (error) {
+          failed(error);
+          return;
+        }
         let status = refused ? STATUS_OUT_OF_RESOURCES : STATUS_SUCCESS;
         try {
-          renameSync(part, final);
-        } catch (err) {
-          o.log(`writing ${final} failed: ${(err as Error).message}`);
+          renameSync(file.part, file.final);
+        } catch (e) {
+          o.log(`writing ${file.final} failed: ${(e as Error).message}`);
+          rmSync(file.part, { force: true });
           status = STATUS_PROCESSING_FAILURE;
         }
         respond(p, status);
-      });
-      stream.once('error', (err) => {
-        o.log(`writing ${final} failed: ${err.message}`);
-        if (ended || answered) return;
-        answered = true;
-        respond(p, STATUS_PROCESSING_FAILURE);
       });
     };
 
@@ -216,7 +230,17 @@ export class BuiltinScp {
                 transferSyntax: contexts.get(contextId)!.transferSyntax,
               }),
             );
-            p.file = { stream, part, final };
+            const file: NonNullable<PendingStore['file']> = { stream, part, final };
+            // A write that fails (a full disk) mid-data-set: logged once, the rest of the data set is read
+            // and dropped (a socket paused for the file's 'drain' would wait for ever), and the C-STORE is
+            // answered with a failure when it ends.
+            stream.on('error', (err) => {
+              if (file.error) return;
+              file.error = err;
+              o.log(`writing ${final} failed: ${err.message}`);
+              socket.resume();
+            });
+            p.file = file;
           }
           pending = p;
         } else if (command.commandField === C_ECHO_RQ) {
@@ -240,10 +264,10 @@ export class BuiltinScp {
       },
       onDataset: (contextId, bytes) => {
         if (!pending || pending.contextId !== contextId) throw new ProtocolError('unexpected-pdu', `data set fragment on context ${contextId} without its C-STORE-RQ`);
-        const stream = pending.file?.stream;
-        if (stream && !stream.write(bytes)) {
+        const file = pending.file;
+        if (file && !file.error && !file.stream.write(bytes)) {
           socket.pause();
-          stream.once('drain', () => socket.resume());
+          file.stream.once('drain', () => socket.resume());
         }
       },
       onDatasetEnd: () => {

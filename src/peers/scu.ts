@@ -191,6 +191,9 @@ export class ScuAssociation {
       image.streams.set(key, data);
     }
     const response = this.wait('rsp', this.messageId, `no C-STORE-RSP within ${this.o.timeoutMs} ms; A-ABORT sent`) as Promise<CommandSet>;
+    // It can fail while the data set is still being written (an A-ABORT during a wait for 'drain'): it is
+    // awaited below, and must not count as unhandled meanwhile.
+    response.catch(() => undefined);
     this.writing = true;
     try {
       await writeStream(this.socket, prepareStream(command.length, this.peerMaxLength, contextId, true), command);
@@ -283,6 +286,8 @@ export class ScuAssociation {
       case PduType.Abort:
         this.reader.stop();
         this.fail(new ScuError(`association aborted by the SCP (${describeAbort(decodeAbort(pdu))})`));
+        // The association is over: a write waiting for 'drain' stops now, not at the store's timeout.
+        this.socket.destroy();
         return;
       default:
         throw new ProtocolError('unexpected-pdu', `${pduTypeName(type)} from the SCP`);

@@ -1,11 +1,9 @@
 // One direction of an association: bytes from a sender socket, through the framer and the re-fragmenter,
 // to the receiver socket. The link owns no socket lifetime (the session does); it reads, writes, applies
 // backpressure, and times every PDU it receives. Its stages: framer (src/pdu/framer.ts) → re-fragmenter
-// (src/transform/refragment.ts) → batch (here) → writer (src/proxy/output.ts: direct, or shaped).
-//
-// Writes made while one chunk is processed are collected and handed to the writer as one batch (one
-// writev). Adjacent views of the same chunk are merged first, so a PDU forwarded unchanged costs one write
-// of a view, not one per header and fragment.
+// (src/transform/refragment.ts) → batch (write-batch.ts: one writev per chunk read, adjacent views merged)
+// → writer (output.ts: direct, or shaped). Beside them: reads into the link's own buffers
+// (own-read-buffer.ts), the sender's time accounting (sender-time.ts) and the stall watch (stall-watch.ts).
 
 import type { Socket } from 'node:net';
 import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, PduType, pduTypeName } from '../pdu/constants.js';
@@ -19,7 +17,11 @@ import { Refragmenter } from '../transform/refragment.js';
 import type { LinkShaping, Wire } from '../transform/shaper.js';
 import type { Backpressure, OnWritten, Writer } from './output.js';
 import { writerFor } from './output.js';
-import { READ_BUFFER_BYTES, ReadSizer, processReadBudget } from './read-size.js';
+import { readIntoOwnBuffer } from './own-read-buffer.js';
+import { ReadSizer, processReadBudget } from './read-size.js';
+import { SenderTime } from './sender-time.js';
+import { StallWatch } from './stall-watch.js';
+import { WriteBatch } from './write-batch.js';
 
 /** An empty batch, for a flush that only reports records. */
 const NO_BYTES: readonly Buffer[] = [];
@@ -69,7 +71,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   acceptedContexts: Uint8Array | undefined;
   /** How long the receiver may refuse bytes (no 'drain') before the owner is told (onStalled); 0 = never. */
   stallTimeoutMs = 0;
-  private stallTimer: NodeJS.Timeout | undefined;
+  private readonly stallWatch = new StallWatch(() => this.owner.onStalled(this));
   /**
    * Read the sender into buffers of the link's own, reused while nothing else holds them (set before
    * attachSource).
@@ -85,48 +87,18 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private readonly owner: LinkOwner;
   private readonly assoc: number;
   private readonly clock: () => number;
-  /**
-   * Cumulative microseconds the event loop has spent waiting with nothing to do (libuv's idle time), or
-   * undefined: then every wait between two chunks counts as the sender's. With it, only the part of a
-   * wait during which the proxy had nothing else to do counts: time spent on other associations, the other
-   * direction or the recorders is the proxy's own, not a slow sender's.
-   */
-  private readonly loopIdle: (() => number) | undefined;
-  private loopIdleAtChunkDoneUs = 0;
+  /** Where the sender's time went (LegTimes), kept only with an observer: it costs a clock read per chunk. */
+  private readonly times: SenderTime;
   private readonly framer = new PduFramer();
   private source: Socket | undefined;
   private dest: Socket | undefined;
-  private batch: Buffer[] = [];
-  /** The batch's last entry and the writes adjacent to it in memory since: [start, end) of `buffer`. */
-  private readonly run: { head: Buffer | undefined; buffer: ArrayBufferLike | undefined; start: number; end: number; merged: boolean } = {
-    head: undefined,
-    buffer: undefined,
-    start: 0,
-    end: 0,
-    merged: false,
-  };
+  private readonly batch = new WriteBatch();
   private readonly awaiting: InFlight[] = [];
   private current: InFlight | undefined;
   private lastData: InFlight | undefined;
   private chunkTime = 0;
   private receivedPayload = 0;
   private seq = 0;
-  private paused = false;
-  // Where the time went (LegTimes): cumulative microseconds spent waiting for the sender while not pausing
-  // it (kept only with an observer: it costs a clock read per chunk), and spent with the sender paused.
-  private idleTotalUs = 0;
-  private pausedTotalUs = 0;
-  private pausedSinceUs = 0;
-  /** When the previous chunk was done with (processed and written), and blockedUs() then; -1 before any. */
-  private chunkDoneUs = -1;
-  private blockedAtChunkDoneUs = 0;
-  /** The totals when the current chunk arrived (idle including the wait for it), and for the chunk before. */
-  private chunkIdleUs = 0;
-  private chunkBlockedUs = 0;
-  private prevChunkIdleUs = 0;
-  private prevChunkBlockedUs = 0;
-  /** Where the output PDU in progress starts in the unflushed batch; undefined once any of it was flushed. */
-  private openPduMark: { entries: number; lastLength: number } | undefined;
   /** Link shaping (--latency, --bandwidth) for the writer; undefined = none (a direct writer). */
   private shaping: LinkShaping | undefined;
   private wire: Wire | undefined;
@@ -135,8 +107,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private readonly backpressure: Backpressure = {
     pause: () => this.pauseSource(),
     resume: () => this.resumeSource(),
-    receiverFull: () => this.stallWatchStart(),
-    receiverDrained: () => this.stallWatchEnd(),
+    receiverFull: () => this.stallWatch.start(this.stallTimeoutMs),
+    receiverDrained: () => this.stallWatch.end(),
   };
 
   constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number, loopIdle?: () => number) {
@@ -144,7 +116,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     this.assoc = assoc;
     this.owner = owner;
     this.clock = clock;
-    this.loopIdle = loopIdle;
+    this.times = new SenderTime(clock, loopIdle);
     this.refragmenter = new Refragmenter(this);
   }
 
@@ -190,13 +162,13 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   }
 
   /**
-   * Stop delivering: used once the association is being torn down. Input is still read (and discarded):
-   * a source paused for backpressure toward a receiver that is gone would otherwise never see its peer's
-   * FIN, and the connection would linger until the close timeout.
+   * Stop delivering and read the rest of the input only to discard it: used once the association is being
+   * torn down. A source paused for backpressure toward a receiver that is gone would otherwise never see
+   * its peer's FIN, and the connection would linger until the close timeout.
    */
-  stop(): void {
+  discardInput(): void {
     this.framer.stop();
-    this.paused = false;
+    this.times.forgetPause();
     this.source?.resume();
   }
 
@@ -205,20 +177,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     this.counters.bytesIn += chunk.length;
     this.chunkTime = this.clock();
     const observed = this.observer !== undefined;
-    if (observed) {
-      const blocked = this.blockedUs();
-      if (this.chunkDoneUs >= 0) {
-        // The wait since the previous chunk, less the time the proxy itself held the sender paused, and at
-        // most the time the event loop had nothing to do meanwhile (the rest it spent on other work).
-        let idle = this.chunkTime - this.chunkDoneUs - (blocked - this.blockedAtChunkDoneUs);
-        if (this.loopIdle) idle = Math.min(idle, this.loopIdle() - this.loopIdleAtChunkDoneUs);
-        if (idle > 0) this.idleTotalUs += idle;
-      }
-      this.prevChunkIdleUs = this.chunkIdleUs;
-      this.prevChunkBlockedUs = this.chunkBlockedUs;
-      this.chunkIdleUs = this.idleTotalUs;
-      this.chunkBlockedUs = blocked;
-    }
+    if (observed) this.times.chunkArrived(this.chunkTime);
     try {
       this.framer.push(chunk, this.chunkTime, this);
     } catch (err) {
@@ -230,21 +189,17 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     } catch (err) {
       this.owner.onInternalError(this, asError(err));
     }
-    if (observed) {
-      this.chunkDoneUs = this.clock();
-      this.blockedAtChunkDoneUs = this.blockedUs();
-      if (this.loopIdle) this.loopIdleAtChunkDoneUs = this.loopIdle();
-    }
+    if (observed) this.times.chunkDone();
   }
 
   // ---- LegTimes ----------------------------------------------------------------------------------
 
   idleUs(): number {
-    return this.idleTotalUs;
+    return this.times.idleUs();
   }
 
   blockedUs(): number {
-    return this.paused ? this.pausedTotalUs + (this.clock() - this.pausedSinceUs) : this.pausedTotalUs;
+    return this.times.blockedUs();
   }
 
   private newRecord(type: number, length: number, firstByteTime: number): InFlight {
@@ -297,7 +252,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       // A header split over chunks started in the previous one (a 6-byte header spans two at most, unless a
       // sender's chunks are under 6 bytes: then the wait between those tiny chunks is not the message's).
       const now = firstByteTime === this.chunkTime;
-      this.observer.dataStart(this.direction, firstByteTime, now ? this.chunkIdleUs : this.prevChunkIdleUs, now ? this.chunkBlockedUs : this.prevChunkBlockedUs);
+      this.observer.dataStart(this.direction, firstByteTime, this.times.idleAtChunk(now), this.times.blockedAtChunk(now));
     }
   }
 
@@ -342,44 +297,18 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   // ---- PDataSink -------------------------------------------------------------------------------
 
   pduStart(): void {
-    const last = this.batch[this.batch.length - 1];
-    const lastLength = this.run.head !== undefined ? this.run.end - this.run.start : last ? last.length : 0;
-    this.openPduMark = { entries: this.batch.length, lastLength };
+    this.batch.pduStart();
   }
 
   write(bytes: Buffer): void {
     const n = bytes.length;
     if (n === 0) return;
     this.counters.bytesOut += n;
-    const offset = bytes.byteOffset;
-    // Adjacent in memory to the batch's last entry (a passed-through PDU's header, PDV header and data are
-    // consecutive views of one read): extend the run; one view covering it is made when the batch is read.
-    // The offsets are compared first: `.buffer` is a call into the runtime, too dear for every write.
-    if (this.run.head !== undefined && offset === this.run.end && bytes.buffer === this.run.buffer) {
-      this.run.end = offset + n;
-      this.run.merged = true;
-      return;
-    }
-    this.sealRun();
-    this.batch.push(bytes);
-    this.run.head = bytes;
-    this.run.buffer = bytes.buffer;
-    this.run.start = offset;
-    this.run.end = offset + n;
-  }
-
-  /** Make the batch's last entry the one view that covers the run of adjacent writes it started. */
-  private sealRun(): void {
-    const run = this.run;
-    if (run.head === undefined) return;
-    if (run.merged) this.batch[this.batch.length - 1] = Buffer.from(run.buffer!, run.start, run.end - run.start);
-    run.head = undefined;
-    run.buffer = undefined;
-    run.merged = false;
+    this.batch.add(bytes);
   }
 
   pduEnd(length: number): void {
-    this.openPduMark = undefined;
+    this.batch.pduEnd();
     this.counters.pdusOut++;
     const record = this.current ?? this.lastData;
     if (record) {
@@ -411,13 +340,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   sendGenerated(pdu: Buffer): boolean {
     if (this.refragmenter.midPdu) {
       // The PDU in progress can be withdrawn only if none of it has reached the socket yet.
-      const mark = this.openPduMark;
-      if (!mark) return false;
-      this.sealRun();
-      this.batch.length = mark.entries;
-      const last = this.batch[mark.entries - 1];
-      if (last && last.length !== mark.lastLength) this.batch[mark.entries - 1] = last.subarray(0, mark.lastLength);
-      this.openPduMark = undefined;
+      if (!this.batch.withdrawOpenPdu()) return false;
     }
     // Bytes waiting to be merged are dropped too: nothing of the message may follow an A-ABORT (a later
     // endOutput() would otherwise flush them behind it, into a shaped link that has not ended yet).
@@ -435,22 +358,13 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     if (!dest || !writer) return;
     const ready = this.takeReady();
     if (dest.destroyed || dest.writableEnded) {
-      this.takeBatch();
+      this.batch.take();
       writer.drop();
       for (const record of ready) this.owner.onRecord(record);
       return;
     }
-    if (this.batch.length > 0) writer.send(this.takeBatch(), this.reportWhenWritten(ready));
+    if (this.batch.length > 0) writer.send(this.batch.take(), this.reportWhenWritten(ready));
     else if (ready.length > 0) writer.send(NO_BYTES, this.reportWhenWritten(ready));
-  }
-
-  /** The unflushed batch, handed over; the link starts a new one. */
-  private takeBatch(): Buffer[] {
-    this.sealRun();
-    const batch = this.batch;
-    this.batch = [];
-    this.openPduMark = undefined;
-    return batch;
   }
 
   /** The callback that reports `ready` once its bytes are written (undefined when nothing is to report). */
@@ -458,35 +372,18 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     return ready.length > 0 ? (err?: Error | null) => this.report(ready, err ? undefined : this.clock()) : undefined;
   }
 
-  /** The receiver refused bytes: if it takes none for stallTimeoutMs, the owner hears of it. */
-  private stallWatchStart(): void {
-    if (this.stallTimeoutMs <= 0 || this.stallTimer !== undefined) return;
-    this.stallTimer = setTimeout(() => {
-      this.stallTimer = undefined;
-      this.owner.onStalled(this);
-    }, this.stallTimeoutMs);
-    this.stallTimer.unref();
-  }
-
-  private stallWatchEnd(): void {
-    clearTimeout(this.stallTimer);
-    this.stallTimer = undefined;
-  }
-
   /** Stop reading from the sender (backpressure); false when it was paused already. */
   private pauseSource(): boolean {
-    if (this.paused || !this.source) return false;
-    this.paused = true;
-    this.pausedSinceUs = this.clock();
+    if (this.times.paused || !this.source) return false;
+    this.times.pause();
     this.source.pause();
     return true;
   }
 
   /** Read from the sender again, counting the time it was paused. */
   private resumeSource(): void {
-    if (!this.paused) return;
-    this.pausedTotalUs += this.clock() - this.pausedSinceUs;
-    this.paused = false;
+    if (!this.times.paused) return;
+    this.times.resume();
     this.source?.resume();
   }
 
@@ -526,7 +423,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
 
   /** Report every record not reported yet, as never forwarded. Called when the association is over. */
   abandon(): void {
-    this.stallWatchEnd();
+    this.stallWatch.end();
     this.flush();
     this.writer?.drop();
     for (const record of this.awaiting.splice(0)) {
@@ -535,54 +432,6 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     }
     this.current = undefined;
   }
-}
-
-export { READ_BUFFER_BYTES } from './read-size.js';
-
-/** The parts of Node's net.Socket internals that readIntoOwnBuffer uses. */
-interface SocketInternals {
-  _handle?: { useUserBuffer?: (buffer: Uint8Array) => void } | null;
-  encrypted?: boolean;
-}
-
-/**
- * Have `socket` read into a buffer of our own instead of a fresh 64 KiB allocation per read, as
- * net.connect's `onread` option does (documented; Node offers it for sockets it connects, not for those a
- * server accepts, so it is set up here the way the net.Socket constructor does it). Why: every fresh read
- * buffer is external memory that only a garbage collection frees; at hundreds of MB/s that is a full
- * (mark-compact) collection every 64 MiB or so ("external memory pressure") and a malloc heap that grows
- * and is trimmed again, i.e. page faults (bench:relay prints both costs).
- *
- * `onRead(nread, buffer)` gets each read (the first `nread` bytes of `buffer`) and returns the buffer for
- * the next one. Backpressure, 'end', 'error' and 'close' work as before (pause() stops reading at once).
- * Returns false, leaving the socket as it was, when that cannot be done here: a TLS socket, bytes already
- * read or listened for, or a Node whose internals differ.
- */
-export function readIntoOwnBuffer(socket: Socket, onRead: (nread: number, buffer: Buffer) => Buffer, firstSize: number = READ_BUFFER_BYTES): boolean {
-  const internals = socket as unknown as SocketInternals & Record<symbol, unknown>;
-  const handle = internals._handle;
-  if (internals.encrypted === true || !handle || typeof handle.useUserBuffer !== 'function') return false;
-  if (socket.readableLength > 0 || socket.listenerCount('data') > 0 || socket.listenerCount('readable') > 0) return false;
-  const symbols = new Map(Object.getOwnPropertySymbols(socket).map((s) => [s.description, s]));
-  const kBuffer = symbols.get('kBuffer');
-  const kBufferCb = symbols.get('kBufferCb');
-  const kBufferGen = symbols.get('kBufferGen');
-  if (!kBuffer || !kBufferCb || !kBufferGen || internals[kBuffer] !== null || internals[kBufferCb] !== null) return false;
-  let buffer: Buffer = Buffer.allocUnsafeSlow(firstSize);
-  let next = buffer;
-  handle.useUserBuffer(buffer);
-  internals[kBuffer] = buffer;
-  internals[kBufferCb] = (nread: number, current: Buffer): boolean => {
-    next = onRead(nread, current);
-    return true;
-  };
-  // Asked right after each read: a new buffer replaces the current one, the same one is reused.
-  internals[kBufferGen] = (): Buffer | undefined => {
-    if (next === buffer) return undefined;
-    buffer = next;
-    return buffer;
-  };
-  return true;
 }
 
 /** What was thrown, as an Error (with a stack) even when it was not one. */

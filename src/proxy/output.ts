@@ -37,6 +37,12 @@ export interface Writer {
   drop(): void;
 }
 
+/** The emulated link of a proxy, one wire per direction, shared by all its associations (--bandwidth). */
+export interface Wires {
+  toScp: Wire;
+  toScu: Wire;
+}
+
 /** Shapers share Wires across associations: one clock for all (ms). */
 const SHAPER_CLOCK = { now: (): number => performance.now() };
 

@@ -6,14 +6,14 @@ import tls from 'node:tls';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Recorder } from '../events/events.js';
-import type { AdmissionRequest, Refusal } from './admission.js';
+import type { AdmissionRequest, Decision } from './admission.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import { formatLatency, formatRate } from '../values/shaping.js';
 import { Session } from './session.js';
 import type { Wires } from './session.js';
 import { Wire } from '../transform/shaper.js';
-import { checkClient, describeTlsError, listenerTlsOptions } from './tls.js';
+import { checkClient, configuredCertificates, describeTlsError, listenerTlsOptions } from './tls.js';
 import type { TlsFailureReason } from '../events/events.js';
 
 export interface RouteRelayOptions {
@@ -22,7 +22,7 @@ export interface RouteRelayOptions {
   /** The settings generation this relay runs (1 at start, +1 per reload): on every log line of the route. */
   generation: number;
   /** Asked once per A-ASSOCIATE-RQ: the control plane admits (and counts) or refuses it. */
-  admission: (request: AdmissionRequest, assoc: number) => Promise<Refusal | undefined>;
+  admission: (request: AdmissionRequest, assoc: number) => Promise<Decision>;
   /** Called once per connection given to adopt(), when it is gone (its association over, or its TLS handshake failed). */
   connectionDone: (assoc: number) => void;
 }
@@ -46,6 +46,7 @@ export class RouteRelay {
     this.relay = relay;
     this.log = log.child({ route: relay.route, generation: relay.generation });
     this.recorders = recorders.map((r) => r.forRoute?.(relay.route) ?? r);
+    for (const certificate of configuredCertificates(options)) for (const r of this.recorders) r.certificate?.(certificate);
     if (!options.tls) return;
     const listener = options.tls;
     // --tls-cert: the handshake runs first (at most --artim-timeout); the session starts on a secure socket.

@@ -43,6 +43,9 @@ export async function openRowRecorders(options: ProxyOptions, log: Logger, chunk
   }
   const messagesCsv = options.messagesCsv;
   if (messagesCsv)
-    await open('--messages-csv', 'messages_csv', messagesCsv, () => MessagesCsvRecorder.open(messagesCsv, log.child({ recorder: '--messages-csv', file: messagesCsv })));
+    await open('--messages-csv', 'messages_csv', messagesCsv, () =>
+      // Only the process that opens the file first (one process, or the primary) repairs its end.
+      MessagesCsvRecorder.open(messagesCsv, log.child({ recorder: '--messages-csv', file: messagesCsv }), chunkCsv === 'create'),
+    );
   return rows;
 }

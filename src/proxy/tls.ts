@@ -10,8 +10,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Socket } from 'node:net';
-import type { TlsFailureReason } from '../events/events.js';
-import type { ListenerTls, UpstreamTls } from '../config/options.js';
+import type { CertificateEvent, TlsFailureReason } from '../events/events.js';
+import type { ListenerTls, ProxyOptions, UpstreamTls } from '../config/options.js';
+import { earliestExpiry } from '../config/tls.js';
 import type { Endpoint } from '../values/endpoint.js';
 
 export const MIN_TLS_VERSION = 'TLSv1.2';
@@ -143,4 +144,35 @@ export function describeTlsError(err: Error): { reason: TlsFailureReason; detail
   const openssl = /SSL routines:[^:]*:([^:]+):/.exec(err.message);
   const text = openssl ? openssl[1]! : err.message.split('\n')[0]!;
   return { reason: reasonOfCode(code), detail: code ? `${code}: ${text}` : text };
+}
+
+/** The certificates a route presents: its listener's and its client certificate toward the SCP. */
+export function configuredCertificates(o: Pick<ProxyOptions, 'tls' | 'upstreamTls'>): CertificateEvent[] {
+  const out: CertificateEvent[] = [];
+  const listener = o.tls && earliestExpiry(o.tls.cert);
+  if (listener !== undefined) out.push({ cert: 'listener', notAfterMs: listener });
+  const client = o.upstreamTls?.cert && earliestExpiry(o.upstreamTls.cert);
+  if (client !== undefined) out.push({ cert: 'upstream_client', notAfterMs: client });
+  return out;
+}
+
+/**
+ * The earliest notAfter of the peer's chain as the handshake saw it (its certificate, the intermediates, and
+ * the CA it was verified against: when the first of them expires, the link stops verifying); undefined for
+ * plain TCP or no certificate.
+ */
+export function peerCertificateExpiry(socket: Socket): number | undefined {
+  if (!(socket instanceof tls.TLSSocket)) return undefined;
+  let earliest: number | undefined;
+  const seen = new Set<tls.PeerCertificate>();
+  for (
+    let cert: tls.DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+    cert && Object.keys(cert).length > 0 && !seen.has(cert);
+    cert = cert.issuerCertificate
+  ) {
+    seen.add(cert);
+    const notAfter = Date.parse(cert.valid_to);
+    if (!Number.isNaN(notAfter)) earliest = earliest === undefined ? notAfter : Math.min(earliest, notAfter);
+  }
+  return earliest;
 }

@@ -13,12 +13,23 @@
 // - a write that fails (ENOSPC, EIO, ...) is logged once, and retried every RETRY_MS (the bytes of that
 //   batch are kept, so no row is ever half written); until a retry succeeds every other batch is dropped,
 //   counted. When the file takes bytes again, writing resumes and one line says how many rows were lost.
+// - a write to a regular file that is cut short (the disk filled up inside the batch) is never continued
+//   by a second write: with --workers every process appends to the same file, and another worker's batch
+//   could land between the two parts, splitting a row. Instead the half row it left is cut off the end of
+//   the file at once (LineSink.cutTail: it is the file's last bytes, as no writer's bytes can follow them
+//   while the disk is full), the whole rows it wrote stay, and the rest of the batch, whole rows only, is
+//   retried like a failed write. A pipe or a device (no cutTail) gets the rest at once, as a single writer.
 // - close() writes what it can, counts the rest as dropped, and gives up waiting after CLOSE_WAIT_MS.
 
-/** Where batches go: a file opened with fs.promises.open (a FileHandle) fits. */
+/** Where batches go: a file opened with fs.promises.open (a FileHandle) fits; src/record/row-file.ts adds cutTail. */
 export interface LineSink {
   write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
   close(): Promise<void>;
+  /**
+   * A regular file only: remove `tail` from the end of the file if the file ends with exactly those bytes
+   * (what a short write left); false when other bytes follow them (another process appended since).
+   */
+  cutTail?(tail: Buffer): Promise<boolean>;
 }
 
 /** The few logger methods used here (pino's Logger has them); lines carry the recorder's bindings. */
@@ -216,8 +227,12 @@ export class BatchedLines {
     this.writing = true;
     this.sink.write(batch.buffer, batch.offset, batch.end - batch.offset).then(
       ({ bytesWritten }) => {
+        if (bytesWritten < batch.end - batch.offset && this.sink.cutTail) {
+          void this.cutShort(batch, bytesWritten);
+          return;
+        }
         this.writing = false;
-        // A short write (the disk filled up mid-batch) is continued from where it stopped.
+        // A short write to a pipe or a device is continued from where it stopped (one writer only).
         batch.offset += bytesWritten;
         this.queued -= bytesWritten;
         if (batch.offset >= batch.end) {
@@ -230,26 +245,64 @@ export class BatchedLines {
       },
       (err: NodeJS.ErrnoException) => {
         this.writing = false;
-        if (!this.failing) {
-          this.failing = true;
-          this.log.error({ err: err.code ?? err.message }, 'recorder cannot write: rows are dropped until it can (the write is retried)');
-          // Only the batch being retried is kept (its bytes may be half written); what waited behind it goes.
-          for (const batch of this.queue.splice(1)) {
-            this.queued -= batch.end - batch.offset;
-            this.drop(batch, undefined);
-          }
-        }
-        if (this.closed) {
-          this.idle?.();
-          return;
-        }
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = undefined;
-          this.writeNext();
-        }, this.retryMs);
-        this.retryTimer.unref();
+        this.failed(err.code ?? err.message);
       },
     );
+  }
+
+  /**
+   * The write of `batch` to a regular file took only `written` bytes: the whole rows among them stay, the
+   * half row after them is cut off the file, and the rest of the batch (whole rows) waits for a retry.
+   */
+  private async cutShort(batch: Batch, written: number): Promise<void> {
+    const start = batch.offset;
+    const stop = start + written;
+    const rowsEnd = stop > start ? Math.max(start, batch.buffer.lastIndexOf(0x0a, stop - 1) + 1) : start;
+    let cut = true;
+    if (stop > rowsEnd) cut = await this.sink.cutTail!(batch.buffer.subarray(rowsEnd, stop)).catch(() => false);
+    this.writing = false;
+    let resumeAt = rowsEnd;
+    let lost = 0;
+    if (!cut) {
+      // Another process appended after the half row (the disk had room again at once): it stays, and so
+      // does its row's loss; the batch goes on from the next row.
+      resumeAt = Math.min(batch.end, batch.buffer.indexOf(0x0a, stop) + 1 || batch.end);
+      lost = 1;
+      this.log.error({ bytesWritten: written }, 'recorder: a write cut short by a full disk left half a row that could not be removed (another writer followed it)');
+    }
+    const rowsWritten = countNewlines(batch.buffer, start, rowsEnd) + lost;
+    batch.lines = Math.max(0, batch.lines - rowsWritten);
+    this.dropped += lost;
+    this.droppedInEpisode += lost;
+    this.queued -= resumeAt - start;
+    batch.offset = resumeAt;
+    if (batch.offset >= batch.end) {
+      this.queue.shift();
+      this.recycle(batch);
+    }
+    this.failed('ENOSPC');
+  }
+
+  /** A write failed (or was cut short): one line per outage, what waits behind is dropped, the first batch is retried. */
+  private failed(why: string): void {
+    if (!this.failing) {
+      this.failing = true;
+      this.log.error({ err: why }, 'recorder cannot write: rows are dropped until it can (the write is retried)');
+      // Only the batch being retried is kept; what waited behind it goes.
+      for (const batch of this.queue.splice(1)) {
+        this.queued -= batch.end - batch.offset;
+        this.drop(batch, undefined);
+      }
+    }
+    if (this.closed) {
+      this.idle?.();
+      return;
+    }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.writeNext();
+    }, this.retryMs);
+    this.retryTimer.unref();
   }
 
   private recovered(): void {
@@ -287,4 +340,11 @@ export class BatchedLines {
     // A write still in flight (a hung disk) keeps the file: closing it under that write is not safe.
     if (!this.writing) await this.sink.close().catch(() => undefined);
   }
+}
+
+/** Newlines in buffer[start, end): the rows a written part holds. */
+function countNewlines(buffer: Buffer, start: number, end: number): number {
+  let n = 0;
+  for (let i = buffer.indexOf(0x0a, start); i !== -1 && i < end; i = buffer.indexOf(0x0a, i + 1)) n++;
+  return n;
 }

@@ -13,7 +13,15 @@
 // to its real length, so the file is a whole pcapng file after every flush; the next write rewrites that
 // block. Writes run one at a time in order (fs.write on libuv's pool: the event loop never waits on the disk).
 // Where O_DIRECT is refused (tmpfs, some network file systems, devices, pipes: the open or a probe write fails
-// with EINVAL) the same slabs are written through the page cache, appended in order.
+// with EINVAL) the same slabs are written through the page cache, in order (at their offsets in a regular file).
+//
+// A write that fails or is cut short (a full disk) is retried every RETRY_MS with the same bytes at the
+// same offset, and the writes queued behind it wait; while they wait their slabs stay taken, so new bytes
+// are dropped (counted by the recorder) once every slab is, exactly as when the disk is slow. When a retry
+// succeeds the capture goes on where it was. A Ledger per file knows which blocks are wholly on disk, and
+// the captured payload of those that are not: a close that gives up on a disk still full (CLOSE_WAIT_MS)
+// cuts the file back to its last whole block and reports that payload as lost, so the file stays whole
+// pcapng and the drops are counted exactly.
 
 import fs from 'node:fs';
 
@@ -29,6 +37,11 @@ export const SLAB_COUNT = 64;
  */
 const WRITE_BYTES = 4 * 1024 * 1024;
 const WASM_PAGE = 65536;
+
+/** After a failed write, the same bytes are tried again this long after. */
+export const RETRY_MS = 1000;
+/** close() waits at most this long for writes still to do (a disk still full must not hold the shutdown). */
+export const CLOSE_WAIT_MS = 5000;
 
 /** The one WebAssembly API used (the project's TypeScript lib has no WebAssembly types). */
 declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
@@ -86,12 +99,54 @@ interface Slab {
   sealed: boolean;
 }
 
+/**
+ * The blocks committed to one file, in order: where each ends and the captured payload bytes it holds; and
+ * how far the file is whole (every byte up to a block's end written).
+ */
+class Ledger {
+  private ends: number[] = [];
+  private payloads: number[] = [];
+  private head = 0;
+
+  constructor(public validEnd: number) {}
+
+  add(end: number, payload: number): void {
+    this.ends.push(end);
+    this.payloads.push(payload);
+  }
+
+  /** Every byte before `end` is written: the blocks ending there are whole on disk. */
+  written(end: number): void {
+    const ends = this.ends;
+    let head = this.head;
+    while (head < ends.length && ends[head]! <= end) this.validEnd = ends[head++]!;
+    if (head > 4096 && head * 2 > ends.length) {
+      this.ends = ends.slice(head);
+      this.payloads = this.payloads.slice(head);
+      head = 0;
+    }
+    this.head = head;
+  }
+
+  /** Captured payload bytes in blocks not (wholly) written. */
+  pending(): number {
+    let n = 0;
+    for (let i = this.head; i < this.payloads.length; i++) n += this.payloads[i]!;
+    return n;
+  }
+}
+
 interface Write {
   fd: number;
+  ledger: Ledger;
+  /** Not a regular file (a pipe, a device): never truncated. */
+  stream: boolean;
   slab: Slab;
   start: number;
   end: number;
-  /** File offset (direct), or null: append at the file's position (page cache; pipes and devices too). */
+  /** The file offset of its first byte. */
+  offset: number;
+  /** Where it is written: `offset` in a regular file, null (the file's position) in a pipe or a device. */
   position: number | null;
   /** Direct: the bytes end within a block, written padded and the file truncated to this length. */
   truncateTo?: number | undefined;
@@ -105,6 +160,7 @@ export interface OpenedFile {
   direct: boolean;
   /** A regular file (chmod, rotation); not a device or pipe. */
   regular: boolean;
+  ledger: Ledger;
 }
 
 /**
@@ -130,9 +186,15 @@ function openCaptureFile(path: string, probe: Buffer, block: Buffer): OpenedFile
         fs.fchmodSync(fd, FILE_MODE);
         block.fill(0);
         probe.copy(block);
-        fs.writeSync(fd, block, 0, DIRECT_ALIGN, 0);
+        try {
+          fs.writeSync(fd, block, 0, DIRECT_ALIGN, 0);
+        } catch (err) {
+          // A full disk: O_DIRECT was not refused, and the first slab's write carries the header again.
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') return { fd, direct: true, regular: true, ledger: new Ledger(0) };
+          throw err;
+        }
         fs.ftruncateSync(fd, probe.length);
-        return { fd, direct: true, regular: true };
+        return { fd, direct: true, regular: true, ledger: new Ledger(probe.length) };
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') {
@@ -147,12 +209,20 @@ function openCaptureFile(path: string, probe: Buffer, block: Buffer): OpenedFile
   // mode applies only when the file is created: an existing file is made private too.
   if (regular) fs.fchmodSync(fd, FILE_MODE);
   // The first bytes are written with the rest: a full disk then costs the capture, not the start-up.
-  return { fd, direct: false, regular };
+  return { fd, direct: false, regular, ledger: new Ledger(0) };
+}
+
+/** What a capture file tells its recorder. */
+export interface CaptureFileEvents {
+  /** A write failed (or was cut short): the first of an outage. It is retried. */
+  writeFailed(err: Error): void;
+  /** A retry succeeded: the file takes bytes again. */
+  writing(): void;
 }
 
 /**
  * Where encoded blocks go: reserve() room in the current slab, commit() what was written there, flush() at
- * the end of a batch. `onError` is told of a failed write (the writes stop; the capture stops).
+ * the end of a batch. `events` hears of failed writes (retried) and of the file taking bytes again.
  */
 export class CaptureFile {
   private readonly pool: SlabPool;
@@ -169,7 +239,11 @@ export class CaptureFile {
   private writing = false;
   /** Bytes in `writes`. */
   private queuedBytes = 0;
-  private failed = false;
+  /** The first queued write failed; its retry is due at retryTimer. */
+  private failing = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Captured payload bytes of blocks a close gave up on (the disk still full). */
+  lostPayload = 0;
   /** The `used` an exact flush last wrote the partial block for (not again if nothing was added). */
   private exactAt = -1;
   /** A rotation could not create the next file: nothing more is written. */
@@ -180,7 +254,7 @@ export class CaptureFile {
     pool: SlabPool,
     file: OpenedFile,
     private readonly header: Buffer,
-    private readonly onError: (err: Error) => void,
+    private readonly events: CaptureFileEvents,
   ) {
     this.pool = pool;
     this.file = file;
@@ -189,9 +263,9 @@ export class CaptureFile {
   }
 
   /** Create (truncate) `path`, private, starting with `header`. Throws (ENOENT, EACCES ...) when it cannot. */
-  static open(path: string, header: Buffer, onError: (err: Error) => void): CaptureFile {
+  static open(path: string, header: Buffer, events: CaptureFileEvents): CaptureFile {
     const pool = new SlabPool(SLAB_COUNT);
-    return new CaptureFile(pool, openCaptureFile(path, header, pool.probeBlock), header, onError);
+    return new CaptureFile(pool, openCaptureFile(path, header, pool.probeBlock), header, events);
   }
 
   private start(file: OpenedFile): void {
@@ -204,6 +278,7 @@ export class CaptureFile {
     // header written by the probe is written again with that block).
     this.slabPosition = 0;
     this.lead = this.header;
+    file.ledger.add(this.header.length, 0);
     if (!file.direct && this.reserve(0)) this.flush(false);
   }
 
@@ -260,8 +335,15 @@ export class CaptureFile {
     return { buffer: this.slab.buffer, offset: this.used };
   }
 
-  commit(end: number): void {
+  /** The block reserved ends at `end`, and holds `payload` captured bytes. */
+  commit(end: number, payload: number): void {
     this.used = end;
+    this.file.ledger.add(this.slabPosition + end, payload);
+  }
+
+  /** A write failed and waits for its retry. */
+  get failingNow(): boolean {
+    return this.failing;
   }
 
   /**
@@ -310,8 +392,11 @@ export class CaptureFile {
     this.start(next);
   }
 
-  /** Flush, close the file, resolve when everything is written (or the writes failed). */
-  async close(): Promise<void> {
+  /**
+   * Flush, close the file, resolve when everything is written; or after `waitMs` with writes still to do
+   * (the disk still full): each file is cut back to its last whole block, their payload counted in lostPayload.
+   */
+  async close(waitMs: number = CLOSE_WAIT_MS): Promise<void> {
     if (!this.dead) {
       this.flush(true);
       this.closeAfterWrites();
@@ -319,10 +404,46 @@ export class CaptureFile {
       this.slab = undefined;
       this.dead = true;
     }
-    await new Promise<void>((resolve) => {
-      if (!this.writing && this.writes.length === 0) resolve();
-      else this.idle.push(resolve);
-    });
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      new Promise<boolean>((resolve) => {
+        if (!this.writing && this.writes.length === 0) resolve(true);
+        else this.idle.push(() => resolve(true));
+      }),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs))),
+    ]);
+    clearTimeout(timer);
+    if (!done) this.giveUp();
+  }
+
+  /** Stop retrying: the files as far as they are whole, the rest counted as lost. */
+  private giveUp(): void {
+    // A write still in flight (a hung disk) keeps its file: it is neither cut nor closed under it.
+    const busy = this.retryTimer === undefined ? this.current?.fd : undefined;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const files = new Map<number, { ledger: Ledger; stream: boolean; close: boolean }>();
+    const inFlight = busy === undefined ? undefined : this.current;
+    for (const w of [...(inFlight ? [inFlight] : []), ...this.writes.splice(0)]) {
+      const f = files.get(w.fd) ?? { ledger: w.ledger, stream: w.stream, close: false };
+      f.close ||= w.close === true;
+      files.set(w.fd, f);
+      if (w === inFlight) continue;
+      w.slab.writes--;
+      this.release(w.slab);
+    }
+    this.queuedBytes = 0;
+    for (const [fd, f] of files) {
+      this.lostPayload += f.ledger.pending();
+      if (fd === busy) continue;
+      if (!f.stream) fs.ftruncate(fd, f.ledger.validEnd, () => undefined);
+      if (f.close) this.closeFd(fd);
+    }
+    if (busy === undefined) {
+      this.writing = false;
+      this.current = undefined;
+    }
+    for (const resolve of this.idle.splice(0)) resolve();
   }
 
   private closeAfterWrites(): void {
@@ -350,8 +471,10 @@ export class CaptureFile {
 
   private queue(slab: Slab, start: number, end: number, truncateTo: number | undefined, now: boolean): void {
     slab.writes++;
-    const position = this.file.direct ? this.slabPosition + start : null;
-    this.writes.push({ fd: this.file.fd, slab, start, end, position, truncateTo });
+    const file = this.file;
+    const offset = this.slabPosition + start;
+    const position = file.regular ? offset : null;
+    this.writes.push({ fd: file.fd, ledger: file.ledger, stream: !file.regular, slab, start, end, offset, position, truncateTo });
     this.queuedBytes += end - start;
     if (!this.writing && (now || this.queuedBytes >= WRITE_BYTES)) this.next();
   }
@@ -366,57 +489,73 @@ export class CaptureFile {
       return;
     }
     this.writing = true;
-    const done = (err: Error | null): void => {
-      w.slab.writes--;
-      if (err && !this.failed) {
-        this.failed = true;
-        this.onError(err);
-      }
-      if (w.close) this.closeFd(w.fd);
-      this.release(w.slab);
-      this.next();
-    };
-    if (this.failed) {
-      done(null);
+    if (w.truncateTo !== undefined) {
+      // The partial last block, padded with zeros, from the block kept for it; then the real length.
+      const tail = this.pool.tailBlock;
+      tail.fill(0);
+      w.slab.buffer.copy(tail, 0, w.start, w.end);
+      fs.write(w.fd, tail, 0, DIRECT_ALIGN, w.position, (err, written) => {
+        const error = err ?? short(written, DIRECT_ALIGN);
+        if (error) this.failed([w], error);
+        else fs.ftruncate(w.fd, w.truncateTo!, (e) => (e ? this.failed([w], e) : this.done([w], w.truncateTo!)));
+      });
       return;
     }
-    if (w.truncateTo === undefined) {
-      // Writes queued behind this one that continue it in the same file go in the same call (one writev).
-      const batch = [w];
-      let bytes = w.end - w.start;
-      while (bytes < WRITE_BYTES) {
-        const n = this.writes[0];
-        if (n === undefined || n.fd !== w.fd || n.truncateTo !== undefined || (w.position !== null && n.position !== w.position + bytes)) break;
-        batch.push(this.writes.shift()!);
-        bytes += n.end - n.start;
-        this.queuedBytes -= n.end - n.start;
-      }
-      if (batch.length === 1) {
-        fs.write(w.fd, w.slab.buffer, w.start, bytes, w.position, (err, written) => done(err ?? short(written, bytes)));
-        return;
-      }
-      if (batch.some((b) => b.close)) w.close = true;
+    // Writes queued behind this one that continue it in the same file go in the same call (one writev).
+    const batch = [w];
+    let bytes = w.end - w.start;
+    while (bytes < WRITE_BYTES) {
+      const n = this.writes[0];
+      if (n === undefined || n.fd !== w.fd || n.truncateTo !== undefined || n.offset !== w.offset + bytes) break;
+      batch.push(this.writes.shift()!);
+      bytes += n.end - n.start;
+      this.queuedBytes -= n.end - n.start;
+    }
+    const end = w.offset + bytes;
+    const after = (err: Error | null, written: number): void => {
+      const error = err ?? short(written, bytes);
+      if (error) this.failed(batch, error);
+      else this.done(batch, end);
+    };
+    if (batch.length === 1) fs.write(w.fd, w.slab.buffer, w.start, bytes, w.position, after);
+    else
       fs.writev(
         w.fd,
         batch.map((b) => b.slab.buffer.subarray(b.start, b.end)),
         w.position,
-        (err, written) => {
-          for (const b of batch.slice(1)) {
-            b.slab.writes--;
-            this.release(b.slab);
-          }
-          done(err ?? short(written, bytes));
-        },
+        after,
       );
-      return;
+  }
+
+  /** `batch` is on disk, up to file offset `end`. */
+  private done(batch: readonly Write[], end: number): void {
+    const first = batch[0]!;
+    first.ledger.written(end);
+    for (const b of batch) {
+      b.slab.writes--;
+      this.release(b.slab);
     }
-    // The partial last block, padded with zeros, from the block kept for it; then the real length.
-    const tail = this.pool.tailBlock;
-    tail.fill(0);
-    w.slab.buffer.copy(tail, 0, w.start, w.end);
-    fs.write(w.fd, tail, 0, DIRECT_ALIGN, w.position, (err, written) => {
-      if (err ?? short(written, DIRECT_ALIGN)) done(err ?? short(written, DIRECT_ALIGN));
-      else fs.ftruncate(w.fd, w.truncateTo!, (e) => done(e));
-    });
+    if (batch.some((b) => b.close)) this.closeFd(first.fd);
+    if (this.failing) {
+      this.failing = false;
+      this.events.writing();
+    }
+    this.next();
+  }
+
+  /** `batch` was not (wholly) written: it goes back to the head of the queue and is written again later. */
+  private failed(batch: readonly Write[], err: Error): void {
+    if (!this.failing) {
+      this.failing = true;
+      this.events.writeFailed(err);
+    }
+    this.writes.unshift(...batch);
+    for (const b of batch) this.queuedBytes += b.end - b.start;
+    // Still `writing`: flushes and new writes queue behind it until the retry.
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.next();
+    }, RETRY_MS);
+    this.retryTimer.unref();
   }
 }

@@ -3,11 +3,12 @@
 // An existing non-empty file is appended to (no second header), so runs with different settings
 // accumulate in one file; its first line must be this header, or the proxy refuses to start.
 
-import fs from 'node:fs';
+import type fs from 'node:fs';
 import type { TimeSplit } from '../dimse/tracker.js';
 import { durationUs, responseUs } from '../dimse/tracker.js';
 import { statusHex } from '../dimse/command.js';
 import { BatchedLines } from './batched-lines.js';
+import { RowFile } from './row-file.js';
 import type { LineSink, LinesLog } from './batched-lines.js';
 import { DEFAULT_ROUTE_ID } from '../events/events.js';
 import type { Direction, MessageRecord, Recorder } from '../events/events.js';
@@ -35,6 +36,12 @@ export const MESSAGES_CSV_COLUMNS = [
   'started_at',
   'requested_by',
   'route',
+  'arm',
+  'calling_aet',
+  'called_aet',
+  'sop_class_uid',
+  'transfer_syntax_uid',
+  'generation',
 ] as const;
 
 export const MESSAGES_CSV_HEADER = MESSAGES_CSV_COLUMNS.join(',');
@@ -42,7 +49,7 @@ export const MESSAGES_CSV_HEADER = MESSAGES_CSV_COLUMNS.join(',');
 const us = (v: number | undefined): string | number => (v === undefined ? '' : Math.round(v));
 const ms = (v: number | undefined): string => (v === undefined ? '' : (v / 1000).toFixed(3));
 
-/** RFC 4180 quoting, only where needed: the UID comes from a peer and could hold anything. */
+/** RFC 4180 quoting, only where needed: UIDs and AE titles come from a peer and could hold anything. */
 function csvField(text: string): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
@@ -70,6 +77,12 @@ export function messageCsvRow(m: MessageRecord, route: string = DEFAULT_ROUTE_ID
     m.startedAt,
     m.direction === 'to_scp' ? 'scu' : 'scp',
     route,
+    m.arm,
+    csvField(m.callingAet),
+    csvField(m.calledAet),
+    csvField(m.sopClassUid),
+    csvField(m.transferSyntaxUid),
+    m.generation,
   ];
 }
 
@@ -92,6 +105,9 @@ export function messageLogFields(m: MessageRecord): Record<string, unknown> {
     pendingResponses: m.pendingResponses,
     status: m.status === undefined ? undefined : statusHex(m.status),
     startedAt: m.startedAt,
+    arm: m.arm || undefined,
+    sopClassUid: m.sopClassUid || undefined,
+    transferSyntaxUid: m.transferSyntaxUid || undefined,
   };
 }
 
@@ -130,20 +146,21 @@ export class MessagesCsvRecorder implements Recorder {
 
   /**
    * Open `path` for appending. A missing or empty file gets the header; an existing one must start with
-   * it (else MessagesCsvFileError: appending rows to another file would spoil it). Rejects if the file
-   * cannot be opened; write errors later are logged to `log` and cost rows (droppedRows), never the relaying.
+   * it (else MessagesCsvFileError: appending rows to another file would spoil it). A last row without its
+   * newline was never written whole (a write cut short by a full disk, then a stop): with `repairTail` (the
+   * only process writing the file yet) it is cut off, with a warning. Rejects if the file cannot be opened;
+   * write errors later are logged to `log` and cost rows (droppedRows), never the relaying.
    */
-  static async open(path: string, log?: LinesLog): Promise<MessagesCsvRecorder> {
-    const handle = await fs.promises.open(path, 'a+');
+  static async open(path: string, log?: LinesLog, repairTail = true): Promise<MessagesCsvRecorder> {
+    const file = await RowFile.open(path, 'append');
     let prefix: string;
     try {
-      prefix = await headerPrefix(handle, path);
+      prefix = await headerPrefix(file.file, path, repairTail ? (log ?? silentLog) : undefined);
     } catch (err) {
-      await handle.close();
+      await file.close();
       throw err;
     }
-    // Opened with 'a+': every write goes to the end of the file, whatever the position.
-    return new MessagesCsvRecorder(handle, prefix, log);
+    return new MessagesCsvRecorder(file, prefix, log);
   }
 
   /** Rows that never reached the file (see BatchedLines). */
@@ -171,8 +188,17 @@ export class MessagesCsvFileError extends Error {
   }
 }
 
-/** What to write before the first row: the header (new file), a newline (last row unterminated), or nothing. */
-async function headerPrefix(handle: fs.promises.FileHandle, path: string): Promise<string> {
+const silentLog: LinesLog = { error() {}, warn() {}, info() {} };
+
+/** Bytes read from the end when looking for the last newline: far more than a row takes. */
+const TAIL_SCAN_BYTES = 1024 * 1024;
+
+/**
+ * What to write before the first row: the header (new file), a newline (a file that is only the header), or
+ * nothing. An existing file must start with the header (MessagesCsvFileError otherwise); given `repair`, a
+ * last row that lacks its newline is cut off, and `repair` told how many bytes went.
+ */
+async function headerPrefix(handle: fs.promises.FileHandle, path: string, repair: LinesLog | undefined): Promise<string> {
   const { size } = await handle.stat();
   if (size === 0) return `${MESSAGES_CSV_HEADER}\n`;
   const head = Buffer.alloc(Math.min(size, MESSAGES_CSV_HEADER.length + 2));
@@ -180,15 +206,23 @@ async function headerPrefix(handle: fs.promises.FileHandle, path: string): Promi
   const firstLine = head.toString('latin1').split(/\r?\n/)[0]!;
   if (firstLine !== MESSAGES_CSV_HEADER && MESSAGES_CSV_HEADER.startsWith(`${firstLine},`)) {
     // An older version's header (fewer columns, same order): its rows cannot take the new columns.
-    const missing = MESSAGES_CSV_COLUMNS.slice(firstLine.split(',').length).join(', ');
+    const missing = MESSAGES_CSV_COLUMNS.slice(firstLine.split(',').length);
     throw new MessagesCsvFileError(
-      `${path} was written by an older version of the proxy (no ${missing} column); not appending to it: give a new file (stats still reads the old one)`,
+      `${path} was written by an older version of the proxy (no ${missing.join(', ')} column${missing.length > 1 ? 's' : ''}); not appending to it: give a new file (stats still reads the old one)`,
     );
   }
   if (firstLine !== MESSAGES_CSV_HEADER) {
     throw new MessagesCsvFileError(`${path} exists and does not start with the messages CSV header; not appending to it`);
   }
-  const last = Buffer.alloc(1);
-  await handle.read(last, 0, 1, size - 1);
-  return last[0] === 0x0a ? '' : '\n';
+  if (size === MESSAGES_CSV_HEADER.length) return '\n';
+  if (!repair) return '';
+  const tail = Buffer.alloc(Math.min(size, TAIL_SCAN_BYTES));
+  await handle.read(tail, 0, tail.length, size - tail.length);
+  if (tail[tail.length - 1] === 0x0a) return '';
+  const lastNewline = tail.lastIndexOf(0x0a);
+  if (lastNewline === -1) throw new MessagesCsvFileError(`${path} ends with a line of over ${TAIL_SCAN_BYTES} bytes; not appending to it`);
+  const cutBytes = tail.length - lastNewline - 1;
+  await handle.truncate(size - cutBytes);
+  repair.warn({ cutBytes }, 'messages CSV: its last row had no newline (never written whole); cut off before appending');
+  return '';
 }

@@ -6,14 +6,17 @@
 // observed per PDU, through a labelled child looked up once per route and direction. Label values are the
 // route id (a plain word), a direction, and fixed vocabularies: never a peer's text.
 
+import cluster from 'node:cluster';
+import type { Worker } from 'node:cluster';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { durationUs } from '../dimse/tracker.js';
 import type { Endpoint } from '../values/endpoint.js';
-import { ABORT_CAUSES, ASSOCIATION_OUTCOMES, TLS_FAILURE_REASONS } from '../events/events.js';
-import type { AssociationEvent, Direction, MessageRecord, PduRecord, Recorder, TlsFailureEvent } from '../events/events.js';
+import { ABORT_CAUSES, ASSOCIATION_OUTCOMES, REJECTION_SOURCES, TLS_FAILURE_REASONS } from '../events/events.js';
+import type { AssociationEvent, CertificateEvent, Direction, MessageRecord, PduRecord, Recorder, TlsFailureEvent } from '../events/events.js';
 import { answerHealth, serveHttp } from './health.js';
 import type { HealthState, HttpEndpoint } from './health.js';
 import { PDU_HEADER_LENGTH } from '../pdu/constants.js';
+import { NO_ARM_METRIC_LABEL } from '../experiment/arms.js';
 
 export const METRIC_PREFIX = 'dicom_pdu_proxy_';
 
@@ -27,31 +30,40 @@ const DIRECTIONS: readonly Direction[] = ['to_scp', 'to_scu'];
 
 /** Per route and direction, counts not yet handed to prom-client. */
 interface Pending {
-  bytes: number;
   pdus: number;
   pdusSent: number;
   violations: number;
 }
 
-const none = (): Pending => ({ bytes: 0, pdus: 0, pdusSent: 0, violations: 0 });
+const none = (): Pending => ({ pdus: 0, pdusSent: 0, violations: 0 });
 
 type Labels = 'route' | 'direction';
+type ArmLabels = Labels | 'arm';
+
+/** One arm's bytes on one route: not yet handed to prom-client, and its labelled children. */
+interface ArmBytes {
+  arm: string;
+  pending: Record<Direction, number>;
+  children: Record<Direction, Counter.Internal>;
+}
 
 export class MetricsRecorder implements Recorder {
   readonly registry = new Registry();
   private readonly views: RouteView[] = [];
-  readonly bytes: Counter<Labels>;
+  readonly bytes: Counter<ArmLabels>;
   readonly pdus: Counter<Labels>;
   readonly pdusSent: Counter<Labels>;
   readonly violations: Counter<Labels>;
   readonly pduSize: Histogram<Labels>;
-  readonly messageDuration: Histogram<Labels>;
+  readonly messageDuration: Histogram<ArmLabels>;
   readonly associationsOpen: Gauge<'route'>;
   readonly associations: Counter<'route'>;
   readonly associationsEnded: Counter<'route' | 'outcome'>;
   readonly aborts: Counter<'route' | 'reason'>;
+  readonly rejections: Counter<'route' | 'by'>;
   readonly tlsFailures: Counter<'route' | 'leg' | 'reason'>;
   readonly rowsDropped: Counter<'file'>;
+  readonly certExpiry: Gauge<'route' | 'cert'>;
   /** Per CSV file (label value: the flag's name), its recorder's running count of dropped rows. */
   private readonly droppedSources = new Map<string, { count: () => number; reported: number }>();
 
@@ -75,13 +87,20 @@ export class MetricsRecorder implements Recorder {
       };
     this.bytes = new Counter({
       name: `${METRIC_PREFIX}bytes_total`,
-      help: 'Bytes of the PDUs forwarded, as received from their sender (PDU headers included)',
-      labelNames: ['route', 'direction'],
+      help: `Bytes of the PDUs forwarded, as received from their sender (PDU headers included); arm: the association's --max-pdu arm, "${NO_ARM_METRIC_LABEL}" without arms`,
+      labelNames: ['route', 'direction', 'arm'],
       registers,
-      collect: flush(
-        (p) => p.bytes,
-        (p) => (p.bytes = 0),
-      ),
+      collect(): void {
+        for (const view of views) {
+          for (const arm of view.armBytes.values()) {
+            for (const direction of DIRECTIONS) {
+              const n = arm.pending[direction];
+              if (n > 0) arm.children[direction].inc(n);
+              arm.pending[direction] = 0;
+            }
+          }
+        }
+      },
     });
     this.pdus = new Counter({
       name: `${METRIC_PREFIX}pdus_total`,
@@ -122,8 +141,8 @@ export class MetricsRecorder implements Recorder {
     });
     this.messageDuration = new Histogram({
       name: `${METRIC_PREFIX}message_duration_seconds`,
-      help: "DIMSE requests that got a final response: first request byte to last byte of the final response; direction is the request's (to_scu: sent by the SCP, C-GET sub-operations)",
-      labelNames: ['route', 'direction'],
+      help: `DIMSE requests that got a final response: first request byte to last byte of the final response; direction is the request's (to_scu: sent by the SCP, C-GET sub-operations); arm: the association's --max-pdu arm, "${NO_ARM_METRIC_LABEL}" without arms`,
+      labelNames: ['route', 'direction', 'arm'],
       buckets: [...MESSAGE_DURATION_BUCKETS],
       registers,
     });
@@ -151,10 +170,25 @@ export class MetricsRecorder implements Recorder {
       labelNames: ['route', 'reason'],
       registers,
     });
+    this.rejections = new Counter({
+      name: `${METRIC_PREFIX}associations_rejected_total`,
+      help: 'Associations rejected (A-ASSOCIATE-RJ to the SCU), by who rejected them: scp (its own RJ, passed on), proxy (the admission rules), upstream_unavailable (the proxy could not reach the SCP, or its TLS handshake failed)',
+      labelNames: ['route', 'by'],
+      registers,
+    });
     this.tlsFailures = new Counter({
       name: `${METRIC_PREFIX}tls_handshake_failures_total`,
       help: `TLS handshakes that failed, by leg (scu: the listener, scp: the upstream connection) and reason: ${TLS_FAILURE_REASONS.join(', ')}`,
       labelNames: ['route', 'leg', 'reason'],
+      registers,
+    });
+    this.certExpiry = new Gauge({
+      name: `${METRIC_PREFIX}tls_cert_expiry_timestamp_seconds`,
+      help: "When a certificate stops being valid (notAfter, seconds since the epoch; the earliest of its chain), by cert: listener (--tls-cert), upstream_client (--upstream-tls-cert), upstream_server (the SCP's chain as verified in the last upstream TLS handshake). With --workers, the latest any worker holds",
+      labelNames: ['route', 'cert'],
+      // --workers: the configured certificates are the same in every worker; of the SCP's, the newest seen
+      // (a renewed certificate must not stay hidden behind a worker that has not connected since).
+      aggregator: 'max',
       registers,
     });
     const sources = this.droppedSources;
@@ -220,11 +254,15 @@ class RouteView implements Recorder {
   private readonly metrics: MetricsRecorder;
   private readonly children = new Map<Counter<Labels>, Record<Direction, Counter.Internal>>();
   private readonly pduSize: Record<Direction, Histogram.Internal<Labels>>;
-  private readonly duration: Record<Direction, Histogram.Internal<Labels>>;
+  /** Bytes per arm label; the arm of the last PDU, looked up once per association's run of PDUs. */
+  readonly armBytes = new Map<string, ArmBytes>();
+  private lastArm: ArmBytes;
+  private readonly durations = new Map<string, Record<Direction, Histogram.Internal<ArmLabels>>>();
   private readonly open: Gauge.Internal<'route'>;
   private readonly requested: Counter.Internal;
   private readonly ended: Map<string, Counter.Internal>;
   private readonly aborts: Map<string, Counter.Internal>;
+  private readonly rejections: Map<string, Counter.Internal>;
   private readonly tlsFailures: MetricsRecorder['tlsFailures'];
 
   constructor(route: string, metrics: MetricsRecorder) {
@@ -232,25 +270,25 @@ class RouteView implements Recorder {
     this.metrics = metrics;
     const both = <T>(make: (d: Direction) => T): Record<Direction, T> => ({ to_scp: make('to_scp'), to_scu: make('to_scu') });
     // Every series exists from the start (at 0), so rates and alerts work before the first event.
-    for (const counter of [metrics.bytes, metrics.pdus, metrics.pdusSent, metrics.violations]) {
+    for (const counter of [metrics.pdus, metrics.pdusSent, metrics.violations]) {
       const c = both((d) => counter.labels(route, d));
       c.to_scp.inc(0);
       c.to_scu.inc(0);
       this.children.set(counter, c);
     }
     this.pduSize = both((d) => metrics.pduSize.labels(route, d));
-    this.duration = both((d) => metrics.messageDuration.labels(route, d));
-    for (const direction of DIRECTIONS) {
-      metrics.pduSize.zero({ route, direction });
-      metrics.messageDuration.zero({ route, direction });
-    }
+    // The arm-labelled series: "none" from the start; each arm's with its first PDU or message.
+    this.lastArm = this.bytesOf(NO_ARM_METRIC_LABEL);
+    this.durationOf(NO_ARM_METRIC_LABEL);
+    for (const direction of DIRECTIONS) metrics.pduSize.zero({ route, direction });
     this.open = metrics.associationsOpen.labels(route);
     this.open.set(0);
     this.requested = metrics.associations.labels(route);
     this.requested.inc(0);
     this.ended = new Map(ASSOCIATION_OUTCOMES.map((o) => [o, metrics.associationsEnded.labels(route, o)]));
     this.aborts = new Map(ABORT_CAUSES.map((r) => [r, metrics.aborts.labels(route, r)]));
-    for (const c of [...this.ended.values(), ...this.aborts.values()]) c.inc(0);
+    this.rejections = new Map(REJECTION_SOURCES.map((by) => [by, metrics.rejections.labels(route, by)]));
+    for (const c of [...this.ended.values(), ...this.aborts.values(), ...this.rejections.values()]) c.inc(0);
     // Rare events: their series appear with the first failure, so routes without TLS stay free of them.
     this.tlsFailures = metrics.tlsFailures;
   }
@@ -259,11 +297,38 @@ class RouteView implements Recorder {
     return this.children.get(counter)!;
   }
 
+  /** An arm's bytes: its series created (at 0) when first seen. */
+  private bytesOf(arm: string): ArmBytes {
+    let entry = this.armBytes.get(arm);
+    if (entry === undefined) {
+      const children = { to_scp: this.metrics.bytes.labels(this.route, 'to_scp', arm), to_scu: this.metrics.bytes.labels(this.route, 'to_scu', arm) };
+      children.to_scp.inc(0);
+      children.to_scu.inc(0);
+      entry = { arm, pending: { to_scp: 0, to_scu: 0 }, children };
+      this.armBytes.set(arm, entry);
+    }
+    return entry;
+  }
+
+  /** An arm's message duration histograms: created (empty) when first seen. */
+  private durationOf(arm: string): Record<Direction, Histogram.Internal<ArmLabels>> {
+    let entry = this.durations.get(arm);
+    if (entry === undefined) {
+      const histogram = this.metrics.messageDuration;
+      entry = { to_scp: histogram.labels(this.route, 'to_scp', arm), to_scu: histogram.labels(this.route, 'to_scu', arm) };
+      for (const direction of DIRECTIONS) histogram.zero({ route: this.route, direction, arm });
+      this.durations.set(arm, entry);
+    }
+    return entry;
+  }
+
   pdu(record: PduRecord): void {
     this.pduSize[record.direction].observe(record.length);
     if (record.forwardedUs === undefined) return;
+    const arm = record.arm || NO_ARM_METRIC_LABEL;
+    if (this.lastArm.arm !== arm) this.lastArm = this.bytesOf(arm);
+    this.lastArm.pending[record.direction] += record.length + PDU_HEADER_LENGTH;
     const p = this.pending[record.direction];
-    p.bytes += record.length + PDU_HEADER_LENGTH;
     p.pdus++;
     p.pdusSent += record.outPdus;
     if (record.violation) p.violations++;
@@ -272,7 +337,7 @@ class RouteView implements Recorder {
   message(record: MessageRecord): void {
     if (record.status === undefined) return;
     const us = durationUs(record);
-    if (us !== undefined) this.duration[record.direction].observe(us / 1e6);
+    if (us !== undefined) this.durationOf(record.arm || NO_ARM_METRIC_LABEL)[record.direction].observe(us / 1e6);
   }
 
   association(event: AssociationEvent): void {
@@ -284,10 +349,15 @@ class RouteView implements Recorder {
     if (event.admitted) this.open.dec();
     if (event.requested) this.ended.get(event.outcome)!.inc();
     if (event.abort !== undefined) this.aborts.get(event.abort)!.inc();
+    if (event.rejectedBy !== undefined) this.rejections.get(event.rejectedBy)!.inc();
   }
 
   tlsFailure(event: TlsFailureEvent): void {
     this.tlsFailures.labels(this.route, event.leg, event.reason).inc();
+  }
+
+  certificate(event: CertificateEvent): void {
+    this.metrics.certExpiry.labels(this.route, event.cert).set(event.notAfterMs / 1000);
   }
 
   close(): Promise<void> {
@@ -305,23 +375,188 @@ export function serveMetrics(endpoint: Endpoint, recorder: MetricsRecorder, heal
   return serveExposition(endpoint, () => recorder.metrics(), recorder.registry.contentType, health);
 }
 
-/**
- * --workers, in a worker: answer the primary's requests (prom-client's cluster messages) with this
- * recorder's registry.
- */
-export function answerClusterMetrics(recorder: MetricsRecorder): void {
-  AggregatorRegistry.setRegistries([recorder.registry]);
-  // The constructor installs the message listener (once per process).
-  new AggregatorRegistry();
+// ---- --workers: the primary serves the sum of its workers' metrics -------------------------------------
+//
+// Each worker answers the primary's requests with a snapshot of its registry (getMetricsAsJSON). The primary
+// keeps every worker's last snapshot: a scrape asks the workers that are up, waits at most
+// WORKER_ANSWER_MS, and sums the newest snapshot of each (a worker that did not answer in time is served
+// from its last one; a worker still starting, which has not said hello, is not waited for). When a worker
+// exits, the counters and histograms of its last snapshot are folded into a retired base that every later
+// sum includes, so a *_total never goes down when a worker dies and its replacement starts from zero. What
+// the dead worker counted after its last snapshot is lost (docs/METRICS.md). Messages are tagged
+// dpp-metrics:*, apart from the control plane's dpp:* and prom-client's own.
+
+const HELLO = 'dpp-metrics:hello';
+const REQUEST = 'dpp-metrics:request';
+const SNAPSHOT = 'dpp-metrics:snapshot';
+
+/** How long a scrape waits for a worker's snapshot before it serves that worker's previous one. */
+export const WORKER_ANSWER_MS = 1000;
+
+type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
+type SeriesJson = MetricJson['values'][number] & { metricName?: string };
+
+type ToMetricsWorker = { type: typeof REQUEST; id: number };
+type FromMetricsWorker = { type: typeof HELLO } | { type: typeof SNAPSHOT; id: number; metrics: MetricJson[] };
+
+function isTagged<T extends { type: string }>(message: unknown, ...types: Array<T['type']>): message is T {
+  return typeof message === 'object' && message !== null && (types as unknown[]).includes((message as { type?: unknown }).type);
+}
+
+/** Counters and histograms summed over workers that are gone (what their last snapshots held). */
+class RetiredBase {
+  private readonly metrics = new Map<string, { metric: MetricJson; series: Map<string, SeriesJson> }>();
+
+  add(snapshot: readonly MetricJson[]): void {
+    for (const metric of snapshot) {
+      // Only what only goes up: gauges (open associations, memory) of a dead worker are gone with it.
+      // prom-client's typings say an enum; the JSON holds the exposition's word ('counter', 'histogram').
+      const type = metric.type as unknown as string;
+      if ((type !== 'counter' && type !== 'histogram') || (metric.aggregator ?? 'sum') !== 'sum') continue;
+      let kept = this.metrics.get(metric.name);
+      if (!kept) this.metrics.set(metric.name, (kept = { metric: { ...metric, values: [] }, series: new Map() }));
+      for (const value of metric.values as SeriesJson[]) {
+        const key = `${value.metricName ?? ''}\u0000${seriesKey(value.labels)}`;
+        const sum = kept.series.get(key);
+        if (sum) sum.value += value.value;
+        else kept.series.set(key, { ...value, labels: { ...value.labels } });
+      }
+    }
+  }
+
+  /** As one more registry's getMetricsAsJSON(), for AggregatorRegistry.aggregate. */
+  asJson(): MetricJson[] {
+    return [...this.metrics.values()].map(({ metric, series }) => ({ ...metric, values: [...series.values()] }));
+  }
+}
+
+function seriesKey(labels: Record<string, string | number | undefined>): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${String(labels[k])}`)
+    .join('\u0000');
 }
 
 /**
- * --workers, in the primary: serve the metrics of every worker, summed (prom-client's AggregatorRegistry:
- * counters and histograms add up; gauges such as associations_open too), under the same names.
+ * The primary's view of its workers' metrics, apart from node:cluster (tested on its own): snapshots in,
+ * the summed exposition out.
  */
-export function serveClusterMetrics(endpoint: Endpoint, health?: HealthState): Promise<MetricsServer> {
-  const aggregator = new AggregatorRegistry();
-  return serveExposition(endpoint, () => aggregator.clusterMetrics(), aggregator.contentType, health);
+export class WorkerMetricsSum {
+  private readonly retired = new RetiredBase();
+  /** Per worker (cluster id): its newest snapshot and the request it answered. */
+  private readonly workers = new Map<number, { hello: boolean; id: number; snapshot: MetricJson[] | undefined }>();
+  private readonly waits = new Map<number, { missing: Set<number>; done: () => void }>();
+  private nextId = 1;
+
+  /** The worker answers requests from now on: scrapes wait for it. */
+  hello(worker: number): void {
+    const w = this.workers.get(worker);
+    if (w) w.hello = true;
+    else this.workers.set(worker, { hello: true, id: 0, snapshot: undefined });
+  }
+
+  /** A worker's answer to request `id` (kept only when newer than what it answered before). */
+  answer(worker: number, id: number, metrics: MetricJson[]): void {
+    const w = this.workers.get(worker);
+    if (!w) this.workers.set(worker, { hello: true, id, snapshot: metrics });
+    else if (id > w.id) Object.assign(w, { hello: true, id, snapshot: metrics });
+    this.settle(worker, id);
+  }
+
+  /** The worker is gone: its last counters join the retired base; nothing of it is waited for. */
+  exited(worker: number): void {
+    const w = this.workers.get(worker);
+    this.workers.delete(worker);
+    if (w?.snapshot) this.retired.add(w.snapshot);
+    for (const id of this.waits.keys()) this.settle(worker, id);
+  }
+
+  /**
+   * Ask: `send(worker, id)` for every worker that said hello (false when the message could not go); then
+   * wait until they all answered, or `timeoutMs`; then sum.
+   */
+  async collect(send: (worker: number, id: number) => boolean, timeoutMs: number): Promise<string> {
+    const id = this.nextId++;
+    const missing = new Set<number>();
+    for (const [worker, w] of this.workers) if (w.hello && send(worker, id)) missing.add(worker);
+    if (missing.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.waits.set(id, { missing, done: resolve });
+        timer = setTimeout(resolve, timeoutMs);
+      });
+      clearTimeout(timer);
+      this.waits.delete(id);
+    }
+    return this.exposition();
+  }
+
+  /** The sum of the retired base and every worker's newest snapshot, as text. */
+  exposition(): Promise<string> {
+    const all = [this.retired.asJson()];
+    for (const w of this.workers.values()) if (w.snapshot) all.push(w.snapshot);
+    return AggregatorRegistry.aggregate(all).metrics();
+  }
+
+  private settle(worker: number, id: number): void {
+    const wait = this.waits.get(id);
+    if (!wait) return;
+    wait.missing.delete(worker);
+    if (wait.missing.size === 0) wait.done();
+  }
+}
+
+/**
+ * --workers, in a worker: answer the primary's requests with a snapshot of this recorder's registry; say
+ * hello first, so that the primary waits for this worker from now on (never before: a worker still starting
+ * does not hold a scrape up).
+ */
+export function answerClusterMetrics(recorder: MetricsRecorder): void {
+  const send = (message: FromMetricsWorker): void => {
+    if (process.connected) process.send!(message, undefined, {}, () => undefined);
+  };
+  process.on('message', (message: unknown) => {
+    if (!isTagged<ToMetricsWorker>(message, REQUEST)) return;
+    void recorder.registry.getMetricsAsJSON().then((metrics) => send({ type: SNAPSHOT, id: message.id, metrics }));
+  });
+  send({ type: HELLO });
+}
+
+/**
+ * --workers, in the primary: serve the metrics of every worker, summed under the same names (counters and
+ * histograms add up; gauges such as associations_open too), with the counters of workers that have died
+ * kept in the sum (WorkerMetricsSum). Listens to node:cluster's own events: a worker's messages and its exit.
+ */
+export async function serveClusterMetrics(endpoint: Endpoint, health?: HealthState): Promise<MetricsServer> {
+  const sum = new WorkerMetricsSum();
+  const onMessage = (worker: Worker, message: unknown): void => {
+    if (!isTagged<FromMetricsWorker>(message, HELLO, SNAPSHOT)) return;
+    if (message.type === HELLO) sum.hello(worker.id);
+    else sum.answer(worker.id, message.id, message.metrics);
+  };
+  const onExit = (worker: Worker): void => sum.exited(worker.id);
+  cluster.on('message', onMessage);
+  cluster.on('exit', onExit);
+  const unlisten = (): void => {
+    cluster.off('message', onMessage);
+    cluster.off('exit', onExit);
+  };
+  // Workers forked before these listeners were there are asked too.
+  for (const worker of Object.values(cluster.workers ?? {})) if (worker?.isConnected()) sum.hello(worker.id);
+  const send = (id: number, request: number): boolean => {
+    const worker = cluster.workers?.[id];
+    if (!worker?.isConnected()) return false;
+    // A worker that is going away fails the send: its exit settles the wait (the callback keeps it from an 'error' event).
+    worker.send({ type: REQUEST, id: request } satisfies ToMetricsWorker, undefined, {}, () => undefined);
+    return true;
+  };
+  try {
+    const server = await serveExposition(endpoint, () => sum.collect(send, WORKER_ANSWER_MS), new Registry().contentType, health);
+    return { address: server.address, close: () => (unlisten(), server.close()) };
+  } catch (err) {
+    unlisten();
+    throw err;
+  }
 }
 
 function serveExposition(endpoint: Endpoint, text: () => Promise<string>, contentType: string, health?: HealthState): Promise<MetricsServer> {

@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { CaptureFile, SLAB_BYTES, SLAB_COUNT } from './capture-file.js';
+import type { CaptureFileEvents } from './capture-file.js';
 import { CapturedConnection } from '../capture/connection.js';
 import type { CapturePayload } from '../capture/connection.js';
 import { interfaceDescriptionBlock, sectionHeaderBlock } from '../capture/pcapng.js';
@@ -60,17 +61,19 @@ class RotatingFile {
     maxSize: number,
     private readonly maxFiles: number,
     private readonly onError: (err: Error) => void,
+    events: CaptureFileEvents,
   ) {
     const header = fileHeader();
     this.headerLength = header.length;
-    this.out = CaptureFile.open(path, header, onError);
+    this.out = CaptureFile.open(path, header, events);
     // A device or a pipe (--pcap /dev/null, a FIFO read by a live Wireshark) is not ours to rename.
     this.maxSize = this.out.regular ? maxSize : 0;
   }
 
   /** Throws (ENOENT, EACCES ...) when the file cannot be created. */
-  static open(path: string, maxSize: number, maxFiles: number, onError: (err: Error) => void): RotatingFile {
-    return new RotatingFile(path, maxSize, maxFiles, onError);
+  /** `onError`: a rotation failed (no next file: the capture stops); `events`: writes failing and resuming. */
+  static open(path: string, maxSize: number, maxFiles: number, onError: (err: Error) => void, events: CaptureFileEvents): RotatingFile {
+    return new RotatingFile(path, maxSize, maxFiles, onError, events);
   }
 
   /** Whether a block of `next` bytes must go to a fresh file. A file holds at least one block, whatever its size. */
@@ -134,6 +137,8 @@ export class PcapRecorder implements Recorder {
   private connections = 0;
   private droppedBytes = 0;
   private failed = false;
+  /** droppedBytes when the current outage of the file began. */
+  private droppedBeforeOutage = 0;
   private closed = false;
   /** The event being encoded: its connection and time (microseconds since 1970), for the sink. */
   private current: CapturedConnection | undefined;
@@ -148,7 +153,10 @@ export class PcapRecorder implements Recorder {
   /** Create (truncate) `path`, mode 0600, and write the pcapng header. Rejects if it cannot be opened. */
   static async open(path: string, options: PcapOptions = {}): Promise<PcapRecorder> {
     let recorder: PcapRecorder | undefined;
-    const file = RotatingFile.open(path, options.maxSize ?? 0, options.maxFiles ?? DEFAULT_PCAP_MAX_FILES, (err) => recorder?.fail(err));
+    const file = RotatingFile.open(path, options.maxSize ?? 0, options.maxFiles ?? DEFAULT_PCAP_MAX_FILES, (err) => recorder?.fail(err), {
+      writeFailed: (err) => recorder?.writeFailed(err),
+      writing: () => recorder?.writingAgain(),
+    });
     recorder = new PcapRecorder(file, options.log);
     return recorder;
   }
@@ -244,19 +252,33 @@ export class PcapRecorder implements Recorder {
     const room = this.file.out.reserve(length);
     if (room === undefined) {
       // Every slab is still being written (or the file failed): the segment is not captured.
-      if (!this.failed && this.droppedBytes === 0) {
+      if (!this.failed && !this.file.out.failingNow && this.droppedBytes === 0) {
         this.log?.warn({ pendingBytes: this.file.out.pending }, 'pcap: the capture cannot keep up; bytes are dropped from it (counted at the end)');
       }
       this.droppedBytes += segment.end - segment.start;
       return;
     }
-    this.file.out.commit(connection.writeBlock(room.buffer, room.offset, segment, this.timeUs));
+    this.file.out.commit(connection.writeBlock(room.buffer, room.offset, segment, this.timeUs), segment.end - segment.start);
   }
 
+  /** No file to write to (a rotation could not create the next one): the capture stops. */
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = true;
     this.log?.error({ err: (err as NodeJS.ErrnoException).code ?? err.message }, 'pcap: the capture file cannot be written; capturing stopped');
+  }
+
+  /** A write failed (a full disk): it is retried; bytes wait in the slabs, and are dropped once those are full. */
+  private writeFailed(err: Error): void {
+    this.droppedBeforeOutage = this.droppedBytes;
+    this.log?.error(
+      { err: (err as NodeJS.ErrnoException).code ?? err.message },
+      'pcap: the capture file cannot be written; the write is retried every second, bytes are dropped once the buffers are full',
+    );
+  }
+
+  private writingAgain(): void {
+    this.log?.warn({ droppedBytesInOutage: this.droppedBytes - this.droppedBeforeOutage }, 'pcap: the capture file takes bytes again; capturing goes on');
   }
 
   /** Write what is encoded and close the file(s); resolves when on disk. */
@@ -264,8 +286,10 @@ export class PcapRecorder implements Recorder {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.flushTimer);
-    if (this.droppedBytes > 0) this.log?.warn({ droppedBytes: this.droppedBytes }, 'pcap: bytes dropped from the capture');
     await this.file.out.close();
+    // What a disk still full kept out of the files (cut back to their last whole block).
+    this.droppedBytes += this.file.out.lostPayload;
+    if (this.droppedBytes > 0) this.log?.warn({ droppedBytes: this.droppedBytes }, 'pcap: bytes dropped from the capture');
     await Promise.all(this.file.deleting);
   }
 }

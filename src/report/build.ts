@@ -15,8 +15,9 @@ import { withEngine } from '../analysis/engine.js';
 import type { Engine } from '../analysis/engine.js';
 import { createViews, inputError, openLogs } from '../analysis/logs.js';
 import type { LogSource } from '../analysis/logs.js';
+import type { Experiment } from '../analysis/experiment.js';
 import { groupMessages } from '../analysis/messages.js';
-import { readable, sweepSpec, splitSpec, timelineSpec } from './charts.js';
+import { forestSpec, readable, sweepSpec, splitSpec, timelineSpec } from './charts.js';
 import { renderReportHtml } from './html.js';
 import { fidelityOfResults, linkOfRow, pduUse, settingsFromMessages, settingsFromResults } from './model.js';
 import type { PduUse, ReportModel, Timeline } from './model.js';
@@ -149,6 +150,8 @@ export interface ModelOptions {
   now?: Date;
   /** How the files are named in the report (default: their paths). */
   displayName?: (path: string) => string;
+  /** The experiment's table (stats on messages CSVs with arms). */
+  experiment?: Experiment;
 }
 
 /** results.csv rows as text, in the order of the files and of their rows (the columns read by name). */
@@ -207,6 +210,7 @@ export async function reportModel(engine: Engine, sources: readonly LogSource[],
     pduUse: uses.map((u) => u.use).sort((a, b) => (a.allowed === undefined ? Infinity : a.allowed || Infinity) - (b.allowed === undefined ? Infinity : b.allowed || Infinity)),
     timeline,
     fidelity: fromResults ? fidelityOfResults(results) : undefined,
+    ...(o.experiment ? { experiment: o.experiment } : {}),
   };
 }
 
@@ -215,12 +219,13 @@ export async function renderReport(model: ReportModel): Promise<string> {
   const timed = model.settings.some((s) => s.row.seconds !== undefined);
   const withCi = model.settings.some((s) => s.row.seconds !== undefined && ci95(s.row.seconds) !== undefined);
   const split = splitSpec(model.settings, model.unit);
-  const [sweep, splitSvg, timeline] = await Promise.all([
+  const [sweep, splitSvg, timeline, forest] = await Promise.all([
     timed ? renderSvg(readable(sweepSpec(model.settings, model.groupTitle, `seconds per ${model.unit}: mean, ${withCi ? '95% CI, ' : ''}min–max`))) : undefined,
     split ? renderSvg(readable(split)) : undefined,
     model.timeline ? renderSvg(readable(timelineSpec(model.timeline))) : undefined,
+    model.experiment ? renderSvg(readable(forestSpec(model.experiment))) : undefined,
   ]);
-  return renderReportHtml(model, { sweep, split: splitSvg, timeline });
+  return renderReportHtml(model, { sweep, split: splitSvg, timeline, forest });
 }
 
 /** run.json next to a results.csv (or in the directory of the first file); undefined when absent or unreadable. */

@@ -4,6 +4,8 @@ import type { TopLevelSpec } from 'vega-lite';
 import { experimentSpec } from '../analysis/chart.js';
 import { SPLIT_PARTS, splitOf } from './model.js';
 import type { ReportSetting, Timeline } from './model.js';
+import { PRACTICAL_MARGIN } from '../analysis/arm-effect.js';
+import type { ArmRow, Experiment } from '../analysis/experiment.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 /** Colours of the split, one per part (vega's tableau10, the rest in grey). */
@@ -95,5 +97,65 @@ export function timelineSpec(t: Timeline): TopLevelSpec {
     width: 620,
     height: 280,
     layer: layers,
+  } as TopLevelSpec;
+}
+
+/** Colours of the verdicts in the forest plot. */
+const VERDICT_COLOURS: Record<string, string> = {
+  faster: '#2e7d32',
+  slower: '#c62828',
+  'no practical difference': '#4c78a8',
+  'not enough data': '#9e9e9e',
+};
+
+/** The label of an experiment row in the forest plot: "route · device · arm", the parts that vary. */
+export function forestLabel(r: ArmRow): string {
+  return [r.route, r.stratum, r.arm].filter((p): p is string => p !== undefined).join(' · ');
+}
+
+/**
+ * The forest plot: per device and arm (reference arms left out: 1 by definition), the effect against the
+ * reference (dot) and its 95% interval (line), a reference line at 1 and the ±5% band of no practical
+ * difference; log scale, so 0.8 and 1.25 are as far from 1.
+ */
+export function forestSpec(e: Experiment): TopLevelSpec {
+  const rows = e.rows.filter((r) => !r.reference && r.ratio !== undefined);
+  const values = rows.map((r) => ({
+    label: forestLabel(r),
+    ratio: r.ratio!,
+    low: r.low ?? r.ratio!,
+    high: r.high ?? r.ratio!,
+    verdict: r.verdict ?? 'not enough data',
+  }));
+  const labels = values.map((v) => v.label);
+  const extent = values.flatMap((v) => [v.low, v.high]);
+  const domain = [Math.min(1 - PRACTICAL_MARGIN * 2, ...extent) * 0.97, Math.max(1 + PRACTICAL_MARGIN * 2, ...extent) * 1.03];
+  const x = { type: 'quantitative' as const, scale: { type: 'log', domain, nice: false } };
+  const verdicts = Object.keys(VERDICT_COLOURS);
+  return {
+    $schema: SCHEMA,
+    title: `effect against ${e.baseline}: throughput at equal size, 95% interval`,
+    width: 560,
+    height: Math.max(60, labels.length * 28),
+    layer: [
+      {
+        data: { values: [{ from: 1 - PRACTICAL_MARGIN, to: 1 + PRACTICAL_MARGIN }] },
+        mark: { type: 'rect', color: '#e3e8ef', opacity: 0.8 },
+        encoding: { x: { field: 'from', ...x, title: `throughput ratio against ${e.baseline} (log scale; band: ±${PRACTICAL_MARGIN * 100}%)` }, x2: { field: 'to' } },
+      },
+      { data: { values: [{ one: 1 }] }, mark: { type: 'rule', color: '#555', strokeDash: [4, 3] }, encoding: { x: { field: 'one', ...x } } },
+      {
+        data: { values },
+        encoding: {
+          y: { field: 'label', type: 'nominal', sort: labels, title: null },
+          color: { field: 'verdict', type: 'nominal', scale: { domain: verdicts, range: verdicts.map((v) => VERDICT_COLOURS[v]!) }, title: null, legend: { orient: 'bottom' } },
+          tooltip: [{ field: 'label' }, { field: 'ratio', format: '.3f' }, { field: 'low', format: '.3f' }, { field: 'high', format: '.3f' }, { field: 'verdict' }],
+        },
+        layer: [
+          { mark: { type: 'rule', strokeWidth: 2 }, encoding: { x: { field: 'low', ...x }, x2: { field: 'high' } } },
+          { mark: { type: 'point', filled: true, size: 70, opacity: 1 }, encoding: { x: { field: 'ratio', ...x } } },
+        ],
+      },
+    ],
   } as TopLevelSpec;
 }

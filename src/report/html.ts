@@ -7,11 +7,17 @@ import { rankingVerdict } from '../analysis/fidelity.js';
 import type { Fidelity } from '../analysis/fidelity.js';
 import { findings, splitOf } from './model.js';
 import type { ReportModel } from './model.js';
+import type { Experiment } from '../analysis/experiment.js';
+import { captionText, effectText, methodText, shareWarningText } from '../analysis/experiment-table.js';
+import { forestLabel } from './charts.js';
+import { MB } from '../analysis/summary.js';
 
 export interface ReportCharts {
   sweep: string | undefined;
   split: string | undefined;
   timeline: string | undefined;
+  /** The experiment's forest plot (messages CSVs with arms). */
+  forest?: string | undefined;
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -70,7 +76,7 @@ th, td { padding: 4px 6px; border-bottom: 1px solid #e8ebef; white-space: nowrap
 thead th { border-bottom: 2px solid #c9ced6; font-weight: 600; vertical-align: bottom; white-space: normal; }
 tbody th { font-weight: 600; white-space: normal; min-width: 11em; }
 .row-note { display: block; font-weight: 400; font-size: 0.85em; color: #5b6472; }
-.row-note.strong { color: #a1262a; }
+.row-note.strong, .note.strong { color: #a1262a; }
 .num { text-align: right; }
 figure { margin: 0; }
 figure svg { display: block; max-width: 100%; height: auto; }
@@ -98,6 +104,42 @@ function fidelitySection(f: Fidelity, unit: string): string {
 <h2>Proxy versus native</h2>
 <p id="ranking">${escapeHtml(rankingVerdict(f))}</p>
 ${table('fidelity-table', columns, rows, `Each setting measured natively (no proxy: the SCP announced the size itself) and through the proxy (the proxy announced it). Seconds per ${unit}; 95% CI: mean ± this (Student's t); the ratio's interval is approximate (delta method from the two intervals). The ranking is only judged for pairs of settings whose intervals are apart in at least one mode.`)}
+</section>
+`;
+}
+
+/** stats --html with arms: the experiment's table (one row per device and arm), its forest plot and warnings. */
+function experimentSection(e: Experiment, forest: string | undefined): string {
+  const num = (v: number | undefined, digits: number): string => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+  const rows = e.rows.map((r) => [
+    forestLabel(r),
+    int(r.associations),
+    int(r.messages),
+    `${(r.bytes / MB).toFixed(1)} MB`,
+    num(r.medianMbPerS, 2),
+    `${(r.share * 100).toFixed(1)}%`,
+    effectText(r) === '-' ? '–' : effectText(r),
+    r.low !== undefined && r.high !== undefined ? `${r.low.toFixed(3)} – ${r.high.toFixed(3)}` : '–',
+    r.reference ? '–' : (r.verdict ?? '–'),
+  ]);
+  const columns: Column[] = [
+    { title: [...(e.perRoute ? ['route'] : []), ...(e.by ? [e.by] : []), 'arm'].join(' · ') },
+    ...['associations', 'messages', 'data', 'median MB/s', 'share', 'effect', '95% interval'].map((title) => ({ title, numeric: true })),
+    { title: 'verdict' },
+  ];
+  const notes = e.rows.map((r): RowNote | undefined => (r.verdict === 'slower' ? { text: 'slower than the reference', strong: true } : undefined));
+  const warnings = e.warnings.map((w) => `<p class="note strong" role="alert">${escapeHtml(shareWarningText(e, w))}</p>`).join('\n');
+  const figure = forest
+    ? `<figure id="forest-chart">${inlineSvg(forest, `effect of each arm against ${e.baseline}, per ${e.by ?? 'experiment'}`)}<figcaption>${escapeHtml(
+        `One line per ${e.by ? `${e.by} and ` : ''}arm: the dot is the effect (throughput at equal data-set size against ${e.baseline}), the line its 95% interval; dashed: 1 (no effect); band: ±5%, no practical difference. A line entirely right of the band: faster; left of it: slower.`,
+      )}</figcaption></figure>`
+    : '<p class="note" id="forest-chart-missing">No effect to draw (no arm has timed messages beside the reference).</p>';
+  return `<section id="experiment">
+<h2>Experiment: the arms against ${escapeHtml(e.baseline)}</h2>
+<p>${escapeHtml(captionText(e))}</p>
+${warnings}
+${table('experiment-table', columns, rows, methodText(e), notes)}
+${figure}
 </section>
 `;
 }
@@ -191,6 +233,7 @@ ${facts}
 ${table('results-table', resultColumns, resultRows, `One row per setting. ${unit === 'image' ? 'Seconds per image as measured by the senders' : 'Seconds per message from the proxy (first request byte to last response byte)'}; 95% CI: the mean's 95% confidence interval is mean ± this (Student's t); under each label, Welch's t-test against the fastest setting${m.settings.some((s) => s.series !== '') ? ' of the same series' : ''} (slower: p < 0.05; within noise: not distinguishable from it); p50/p95 nearest rank; rate = bytes / summed times, per transfer; split = mean ms per ${unit} from the proxy's messages CSV.`, verdictNotes)}
 </section>
 
+${m.experiment ? experimentSection(m.experiment, charts.forest) : ''}
 ${m.fidelity ? fidelitySection(m.fidelity, m.unit) : ''}
 <section id="sweep">
 <h2>Time per ${unit}</h2>

@@ -15,6 +15,7 @@ import type { ResultRow } from '../analysis/table.js';
 import type { RunInfo } from './run-info.js';
 import { fidelity } from '../analysis/fidelity.js';
 import type { Fidelity } from '../analysis/fidelity.js';
+import type { Experiment } from '../analysis/experiment.js';
 
 /** One setting of the experiment: a point of the sweep chart, a row of the table. */
 export interface ReportSetting {
@@ -67,6 +68,8 @@ export interface ReportModel {
   timeline: Timeline | undefined;
   /** bench --both: each setting through the proxy against native (or direct); undefined otherwise. */
   fidelity?: Fidelity | undefined;
+  /** stats --html on messages CSVs with more than one arm: the experiment's table and forest plot. */
+  experiment?: Experiment;
 }
 
 /**

@@ -14,6 +14,8 @@ import type { Engine } from '../analysis/engine.js';
 import { inputError, LogInputError, openLogs, sourceSelect } from '../analysis/logs.js';
 import type { LogSource } from '../analysis/logs.js';
 import { groupMessages } from '../analysis/messages.js';
+import { analyseExperiment, ExperimentInputError } from '../analysis/experiment.js';
+import { renderExperimentTable } from '../analysis/experiment-table.js';
 import { renderColumns, renderResultTable } from '../analysis/table.js';
 import { findRunInfo, prepareLogs, renderReport, reportModel, resultRows } from '../report/build.js';
 import { settingsFromResults } from '../report/model.js';
@@ -36,6 +38,10 @@ export interface StatsOptions {
   format?: string;
   /** Write each CSV input as Parquet into this directory instead of printing the tables. */
   toParquet?: string;
+  /** The experiment's reference arm (default: the first arm). */
+  baseline?: string;
+  /** The seed of the experiment's bootstrap (default DEFAULT_SEED): a whole number, or its text (--seed). */
+  seed?: number | string;
 }
 
 export const DEFAULT_GROUP_BY = 'max_pdu';
@@ -60,7 +66,7 @@ function checkOptions(paths: readonly string[], o: StatsOptions): void {
     throw new StatsUsageError(`--format: ${JSON.stringify(o.format)} is not one of ${SQL_FORMATS.join(', ')}`);
   }
   const alone = (['sql', 'toParquet'] as const).filter((k) => o[k] !== undefined);
-  const others = (['by', 'svg', 'html'] as const).filter((k) => o[k] !== undefined);
+  const others = (['by', 'svg', 'html', 'baseline', 'seed'] as const).filter((k) => o[k] !== undefined);
   const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
   if (alone.length > 1 || (alone.length === 1 && others.length > 0)) {
     throw new StatsUsageError(`${flag(alone[0]!)} replaces the tables and charts: it cannot be combined with ${[...alone.slice(1), ...others].map(flag).join(', ')}`);
@@ -72,9 +78,19 @@ export async function stats(paths: readonly string[], options: StatsOptions): Pr
   try {
     return await withEngine((engine) => statsWith(engine, paths, options));
   } catch (err) {
-    if (err instanceof LogInputError || err instanceof EngineError) throw new StatsUsageError(err.message);
+    if (err instanceof LogInputError || err instanceof EngineError || err instanceof ExperimentInputError) throw new StatsUsageError(err.message);
     throw err;
   }
+}
+
+/** The largest seed: the bootstrap's generator takes 32 bits. */
+const MAX_SEED = 2 ** 32 - 1;
+
+function seedOf(value: number | string): number {
+  const text = String(value).trim();
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n <= MAX_SEED)) throw new StatsUsageError(`--seed: ${JSON.stringify(String(value))} is not a whole number from 0 to ${MAX_SEED}`);
+  return n;
 }
 
 async function statsWith(engine: Engine, paths: readonly string[], options: StatsOptions): Promise<StatsOutput> {
@@ -90,17 +106,30 @@ async function statsWith(engine: Engine, paths: readonly string[], options: Stat
   if (options.html !== undefined && messages.length === 0 && results.length === 0) {
     throw new StatsUsageError("--html needs a messages CSV (--messages-csv) or bench's results.csv");
   }
-  const by = options.by ?? DEFAULT_GROUP_BY;
+  const seed = options.seed === undefined ? undefined : seedOf(options.seed);
   if (options.by !== undefined && messages.length === 0) throw new StatsUsageError('--by needs a messages CSV (--messages-csv)');
   for (const f of messages) {
-    if (!f.columns.includes(by)) throw new StatsUsageError(`--by: ${JSON.stringify(by)} is not a column of ${f.path} (${f.columns.join(', ')})`);
+    if (options.by !== undefined && !f.columns.includes(options.by)) {
+      throw new StatsUsageError(`--by: ${JSON.stringify(options.by)} is not a column of ${f.path} (${f.columns.join(', ')})`);
+    }
   }
   await prepareLogs(engine, sources);
+  // An experiment: rows of more than one arm (files written before arms have no arm column).
+  const experiment = messages.some((f) => f.columns.includes('arm'))
+    ? await analyseExperiment(engine, { by: options.by, baseline: options.baseline, seed }).catch((err: unknown) => Promise.reject(inputError(err, sources)))
+    : undefined;
+  if ((options.baseline !== undefined || options.seed !== undefined) && !experiment) {
+    throw new StatsUsageError(`--${options.baseline !== undefined ? 'baseline' : 'seed'} needs a messages CSV whose rows hold more than one arm (--max-pdu A,B)`);
+  }
+  // With arms, the usual table is per arm unless --by says otherwise (then the experiment is per --by too);
+  // files without arms read with others show as "(empty)" there.
+  const by = options.by ?? (experiment ? 'arm' : DEFAULT_GROUP_BY);
 
   const parts: string[] = [];
   let svgWritten: string | undefined;
   let htmlWritten: string | undefined;
   try {
+    if (experiment) parts.push(renderExperimentTable(experiment), '\n');
     // Rows from several routes (the route column) are grouped per route first.
     const groups = messages.length > 0 ? await groupMessages(engine, { by, perRoute: true }) : undefined;
     if (groups) {
@@ -153,7 +182,7 @@ async function statsWith(engine: Engine, paths: readonly string[], options: Stat
       svgWritten = options.svg;
     }
     if (options.html !== undefined) {
-      const model = await reportModel(engine, sources, { info: findRunInfo(sources), by });
+      const model = await reportModel(engine, sources, { info: findRunInfo(sources), by, experiment });
       await writeFile(options.html, await renderReport(model));
       htmlWritten = options.html;
     }

@@ -28,6 +28,8 @@ export interface TestPki {
   stranger: Pair;
   /** CN=expired, signed by the site CA, no longer valid. */
   expired: Pair;
+  /** Another leaf signed by the site CA, valid for `days` from now (negative: expired), SANs as above. */
+  issue(name: string, cn: string, days: number): Pair;
   remove(): void;
 }
 
@@ -80,6 +82,7 @@ export function makeTestPki(): TestPki {
     stranger: leaf('stranger', 'stranger', 'other-ca'),
     // -days -1: notAfter is a day before now.
     expired: leaf('expired', 'expired', 'site-ca', -1),
+    issue: (name, cn, days) => leaf(name, cn, 'site-ca', days),
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
 }

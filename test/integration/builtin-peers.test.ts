@@ -14,7 +14,8 @@ import { readCsvFile } from '../../src/analysis/csv.js';
 import { C_STORE_RQ, DATA_SET_PRESENT, encodeCommandSet } from '../../src/dimse/command.js';
 import { decodeAbort } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';
-import { buildAssociateRq } from '../../src/peers/negotiation.js';
+import { decodeAssociate } from '../../src/pdu/associate.js';
+import { acceptAll, buildAssociateAc, buildAssociateRq } from '../../src/peers/negotiation.js';
 import { BuiltinScp } from '../../src/peers/scp.js';
 import { ScuAssociation, contextsFor, loadImage, renewInstanceUid } from '../../src/peers/scu.js';
 import type { AssociationOptions, ScuImage } from '../../src/peers/scu.js';
@@ -22,6 +23,7 @@ import { echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
 import { datasetBytes, writeTestDicom } from '../helpers/dicom-file.js';
 import { killAll, runToExit } from '../helpers/procs.js';
 import { BIN, ProxyProcess } from '../helpers/proxy.js';
+import { mountSmallFs, skipWithReason } from '../helpers/small-fs.js';
 import { startMisbehavingScp } from '../peers/misbehaving-scp.js';
 
 const KB = 1024;
@@ -225,3 +227,90 @@ describe('built-in peers', () => {
     }
   });
 });
+
+describe('built-in peers: large data sets, aborts mid-send and a disk that fills', () => {
+  test('a 24 MB image (the SCU waits for drain, the SCP pauses for its file) is stored bit for bit', async () => {
+    const big = await writeTestDicom(path.join(tmp, 'big.dcm'), { pixelBytes: 24 * MB, seed: 47 });
+    const dir = path.join(tmp, 'builtin-big');
+    const scp = new BuiltinScp({ maxLength: 0, storeDir: dir, idleTimeoutMs: 20_000, log: () => undefined });
+    const port = await scp.listen(0, '127.0.0.1');
+    try {
+      const image = loadImage(big.path!);
+      const a = await ScuAssociation.open(options(port, [image]));
+      const uid = renewInstanceUid(image);
+      assert.equal(await a.store(image), 0);
+      await a.release();
+      assert.ok((await storedDatasets(dir)).get(uid)?.equals(image.dataset), 'stored bit for bit');
+    } finally {
+      scp.close();
+    }
+  });
+
+  test('an A-ABORT from the SCP while the SCU waits for drain: store() rejects with the reason, at once, nothing unhandled', async () => {
+    // An SCP that accepts, reads nothing more (the SCU's writes back up), and aborts 300 ms later.
+    const server = net.createServer();
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown): void => void rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const image: ScuImage = {
+        file: '',
+        sopClassUid: '1.2.840.10008.5.1.4.1.1.7',
+        transferSyntax: '1.2.840.10008.1.2.1',
+        dataset: Buffer.alloc(64 * MB, 1),
+        slot: undefined,
+        sopInstanceUid: '1.2.3.4',
+        streams: new Map(),
+      };
+      server.on('connection', (socket) => {
+        socket.once('data', (rq: Buffer) => {
+          socket.pause();
+          socket.write(acFor(rq));
+          setTimeout(() => socket.write(Buffer.from('07000000000400000200', 'hex')), 300);
+        });
+      });
+      const a = await ScuAssociation.open(options(port, [image], { timeoutMs: 30_000 }));
+      const started = Date.now();
+      await assert.rejects(a.store(image), /association aborted by the SCP/);
+      assert.ok(Date.now() - started < 5000, `store() ended ${Date.now() - started} ms after it began (its own timeout is 30 s)`);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(rejections, [], 'no unhandled rejection');
+    } finally {
+      process.off('unhandledRejection', onRejection);
+      server.close();
+    }
+  });
+
+  test('the built-in SCP --store-dir on a disk that fills: A700 for the store that did not fit, no file left, the process alive; Success again once space returns', async (t) => {
+    const fsys = mountSmallFs(1 * MB);
+    if (typeof fsys === 'string') return skipWithReason(t, fsys);
+    t.after(() => fsys.unmount());
+    const logs: string[] = [];
+    const scp = new BuiltinScp({ maxLength: 0, storeDir: fsys.dir, idleTimeoutMs: 20_000, log: (l) => logs.push(l) });
+    const port = await scp.listen(0, '127.0.0.1');
+    t.after(() => scp.close());
+    const bigger = loadImage((await writeTestDicom(path.join(tmp, 'over-1mb.dcm'), { pixelBytes: 3 * MB, seed: 48 })).path!);
+    const small = loadImage(files[1]!);
+    const a = await ScuAssociation.open(options(port, [bigger, small]));
+    assert.equal(await a.store(bigger), 0xa700, 'Refused: out of resources, not Success for a partial file');
+    assert.deepEqual(await readdir(fsys.dir), [], 'no file and no part file left');
+    assert.match(logs.join('\n'), /ENOSPC/);
+    // The disk full at the start of the next data set, then freed: both answered right, on the same association.
+    fsys.fill();
+    assert.equal(await a.store(small), 0xa700);
+    fsys.free();
+    const uid = renewInstanceUid(small);
+    assert.equal(await a.store(small), 0);
+    await a.release();
+    assert.ok((await storedDatasets(fsys.dir)).get(uid)?.equals(small.dataset), 'stored bit for bit once there was room');
+    assert.equal(scp.counters.associations, 1);
+  });
+});
+
+/** An A-ASSOCIATE-AC for `rq` accepting its contexts, as the built-in SCP sends it. */
+function acFor(rq: Buffer): Buffer {
+  const decoded = decodeAssociate(rq);
+  return buildAssociateAc(decoded, acceptAll(decoded), 0);
+}

@@ -1,4 +1,4 @@
-// Links read into buffers of their own (readIntoOwnBuffer in src/proxy/link.ts) instead of a fresh 64 KiB
+// Links read into buffers of their own (readIntoOwnBuffer in src/proxy/own-read-buffer.ts) instead of a fresh 64 KiB
 // allocation per read. It relies on how Node's net.Socket reads, so this checks that on this Node it is
 // really in use for both kinds of socket the proxy has (accepted and connected), and that bytes, pause and
 // resume, 'end' and the swap to a new buffer all behave: a Node whose internals differ must fail here
@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
-import { READ_BUFFER_BYTES, readIntoOwnBuffer } from '../../src/proxy/link.js';
+import { readIntoOwnBuffer } from '../../src/proxy/own-read-buffer.js';
+import { READ_BUFFER_BYTES } from '../../src/proxy/read-size.js';
 
 function pattern(n: number): Buffer {
   const b = Buffer.allocUnsafe(n);

@@ -199,3 +199,87 @@ test('BatchedLines: close() on a file that still fails gives up at once and coun
   );
   assert.ok(sink.closed);
 });
+
+/**
+ * One regular file on a disk of `capacity` bytes, shared by any number of writers (each an O_APPEND sink):
+ * a write takes what fits (a short write) and fails with ENOSPC when nothing does, as write(2) on a full
+ * file system; cutTail() removes bytes from the end when they are there, as the recorders' files do.
+ */
+class SharedFile {
+  bytes = Buffer.alloc(0);
+  constructor(public capacity: number) {}
+
+  sink(): LineSink & { cutTail(tail: Buffer): Promise<boolean> } {
+    return {
+      write: (buffer, offset, length) => {
+        const n = Math.min(length, this.capacity - this.bytes.length);
+        if (n <= 0) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+        this.bytes = Buffer.concat([this.bytes, buffer.subarray(offset, offset + n)]);
+        return Promise.resolve({ bytesWritten: n });
+      },
+      close: () => Promise.resolve(),
+      cutTail: (tail) => {
+        const at = this.bytes.length - tail.length;
+        if (at < 0 || !this.bytes.subarray(at).equals(tail)) return Promise.resolve(false);
+        this.bytes = this.bytes.subarray(0, at);
+        return Promise.resolve(true);
+      },
+    };
+  }
+
+  lines(): string[] {
+    return this.bytes.toString('utf8').split('\n');
+  }
+}
+
+/** Whether every line of `text` but the last (empty) one is a whole row of `row()` or `other-N`. */
+function wholeRows(lines: string[]): boolean {
+  return lines.at(-1) === '' && lines.slice(0, -1).every((l) => /^\d+,to_scp,P-DATA-TF,\d{40}$/.test(l) || /^other-\d+$/.test(l));
+}
+
+test('BatchedLines: a short write to a regular file (the disk filled mid-batch) leaves no half row, whether the disk stays full or frees again; drops counted exactly', async () => {
+  const file = new SharedFile(1000); // room for 16 whole rows (60-61 bytes with their newline), and part of a 17th
+  const log = new TestLog();
+  const lines = new BatchedLines(file.sink(), 20, 5, { log, retryMs: 20 });
+  for (let i = 0; i < 20; i++) lines.push(row(i)); // one batch of 20 rows: written short
+  await sleep(60); // the short write, and retries that find the disk full
+  assert.ok(wholeRows(file.lines()), `only whole rows while the disk is full:\n${file.bytes.toString().slice(-200)}`);
+  assert.equal(file.lines().length - 1, 16);
+  assert.equal(log.count('error'), 1, JSON.stringify(log.lines));
+  file.capacity = 1_000_000; // space again
+  await sleep(100);
+  for (let i = 20; i < 25; i++) lines.push(row(i));
+  await lines.close();
+  assert.deepEqual(file.lines(), [...Array.from({ length: 25 }, (_, i) => row(i)), ''], 'the rest of the batch is written when space returns, whole, in order; nothing is lost');
+  assert.equal(lines.droppedRows, 0);
+
+  // The disk stays full until close: the file ends with whole rows, the rest is counted.
+  const full = new SharedFile(1000);
+  const closing = new BatchedLines(full.sink(), 20, 5, { log: new TestLog(), retryMs: 20, closeWaitMs: 50 });
+  for (let i = 0; i < 20; i++) closing.push(row(i));
+  await sleep(30);
+  await closing.close();
+  assert.ok(wholeRows(full.lines()), full.bytes.toString().slice(-200));
+  assert.equal(closing.droppedRows, 20 - (full.lines().length - 1), 'every row not in the file is counted, no more');
+});
+
+test('BatchedLines: two writers on one file (--workers): a batch cut short is never split around the other writer’s batch', async () => {
+  const file = new SharedFile(1000);
+  const a = new BatchedLines(file.sink(), 20, 5, { retryMs: 30 });
+  const b = new BatchedLines(file.sink(), 5, 5, { retryMs: 30 });
+  for (let i = 0; i < 20; i++) a.push(row(i)); // written short: the disk fills inside row 16
+  await sleep(10);
+  file.capacity = 1_000_000; // space returns before a's retry, and b writes first
+  for (let i = 0; i < 5; i++) b.push(`other-${i}`);
+  await b.close();
+  await a.close();
+  const lines = file.lines();
+  assert.ok(wholeRows(lines), `every line a whole row:\n${lines.join('\n')}`);
+  assert.deepEqual(
+    lines.filter((l) => l.includes(',')),
+    Array.from({ length: 20 }, (_, i) => row(i)),
+    "a's rows, each once, in order",
+  );
+  assert.equal(lines.filter((l) => l.startsWith('other-')).length, 5);
+  assert.equal(a.droppedRows + b.droppedRows, 0);
+});

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
 import type { Logger } from 'pino';
 import { MAX_PENDING_BYTES, PcapRecorder } from '../../src/record/pcap.js';
+import { mountSmallFs, skipWithReason } from '../helpers/small-fs.js';
 import type { ConnectionEvents } from '../../src/events/events.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-pcap-'));
@@ -161,5 +162,90 @@ describe('PcapRecorder files', () => {
     );
     const fin = readPcapng(file).packets.find((p) => p.flags & 0x01 && p.srcPort === ENDS.peerPort)!;
     assert.equal(fin.seq, (data[0]!.seq + chunks * size) >>> 0, 'the FIN comes after every byte, captured or not');
+  });
+});
+
+describe('PcapRecorder on a disk that fills and frees again (a small tmpfs)', () => {
+  test('writes that fail are retried: capturing resumes when space returns; every file whole; rotation goes on', async (t) => {
+    const fsys = mountSmallFs(8 * MiB);
+    if (typeof fsys === 'string') return skipWithReason(t, fsys);
+    t.after(() => fsys.unmount());
+    const errors: Array<Record<string, unknown>> = [];
+    const { log, warnings } = logger();
+    (log as unknown as { error: (f: Record<string, unknown>) => void }).error = (f) => void errors.push(f);
+    const file = path.join(fsys.dir, 'cap.pcapng');
+    const recorder = await PcapRecorder.open(file, { log, maxSize: 2 * MiB, maxFiles: 2 });
+    const size = 20_000;
+    await feed(recorder, 20, size); // 400 kB with room
+    await new Promise((r) => setTimeout(r, 300));
+    fsys.fill();
+    await feed(recorder, 20, size); // the disk is full: written short, then refused
+    await new Promise((r) => setTimeout(r, 300));
+    fsys.free();
+    await new Promise((r) => setTimeout(r, 1500)); // a retry finds room again
+    await feed(recorder, 200, size); // 4 MB more: rotations
+    await recorder.close();
+    const files = fs.readdirSync(fsys.dir).filter((f) => f.startsWith('cap.pcapng'));
+    assert.deepEqual(files.sort(), ['cap.pcapng', 'cap.pcapng.1']);
+    let captured = 0;
+    for (const f of files) {
+      const { interfaces, packets } = readPcapng(path.join(fsys.dir, f)); // throws on a broken block
+      assert.deepEqual(interfaces, ['scu', 'scp']);
+      for (const p of packets) captured += p.payload;
+    }
+    const dropped = recorder.dropped;
+    // What rotated out was deleted: the files hold at most what was fed and not dropped.
+    assert.ok(errors.length === 1 && errors[0]!.err === 'ENOSPC', `one error line for the outage: ${JSON.stringify(errors)}`);
+    assert.ok(
+      warnings.some((w) => w.droppedBytesInOutage !== undefined),
+      `a line when writing resumes: ${JSON.stringify(warnings)}`,
+    );
+    assert.ok(captured > 0 && captured <= 240 * size - dropped, `captured ${captured}, dropped ${dropped}`);
+  });
+
+  test('nothing rotated, the disk full then freed: captured + dropped = fed, exactly, and the capture resumes', async (t) => {
+    const fsys = mountSmallFs(4 * MiB);
+    if (typeof fsys === 'string') return skipWithReason(t, fsys);
+    t.after(() => fsys.unmount());
+    const { log } = logger();
+    const file = path.join(fsys.dir, 'cap.pcapng');
+    const recorder = await PcapRecorder.open(file, { log });
+    const size = 10_000;
+    await feed(recorder, 20, size);
+    await new Promise((r) => setTimeout(r, 300));
+    fsys.fill();
+    await feed(recorder, 20, size);
+    await new Promise((r) => setTimeout(r, 300));
+    fsys.free();
+    await new Promise((r) => setTimeout(r, 1500));
+    await feed(recorder, 20, size);
+    await recorder.close();
+    const { packets } = readPcapng(file);
+    const captured = packets.reduce((n, p) => n + p.payload, 0);
+    assert.equal(captured + recorder.dropped, 60 * size, `captured ${captured} + dropped ${recorder.dropped}`);
+    assert.ok(captured >= 40 * size, `the capture resumed after the outage (captured ${captured})`);
+    // The sequence numbers run on over what was dropped: each connection's data packets in order.
+    const last = packets.filter((p) => p.payload > 0).at(-1)!;
+    assert.ok(last.payload > 0);
+  });
+
+  test('the disk still full at close: the file is cut back to its last whole block; captured + dropped = fed, exactly', async (t) => {
+    const fsys = mountSmallFs(2 * MiB);
+    if (typeof fsys === 'string') return skipWithReason(t, fsys);
+    t.after(() => fsys.unmount());
+    const { log, warnings } = logger();
+    const file = path.join(fsys.dir, 'cap.pcapng');
+    const recorder = await PcapRecorder.open(file, { log });
+    const size = 10_000;
+    await feed(recorder, 20, size);
+    await new Promise((r) => setTimeout(r, 300));
+    fsys.fill();
+    await feed(recorder, 30, size);
+    await recorder.close(); // gives up after its wait
+    const { packets } = readPcapng(file);
+    const captured = packets.reduce((n, p) => n + p.payload, 0);
+    assert.ok(captured >= 20 * size, `what was written before the disk filled stays (${captured})`);
+    assert.equal(captured + recorder.dropped, 50 * size, `captured ${captured} + dropped ${recorder.dropped}`);
+    assert.equal(warnings.at(-1)!.droppedBytes, recorder.dropped);
   });
 });
