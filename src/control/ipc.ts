@@ -33,7 +33,9 @@ export type ToWorker =
   | { type: 'dpp:admitted'; assoc: number; decision: DecisionWire }
   | { type: 'dpp:close-pending'; assoc: number; why: string }
   | { type: 'dpp:drain' }
-  | { type: 'dpp:abort'; why: string };
+  | { type: 'dpp:abort'; why: string }
+  /** For the metrics: the generation in force and the reloads that failed so far. */
+  | { type: 'dpp:config-state'; generation: number; reloadFailures: number };
 
 export type ToPrimary =
   | { type: 'dpp:hello' }
@@ -43,7 +45,7 @@ export type ToPrimary =
   | { type: 'dpp:done'; assoc: number }
   | { type: 'dpp:stopped'; aborted: number };
 
-const KNOWN_TO_WORKER: ReadonlySet<string> = new Set(['dpp:start', 'dpp:settings', 'dpp:conn', 'dpp:admitted', 'dpp:close-pending', 'dpp:drain', 'dpp:abort']);
+const KNOWN_TO_WORKER: ReadonlySet<string> = new Set(['dpp:start', 'dpp:settings', 'dpp:conn', 'dpp:admitted', 'dpp:close-pending', 'dpp:drain', 'dpp:abort', 'dpp:config-state']);
 const KNOWN_TO_PRIMARY: ReadonlySet<string> = new Set(['dpp:hello', 'dpp:ready', 'dpp:failed', 'dpp:admit', 'dpp:done', 'dpp:stopped']);
 
 function typeOf(message: unknown): string | undefined {

@@ -33,6 +33,8 @@ export interface Relay {
   settings(settings: GenerationWire, ids: string[]): void;
   hand(socket: Socket, generation: number, route: number, assoc: number): void;
   closePending(assoc: number, why: string): void;
+  /** For the metrics: the generation in force and the reloads that failed so far. */
+  configState(generation: number, reloadFailures: number): void;
   drain(): void;
   abort(why: string): void;
   /** Stop at once, whatever it holds (the last resort of a bounded shutdown). */
@@ -84,6 +86,10 @@ export class LocalRelay implements Relay {
     this.host?.closePending(assoc, why);
   }
 
+  configState(generation: number, reloadFailures: number): void {
+    this.host?.metrics?.configState(generation, reloadFailures);
+  }
+
   drain(): void {
     if (this.stopping) return;
     this.stopping = true;
@@ -125,6 +131,7 @@ export class WorkerRelay implements Relay {
   private restartTimer: NodeJS.Timeout | undefined;
   private phase: 'running' | 'draining' | 'stopped' = 'running';
   private current: { settings: GenerationWire; ids: string[] } | undefined;
+  private config = { generation: 1, reloadFailures: 0 };
   private started: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
   constructor(
@@ -165,6 +172,11 @@ export class WorkerRelay implements Relay {
 
   closePending(assoc: number, why: string): void {
     this.send({ type: 'dpp:close-pending', assoc, why });
+  }
+
+  configState(generation: number, reloadFailures: number): void {
+    this.config = { generation, reloadFailures };
+    if (this.ready) this.send({ type: 'dpp:config-state', ...this.config });
   }
 
   drain(): void {
@@ -227,6 +239,7 @@ export class WorkerRelay implements Relay {
           return;
         }
         this.ready = true;
+        this.send({ type: 'dpp:config-state', ...this.config });
         this.started?.resolve();
         this.started = undefined;
         this.calls.ready(this);

@@ -463,6 +463,7 @@ class Supervisor implements ControlCalls {
       if (this.phase !== 'running') return; // a shutdown began meanwhile: it closes what was opened
       const next = this.generation(this.current.wire.generation + 1, routes);
       for (const relay of this.relays) relay.settings(next.wire, next.ids);
+      for (const relay of this.relays) relay.configState(next.wire.generation, this.reloadFailures);
       const removed = [...this.listeners.keys()].filter((k) => !next.keys.includes(k));
       this.current = next;
       for (const key of removed) {
@@ -478,6 +479,7 @@ class Supervisor implements ControlCalls {
 
   private reloadFailed(why: string): void {
     this.reloadFailures++;
+    for (const relay of this.relays) relay.configState(this.current.wire.generation, this.reloadFailures);
     this.log.error(
       { file: this.run.configFile, reason: why, generation: this.current.wire.generation, failures: this.reloadFailures },
       'reload failed: the settings stay as they were',

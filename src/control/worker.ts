@@ -110,6 +110,9 @@ export async function runWorker(logLevel: string, metrics: boolean): Promise<num
       case 'dpp:abort':
         abort(message.why);
         return;
+      case 'dpp:config-state':
+        host.metrics?.configState(message.generation, message.reloadFailures);
+        return;
       case 'dpp:start':
         return;
     }
