@@ -106,11 +106,9 @@ export async function runSupervisor(first: readonly RouteConfig[], run: Supervis
   // Handlers first: a signal that arrives while starting up still gets a clean shutdown.
   const signals = catchControlSignals();
   const supervisor = new Supervisor(log, run, count);
-  try {
-    return await supervisor.serve([...first], signals.first, signals.second, signals.onReload);
-  } finally {
-    signals.remove();
-  }
+  // The handlers stay installed after the stop: a signal that comes while the process exits (a supervisor's
+  // second SIGTERM, a loaded machine's slow exit) is ignored instead of killing it with status null.
+  return supervisor.serve([...first], signals.first, signals.second, signals.onReload);
 }
 
 class Supervisor implements ControlCalls {
