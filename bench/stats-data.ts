@@ -93,7 +93,7 @@ export async function writeSyntheticLogs(chunksPath: string, messagesPath: strin
       const outPdus = violation ? Math.ceil(length / maxPdu) : 1;
       const outMax = violation ? maxPdu : length;
       await chunks.line(
-        `${assoc},${direction},${++seq[direction]},${type},${length},${pdata ? 1 : 0},${pdata ? 1 : ''},${kind},${last},${first},${t},${t + 5 + Math.floor(rand() * 40)},${outPdus},${outMax},${violation},${route}`,
+        `${assoc},${direction},${++seq[direction]},${type},${length},${pdata ? 1 : 0},${pdata ? 1 : ''},${kind},${last},${first},${t},${t + 5 + Math.floor(rand() * 40)},${outPdus},${outMax},${violation},${route},,1`,
       );
       rows++;
     };
@@ -148,6 +148,13 @@ export async function writeSyntheticLogs(chunksPath: string, messagesPath: strin
         new Date(startMs + assoc * 250).toISOString(),
         'scu',
         route,
+        // No arm, one device, Secondary Capture in explicit VR little endian, the first generation.
+        '',
+        'MODALITY',
+        'PACS',
+        '1.2.840.10008.5.1.4.1.1.7',
+        '1.2.840.10008.1.2.1',
+        1,
       ].join(','),
     );
   }

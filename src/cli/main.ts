@@ -47,6 +47,9 @@ Examples:
   # One row per DIMSE message with where its time went; runs with other settings append to the same file
   $ ${PROGRAM} --upstream pacs:104 --max-pdu 1MB --messages-csv messages.csv
 
+  # An experiment on live traffic: each association told 16KB, 64KB or 1MB, balanced per calling AE title
+  $ ${PROGRAM} --upstream pacs:104 --max-pdu 16KB,64KB,1MB --messages-csv messages.csv
+
   # Emulate a WAN: 20 ms each way (40 ms per round trip) and 100 Mbit/s each way
   $ ${PROGRAM} --upstream pacs:104 --latency 20 --bandwidth 100Mbit
 
@@ -69,6 +72,9 @@ interface ProxyFlags {
   upstream?: string;
   maxPdu?: string;
   maxPduRq?: string;
+  assign?: string;
+  assignSeed?: string;
+  guard?: string;
   fragment?: string;
   csv?: string;
   messagesCsv?: string;
@@ -143,8 +149,14 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
     .helpOption('-h, --help', 'print this help and exit')
     .option('--listen <[HOST:]PORT>', 'where SCUs connect (default 0.0.0.0:11112; port 0 = any free port)')
     .option('--upstream <HOST:PORT>', 'the SCP (required); IPv6 as [::1]:104')
-    .option('--max-pdu <SIZE>', 'Maximum Length written into the A-ASSOCIATE-AC: what the SCU may send (default: as the SCP announced)')
+    .option(
+      '--max-pdu <SIZE[,SIZE...]>',
+      'Maximum Length written into the A-ASSOCIATE-AC: what the SCU may send (default: as the SCP announced); several sizes make an experiment, one arm each',
+    )
     .option('--max-pdu-rq <SIZE>', 'Maximum Length written into the A-ASSOCIATE-RQ: what the SCP may send back (default: unchanged)')
+    .option('--assign <block|rotate|random>', 'how associations get their arm, per calling AE title: permuted blocks, round robin or at random (default block)')
+    .option('--assign-seed <N>', 'seed of the assignment, 0..4294967295, for a reproducible run (default: chosen at random and logged)')
+    .option('--guard <on|off>', 'withdraw an arm for a calling AE whose associations fail on it (default on)')
     .option('--fragment <fit|repack|SIZE>', 'how P-DATA-TF is re-fragmented toward each receiver (default fit)')
     .option('--csv <FILE>', 'per-PDU chunk log (created, or truncated)')
     .option('--messages-csv <FILE>', 'per-message log: one row per DIMSE request, with where the time went (appended to)')
@@ -196,6 +208,9 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
         upstream: flags.upstream,
         maxPdu: flags.maxPdu,
         maxPduRq: flags.maxPduRq,
+        assign: flags.assign,
+        assignSeed: flags.assignSeed,
+        guard: flags.guard,
         fragment: flags.fragment,
         csv: flags.csv,
         messagesCsv: flags.messagesCsv,

@@ -25,6 +25,11 @@ import { DEFAULT_ROUTE_ID, parseRoute, routeFromJson, splitRouteList } from './r
 import type { RouteSpec } from './routes.js';
 import { SETTINGS } from './settings.js';
 import type { RawSettings, SettingKey } from './settings.js';
+import { makeArms, splitArmList } from '../experiment/arms.js';
+import type { Arm } from '../experiment/arms.js';
+import { ASSIGN_MODES } from '../experiment/assigner.js';
+import type { AssignMode } from '../experiment/assigner.js';
+import { MAX_SEED } from '../experiment/random.js';
 
 export { SETTINGS } from './settings.js';
 export type { RawSettings, SettingKey } from './settings.js';
@@ -233,16 +238,79 @@ function stringOrNumber(got: Picked, what: string): string {
   throw new ConfigError(`${got.name}: ${JSON.stringify(got.value)} must be ${what}`);
 }
 
-function sizeSetting(layers: readonly Layer[], key: 'maxPdu' | 'maxPduRq', warnings: string[]): number | undefined {
+function sizeSetting(layers: readonly Layer[], key: 'maxPduRq', warnings: string[]): number | undefined {
   const got = pick(layers, key);
   if (!got) return undefined;
-  const size = named(got, parseSize, stringOrNumber(got, 'a size (a number of bytes, or a string like "1MB")'));
+  return maxLengthValue(got, stringOrNumber(got, 'a size (a number of bytes, or a string like "1MB")'), warnings);
+}
+
+/** A Maximum Length to write: a SIZE, with a warning for odd or tiny values. */
+function maxLengthValue(got: Picked, text: string, warnings: string[]): number {
+  const size = named(got, parseSize, text);
   if (size % 2 === 1) {
     warnings.push(`${got.name}: ${size} is odd: senders that cut PDUs at the limit then send odd-length fragments, which DCMTK rejects`);
   } else if (size !== 0 && size < SMALL_PDU) {
     warnings.push(`${got.name}: ${size} is below ${SMALL_PDU}, the smallest Maximum Length DCMTK's tools accept as a setting`);
   }
   return size;
+}
+
+/** Arms in one experiment at most (each is a label value of the metrics and a row of the stats table). */
+export const MAX_ARMS = 16;
+
+/**
+ * --max-pdu SIZE[,SIZE...]: the experiment's arms. A flag or variable separates sizes with commas, a --route
+ * value with '/' (commas work there too); a config file gives a size or an array of sizes. Not set = no arm.
+ */
+function armsSetting(layers: readonly Layer[], warnings: string[]): Arm[] {
+  const got = pick(layers, 'maxPdu');
+  if (!got) return [];
+  let written: string[];
+  if (Array.isArray(got.value)) {
+    if (got.value.length === 0) throw new ConfigError(`${got.name}: [] holds no size (leave it out, or null, for no --max-pdu)`);
+    written = got.value.map((item, i) => stringOrNumber({ name: `${got.name}[${i}]`, value: item }, 'a size (a number of bytes, or a string like "1MB")'));
+  } else {
+    const text = stringOrNumber(got, 'a size or a list of sizes ("16KB,64KB", or an array in a config file)');
+    written = splitArmList(text);
+    if (written.some((item) => item === '')) throw new ConfigError(`${got.name}: ${JSON.stringify(text)} has an empty item (sizes separated by commas)`);
+  }
+  if (written.length > MAX_ARMS) throw new ConfigError(`${got.name}: ${written.length} sizes; an experiment has at most ${MAX_ARMS} arms`);
+  return makeArms(
+    written,
+    written.map((text) => maxLengthValue(got, text, warnings)),
+  );
+}
+
+/** --assign block|rotate|random. */
+export function parseAssignMode(text: string): AssignMode {
+  const t = text.trim().toLowerCase();
+  if ((ASSIGN_MODES as readonly string[]).includes(t)) return t as AssignMode;
+  throw new ConfigError(`${JSON.stringify(text)} is not ${ASSIGN_MODES.join(', ').replace(/, (?=[^,]*$)/, ' or ')}`);
+}
+
+/** --assign-seed N: a whole number 0..MAX_SEED; not set = undefined (a seed is chosen and logged at start). */
+function seedSetting(layers: readonly Layer[]): number | undefined {
+  const got = pick(layers, 'assignSeed');
+  if (!got) return undefined;
+  const value = got.value;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > MAX_SEED) throw new ConfigError(`${got.name}: ${JSON.stringify(value)} is not a seed (a whole number 0..${MAX_SEED})`);
+  return n;
+}
+
+/** --guard on|off (true/false in a config file too). */
+export function parseOnOff(text: string): boolean {
+  const t = text.trim().toLowerCase();
+  if (t === 'on') return true;
+  if (t === 'off') return false;
+  throw new ConfigError(`${JSON.stringify(text)} is not on or off`);
+}
+
+function guardSetting(layers: readonly Layer[]): boolean {
+  const got = pick(layers, 'guard');
+  if (!got) return true;
+  if (typeof got.value === 'boolean') return got.value;
+  return named(got, parseOnOff, requireString(got, 'on or off'));
 }
 
 type MsKey = 'connectTimeoutMs' | 'closeTimeoutMs' | 'artimTimeoutMs' | 'idleTimeoutMs' | 'stallTimeoutMs' | 'drainTimeoutMs';
@@ -370,12 +438,18 @@ function resolveOptions(layers: readonly Layer[], warnings: string[]): ProxyOpti
   const fragment = pick(layers, 'fragment');
   const csv = pick(layers, 'csv');
   const messagesCsv = pick(layers, 'messagesCsv');
+  const arms = armsSetting(layers, warnings);
+  const assign = pick(layers, 'assign');
 
   const options: ProxyOptions = {
     listen: listen ? named(listen, (t) => parseListen(t), stringOrNumber(listen, 'a string "[HOST:]PORT" or a port number')) : { host: '0.0.0.0', port: 11112 },
     upstream: named(upstream, parseUpstream, requireString(upstream, '"HOST:PORT"')),
-    maxPdu: sizeSetting(layers, 'maxPdu', warnings),
+    arms,
+    maxPdu: arms.length === 1 ? arms[0]!.maxPdu : undefined,
     maxPduRq: sizeSetting(layers, 'maxPduRq', warnings),
+    assign: assign ? named(assign, parseAssignMode, requireString(assign, ASSIGN_MODES.join(', '))) : 'block',
+    assignSeed: seedSetting(layers),
+    guard: guardSetting(layers),
     fragment: fragment ? named(fragment, parseFragment, stringOrNumber(fragment, '"fit", "repack" or a size')) : { mode: 'fit' },
     csv: csv ? requireString(csv, 'a file name') : undefined,
     connectTimeoutMs: msSetting(layers, 'connectTimeoutMs'),

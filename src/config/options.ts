@@ -5,13 +5,26 @@ import type { Endpoint } from '../values/endpoint.js';
 import type { Latency } from '../values/shaping.js';
 import type { Direction } from '../events/events.js';
 import type { CapturePayload } from '../capture/connection.js';
+import type { Arm } from '../experiment/arms.js';
+import type { AssignMode } from '../experiment/assigner.js';
 
 /** Everything the proxy engine needs; the CLI builds it from flags, the config file and defaults. */
 export interface ProxyOptions {
   listen: Endpoint;
   upstream: Endpoint;
-  /** Written into the A-ASSOCIATE-AC Maximum Length (what the SCU may send); undefined = unchanged. */
+  /**
+   * The experiment's arms (--max-pdu A,B,...), one Maximum Length each for the A-ASSOCIATE-AC (what the SCU
+   * may send); one value is one arm; empty = unchanged (no arm).
+   */
+  arms: Arm[];
+  /** The single --max-pdu value (arms[0].maxPdu when there is exactly one arm); undefined with none or several. */
   maxPdu?: number | undefined;
+  /** How associations are assigned to the arms (--assign). */
+  assign: AssignMode;
+  /** --assign-seed; undefined = a seed chosen at random when the experiment starts (and logged). */
+  assignSeed?: number | undefined;
+  /** --guard on: withdraw an arm for a device that fails on it (src/experiment/guard.ts). */
+  guard: boolean;
   /** Written into the A-ASSOCIATE-RQ Maximum Length (what the SCP may send); undefined = unchanged. */
   maxPduRq?: number | undefined;
   fragment: FragmentPolicy;

@@ -45,6 +45,9 @@ export const SETTINGS = {
   upstreamTlsKey: '--upstream-tls-key',
   upstreamTlsServername: '--upstream-tls-servername',
   upstreamTlsInsecure: '--upstream-tls-insecure',
+  assign: '--assign',
+  assignSeed: '--assign-seed',
+  guard: '--guard',
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

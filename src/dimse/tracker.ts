@@ -7,7 +7,8 @@
 // matched to its responses by MessageID / MessageIDBeingRespondedTo, per direction: requests from the SCU
 // (to_scp) are answered to_scu, and requests from the SCP (C-GET's C-STORE sub-operations) the other way.
 
-import type { Direction, MessageRecord, PduRecord } from '../events/events.js';
+import { FIRST_GENERATION } from '../events/events.js';
+import type { AssociationTags, Direction, MessageRecord, PduRecord } from '../events/events.js';
 import type { CommandSet } from './command.js';
 import { C_CANCEL_RQ, CommandSetError, MAX_COMMAND_SET_LENGTH, NO_DATA_SET, RESPONSE_BIT, commandName, decodeCommandSet, isPending } from './command.js';
 
@@ -112,6 +113,9 @@ export class MessageTracker implements PDataObserver {
   private awaitingForward: Request[] = [];
   private maxPdu = 0;
   private scpMaxPdu = 0;
+  private tags: AssociationTags = { arm: '', callingAet: '', calledAet: '', generation: FIRST_GENERATION };
+  /** The transfer syntax accepted per presentation context id (from the A-ASSOCIATE-AC). */
+  private transferSyntaxes: ReadonlyMap<number, string> = new Map();
   private closed = false;
   readonly totals: Record<Direction, TimeSplit> = {
     to_scp: { messages: 0, idleUs: 0, blockedUs: 0, responseUs: 0 },
@@ -134,6 +138,16 @@ export class MessageTracker implements PDataObserver {
   setLimits(maxPdu: number, scpMaxPdu: number): void {
     this.maxPdu = maxPdu;
     this.scpMaxPdu = scpMaxPdu;
+  }
+
+  /** The association's arm, AE titles and generation, for every message row (set when it is admitted). */
+  setTags(tags: AssociationTags): void {
+    this.tags = tags;
+  }
+
+  /** The accepted presentation contexts' transfer syntaxes, by context id (from the A-ASSOCIATE-AC). */
+  setTransferSyntaxes(byContext: ReadonlyMap<number, string>): void {
+    this.transferSyntaxes = byContext;
   }
 
   // ---- PDataObserver ----------------------------------------------------------------------------
@@ -272,6 +286,12 @@ export class MessageTracker implements PDataObserver {
       pendingResponses: 0,
       status: undefined,
       startedAt: new Date(this.epochMs + message.firstByteUs / 1000).toISOString(),
+      arm: this.tags.arm,
+      callingAet: this.tags.callingAet,
+      calledAet: this.tags.calledAet,
+      sopClassUid: command.affectedSopClassUid ?? '',
+      transferSyntaxUid: this.transferSyntaxes.get(message.contextId) ?? '',
+      generation: this.tags.generation,
       idleAtStart: message.idleAtStart,
       blockedAtStart: message.blockedAtStart,
       lastPdu: undefined,

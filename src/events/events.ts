@@ -35,6 +35,12 @@ export interface PduRecord {
   outMaxLength: number;
   /** Its length was over the Maximum Length the proxy announced to its sender. */
   violation: boolean;
+  /**
+   * The association's arm (its label: "16KB", "16KB#2") and the generation of the settings it runs under,
+   * set by the session on the records of an admitted association; absent: '' and FIRST_GENERATION.
+   */
+  arm?: string;
+  generation?: number;
 }
 
 export interface Recorder {
@@ -190,7 +196,30 @@ export interface MessageRecord {
   status: number | undefined;
   /** Wall-clock time of requestFirstByteUs, ISO-8601 UTC. */
   startedAt: string;
+  /** The association's arm (its label: "16KB", "16KB#2"); '' without arms. */
+  arm: string;
+  /** The A-ASSOCIATE-RQ's calling and called AE titles, without their padding. */
+  callingAet: string;
+  calledAet: string;
+  /** AffectedSOPClassUID of the request, '' when absent. */
+  sopClassUid: string;
+  /** The transfer syntax accepted for the request's presentation context, '' when unknown. */
+  transferSyntaxUid: string;
+  /** The generation of the settings the association runs under (1 at start, +1 per reload). */
+  generation: number;
 }
+
+/** What every message and PDU record of one association carries: decided when it was admitted. */
+export interface AssociationTags {
+  /** The arm's label; '' without arms. */
+  arm: string;
+  callingAet: string;
+  calledAet: string;
+  generation: number;
+}
+
+/** The first generation of the settings (a successful reload adds one). */
+export const FIRST_GENERATION = 1;
 
 /** Both ends of one connection as its socket reports them (textual addresses, as node gives them). */
 export interface SocketEnds {

@@ -5,7 +5,7 @@
 // internal error) or that came before the arm mattered (the upstream unreachable, the proxy's own refusal,
 // a connection closed before its A-ASSOCIATE-RQ).
 
-import type { AbortCause, AssociationOutcome } from '../events/events.js';
+import type { AbortCause, AssociationOutcome, RejectionSource } from '../events/events.js';
 
 export type GuardResult = 'ok' | 'failed';
 
@@ -25,8 +25,8 @@ export interface AssociationEnd {
   outcome: AssociationOutcome;
   /** Why it was aborted (outcome 'aborted'). */
   abort: AbortCause | undefined;
-  /** Who refused it (outcome 'rejected'): the SCP's A-ASSOCIATE-RJ, or the proxy (its rules, no upstream). */
-  rejectedBy: 'scp' | 'proxy' | undefined;
+  /** Who refused it (outcome 'rejected'): the SCP's A-ASSOCIATE-RJ, the proxy's rules, or no upstream. */
+  rejectedBy?: RejectionSource | undefined;
   /** Requests whose final status was a failure (isFailureStatus). */
   failedStatuses: number;
 }

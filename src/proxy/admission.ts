@@ -11,6 +11,8 @@ import type { PeerRule } from '../config/access.js';
 import { aeAllowed, peerMatcher } from '../config/access.js';
 import { RejectReasonPresentation, RejectReasonUser, RejectResult, RejectSource } from '../pdu/constants.js';
 import { encodeReject } from '../pdu/control.js';
+import type { Arm } from '../experiment/arms.js';
+import { FIRST_GENERATION } from '../events/events.js';
 
 export interface AdmissionRequest {
   /** The SCU's address as the socket reports it (undefined if the socket is already gone). */
@@ -28,10 +30,29 @@ export interface Refusal {
   reject: Buffer;
 }
 
+/**
+ * The decision on one A-ASSOCIATE-RQ (CONTRACTS.md): a refusal, or admitted with its arm (undefined without
+ * --max-pdu) and the generation of the settings it runs under. Neither changes for the association after.
+ */
+export type Decision = { refusal: Refusal } | { refusal?: undefined; arm: Arm | undefined; generation: number };
+
+/** What admit() answers: a Decision, or a Refusal / undefined (admitted, the arm left to the session's options). */
+export type AdmissionAnswer = Decision | Refusal | undefined;
+
 /** The session's view of the server: ask once per RQ; an admitted association is counted until it closes. */
 export interface Admission {
-  /** A refusal, or undefined to admit; a promise of either when another process decides (--workers). */
-  admit(request: AdmissionRequest): Refusal | undefined | Promise<Refusal | undefined>;
+  /** The decision; a promise of it when another process decides (--workers). */
+  admit(request: AdmissionRequest): AdmissionAnswer | Promise<AdmissionAnswer>;
+}
+
+/**
+ * An answer as a Decision. An admission that names no arm (a Refusal / undefined answer) gets the single
+ * --max-pdu value's arm, if there is exactly one, and the first generation.
+ */
+export function asDecision(answer: AdmissionAnswer, arms: readonly Arm[]): Decision {
+  if (answer === undefined) return { arm: arms.length === 1 ? arms[0] : undefined, generation: FIRST_GENERATION };
+  if ('code' in answer) return { refusal: answer };
+  return answer;
 }
 
 export interface AdmissionPolicy {

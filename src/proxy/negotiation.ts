@@ -25,6 +25,7 @@ import type { MessageTracker } from '../dimse/tracker.js';
 import type { FragmentPolicy } from '../transform/refragment.js';
 import type { ProxyOptions } from '../config/options.js';
 import type { Refusal } from './admission.js';
+import type { Arm } from '../experiment/arms.js';
 import type { InFlight, Link } from './link.js';
 import { tlsFields } from './tls.js';
 
@@ -42,6 +43,8 @@ export class Negotiator {
   private readonly toScu: Link;
   private readonly tracker: MessageTracker;
   private readonly fail: Fail;
+  /** The association's arm (set when it is admitted): its Maximum Length goes into the AC; undefined = the SCP's. */
+  arm: Arm | undefined;
 
   constructor(options: ProxyOptions, log: Logger, links: { toScp: Link; toScu: Link }, tracker: MessageTracker, fail: Fail) {
     this.options = options;
@@ -86,16 +89,17 @@ export class Negotiator {
     const scpMax = this.limitOf(ac, 'SCP');
     if (scpMax === undefined) return false;
     this.scpMax = scpMax;
-    const { out, written } = withMaxLength(raw, ac, scpMax, this.options.maxPdu);
+    const { out, written } = withMaxLength(raw, ac, scpMax, this.arm?.maxPdu);
     this.toScp.announcedMax = written;
     this.tracker.setLimits(written, scpMax);
+    this.tracker.setTransferSyntaxes(acceptedTransferSyntaxes(presentationContextsAc(ac)));
     const accepted = acceptedContextTable(presentationContextsAc(ac));
     this.toScp.acceptedContexts = accepted;
     this.toScu.acceptedContexts = accepted;
     this.toScp.refragmenter.configure(scpMax, this.options.fragment);
     this.toScu.refragmenter.configure(this.scuMax, this.options.fragment);
     const limits = { scpAnnounced: scpMax, writtenToScu: written, scuAnnounced: this.scuMax, writtenToScp: this.toScu.announcedMax };
-    this.log.info(negotiatedLogFields(ac, limits, this.options.fragment, scu, scp), 'association negotiated');
+    this.log.info({ arm: this.arm?.label, ...negotiatedLogFields(ac, limits, this.options.fragment, scu, scp) }, 'association negotiated');
     this.toScu.forward(out, record);
     return true;
   }
@@ -134,6 +138,13 @@ export function peerMaxLength(pdu: AssociatePdu): PeerMaxLength {
 export function withMaxLength(raw: Buffer, pdu: AssociatePdu, announced: number, forced: number | undefined): { out: Buffer; written: number } {
   if (forced === undefined) return { out: raw, written: announced };
   return { out: rewriteMaxLength(raw, pdu, forced), written: forced };
+}
+
+/** The transfer syntax of each accepted presentation context, by id. */
+export function acceptedTransferSyntaxes(contexts: ReadonlyArray<{ id: number; result: number; transferSyntax: string | undefined }>): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const c of contexts) if (c.result === 0 && c.transferSyntax !== undefined) out.set(c.id, c.transferSyntax);
+  return out;
 }
 
 /** Accepted presentation context ids as a 256-entry table (1 = accepted) for the per-PDV check. */

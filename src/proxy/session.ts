@@ -7,14 +7,20 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { AssociatePdu } from '../pdu/associate.js';
-import { callingAe } from '../pdu/associate.js';
+import { calledAe, callingAe } from '../pdu/associate.js';
 import { AbortReason, AbortSource, PduType, pduTypeName } from '../pdu/constants.js';
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import type { ProtocolError } from '../pdu/errors.js';
 import { MessageTracker } from '../dimse/tracker.js';
-import type { AbortCause, Leg, PduRecord, Recorder } from '../events/events.js';
+import { FIRST_GENERATION } from '../events/events.js';
+import type { AbortCause, AssociationTags, Leg, MessageRecord, PduRecord, Recorder } from '../events/events.js';
 import { formatEndpoint } from '../values/endpoint.js';
-import type { Admission, Refusal } from './admission.js';
+import type { Admission, Decision, Refusal } from './admission.js';
+import { asDecision } from './admission.js';
+import type { Arm } from '../experiment/arms.js';
+import { armCsvLabel } from '../experiment/arms.js';
+import { guardResult, isFailureStatus } from '../experiment/outcome.js';
+import type { GuardResult } from '../experiment/outcome.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
 import { SessionRecorders } from './session-recorders.js';
@@ -56,6 +62,12 @@ export class Session implements LinkOwner {
   /** The upstream TCP connection is established (an A-ABORT can be sent to the SCP). */
   private upstreamConnected = false;
   private finished = false;
+  /** The arm the admission gave it (--max-pdu): the Maximum Length written into the AC; undefined = unchanged. */
+  private arm: Arm | undefined;
+  /** What every record of the association carries (arm label, AE titles, generation), set when it is admitted. */
+  private tags: AssociationTags = { arm: '', callingAet: '', calledAet: '', generation: FIRST_GENERATION };
+  /** Requests whose final status was a failure (neither success nor warning), for the guard. */
+  private failedStatuses = 0;
 
   constructor(id: number, scu: Socket, options: ProxyOptions, log: Logger, recorders: readonly Recorder[], onDone: (s: Session) => void, admission?: Admission, wires?: Wires) {
     this.id = id;
@@ -77,7 +89,7 @@ export class Session implements LinkOwner {
     this.toScu.shape(shapingFor(options, 'to_scu'), wires?.toScu);
     // Message tracking feeds the messages CSV, the debug line per message and the summary's time split.
     this.tracker = new MessageTracker(id, { to_scp: this.toScp, to_scu: this.toScu }, performance.timeOrigin + this.t0, {
-      message: (m) => this.recorders.message(m),
+      message: (m) => this.onMessage(m),
       // Warned once per association (a peer could send many); the rest at debug, all counted in the summary.
       undecodable: (direction, why) => this.recorders.undecodable(direction, why, this.tracker.undecodable),
     });
@@ -111,8 +123,15 @@ export class Session implements LinkOwner {
   }
 
   onRecord(record: PduRecord): void {
+    record.arm = this.tags.arm;
+    record.generation = this.tags.generation;
     this.recorders.pdu(record);
     this.tracker.forwarded(record);
+  }
+
+  private onMessage(message: MessageRecord): void {
+    if (message.status !== undefined && isFailureStatus(message.status)) this.failedStatuses++;
+    this.recorders.message(message);
   }
 
   onProtocolError(link: Link, err: ProtocolError): void {
@@ -201,20 +220,25 @@ export class Session implements LinkOwner {
       // protocol error, an A-ABORT or a close ends the connection).
       this.status.state = State.Connecting;
       decision.then(
-        (refusal) => {
+        (answer) => {
           if (this.finished || this.state !== State.Connecting) return;
           this.status.state = State.AwaitRq;
-          this.associateRq(raw, rq, record, peerAddress, refusal);
+          this.associateRq(raw, rq, record, peerAddress, asDecision(answer, this.options.arms));
         },
         (err: Error) => this.onInternalError(this.toScp, err),
       );
       return;
     }
-    this.associateRq(raw, rq, record, peerAddress, decision);
+    this.associateRq(raw, rq, record, peerAddress, asDecision(decision, this.options.arms));
   }
 
-  private associateRq(raw: Buffer, rq: AssociatePdu, record: InFlight, peerAddress: string | undefined, refusal: Refusal | undefined): void {
-    if (!this.admit(rq, record, peerAddress, refusal)) return;
+  private associateRq(raw: Buffer, rq: AssociatePdu, record: InFlight, peerAddress: string | undefined, decision: Decision): void {
+    if (!this.admit(rq, record, peerAddress, decision.refusal) || decision.refusal !== undefined) return;
+    // The arm and generation hold for the whole association: every record carries them from here on.
+    this.arm = decision.arm;
+    this.negotiator.arm = decision.arm;
+    this.tags = { arm: armCsvLabel(decision.arm), callingAet: callingAe(rq), calledAet: calledAe(rq), generation: decision.generation };
+    this.tracker.setTags(this.tags);
     if (!this.negotiator.request(raw, rq, record, this.scu)) return;
     this.status.state = State.Connecting;
     this.connectUpstream();
@@ -432,6 +456,19 @@ export class Session implements LinkOwner {
   /** Close both connections now, whatever the state (after a second signal, once the A-ABORTs had their chance). */
   destroy(): void {
     this.closeBoth();
+  }
+
+  /**
+   * How the association ended, for the experiment's guard: its arm, calling AE title and result (ok,
+   * failed); undefined without an arm, before it is done, or when the end says nothing about the arm
+   * (src/experiment/outcome.ts).
+   */
+  get experimentOutcome(): { arm: Arm; callingAe: string; result: GuardResult } | undefined {
+    if (this.arm === undefined || !this.finished) return undefined;
+    const ended = this.status.endedEvent(this.id);
+    if (ended.phase !== 'ended') return undefined;
+    const result = guardResult({ ...ended, failedStatuses: this.failedStatuses });
+    return result === undefined ? undefined : { arm: this.arm, callingAe: this.tags.callingAet, result };
   }
 
   private finish(): void {

@@ -4,7 +4,7 @@
 import { BatchedLines } from './batched-lines.js';
 import { RowFile } from './row-file.js';
 import type { LineSink, LinesLog } from './batched-lines.js';
-import { DEFAULT_ROUTE_ID } from '../events/events.js';
+import { DEFAULT_ROUTE_ID, FIRST_GENERATION } from '../events/events.js';
 import type { PduRecord, Recorder } from '../events/events.js';
 
 /** The columns, in order. Scripts depend on these names: add, never rename. */
@@ -25,9 +25,14 @@ export const CHUNK_CSV_COLUMNS = [
   'out_max_length',
   'violation',
   'route',
+  'arm',
+  'generation',
 ] as const;
 
-/** `route`: the id of the route the PDU came through (ids are plain words: no quoting needed). */
+/**
+ * `route`: the id of the route the PDU came through (ids are plain words: no quoting needed); `arm`: the
+ * association's arm label (a size as written, "#2": no quoting needed either), '' without arms.
+ */
 export function chunkCsvRow(r: PduRecord, route: string = DEFAULT_ROUTE_ID): Array<string | number> {
   return [
     r.assoc,
@@ -46,6 +51,8 @@ export function chunkCsvRow(r: PduRecord, route: string = DEFAULT_ROUTE_ID): Arr
     r.outMaxLength,
     r.violation ? 1 : 0,
     route,
+    r.arm ?? '',
+    r.generation ?? FIRST_GENERATION,
   ];
 }
 
@@ -81,13 +88,17 @@ function encodeRow(r: PduRecord, route: string, buffer: Buffer, at: number): num
   buffer[at++] = COMMA;
   buffer[at++] = r.violation ? DIGIT_1 : DIGIT_0;
   buffer[at++] = COMMA;
-  return writeWord(buffer, at, route);
+  at = writeWord(buffer, at, route);
+  buffer[at++] = COMMA;
+  if (r.arm !== undefined) at = writeWord(buffer, at, r.arm);
+  buffer[at++] = COMMA;
+  return writeNumber(buffer, at, r.generation ?? FIRST_GENERATION);
 }
 
 const COMMA = 0x2c;
 const DIGIT_0 = 0x30;
 const DIGIT_1 = 0x31;
-/** Bytes a row can take at most: 11 numbers of up to 22 characters (String() of any double), 4 words, commas. */
+/** Bytes a row can take at most: 12 numbers of up to 22 characters (String() of any double), 5 words, commas. */
 const MAX_NUMBER_BYTES = 24;
 
 /** "00" to "99": two digits per division when writing numbers. */
@@ -121,7 +132,7 @@ function writeNumber(buffer: Buffer, at: number, n: number): number {
   return end;
 }
 
-/** ASCII words seen so far (directions, PDU types, kinds, route ids), as bytes; any other word is written as UTF-8 each time. */
+/** ASCII words seen so far (directions, PDU types, kinds, route ids, arm labels), as bytes; any other word is written as UTF-8 each time. */
 const words = new Map<string, Uint8Array>();
 
 function writeWord(buffer: Buffer, at: number, word: string): number {
@@ -177,8 +188,8 @@ export class ChunkCsvRecorder implements Recorder {
 
   pdu(record: PduRecord, route: string = DEFAULT_ROUTE_ID): void {
     // The most a row can take: every number at its longest, every word at 3 bytes per UTF-16 unit.
-    const wordBytes = 3 * (record.direction.length + record.type.length + record.kind.length + route.length);
-    this.lines.pushEncoded(11 * MAX_NUMBER_BYTES + wordBytes + 16, (buffer, at) => encodeRow(record, route, buffer, at));
+    const wordBytes = 3 * (record.direction.length + record.type.length + record.kind.length + route.length + (record.arm?.length ?? 0));
+    this.lines.pushEncoded(12 * MAX_NUMBER_BYTES + wordBytes + 18, (buffer, at) => encodeRow(record, route, buffer, at));
   }
 
   forRoute(route: string): Recorder {

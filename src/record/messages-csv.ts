@@ -36,6 +36,12 @@ export const MESSAGES_CSV_COLUMNS = [
   'started_at',
   'requested_by',
   'route',
+  'arm',
+  'calling_aet',
+  'called_aet',
+  'sop_class_uid',
+  'transfer_syntax_uid',
+  'generation',
 ] as const;
 
 export const MESSAGES_CSV_HEADER = MESSAGES_CSV_COLUMNS.join(',');
@@ -43,7 +49,7 @@ export const MESSAGES_CSV_HEADER = MESSAGES_CSV_COLUMNS.join(',');
 const us = (v: number | undefined): string | number => (v === undefined ? '' : Math.round(v));
 const ms = (v: number | undefined): string => (v === undefined ? '' : (v / 1000).toFixed(3));
 
-/** RFC 4180 quoting, only where needed: the UID comes from a peer and could hold anything. */
+/** RFC 4180 quoting, only where needed: UIDs and AE titles come from a peer and could hold anything. */
 function csvField(text: string): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
@@ -71,6 +77,12 @@ export function messageCsvRow(m: MessageRecord, route: string = DEFAULT_ROUTE_ID
     m.startedAt,
     m.direction === 'to_scp' ? 'scu' : 'scp',
     route,
+    m.arm,
+    csvField(m.callingAet),
+    csvField(m.calledAet),
+    csvField(m.sopClassUid),
+    csvField(m.transferSyntaxUid),
+    m.generation,
   ];
 }
 
@@ -93,6 +105,9 @@ export function messageLogFields(m: MessageRecord): Record<string, unknown> {
     pendingResponses: m.pendingResponses,
     status: m.status === undefined ? undefined : statusHex(m.status),
     startedAt: m.startedAt,
+    arm: m.arm || undefined,
+    sopClassUid: m.sopClassUid || undefined,
+    transferSyntaxUid: m.transferSyntaxUid || undefined,
   };
 }
 
@@ -191,9 +206,9 @@ async function headerPrefix(handle: fs.promises.FileHandle, path: string, repair
   const firstLine = head.toString('latin1').split(/\r?\n/)[0]!;
   if (firstLine !== MESSAGES_CSV_HEADER && MESSAGES_CSV_HEADER.startsWith(`${firstLine},`)) {
     // An older version's header (fewer columns, same order): its rows cannot take the new columns.
-    const missing = MESSAGES_CSV_COLUMNS.slice(firstLine.split(',').length).join(', ');
+    const missing = MESSAGES_CSV_COLUMNS.slice(firstLine.split(',').length);
     throw new MessagesCsvFileError(
-      `${path} was written by an older version of the proxy (no ${missing} column); not appending to it: give a new file (stats still reads the old one)`,
+      `${path} was written by an older version of the proxy (no ${missing.join(', ')} column${missing.length > 1 ? 's' : ''}); not appending to it: give a new file (stats still reads the old one)`,
     );
   }
   if (firstLine !== MESSAGES_CSV_HEADER) {

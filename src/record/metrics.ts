@@ -16,6 +16,7 @@ import type { AssociationEvent, CertificateEvent, Direction, MessageRecord, PduR
 import { answerHealth, serveHttp } from './health.js';
 import type { HealthState, HttpEndpoint } from './health.js';
 import { PDU_HEADER_LENGTH } from '../pdu/constants.js';
+import { NO_ARM_METRIC_LABEL } from '../experiment/arms.js';
 
 export const METRIC_PREFIX = 'dicom_pdu_proxy_';
 
@@ -29,25 +30,32 @@ const DIRECTIONS: readonly Direction[] = ['to_scp', 'to_scu'];
 
 /** Per route and direction, counts not yet handed to prom-client. */
 interface Pending {
-  bytes: number;
   pdus: number;
   pdusSent: number;
   violations: number;
 }
 
-const none = (): Pending => ({ bytes: 0, pdus: 0, pdusSent: 0, violations: 0 });
+const none = (): Pending => ({ pdus: 0, pdusSent: 0, violations: 0 });
 
 type Labels = 'route' | 'direction';
+type ArmLabels = Labels | 'arm';
+
+/** One arm's bytes on one route: not yet handed to prom-client, and its labelled children. */
+interface ArmBytes {
+  arm: string;
+  pending: Record<Direction, number>;
+  children: Record<Direction, Counter.Internal>;
+}
 
 export class MetricsRecorder implements Recorder {
   readonly registry = new Registry();
   private readonly views: RouteView[] = [];
-  readonly bytes: Counter<Labels>;
+  readonly bytes: Counter<ArmLabels>;
   readonly pdus: Counter<Labels>;
   readonly pdusSent: Counter<Labels>;
   readonly violations: Counter<Labels>;
   readonly pduSize: Histogram<Labels>;
-  readonly messageDuration: Histogram<Labels>;
+  readonly messageDuration: Histogram<ArmLabels>;
   readonly associationsOpen: Gauge<'route'>;
   readonly associations: Counter<'route'>;
   readonly associationsEnded: Counter<'route' | 'outcome'>;
@@ -79,13 +87,20 @@ export class MetricsRecorder implements Recorder {
       };
     this.bytes = new Counter({
       name: `${METRIC_PREFIX}bytes_total`,
-      help: 'Bytes of the PDUs forwarded, as received from their sender (PDU headers included)',
-      labelNames: ['route', 'direction'],
+      help: `Bytes of the PDUs forwarded, as received from their sender (PDU headers included); arm: the association's --max-pdu arm, "${NO_ARM_METRIC_LABEL}" without arms`,
+      labelNames: ['route', 'direction', 'arm'],
       registers,
-      collect: flush(
-        (p) => p.bytes,
-        (p) => (p.bytes = 0),
-      ),
+      collect(): void {
+        for (const view of views) {
+          for (const arm of view.armBytes.values()) {
+            for (const direction of DIRECTIONS) {
+              const n = arm.pending[direction];
+              if (n > 0) arm.children[direction].inc(n);
+              arm.pending[direction] = 0;
+            }
+          }
+        }
+      },
     });
     this.pdus = new Counter({
       name: `${METRIC_PREFIX}pdus_total`,
@@ -126,8 +141,8 @@ export class MetricsRecorder implements Recorder {
     });
     this.messageDuration = new Histogram({
       name: `${METRIC_PREFIX}message_duration_seconds`,
-      help: "DIMSE requests that got a final response: first request byte to last byte of the final response; direction is the request's (to_scu: sent by the SCP, C-GET sub-operations)",
-      labelNames: ['route', 'direction'],
+      help: `DIMSE requests that got a final response: first request byte to last byte of the final response; direction is the request's (to_scu: sent by the SCP, C-GET sub-operations); arm: the association's --max-pdu arm, "${NO_ARM_METRIC_LABEL}" without arms`,
+      labelNames: ['route', 'direction', 'arm'],
       buckets: [...MESSAGE_DURATION_BUCKETS],
       registers,
     });
@@ -239,7 +254,10 @@ class RouteView implements Recorder {
   private readonly metrics: MetricsRecorder;
   private readonly children = new Map<Counter<Labels>, Record<Direction, Counter.Internal>>();
   private readonly pduSize: Record<Direction, Histogram.Internal<Labels>>;
-  private readonly duration: Record<Direction, Histogram.Internal<Labels>>;
+  /** Bytes per arm label; the arm of the last PDU, looked up once per association's run of PDUs. */
+  readonly armBytes = new Map<string, ArmBytes>();
+  private lastArm: ArmBytes;
+  private readonly durations = new Map<string, Record<Direction, Histogram.Internal<ArmLabels>>>();
   private readonly open: Gauge.Internal<'route'>;
   private readonly requested: Counter.Internal;
   private readonly ended: Map<string, Counter.Internal>;
@@ -252,18 +270,17 @@ class RouteView implements Recorder {
     this.metrics = metrics;
     const both = <T>(make: (d: Direction) => T): Record<Direction, T> => ({ to_scp: make('to_scp'), to_scu: make('to_scu') });
     // Every series exists from the start (at 0), so rates and alerts work before the first event.
-    for (const counter of [metrics.bytes, metrics.pdus, metrics.pdusSent, metrics.violations]) {
+    for (const counter of [metrics.pdus, metrics.pdusSent, metrics.violations]) {
       const c = both((d) => counter.labels(route, d));
       c.to_scp.inc(0);
       c.to_scu.inc(0);
       this.children.set(counter, c);
     }
     this.pduSize = both((d) => metrics.pduSize.labels(route, d));
-    this.duration = both((d) => metrics.messageDuration.labels(route, d));
-    for (const direction of DIRECTIONS) {
-      metrics.pduSize.zero({ route, direction });
-      metrics.messageDuration.zero({ route, direction });
-    }
+    // The arm-labelled series: "none" from the start; each arm's with its first PDU or message.
+    this.lastArm = this.bytesOf(NO_ARM_METRIC_LABEL);
+    this.durationOf(NO_ARM_METRIC_LABEL);
+    for (const direction of DIRECTIONS) metrics.pduSize.zero({ route, direction });
     this.open = metrics.associationsOpen.labels(route);
     this.open.set(0);
     this.requested = metrics.associations.labels(route);
@@ -280,11 +297,38 @@ class RouteView implements Recorder {
     return this.children.get(counter)!;
   }
 
+  /** An arm's bytes: its series created (at 0) when first seen. */
+  private bytesOf(arm: string): ArmBytes {
+    let entry = this.armBytes.get(arm);
+    if (entry === undefined) {
+      const children = { to_scp: this.metrics.bytes.labels(this.route, 'to_scp', arm), to_scu: this.metrics.bytes.labels(this.route, 'to_scu', arm) };
+      children.to_scp.inc(0);
+      children.to_scu.inc(0);
+      entry = { arm, pending: { to_scp: 0, to_scu: 0 }, children };
+      this.armBytes.set(arm, entry);
+    }
+    return entry;
+  }
+
+  /** An arm's message duration histograms: created (empty) when first seen. */
+  private durationOf(arm: string): Record<Direction, Histogram.Internal<ArmLabels>> {
+    let entry = this.durations.get(arm);
+    if (entry === undefined) {
+      const histogram = this.metrics.messageDuration;
+      entry = { to_scp: histogram.labels(this.route, 'to_scp', arm), to_scu: histogram.labels(this.route, 'to_scu', arm) };
+      for (const direction of DIRECTIONS) histogram.zero({ route: this.route, direction, arm });
+      this.durations.set(arm, entry);
+    }
+    return entry;
+  }
+
   pdu(record: PduRecord): void {
     this.pduSize[record.direction].observe(record.length);
     if (record.forwardedUs === undefined) return;
+    const arm = record.arm || NO_ARM_METRIC_LABEL;
+    if (this.lastArm.arm !== arm) this.lastArm = this.bytesOf(arm);
+    this.lastArm.pending[record.direction] += record.length + PDU_HEADER_LENGTH;
     const p = this.pending[record.direction];
-    p.bytes += record.length + PDU_HEADER_LENGTH;
     p.pdus++;
     p.pdusSent += record.outPdus;
     if (record.violation) p.violations++;
@@ -293,7 +337,7 @@ class RouteView implements Recorder {
   message(record: MessageRecord): void {
     if (record.status === undefined) return;
     const us = durationUs(record);
-    if (us !== undefined) this.duration[record.direction].observe(us / 1e6);
+    if (us !== undefined) this.durationOf(record.arm || NO_ARM_METRIC_LABEL)[record.direction].observe(us / 1e6);
   }
 
   association(event: AssociationEvent): void {

@@ -27,4 +27,7 @@ export const UNSET_DEFAULTS = {
   maxPendingConnections: 256,
   allowCallingAet: undefined,
   allowPeer: undefined,
+  assign: 'block',
+  assignSeed: undefined,
+  guard: true,
 } as const;

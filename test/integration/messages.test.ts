@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MESSAGES_CSV_HEADER } from '../../src/record/messages-csv.js';
+import { readPart10 } from '../../src/dicom/part10.js';
 import { DEFAULT_FIND_KEYS, dcmtkErrors, findscu, getscu, parseGetSummary, startStorescp, storescu } from '../helpers/dcmtk.js';
 import type { TestDicomInfo } from '../helpers/dicom-file.js';
 import { datasetBytes, writeTestDicom } from '../helpers/dicom-file.js';
@@ -52,6 +53,13 @@ async function freshDir(name: string): Promise<string> {
   return dir;
 }
 
+/** The transfer syntax the SCP accepted for presentation context `id`, from the 'association negotiated' line. */
+function acceptedSyntax(proxy: ProxyProcess, id: number): string | undefined {
+  const line = proxy.logs.find((l) => l.msg === 'association negotiated');
+  const contexts = (line?.contexts ?? []) as Array<{ id: number; transferSyntax?: string }>;
+  return contexts.find((c) => c.id === id)?.transferSyntax;
+}
+
 const num = (row: Row, column: string): number => {
   assert.notEqual(row[column], '', `${column} is set`);
   return Number(row[column]);
@@ -75,6 +83,7 @@ describe('messages CSV with DCMTK and dcmjs-dimse peers', { timeout: 120_000 }, 
     t.after(() => scp.stop());
     const file = path.join(tmp, 'repeat.csv');
     const dataset = datasetBytes(image.path!).length;
+    const part10 = readPart10(fs.readFileSync(image.path!));
     const run =
       (label: string) =>
       async (port: number): Promise<void> => {
@@ -101,7 +110,16 @@ describe('messages CSV with DCMTK and dcmjs-dimse peers', { timeout: 120_000 }, 
       assert.equal(num(row, 'duration_ms').toFixed(3), ((rspLast! - rqFirst!) / 1000).toFixed(3));
       for (const c of ['scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms']) assert.ok(num(row, c) >= 0, c);
       assert.ok(Math.abs(Date.parse(row.started_at!) - Date.now()) < 60_000, 'started_at is now-ish wall-clock time');
+      // The experiment's columns: the one --max-pdu value is the arm, as written; the AE titles of the RQ;
+      // the file's SOP class; the transfer syntax storescp accepted for the context; the first generation.
+      assert.equal(row.arm, '1MB');
+      assert.equal(row.calling_aet, 'STORESCU');
+      assert.equal(row.called_aet, scp.aet);
+      assert.equal(row.sop_class_uid, part10.sopClassUid);
+      assert.equal(row.transfer_syntax_uid, acceptedSyntax(first.proxy, Number(row.context_id)));
+      assert.equal(row.generation, '1');
     }
+    assert.equal(first.proxy.logs.find((l) => l.msg === 'association negotiated')?.arm, '1MB', 'the arm in the log line');
     // Debug: one line per message; the summary carries the totals.
     const lines = first.proxy.logs.filter((l) => l.msg === 'message completed');
     assert.equal(lines.length, 4);

@@ -382,7 +382,10 @@ describe('re-fragmentation and the chunk CSV', () => {
       assert.equal(await proxy.stop(), 0, 'SIGTERM exits 0');
 
       const lines = fs.readFileSync(csv, 'utf8').trim().split('\n');
-      assert.equal(lines[0], 'assoc,direction,seq,type,length,pdvs,context_id,kind,last,first_byte_us,last_byte_us,forwarded_us,out_pdus,out_max_length,violation,route');
+      assert.equal(
+        lines[0],
+        'assoc,direction,seq,type,length,pdvs,context_id,kind,last,first_byte_us,last_byte_us,forwarded_us,out_pdus,out_max_length,violation,route,arm,generation',
+      );
       const rows = lines.slice(1).map((l) => l.split(','));
       const byKey = new Map(rows.map((r) => [`${r[1]}:${r[2]}`, r]));
       assert.equal(rows.length, 6); // RQ, AC, P-DATA, P-DATA back, RELEASE-RQ, RELEASE-RP

@@ -166,8 +166,8 @@ describe('two routes in one process, and --metrics', { timeout: 90_000 }, () => 
     const m = parseMetrics(await res.text());
     const P = 'dicom_pdu_proxy_';
     // Route a: exactly the bytes and PDUs the raw peers sent (the garbage never made a PDU).
-    assert.equal(value(m, `${P}bytes_total`, { route: 'a', direction: 'to_scp' }), rq.length + big.length + abort.length);
-    assert.equal(value(m, `${P}bytes_total`, { route: 'a', direction: 'to_scu' }), ac.length);
+    assert.equal(value(m, `${P}bytes_total`, { route: 'a', direction: 'to_scp', arm: '4KB' }), rq.length + big.length + abort.length);
+    assert.equal(value(m, `${P}bytes_total`, { route: 'a', direction: 'to_scu', arm: '4KB' }), ac.length);
     assert.equal(value(m, `${P}pdus_total`, { route: 'a', direction: 'to_scp' }), 3);
     assert.equal(value(m, `${P}pdus_total`, { route: 'a', direction: 'to_scu' }), 1);
     assert.equal(value(m, `${P}violations_repaired_total`, { route: 'a', direction: 'to_scp' }), 1);
@@ -184,7 +184,7 @@ describe('two routes in one process, and --metrics', { timeout: 90_000 }, () => 
     const bSummary = closedB as LogLine & { toScp: Leg; toScu: Leg };
     for (const direction of ['to_scp', 'to_scu'] as const) {
       const leg = direction === 'to_scp' ? bSummary.toScp : bSummary.toScu;
-      assert.equal(value(m, `${P}bytes_total`, { route: 'b', direction }), leg.bytesIn, `b ${direction} bytes`);
+      assert.equal(value(m, `${P}bytes_total`, { route: 'b', direction, arm: '1MB' }), leg.bytesIn, `b ${direction} bytes`);
       assert.equal(value(m, `${P}pdus_total`, { route: 'b', direction }), leg.pdusIn, `b ${direction} PDUs in`);
       assert.equal(value(m, `${P}pdus_sent_total`, { route: 'b', direction }), leg.pdusOut, `b ${direction} PDUs out`);
       assert.equal(value(m, `${P}violations_repaired_total`, { route: 'b', direction }), 0);
@@ -197,8 +197,8 @@ describe('two routes in one process, and --metrics', { timeout: 90_000 }, () => 
     for (const reason of ['scu_abort', 'scp_abort', 'protocol_error', 'connection_lost', 'idle_timeout', 'shutdown']) {
       assert.equal(value(m, `${P}aborts_total`, { route: 'b', reason }), 0, `b: no ${reason}`);
     }
-    assert.equal(value(m, `${P}message_duration_seconds_count`, { route: 'b', direction: 'to_scp' }), repeat);
-    assert.equal(value(m, `${P}message_duration_seconds_bucket`, { route: 'b', direction: 'to_scp', le: '+Inf' }), repeat);
+    assert.equal(value(m, `${P}message_duration_seconds_count`, { route: 'b', direction: 'to_scp', arm: '1MB' }), repeat);
+    assert.equal(value(m, `${P}message_duration_seconds_bucket`, { route: 'b', direction: 'to_scp', arm: '1MB', le: '+Inf' }), repeat);
     // Anything but GET /metrics is a 404.
     assert.equal((await fetch(proxy.metricsUrl.replace(/\/metrics$/, '/'))).status, 404);
     assert.equal((await fetch(proxy.metricsUrl, { method: 'POST' })).status, 404);

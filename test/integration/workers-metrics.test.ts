@@ -51,7 +51,7 @@ async function csvBytes(csv: string): Promise<Record<string, number>> {
  * batches a little after the rows: read it again until it has them all (or 15 s).
  */
 async function csvMatches(csv: string, samples: Map<string, number>, when: string): Promise<void> {
-  const metric = (direction: string): number | undefined => samples.get(`${PREFIX}bytes_total{route="default",direction="${direction}"}`);
+  const metric = (direction: string): number | undefined => samples.get(`${PREFIX}bytes_total{route="default",direction="${direction}",arm="none"}`);
   const deadline = Date.now() + 15_000;
   for (;;) {
     const bytes = await csvBytes(csv);

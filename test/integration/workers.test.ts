@@ -138,7 +138,7 @@ describe('--workers 2 with DCMTK peers', { timeout: 120_000 }, () => {
       assert.deepEqual(new Set(rows.map((r) => Number(r.assoc))), new Set(ids), 'the CSV has the associations the logs have');
       for (const direction of ['to_scp', 'to_scu']) {
         const csvBytes = rows.filter((r) => r.direction === direction && r.forwarded_us !== '').reduce((n, r) => n + Number(r.length) + 6, 0);
-        assert.equal(metric(text, 'dicom_pdu_proxy_bytes_total', `route="default",direction="${direction}"`), csvBytes, `${direction}: metrics = CSV`);
+        assert.equal(metric(text, 'dicom_pdu_proxy_bytes_total', `route="default",direction="${direction}",arm="none"`), csvBytes, `${direction}: metrics = CSV`);
       }
       // Every data set went through: P-DATA carries it plus the PDV headers and the DIMSE commands, little more.
       const sent = [0, 1, 2, 0, 1, 2].reduce((n, i) => n + images[i]!.datasetLength, 0);

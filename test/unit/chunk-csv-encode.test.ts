@@ -36,6 +36,9 @@ const cases: Array<[PduRecord, string | undefined]> = [
   [{ ...base, firstByteUs: -0.4, lastByteUs: -12.6, forwardedUs: 1e22 }, 'odd'], // -0, a negative, exponent notation
   [{ ...base, length: NaN, outMaxLength: 1.5, type: '0x7f' }, 'x'], // not integers at all
   [base, 'größe-ü'], // a route id that is not ASCII: UTF-8, as before
+  [{ ...base, arm: '16KB#2', generation: 3 }, 'ct'], // an arm and a later generation
+  [{ ...base, arm: '', generation: 1 }, undefined], // no arm, written out
+  [{ ...base, arm: '1.5 MB', generation: 12345678 }, 'r2'], // a label with a space and a dot, a large generation
 ];
 // Every digit count from 1 to 16, at its edges (10^k - 1, 10^k, 10^k + 1) and in between: numbers are
 // written two digits at a time, so odd and even counts and zeros inside a number take different steps.

@@ -47,6 +47,13 @@ describe('bad flags and values: exit 2, one stderr line naming flag and value, n
     ['--max-pdu 4294967296', [...UP, '--max-pdu', '4294967296'], /^dicom-pdu-proxy: --max-pdu: "4294967296" is over 4294967295 bytes/],
     ['--max-pdu 1.1B', [...UP, '--max-pdu', '1.1B'], /^dicom-pdu-proxy: --max-pdu: "1.1B" is not a whole number of bytes$/],
     ['--max-pdu-rq abc', [...UP, '--max-pdu-rq', 'abc'], /^dicom-pdu-proxy: --max-pdu-rq: "abc" is not a size/],
+    ['--max-pdu 16KB,12XB (an arm)', [...UP, '--max-pdu', '16KB,12XB'], /^dicom-pdu-proxy: --max-pdu: "12XB" is not a size \(bytes, or a number with KB\/MB\/GB\)$/],
+    ['--max-pdu 16KB,,64KB', [...UP, '--max-pdu', '16KB,,64KB'], /^dicom-pdu-proxy: --max-pdu: "16KB,,64KB" has an empty item/],
+    ['--max-pdu-rq 16KB,64KB (one value only)', [...UP, '--max-pdu-rq', '16KB,64KB'], /^dicom-pdu-proxy: --max-pdu-rq: "16KB,64KB" is not a size/],
+    ['--assign blocks', [...UP, '--assign', 'blocks'], /^dicom-pdu-proxy: --assign: "blocks" is not block, rotate or random$/],
+    ['--assign-seed -1', [...UP, '--assign-seed', '-1'], /^dicom-pdu-proxy: --assign-seed: "-1" is not a seed \(a whole number 0\.\.4294967295\)$/],
+    ['--assign-seed 4294967296', [...UP, '--assign-seed', '4294967296'], /^dicom-pdu-proxy: --assign-seed: "4294967296" is not a seed/],
+    ['--guard maybe', [...UP, '--guard', 'maybe'], /^dicom-pdu-proxy: --guard: "maybe" is not on or off$/],
     ['missing --upstream', ['--max-pdu', '1MB'], /^dicom-pdu-proxy: --upstream HOST:PORT is required/],
     ['--upstream without host', ['--upstream', '104'], /^dicom-pdu-proxy: --upstream: "104" is not HOST:PORT$/],
     ['--upstream port 0', ['--upstream', 'pacs:0'], /^dicom-pdu-proxy: --upstream: "pacs:0": port 0 is not in 1\.\.65535$/],
@@ -57,7 +64,7 @@ describe('bad flags and values: exit 2, one stderr line naming flag and value, n
     ['--close-timeout 0', [...UP, '--close-timeout', '0'], /^dicom-pdu-proxy: --close-timeout: "0" is not a whole number of milliseconds/],
     ['unknown flag --nope', [...UP, '--nope'], /^dicom-pdu-proxy: unknown option '--nope'$/],
     ['misspelt flag (commander suggestion kept on the same line)', [...UP, '--max-pd', '1MB'], /^dicom-pdu-proxy: unknown option '--max-pd' \(Did you mean --max-pdu\?\)$/],
-    ['flag without its value', [...UP, '--max-pdu'], /^dicom-pdu-proxy: option '--max-pdu <SIZE>' argument missing$/],
+    ['flag without its value', [...UP, '--max-pdu'], /^dicom-pdu-proxy: option '--max-pdu <SIZE\[,SIZE...\]>' argument missing$/],
     ['stray argument', [...UP, 'extra'], /^dicom-pdu-proxy: too many arguments/],
     ['--config missing file', [...UP, '--config', path.join(dir, 'missing.json')], /^dicom-pdu-proxy: config file .*missing\.json: cannot read it \(ENOENT\)$/],
   ];
@@ -95,6 +102,8 @@ describe('environment variables: bad ones exit 2 with one line naming the variab
   const cases: Array<[string, Record<string, string>, string[], RegExp]> = [
     ['PDU_PROXY_MAX_PDU=12XB', { PDU_PROXY_MAX_PDU: '12XB' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_MAX_PDU: "12XB" is not a size \(bytes, or a number with KB\/MB\/GB\)$/],
     ['PDU_PROXY_UPSTREAM=pacs', { PDU_PROXY_UPSTREAM: 'pacs' }, [], /^dicom-pdu-proxy: environment PDU_PROXY_UPSTREAM: "pacs" is not HOST:PORT$/],
+    ['PDU_PROXY_MAX_PDU=16KB,1XB', { PDU_PROXY_MAX_PDU: '16KB,1XB' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_MAX_PDU: "1XB" is not a size/],
+    ['PDU_PROXY_GUARD=maybe', { PDU_PROXY_GUARD: 'maybe' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_GUARD: "maybe" is not on or off$/],
     ['PDU_PROXY_LOG_LEVEL=loud', { PDU_PROXY_LOG_LEVEL: 'loud' }, UP, /^dicom-pdu-proxy: environment PDU_PROXY_LOG_LEVEL: "loud" is not a log level/],
     [
       'PDU_PROXY_CLOSE_TIMEOUT=soon',

@@ -65,6 +65,9 @@ const ALL_VARIABLES = [
   'PDU_PROXY_UPSTREAM_TLS_KEY',
   'PDU_PROXY_UPSTREAM_TLS_SERVERNAME',
   'PDU_PROXY_UPSTREAM_TLS_INSECURE',
+  'PDU_PROXY_ASSIGN',
+  'PDU_PROXY_ASSIGN_SEED',
+  'PDU_PROXY_GUARD',
   'PDU_PROXY_CONFIG',
 ];
 
@@ -128,6 +131,7 @@ describe('precedence: flags > environment > config file > config/default.json', 
   const envOptions = {
     listen: { host: '127.0.0.2', port: 3000 },
     upstream: { host: 'envpacs', port: 11112 },
+    arms: [{ index: 0, label: '2MB', maxPdu: 2 * 1048576 }],
     maxPdu: 2 * 1048576,
     maxPduRq: 32768,
     fragment: { mode: 'size', size: 65536 },
@@ -168,6 +172,7 @@ describe('precedence: flags > environment > config file > config/default.json', 
     assert.deepEqual(s.options, {
       listen: { host: '0.0.0.0', port: 4000 },
       upstream: { host: 'flagpacs', port: 104 },
+      arms: [{ index: 0, label: '16KB', maxPdu: 16384 }],
       maxPdu: 16384,
       maxPduRq: 0,
       fragment: { mode: 'fit' },

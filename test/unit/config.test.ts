@@ -32,6 +32,7 @@ describe('config/default.json', () => {
     assert.deepEqual(s.options, {
       listen: { host: '0.0.0.0', port: 11112 },
       upstream: { host: 'pacs', port: 104 },
+      arms: [],
       maxPdu: undefined,
       maxPduRq: undefined,
       fragment: { mode: 'fit' },
@@ -67,6 +68,7 @@ describe('precedence: flags > --config file > config/default.json', () => {
     assert.deepEqual(s.options, {
       listen: { host: '127.0.0.1', port: 2000 },
       upstream: { host: 'filepacs', port: 104 },
+      arms: [{ index: 0, label: '1MB', maxPdu: 1048576 }],
       maxPdu: 1048576,
       maxPduRq: 65536,
       fragment: { mode: 'repack' },
@@ -96,6 +98,7 @@ describe('precedence: flags > --config file > config/default.json', () => {
     assert.deepEqual(s.options, {
       listen: { host: '0.0.0.0', port: 3000 },
       upstream: { host: 'flagpacs', port: 11112 },
+      arms: [{ index: 0, label: '16KB', maxPdu: 16384 }],
       maxPdu: 16384,
       maxPduRq: 0,
       fragment: { mode: 'size', size: 102400 },
@@ -151,7 +154,8 @@ describe('config file errors name the file and the key', () => {
 
   const wrongTypes: Array<[RawSettings, RegExp]> = [
     [{ maxPdu: true }, /: maxPdu: true must be a size/],
-    [{ maxPdu: [1] }, /: maxPdu: \[1\] must be a size/],
+    [{ maxPdu: [true] }, /: maxPdu\[0\]: true must be a size/],
+    [{ maxPdu: [] }, /: maxPdu: \[\] holds no size/],
     [{ upstream: 104 }, /: upstream: 104 must be a string/],
     [{ csv: 5 }, /: csv: 5 must be a string \(a file name\)$/],
     [{ csv: '' }, /: csv: "" is not a file name$/],

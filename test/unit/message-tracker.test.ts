@@ -65,6 +65,8 @@ class Harness {
 
   constructor() {
     this.tracker.setLimits(1048576, 16384);
+    this.tracker.setTags({ arm: '1MB#2', callingAet: 'CT01', calledAet: 'PACS', generation: 3 });
+    this.tracker.setTransferSyntaxes(new Map([[1, '1.2.840.10008.1.2']]));
   }
 
   /** One P-DATA-TF: first byte at `firstUs`, every PDV's last byte at `endUs`. */
@@ -124,6 +126,14 @@ describe('MessageTracker: request and response', () => {
       pendingResponses: 0,
       status: 0,
       startedAt: '2026-01-02T03:04:05.001Z',
+      // The association's tags, the request's Affected SOP Class UID (NUL padding dropped) and its
+      // presentation context's accepted transfer syntax.
+      arm: '1MB#2',
+      callingAet: 'CT01',
+      calledAet: 'PACS',
+      sopClassUid: '1.2.840.10008.1.1',
+      transferSyntaxUid: '1.2.840.10008.1.2',
+      generation: 3,
     });
     assert.equal(durationUs(m), 600);
     assert.equal(responseUs(m), 400);

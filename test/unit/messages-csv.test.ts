@@ -41,6 +41,12 @@ const STORE: MessageRecord = {
   pendingResponses: 0,
   status: 0,
   startedAt: '2026-11-25T10:00:00.001Z',
+  arm: '1MB',
+  callingAet: 'CT01',
+  calledAet: 'PACS',
+  sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+  transferSyntaxUid: '1.2.840.10008.1.2.1',
+  generation: 1,
 };
 
 const ABORTED: MessageRecord = {
@@ -56,7 +62,7 @@ const ABORTED: MessageRecord = {
 
 /** The contract, spelled out (prompts/contract.md): scripts and `stats` read these names. */
 const CONTRACT =
-  'assoc,message_id,command,context_id,sop_instance_uid,bytes,max_pdu,scp_max_pdu,request_first_byte_us,request_last_byte_us,response_first_byte_us,response_last_byte_us,duration_ms,scu_idle_ms,upstream_blocked_ms,scp_response_ms,pending_responses,status,started_at,requested_by,route';
+  'assoc,message_id,command,context_id,sop_instance_uid,bytes,max_pdu,scp_max_pdu,request_first_byte_us,request_last_byte_us,response_first_byte_us,response_last_byte_us,duration_ms,scu_idle_ms,upstream_blocked_ms,scp_response_ms,pending_responses,status,started_at,requested_by,route,arm,calling_aet,called_aet,sop_class_uid,transfer_syntax_uid,generation';
 
 const parse = parseCsvRows;
 
@@ -68,13 +74,16 @@ describe('messages CSV rows', () => {
   test('a complete message', () => {
     assert.equal(
       messageCsvRow(STORE).join(','),
-      '4,7,C-STORE-RQ,1,1.2.3.4,16777504,1048576,16384,1500,120001,127500,128000,126.500,2.000,90.000,2.500,0,0000,2026-11-25T10:00:00.001Z,scu,default',
+      '4,7,C-STORE-RQ,1,1.2.3.4,16777504,1048576,16384,1500,120001,127500,128000,126.500,2.000,90.000,2.500,0,0000,2026-11-25T10:00:00.001Z,scu,default,1MB,CT01,PACS,1.2.840.10008.5.1.4.1.1.2,1.2.840.10008.1.2.1,1',
     );
   });
 
   test('what never happened is an empty cell', () => {
-    assert.equal(messageCsvRow(ABORTED).join(','), '4,8,C-STORE-RQ,1,,16777504,1048576,16384,1500,,,,,2.000,90.000,,0,,2026-11-25T10:00:00.001Z,scu,default');
-    assert.match(messageCsvRow(STORE, 'ct').join(','), /,scu,ct$/);
+    assert.equal(
+      messageCsvRow({ ...ABORTED, arm: '', sopClassUid: '', transferSyntaxUid: '' }).join(','),
+      '4,8,C-STORE-RQ,1,,16777504,1048576,16384,1500,,,,,2.000,90.000,,0,,2026-11-25T10:00:00.001Z,scu,default,,CT01,PACS,,,1',
+    );
+    assert.match(messageCsvRow(STORE, 'ct').join(','), /,scu,ct,1MB,/);
   });
 
   test('a UID with a comma or quote from a peer is quoted, and reads back as sent', async () => {
@@ -82,6 +91,17 @@ describe('messages CSV rows', () => {
     const [row] = await parse(`${MESSAGES_CSV_HEADER}\n${messageCsvRow(odd).join(',')}\n`);
     assert.equal(row!.sop_instance_uid, '1.2,"3"');
     assert.equal(row!.status, '0000');
+  });
+
+  test('AE titles and UIDs from a peer with commas or quotes are quoted too, and the columns stay in place', async () => {
+    const odd = { ...STORE, callingAet: 'CT,"1"', calledAet: 'PA,CS', sopClassUid: '1,2', transferSyntaxUid: '"x"' };
+    const [row] = await parse(`${MESSAGES_CSV_HEADER}\n${messageCsvRow(odd).join(',')}\n`);
+    assert.equal(row!.calling_aet, 'CT,"1"');
+    assert.equal(row!.called_aet, 'PA,CS');
+    assert.equal(row!.sop_class_uid, '1,2');
+    assert.equal(row!.transfer_syntax_uid, '"x"');
+    assert.equal(row!.arm, '1MB');
+    assert.equal(row!.generation, '1');
   });
 
   test('the debug log fields', () => {
@@ -162,13 +182,25 @@ describe('MessagesCsvRecorder', () => {
 
   test('a file with an older header (no route column) is refused with a message saying so, and left alone', async () => {
     const file = tmpFile();
-    const old = `${MESSAGES_CSV_HEADER.replace(/,route$/, '')}\n${messageCsvRow(STORE).slice(0, -1).join(',')}\n`;
+    const old = `${MESSAGES_CSV_HEADER.replace(/,route,.*$/, '')}\n${messageCsvRow(STORE).slice(0, -7).join(',')}\n`;
     fs.writeFileSync(file, old);
     await assert.rejects(
       MessagesCsvRecorder.open(file),
-      (err: unknown) => err instanceof MessagesCsvFileError && /older version of the proxy \(no route column\)/.test(err.message),
+      (err: unknown) => err instanceof MessagesCsvFileError && /older version of the proxy \(no route, arm, calling_aet, .* columns\)/.test(err.message),
     );
     assert.equal(fs.readFileSync(file, 'utf8'), old);
+  });
+
+  test('a file written before the experiment columns (up to route) is refused the same way', async () => {
+    const file = tmpFile();
+    const old = `${MESSAGES_CSV_HEADER.replace(/,arm,.*$/, '')}\n${messageCsvRow(STORE).slice(0, -6).join(',')}\n`;
+    fs.writeFileSync(file, old);
+    await assert.rejects(
+      MessagesCsvRecorder.open(file),
+      (err: unknown) =>
+        err instanceof MessagesCsvFileError &&
+        /older version of the proxy \(no arm, calling_aet, called_aet, sop_class_uid, transfer_syntax_uid, generation columns\)/.test(err.message),
+    );
   });
 
   test("a route's view writes its id in the route column", async () => {

@@ -44,6 +44,12 @@ const MESSAGE: MessageRecord = {
   pendingResponses: 0,
   status: 0,
   startedAt: '2026-11-25T10:00:00.000Z',
+  arm: '',
+  callingAet: 'CT01',
+  calledAet: 'PACS',
+  sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+  transferSyntaxUid: '1.2.840.10008.1.2.1',
+  generation: 1,
 };
 
 async function samples(m: MetricsRecorder): Promise<Map<string, number>> {
@@ -69,12 +75,12 @@ describe('MetricsRecorder', () => {
     const m = new MetricsRecorder();
     m.forRoute('ct');
     const s = await samples(m);
-    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scp"}'), 0);
+    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scp",arm="none"}'), 0);
     assert.equal(s.get('dicom_pdu_proxy_pdus_total{route="ct",direction="to_scu"}'), 0);
     assert.equal(s.get('dicom_pdu_proxy_associations_open{route="ct"}'), 0);
     assert.equal(s.get('dicom_pdu_proxy_associations_total{route="ct"}'), 0);
     assert.equal(s.get('dicom_pdu_proxy_pdu_size_bytes_count{route="ct",direction="to_scu"}'), 0);
-    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_bucket{le="+Inf",route="ct",direction="to_scp"}'), 0);
+    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_bucket{le="+Inf",route="ct",direction="to_scp",arm="none"}'), 0);
     for (const reason of ['scu_abort', 'scp_abort', 'protocol_error', 'connection_lost', 'idle_timeout', 'shutdown']) {
       assert.equal(s.get(`dicom_pdu_proxy_aborts_total{route="ct",reason="${reason}"}`), 0, reason);
     }
@@ -105,18 +111,42 @@ describe('MetricsRecorder', () => {
     ct.pdu!({ ...PDU, forwardedUs: undefined });
     mr.pdu!({ ...PDU, direction: 'to_scu', violation: false });
     const s = await samples(m);
-    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scp"}'), 16390 + 106);
+    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scp",arm="none"}'), 16390 + 106);
     assert.equal(s.get('dicom_pdu_proxy_pdus_total{route="ct",direction="to_scp"}'), 2);
     assert.equal(s.get('dicom_pdu_proxy_pdus_sent_total{route="ct",direction="to_scp"}'), 3);
     assert.equal(s.get('dicom_pdu_proxy_violations_repaired_total{route="ct",direction="to_scp"}'), 1);
     assert.equal(s.get('dicom_pdu_proxy_pdu_size_bytes_count{route="ct",direction="to_scp"}'), 3);
     assert.equal(s.get('dicom_pdu_proxy_pdu_size_bytes_bucket{le="4096",route="ct",direction="to_scp"}'), 1);
     assert.equal(s.get('dicom_pdu_proxy_pdu_size_bytes_bucket{le="16384",route="ct",direction="to_scp"}'), 3);
-    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="mr",direction="to_scu"}'), 16390);
-    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="mr",direction="to_scp"}'), 0);
+    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="mr",direction="to_scu",arm="none"}'), 16390);
+    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="mr",direction="to_scp",arm="none"}'), 0);
     // Counts handed over at a scrape are not counted twice at the next one.
     ct.pdu!(PDU);
-    assert.equal((await samples(m)).get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scp"}'), 2 * 16390 + 106);
+    assert.equal((await samples(m)).get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scp",arm="none"}'), 2 * 16390 + 106);
+  });
+
+  test('arms: bytes and message durations labelled with the association\'s arm; "none" without one', async () => {
+    const m = new MetricsRecorder();
+    const ct = m.forRoute('ct');
+    ct.pdu!({ ...PDU, arm: '16KB' });
+    ct.pdu!({ ...PDU, arm: '1MB' });
+    ct.pdu!({ ...PDU, arm: '1MB', direction: 'to_scu' });
+    ct.pdu!({ ...PDU, arm: '16KB#2' });
+    ct.pdu!(PDU);
+    ct.message!({ ...MESSAGE, arm: '1MB' });
+    ct.message!({ ...MESSAGE, arm: '16KB', responseLastByteUs: 51_000 });
+    const s = await samples(m);
+    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scp",arm="16KB"}'), 16390);
+    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scp",arm="1MB"}'), 16390);
+    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scu",arm="1MB"}'), 16390);
+    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scu",arm="16KB"}'), 0, "an arm's other direction exists at 0");
+    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scp",arm="16KB#2"}'), 16390);
+    assert.equal(s.get('dicom_pdu_proxy_bytes_total{route="ct",direction="to_scp",arm="none"}'), 16390);
+    // The PDU counters keep their labels (route, direction): every PDU counted once.
+    assert.equal(s.get('dicom_pdu_proxy_pdus_total{route="ct",direction="to_scp"}'), 4);
+    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_sum{route="ct",direction="to_scp",arm="1MB"}'), 0.3);
+    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_sum{route="ct",direction="to_scp",arm="16KB"}'), 0.05);
+    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_count{route="ct",direction="to_scp",arm="none"}'), 0);
   });
 
   test('messages: the duration of answered ones, in seconds', async () => {
@@ -125,10 +155,10 @@ describe('MetricsRecorder', () => {
     ct.message!(MESSAGE); // 300 ms
     ct.message!({ ...MESSAGE, status: undefined, responseLastByteUs: undefined }); // no final response
     const s = await samples(m);
-    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_count{route="ct",direction="to_scp"}'), 1);
-    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_sum{route="ct",direction="to_scp"}'), 0.3);
-    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_bucket{le="0.25",route="ct",direction="to_scp"}'), 0);
-    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_bucket{le="0.5",route="ct",direction="to_scp"}'), 1);
+    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_count{route="ct",direction="to_scp",arm="none"}'), 1);
+    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_sum{route="ct",direction="to_scp",arm="none"}'), 0.3);
+    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_bucket{le="0.25",route="ct",direction="to_scp",arm="none"}'), 0);
+    assert.equal(s.get('dicom_pdu_proxy_message_duration_seconds_bucket{le="0.5",route="ct",direction="to_scp",arm="none"}'), 1);
   });
 
   test('associations: open, total, ended by outcome, aborts by reason', async () => {
@@ -162,7 +192,7 @@ describe('MetricsRecorder', () => {
       const res = await fetch(`${base}/metrics`);
       assert.equal(res.status, 200);
       assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-      assert.match(await res.text(), /^dicom_pdu_proxy_bytes_total\{route="ct",direction="to_scp"\} 16390$/m);
+      assert.match(await res.text(), /^dicom_pdu_proxy_bytes_total\{route="ct",direction="to_scp",arm="none"\} 16390$/m);
       assert.equal((await fetch(`${base}/metrics?x=1`)).status, 200);
       for (const [path, method] of [
         ['/', 'GET'],

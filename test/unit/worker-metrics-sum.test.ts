@@ -10,7 +10,7 @@ import { MetricsRecorder, WorkerMetricsSum } from '../../src/record/metrics.js';
 import { monotonicSamples, parseExposition, wentDown } from '../helpers/exposition.js';
 
 const PREFIX = 'dicom_pdu_proxy_';
-const BYTES = `${PREFIX}bytes_total{route="r",direction="to_scp"}`;
+const BYTES = `${PREFIX}bytes_total{route="r",direction="to_scp",arm="none"}`;
 const OPEN = `${PREFIX}associations_open{route="r"}`;
 const BUCKET = `${PREFIX}pdu_size_bytes_bucket{le="+Inf",route="r",direction="to_scp"}`;
 
