@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
 import { loadSettings } from '../../src/config/config.js';
-import type { MessageRecord, Recorder } from '../../src/events/events.js';
+import type { MessageRecord, PduRecord, Recorder } from '../../src/events/events.js';
 import { encodeAbort } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';
 import { ProxyServer } from '../../src/proxy/server.js';
@@ -30,13 +30,102 @@ class BuggyRecorder implements Recorder {
   }
 }
 
+/**
+ * A recorder whose pdu() throws on the second association's first P-DATA-TF record (the first association
+ * is the healthy one): records are reported once their bytes are written, from the socket's write
+ * callback, outside the relaying's own try/catch.
+ */
+class BuggyPduRecorder implements Recorder {
+  private thrown = false;
+  pdu(record: PduRecord): void {
+    if (record.assoc !== 2 || record.type !== 'P-DATA-TF' || this.thrown) return;
+    this.thrown = true;
+    throw new TypeError('recorder bug in a write callback');
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
 describe('an internal exception while relaying', { timeout: 30_000 }, () => {
   const servers: ProxyServer[] = [];
   after(async () => {
     for (const s of servers) await s.stopListening();
   });
 
-  test('aborts that association with reason 0, logs an error with the stack, counts it, and the others go on', async () => {
+  for (const [where, buggy, thrownIn] of [
+    ['a message recorder', () => new BuggyRecorder(), /BuggyRecorder\.message/],
+    ["a PDU recorder, called from a write's completion", () => new BuggyPduRecorder(), /BuggyPduRecorder\.pdu/],
+  ] as const) {
+    test(`${where} that throws: aborts that association with reason 0, logs an error with the stack, counts it, and the others go on`, async () => {
+      const uncaught: unknown[] = [];
+      const onUncaught = (err: unknown): void => void uncaught.push(err);
+      process.on('uncaughtException', onUncaught);
+      try {
+        await abortsOne(servers, buggy(), thrownIn);
+      } finally {
+        process.off('uncaughtException', onUncaught);
+      }
+      assert.deepEqual(uncaught, [], 'nothing escapes to the process');
+    });
+  }
+});
+
+async function abortsOne(servers: ProxyServer[], buggy: Recorder, thrownIn: RegExp): Promise<void> {
+  const scp = await FakeScp.listen();
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  const options = loadSettings({ upstream: `127.0.0.1:${scp.port}`, listen: '127.0.0.1:0' }).options;
+  const metrics = new MetricsRecorder();
+  const server = new ProxyServer(options, log, [buggy, metrics], { route: 'r' });
+  servers.push(server);
+  const { port } = await server.listen();
+  try {
+    const healthy = await associate(port, scp);
+    await exchange(healthy);
+    const victim = await associate(port, scp);
+    // A C-ECHO: its response completes a message, and the buggy recorder throws on it.
+    victim.scu.send(encodePData([{ contextId: 1, command: true, last: true, fragment: C_ECHO_RQ }]));
+    await victim.up.waitForPdus(2);
+    victim.up.send(encodePData([{ contextId: 1, command: true, last: true, fragment: C_ECHO_RSP }]));
+    const [toScu, toScp] = await Promise.all([victim.scu.waitForPdus(2), victim.up.waitForPdus(3)]);
+    assert.ok(toScu[1]!.equals(ABORT_NOT_SPECIFIED), `the SCU gets A-ABORT (2, 0), got type ${toScu[1]![0]}`);
+    assert.ok(toScp[2]!.equals(ABORT_NOT_SPECIFIED), `the SCP gets A-ABORT (2, 0), got type ${toScp[2]![0]}`);
+    await Promise.all([victim.scu.ended, victim.up.ended]);
+    victim.scu.socket.end();
+    victim.up.socket.end();
+    await Promise.all([victim.scu.waitClosed(), victim.up.waitClosed()]);
+
+    const errors = lines.filter((l) => (l.level as number) >= 50);
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    assert.equal(errors[0]!.msg, 'internal error: association aborted');
+    const err = errors[0]!.err as { message: string; stack: string; type: string };
+    assert.equal(err.type, 'TypeError');
+    assert.match(err.stack, /recorder bug/);
+    assert.match(err.stack, thrownIn, 'the stack names where it was thrown');
+    assert.ok(!lines.some((l) => l.msg === 'protocol error: association aborted'), "not reported as a peer's protocol error");
+
+    // The other association is untouched.
+    await exchange(healthy);
+    await release(healthy);
+    const text = await metrics.metrics();
+    assert.match(text, /^dicom_pdu_proxy_aborts_total\{route="r",reason="internal_error"\} 1$/m);
+    assert.match(text, /^dicom_pdu_proxy_aborts_total\{route="r",reason="protocol_error"\} 0$/m);
+  } finally {
+    await scp.close();
+  }
+}
+
+describe('an internal exception when an association ends', { timeout: 30_000 }, () => {
+  test('a message recorder that throws on a request cut short by a lost peer: one error line, the slot freed, the process alive', async () => {
     const scp = await FakeScp.listen();
     const lines: Array<Record<string, unknown>> = [];
     const log = pino(
@@ -48,43 +137,36 @@ describe('an internal exception while relaying', { timeout: 30_000 }, () => {
         },
       }),
     );
-    const options = loadSettings({ upstream: `127.0.0.1:${scp.port}`, listen: '127.0.0.1:0' }).options;
-    const metrics = new MetricsRecorder();
-    const server = new ProxyServer(options, log, [new BuggyRecorder(), metrics], { route: 'r' });
-    servers.push(server);
+    const options = loadSettings({ upstream: `127.0.0.1:${scp.port}`, listen: '127.0.0.1:0', maxAssociations: 1 }).options;
+    const server = new ProxyServer(options, log, [new BuggyRecorder()], { route: 'r' });
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown): void => void uncaught.push(err);
+    process.on('uncaughtException', onUncaught);
     const { port } = await server.listen();
     try {
-      const healthy = await associate(port, scp);
-      await exchange(healthy);
       const victim = await associate(port, scp);
-      // A C-ECHO: its response completes a message, and the buggy recorder throws on it.
       victim.scu.send(encodePData([{ contextId: 1, command: true, last: true, fragment: C_ECHO_RQ }]));
       await victim.up.waitForPdus(2);
-      victim.up.send(encodePData([{ contextId: 1, command: true, last: true, fragment: C_ECHO_RSP }]));
-      const [toScu, toScp] = await Promise.all([victim.scu.waitForPdus(2), victim.up.waitForPdus(3)]);
-      assert.ok(toScu[1]!.equals(ABORT_NOT_SPECIFIED), `the SCU gets A-ABORT (2, 0), got type ${toScu[1]![0]}`);
-      assert.ok(toScp[2]!.equals(ABORT_NOT_SPECIFIED), `the SCP gets A-ABORT (2, 0), got type ${toScp[2]![0]}`);
-      await Promise.all([victim.scu.ended, victim.up.ended]);
-      victim.scu.socket.end();
-      victim.up.socket.end();
-      await Promise.all([victim.scu.waitClosed(), victim.up.waitClosed()]);
-
+      // The SCP goes away before it answers: the request is reported cut short as the association ends.
+      victim.up.socket.destroy();
+      await victim.scu.waitForPdus(2);
+      victim.scu.socket.destroy();
+      for (let i = 0; i < 50 && !lines.some((l) => l.msg === 'association closed'); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(
+        lines.some((l) => l.msg === 'association closed'),
+        JSON.stringify(lines.slice(-5)),
+      );
+      assert.deepEqual(uncaught, [], 'nothing escapes to the process');
       const errors = lines.filter((l) => (l.level as number) >= 50);
       assert.equal(errors.length, 1, JSON.stringify(errors));
-      assert.equal(errors[0]!.msg, 'internal error: association aborted');
-      const err = errors[0]!.err as { message: string; stack: string; type: string };
-      assert.equal(err.type, 'TypeError');
-      assert.match(err.stack, /recorder bug/);
-      assert.match(err.stack, /BuggyRecorder\.message/, 'the stack names where it was thrown');
-      assert.ok(!lines.some((l) => l.msg === 'protocol error: association aborted'), "not reported as a peer's protocol error");
-
-      // The other association is untouched.
-      await exchange(healthy);
-      await release(healthy);
-      const text = await metrics.metrics();
-      assert.match(text, /^dicom_pdu_proxy_aborts_total\{route="r",reason="internal_error"\} 1$/m);
-      assert.match(text, /^dicom_pdu_proxy_aborts_total\{route="r",reason="protocol_error"\} 0$/m);
+      assert.match(String((errors[0]!.err as { stack: string }).stack), /BuggyRecorder\.message/);
+      // --max-associations 1: the slot was given back, a new association is admitted.
+      const next = await associate(port, scp);
+      await exchange(next);
+      await release(next);
     } finally {
+      process.off('uncaughtException', onUncaught);
+      await server.stopListening();
       await scp.close();
     }
   });
