@@ -4,7 +4,8 @@
 //   (one process, a TLS listener, --pcap) between its SCUs and a relay to the SCP, proxy B (--workers 2)
 //   behind a relay its SCUs connect to;
 // - every recording rule returns data, and every panel expression of the Grafana dashboard
-//   (deploy/grafana/dicom-pdu-proxy.json) runs without error and returns data;
+//   (deploy/grafana/dicom-pdu-proxy.json) runs without error and returns data; a central Prometheus with
+//   deploy/prometheus/federate.example.yml's job, pointed at this one, gets every recorded series;
 // - a worker of B killed with SIGKILL mid-run: no dicom_pdu_proxy_* counter or histogram series resets
 //   (PromQL resets() over the whole run), nothing is lower than before the kill.
 // Everything on 127.0.0.1 with free ports; Prometheus' storage in a temporary directory. Every wait polls
@@ -16,7 +17,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { dcmtkTls, makeTestPki } from '../helpers/certs.js';
 import type { TestPki } from '../helpers/certs.js';
 import { CountingRelay } from '../helpers/counting-relay.js';
@@ -35,6 +36,7 @@ import { RawPeer, buildRq } from '../helpers/raw.js';
 
 const RULES = path.join(REPO_ROOT, 'deploy', 'prometheus', 'dicom-pdu-proxy.rules.yml');
 const DASHBOARD = path.join(REPO_ROOT, 'deploy', 'grafana', 'dicom-pdu-proxy.json');
+const FEDERATE = path.join(REPO_ROOT, 'deploy', 'prometheus', 'federate.example.yml');
 /** How long Prometheus may take to show what happened (scrapes and rule evaluations every 2 s). */
 const SETTLE_MS = 60_000;
 
@@ -169,6 +171,26 @@ describe('a real Prometheus scraping two proxies (one --workers 2) with the rule
     }
   });
 
+  test('a central Prometheus federating this one (federate.example.yml) gets every recorded series', async () => {
+    const example = parse(fs.readFileSync(FEDERATE, 'utf8')) as { scrape_configs: Array<Record<string, unknown>> };
+    const job = { ...example.scrape_configs[0]!, scrape_interval: '2s', scrape_timeout: '2s', static_configs: [{ targets: [new URL(prometheus.url).host] }] };
+    const central = await Prometheus.start(stringify({ global: { scrape_interval: '2s' }, scrape_configs: [job] }));
+    try {
+      const records = (parse(fs.readFileSync(RULES, 'utf8')) as { groups: Array<{ rules: Array<{ record?: string }> }> }).groups.flatMap((g) =>
+        g.rules.flatMap((r) => (r.record ? [r.record] : [])),
+      );
+      for (const name of [...records, 'dicom_pdu_proxy_tls_cert_expiry_timestamp_seconds', 'up{job="dicom-pdu-proxy"}']) {
+        const result = await central.until(name, (r) => r.length > 0, SETTLE_MS);
+        assert.ok(result.length > 0, `${name}: not federated`);
+      }
+      // Only what the match[] selects: no raw counter or histogram comes along.
+      assert.deepEqual(await central.query('dicom_pdu_proxy_bytes_total'), []);
+      assert.deepEqual(await central.query('dicom_pdu_proxy_message_duration_seconds_bucket'), []);
+    } finally {
+      await central.stop();
+    }
+  });
+
   test('a worker of B killed with SIGKILL mid-run: no counter or histogram series resets, none goes down', async () => {
     const series = '{job="dicom-pdu-proxy",__name__=~"dicom_pdu_proxy_.+(_total|_bucket|_count|_sum)"}';
     const before = new Map((await prometheus.query(series)).map((s) => [JSON.stringify(s.metric), Number(s.value[1])]));
@@ -198,7 +220,7 @@ describe('a real Prometheus scraping two proxies (one --workers 2) with the rule
     const later = await Promise.all([20, 21, 22, 23].map((i) => sendPlain(i)));
     for (const r of later) assert.equal(r.code, 0, r.stderr);
     // Prometheus has scraped B's final values: its bytes_total equals what B serves now.
-    const direct = parseExposition(await (await fetch(b.metricsUrl)).text()).get('dicom_pdu_proxy_bytes_total{route="default",direction="to_scp"}')!;
+    const direct = parseExposition(await (await fetch(b.metricsUrl)).text()).get('dicom_pdu_proxy_bytes_total{route="default",direction="to_scp",arm="none"}')!;
     const ib = hostPort(b.metricsUrl);
     const seen = await prometheus.until(`dicom_pdu_proxy_bytes_total{instance="${ib}",direction="to_scp"}`, (r) => Number(r[0]?.value[1]) === direct, SETTLE_MS);
     assert.equal(Number(seen[0]!.value[1]), direct);

@@ -44,9 +44,26 @@ test('promtool check rules: clean', () => {
   assert.match(r.out, new RegExp(`SUCCESS: ${rules.length} rules found`));
 });
 
-test('promtool check config: the example configuration (its rule file included) is valid', () => {
-  const r = promtool('check', 'config', 'prometheus.example.yml');
-  assert.equal(r.code, 0, r.out);
+test('promtool check config: the example configurations (their rule files included) are valid', () => {
+  for (const file of ['prometheus.example.yml', 'federate.example.yml', 'remote-write.example.yml']) {
+    const r = promtool('check', 'config', file);
+    assert.equal(r.code, 0, `${file}: ${r.out}`);
+  }
+});
+
+test('the federation match[] and the remote-write keep regex select every recorded series and the alerts’ inputs', () => {
+  const federate = parse(fs.readFileSync(path.join(DIR, 'federate.example.yml'), 'utf8')) as { scrape_configs: Array<{ params: Record<string, string[]> }> };
+  const selectors = federate.scrape_configs[0]!.params['match[]']!;
+  const recordRegex = new RegExp(`^(?:${/__name__=~"([^"]+)"/.exec(selectors[0]!)![1]!})$`);
+  const remote = parse(fs.readFileSync(path.join(DIR, 'remote-write.example.yml'), 'utf8')) as { remote_write: Array<{ write_relabel_configs: Array<{ regex: string }> }> };
+  const keep = new RegExp(`^(?:${remote.remote_write[0]!.write_relabel_configs[0]!.regex})$`);
+  for (const rule of rules.filter((r) => r.record)) {
+    assert.match(rule.record!, recordRegex, 'federated');
+    assert.match(rule.record!, keep, 'remote-written');
+  }
+  for (const name of ['up', 'dicom_pdu_proxy_tls_cert_expiry_timestamp_seconds', 'dicom_pdu_proxy_bytes_total', 'dicom_pdu_proxy_associations_rejected_total'])
+    assert.match(name, keep);
+  assert.doesNotMatch('dicom_pdu_proxy_message_duration_seconds_bucket', keep, 'the buckets stay at the site');
 });
 
 test('promtool test rules: every case passes', () => {
