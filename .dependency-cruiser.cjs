@@ -16,6 +16,7 @@ const LAYERS = [
   'record',
   'config',
   'proxy',
+  'control',
   'peers',
   'analysis',
   'report',

@@ -9,8 +9,8 @@ import type { Environment, RawSettings } from '../config/config.js';
 import { ENV_CONFIG, ENV_PREFIX, SETTINGS, envName, loadSettings } from '../config/config.js';
 import { ConfigError } from '../values/errors.js';
 import { routeKeyName, routeKeys } from '../config/routes.js';
-import { runProxy } from '../proxy/run.js';
-import { runCluster } from '../proxy/cluster.js';
+import { runSupervisor } from '../control/supervisor.js';
+import { runWorker } from '../control/worker.js';
 import { addStatsCommand } from './stats-command.js';
 import { addBenchCommand } from './bench-command.js';
 
@@ -253,8 +253,20 @@ function buildProgram(env: Environment, setRun: (run: () => Promise<number>) => 
       const settings = loadSettings(raw, flags.config, { env });
       // A --workers child parses the same command line again: the primary has said the warnings already.
       if (!cluster.isWorker) for (const warning of settings.warnings) process.stderr.write(`${PROGRAM}: warning: ${warning}\n`);
-      const run = { logLevel: settings.logLevel, metrics: settings.metrics, health: settings.health, workers: settings.workers };
-      setRun(() => (settings.workers > 1 ? runCluster(settings.routes, run) : runProxy(settings.routes, run)));
+      // A worker runs what the primary hands it, with the primary's settings (a restarted worker gets the current ones).
+      if (cluster.isWorker) return setRun(() => runWorker(settings.logLevel, settings.metrics !== undefined));
+      const configFile = flags.config ?? env[ENV_CONFIG];
+      setRun(() =>
+        runSupervisor(settings.routes, {
+          logLevel: settings.logLevel,
+          metrics: settings.metrics,
+          health: settings.health,
+          workers: settings.workers,
+          configFile,
+          // SIGHUP: the same layers again, the config file read anew (flags and the environment still win).
+          reload: configFile === undefined ? undefined : () => loadSettings(raw, flags.config, { env }).routes,
+        }),
+      );
     });
 
   addStatsCommand(program, setRun, usageError);

@@ -43,7 +43,10 @@ export function listenerTlsOptions(o: ListenerTls, handshakeTimeoutMs: number): 
     // reset the connection).
     rejectUnauthorized: false,
     handshakeTimeout: handshakeTimeoutMs,
-    allowHalfOpen: true,
+    // Not half-open during the handshake: a peer that closes before it is over (a TCP probe) gets the
+    // connection closed at once instead of a socket left in CLOSE-WAIT. The server turns half-open on for the
+    // secure socket, where a FIN is passed on to the SCP.
+    allowHalfOpen: false,
   };
 }
 

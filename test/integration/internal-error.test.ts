@@ -4,6 +4,8 @@
 // carry on. The bug is injected in-process: a messages recorder that throws on its first message.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
@@ -11,7 +13,7 @@ import { loadSettings } from '../../src/config/config.js';
 import type { MessageRecord, Recorder } from '../../src/events/events.js';
 import { encodeAbort } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';
-import { ProxyServer } from '../../src/proxy/server.js';
+import { RouteRelay } from '../../src/proxy/route-relay.js';
 import { MetricsRecorder } from '../../src/record/metrics.js';
 import { C_ECHO_RQ, C_ECHO_RSP } from '../fixtures/annotated-commands.js';
 import { associate, exchange, release } from '../helpers/assoc.js';
@@ -31,9 +33,9 @@ class BuggyRecorder implements Recorder {
 }
 
 describe('an internal exception while relaying', { timeout: 30_000 }, () => {
-  const servers: ProxyServer[] = [];
+  const servers: net.Server[] = [];
   after(async () => {
-    for (const s of servers) await s.stopListening();
+    for (const s of servers) await new Promise((resolve) => s.close(resolve));
   });
 
   test('aborts that association with reason 0, logs an error with the stack, counts it, and the others go on', async () => {
@@ -50,9 +52,18 @@ describe('an internal exception while relaying', { timeout: 30_000 }, () => {
     );
     const options = loadSettings({ upstream: `127.0.0.1:${scp.port}`, listen: '127.0.0.1:0' }).options;
     const metrics = new MetricsRecorder();
-    const server = new ProxyServer(options, log, [new BuggyRecorder(), metrics], { route: 'r' });
+    // The route's relay, handed connections as the control plane does (every RQ admitted).
+    const relay = new RouteRelay(options, log, [new BuggyRecorder(), metrics], {
+      route: 'r',
+      generation: 1,
+      admission: () => Promise.resolve(undefined),
+      connectionDone: () => undefined,
+    });
+    let nextAssoc = 1;
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => relay.adopt(socket, nextAssoc++));
     servers.push(server);
-    const { port } = await server.listen();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
     try {
       const healthy = await associate(port, scp);
       await exchange(healthy);

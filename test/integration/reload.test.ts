@@ -1,0 +1,152 @@
+// SIGHUP reloads the --config file without dropping anything: four DCMTK storescu senders keep sending
+// through the proxy while the file changes ten times; no association fails or is refused, the listener never
+// closes, every association runs under the settings of the generation it was accepted in (the generation is
+// on every log line of the route, and its Maximum Length is the one written into the AC), and a file that
+// does not validate changes nothing. Routes added to the file open their listener; routes removed stop
+// listening. The same with --workers 2.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startStorescp, storescu } from '../helpers/dcmtk.js';
+import type { Storescp } from '../helpers/dcmtk.js';
+import { datasetBytes, writeTestDicom } from '../helpers/dicom-file.js';
+import { eventually } from '../helpers/proc-stats.js';
+import { killAll } from '../helpers/procs.js';
+import type { RunResult } from '../helpers/procs.js';
+import { ProxyProcess, freePort, stopAllProxies } from '../helpers/proxy.js';
+import type { LogLine } from '../helpers/proxy.js';
+
+let dir: string;
+const images: string[] = [];
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dpp-reload-'));
+  for (let i = 0; i < 3; i++) {
+    images.push(path.join(dir, `image-${i}.dcm`));
+    await writeTestDicom(images[i]!, { pixelBytes: 300_000 + i * 100_000, seed: 700 + i });
+  }
+});
+
+after(async () => {
+  await stopAllProxies();
+  await killAll();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Write the config file as an editor would (a new file renamed over the old one). */
+function writeConfig(file: string, settings: Record<string, unknown>): void {
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(settings));
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+const MAX_PDU_BY_TURN = ['16KB', '64KB', '32KB'];
+const BYTES: Record<string, number> = { '16KB': 16384, '32KB': 32768, '64KB': 65536 };
+
+for (const workers of [1, 2]) {
+  describe(`SIGHUP reloads --config under load (--workers ${workers})`, () => {
+    test('10 reloads during 4 senders: nothing fails or is refused, every association has its generation’s settings, a bad file changes nothing', async () => {
+      const out = path.join(dir, `in-${workers}`);
+      fs.mkdirSync(out, { recursive: true });
+      const scp: Storescp = await startStorescp({ outDir: out, logLevel: 'quiet', extraArgs: ['--fork'] });
+      const config = path.join(dir, `config-${workers}.json`);
+      const port = await freePort();
+      const base = { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${scp.port}` };
+      writeConfig(config, { ...base, maxPdu: MAX_PDU_BY_TURN[0] });
+      const proxy = await ProxyProcess.startRoutes(['--config', config, ...(workers > 1 ? ['--workers', String(workers)] : [])], ['default']);
+      try {
+        let sending = true;
+        const results: RunResult[] = [];
+        const sender = async (): Promise<void> => {
+          while (sending) results.push(await storescu({ port, files: images, timeoutMs: 60_000 }));
+        };
+        const senders = [sender(), sender(), sender(), sender()];
+        const generations: Array<{ generation: number; maxPdu: string }> = [{ generation: 1, maxPdu: MAX_PDU_BY_TURN[0]! }];
+        const reloaded = (g: number): Promise<LogLine> => proxy.waitForLog((l) => l.msg === 'settings reloaded' && l.generation === g, 10_000);
+        for (let turn = 1; turn <= 10; turn++) {
+          // Let some associations run under the current settings.
+          const current = generations.length;
+          await eventually(
+            () => proxy.logs.filter((l) => l.msg === 'association negotiated' && l.generation === current).length >= 2,
+            30_000,
+            () => `two associations of generation ${current}`,
+          );
+          if (turn === 5) {
+            // Not valid: nothing changes, one error line, the generation stays.
+            writeConfig(config, { ...base, maxPdu: 'twelve' });
+            proxy.child.kill('SIGHUP');
+            const failed = await proxy.waitForLog((l) => l.msg === 'reload failed: the settings stay as they were', 10_000);
+            assert.match(String(failed.reason), /maxPdu|max-pdu/i, 'the error names the key');
+            assert.equal(failed.generation, generations.length);
+            continue;
+          }
+          const maxPdu = MAX_PDU_BY_TURN[turn % MAX_PDU_BY_TURN.length]!;
+          writeConfig(config, { ...base, maxPdu });
+          proxy.child.kill('SIGHUP');
+          generations.push({ generation: generations.length + 1, maxPdu });
+          await reloaded(generations.length);
+        }
+        sending = false;
+        await Promise.all(senders);
+
+        const failedRuns = results.filter((r) => r.code !== 0);
+        assert.equal(failedRuns.length, 0, `every storescu run succeeded: ${failedRuns.map((r) => r.stderr).join('\n')}`);
+        assert.ok(results.length >= 20, `${results.length} runs`);
+        assert.ok(!proxy.logs.some((l) => l.msg === 'association rejected by the proxy'), 'no association refused');
+        const negotiated = proxy.logs.filter((l) => l.msg === 'association negotiated');
+        const byGeneration = new Map<number, number>();
+        for (const line of negotiated) {
+          const g = line.generation as number;
+          byGeneration.set(g, (byGeneration.get(g) ?? 0) + 1);
+          const expected = BYTES[generations[g - 1]!.maxPdu]!;
+          const written = (line.maxPdu as { toScp: { writtenToScu: number } }).toScp.writtenToScu;
+          assert.equal(written, expected, `association ${String(line.assoc)} of generation ${g} told the SCU ${written}`);
+        }
+        assert.equal(byGeneration.size, generations.length, `associations in every generation: ${JSON.stringify([...byGeneration])}`);
+        // Every stored data set is one of ours, bit for bit (storescp names a file by its SOP instance: the
+        // same three images sent again and again are three files, the last copy of each).
+        const sent = images.map((f) => datasetBytes(f));
+        const stored = scp.receivedFiles();
+        assert.equal(stored.length, images.length);
+        for (const f of stored)
+          assert.ok(
+            sent.some((b) => b.equals(datasetBytes(f))),
+            `${f} is bit-identical to an image sent`,
+          );
+        assert.equal(await proxy.stop(20_000, 15_000), 0);
+      } finally {
+        await proxy.stop();
+        await scp.stop();
+      }
+    });
+  });
+}
+
+describe('SIGHUP: routes added and removed', () => {
+  test('a route added to the file listens, a removed one stops listening while its association goes on', async () => {
+    const out = path.join(dir, 'in-routes');
+    fs.mkdirSync(out, { recursive: true });
+    const scp = await startStorescp({ outDir: out, logLevel: 'quiet', extraArgs: ['--fork'] });
+    const config = path.join(dir, 'config-routes.json');
+    const [a, b] = [await freePort(), await freePort()];
+    const route = (p: number, id: string): string => `127.0.0.1:${p}=127.0.0.1:${scp.port},id=${id}`;
+    writeConfig(config, { routes: [route(a, 'a')] });
+    const proxy = await ProxyProcess.startRoutes(['--config', config], ['a']);
+    try {
+      assert.equal((await storescu({ port: a, files: [images[0]!] })).code, 0);
+      writeConfig(config, { routes: [route(b, 'b')] });
+      proxy.child.kill('SIGHUP');
+      await proxy.waitForLog((l) => l.msg === 'settings reloaded' && l.generation === 2);
+      await proxy.waitForLog((l) => l.msg === 'listening' && l.route === 'b');
+      assert.equal((await storescu({ port: b, files: [images[1]!] })).code, 0, 'the added route serves');
+      const gone = await storescu({ port: a, files: [images[2]!] });
+      assert.notEqual(gone.code, 0, 'the removed route no longer listens');
+      assert.equal(await proxy.stop(), 0);
+    } finally {
+      await proxy.stop();
+      await scp.stop();
+    }
+  });
+});
