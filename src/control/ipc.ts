@@ -4,7 +4,7 @@
 // serialization), with the PEM Buffers of TLS settings revived on arrival (reviveBuffers).
 
 import type { RouteConfig } from '../config/options.js';
-import type { AdmissionRequest, RefusalCode } from '../proxy/admission.js';
+import type { AdmissionRequest, OutcomeWire, RefusalCode } from '../proxy/admission.js';
 
 /** A refusal as it crosses the channel: the A-ASSOCIATE-RJ as plain bytes. */
 export interface RefusalWire {
@@ -26,7 +26,8 @@ export type ToWorker =
   | { type: 'dpp:settings'; ids: string[]; settings: GenerationWire }
   /** A connection (the socket travels as the message's handle): `route` indexes the generation's routes. */
   | { type: 'dpp:conn'; generation: number; route: number; assoc: number }
-  | { type: 'dpp:admitted'; assoc: number; refusal?: RefusalWire }
+  /** The answer to dpp:admit: a refusal, or the arm (its index in the route's --max-pdu list) and generation. */
+  | { type: 'dpp:admitted'; assoc: number; refusal?: RefusalWire; arm?: number | undefined; generation?: number }
   | { type: 'dpp:close-pending'; assoc: number; why: string }
   | { type: 'dpp:drain' }
   | { type: 'dpp:abort'; why: string };
@@ -36,7 +37,7 @@ export type ToPrimary =
   | { type: 'dpp:ready' }
   | { type: 'dpp:failed'; message: string }
   | { type: 'dpp:admit'; assoc: number; request: AdmissionRequest }
-  | { type: 'dpp:done'; assoc: number }
+  | { type: 'dpp:done'; assoc: number; outcome?: OutcomeWire | undefined }
   | { type: 'dpp:stopped'; aborted: number };
 
 const KNOWN_TO_WORKER: ReadonlySet<string> = new Set(['dpp:start', 'dpp:settings', 'dpp:conn', 'dpp:admitted', 'dpp:close-pending', 'dpp:drain', 'dpp:abort']);

@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { AdmissionRequest, Refusal } from '../proxy/admission.js';
+import type { AdmissionRequest, DecisionWire, OutcomeWire } from '../proxy/admission.js';
 import { isToPrimary, refusalToWire } from './ipc.js';
 import type { GenerationWire, ToPrimary, ToWorker } from './ipc.js';
 import { RelayHost } from './relay-host.js';
@@ -13,8 +13,9 @@ import type { HostOptions } from './relay-host.js';
 
 /** What a relay asks of the control plane. */
 export interface ControlCalls {
-  admit(relay: Relay, assoc: number, request: AdmissionRequest): Refusal | undefined;
-  done(relay: Relay, assoc: number): void;
+  admit(relay: Relay, assoc: number, request: AdmissionRequest): DecisionWire;
+  /** A connection is gone; `outcome`: how its association ended on its arm (the guard's input). */
+  done(relay: Relay, assoc: number, outcome?: OutcomeWire): void;
   /** The relay can take connections (again). */
   ready(relay: Relay): void;
   /** The relay's process died unexpectedly: its connections are lost. */
@@ -66,7 +67,7 @@ export class LocalRelay implements Relay {
       ids,
       this.options,
       // A microtask later, as an answer over IPC would be: the session is in the state that waits for it.
-      { admit: async (assoc, request) => this.calls.admit(this, assoc, request), done: (assoc) => this.calls.done(this, assoc) },
+      { admit: async (assoc, request) => this.calls.admit(this, assoc, request), done: (assoc, outcome) => this.calls.done(this, assoc, outcome) },
     );
     this.ready = true;
     this.calls.ready(this);
@@ -232,12 +233,16 @@ export class WorkerRelay implements Relay {
         this.calls.ready(this);
         return;
       case 'dpp:admit': {
-        const refusal = this.calls.admit(this, message.assoc, message.request);
-        this.send({ type: 'dpp:admitted', assoc: message.assoc, ...(refusal ? { refusal: refusalToWire(refusal) } : {}) });
+        const decision = this.calls.admit(this, message.assoc, message.request);
+        this.send(
+          decision.refusal
+            ? { type: 'dpp:admitted', assoc: message.assoc, refusal: refusalToWire(decision.refusal) }
+            : { type: 'dpp:admitted', assoc: message.assoc, arm: decision.arm, generation: decision.generation },
+        );
         return;
       }
       case 'dpp:done':
-        this.calls.done(this, message.assoc);
+        this.calls.done(this, message.assoc, message.outcome);
         return;
       case 'dpp:stopped':
         this.aborted = message.aborted;

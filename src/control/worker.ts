@@ -4,7 +4,8 @@
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Refusal } from '../proxy/admission.js';
+import type { DecisionWire } from '../proxy/admission.js';
+import { FIRST_GENERATION } from '../events/events.js';
 import { raiseMallocThresholds } from '../proxy/malloc-threshold.js';
 import { isToWorker, refusalFromWire, reviveBuffers } from './ipc.js';
 import type { ToPrimary, ToWorker } from './ipc.js';
@@ -32,7 +33,7 @@ export async function runWorker(logLevel: string, metrics: boolean): Promise<num
   const log: Logger = createLogger(logLevel, { worker: start.index, pid: process.pid });
   raiseMallocThresholds();
 
-  const decisions = new Map<number, { resolve: (refusal: Refusal | undefined) => void; reject: (err: Error) => void }>();
+  const decisions = new Map<number, { resolve: (decision: DecisionWire) => void; reject: (err: Error) => void }>();
   let host: RelayHost;
   try {
     host = await RelayHost.open(
@@ -46,9 +47,9 @@ export async function runWorker(logLevel: string, metrics: boolean): Promise<num
             decisions.set(assoc, { resolve, reject });
             send({ type: 'dpp:admit', assoc, request: { peerAddress: request.peerAddress, callingAe: request.callingAe } });
           }),
-        done: (assoc) => {
+        done: (assoc, outcome) => {
           decisions.delete(assoc);
-          send({ type: 'dpp:done', assoc });
+          send({ type: 'dpp:done', assoc, ...(outcome ? { outcome } : {}) });
         },
       },
     );
@@ -98,7 +99,7 @@ export async function runWorker(logLevel: string, metrics: boolean): Promise<num
       case 'dpp:admitted': {
         const decision = decisions.get(message.assoc);
         decisions.delete(message.assoc);
-        decision?.resolve(message.refusal ? refusalFromWire(message.refusal) : undefined);
+        decision?.resolve(message.refusal ? { refusal: refusalFromWire(message.refusal) } : { arm: message.arm, generation: message.generation ?? FIRST_GENERATION });
         return;
       }
       case 'dpp:close-pending':

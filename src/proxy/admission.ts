@@ -12,6 +12,7 @@ import { aeAllowed, peerMatcher } from '../config/access.js';
 import { RejectReasonPresentation, RejectReasonUser, RejectResult, RejectSource } from '../pdu/constants.js';
 import { encodeReject } from '../pdu/control.js';
 import type { Arm } from '../experiment/arms.js';
+import type { GuardResult } from '../experiment/outcome.js';
 import { FIRST_GENERATION } from '../events/events.js';
 
 export interface AdmissionRequest {
@@ -35,6 +36,25 @@ export interface Refusal {
  * --max-pdu) and the generation of the settings it runs under. Neither changes for the association after.
  */
 export type Decision = { refusal: Refusal } | { refusal?: undefined; arm: Arm | undefined; generation: number };
+
+/**
+ * A decision as the control plane gives it to a relay (in-process or over IPC): the arm by its index in the
+ * route's --max-pdu list, which the relay's settings of that generation hold.
+ */
+export type DecisionWire = { refusal: Refusal } | { refusal?: undefined; arm: number | undefined; generation: number };
+
+/** The decision for the session: the arm index resolved against the route's arms. */
+export function decisionFromWire(wire: DecisionWire, arms: readonly Arm[]): Decision {
+  if (wire.refusal !== undefined) return { refusal: wire.refusal };
+  return { arm: wire.arm === undefined ? undefined : arms[wire.arm], generation: wire.generation };
+}
+
+/** How an association on an arm ended, as a relay reports it to the control plane (for the guard). */
+export interface OutcomeWire {
+  /** The arm's index in the route's --max-pdu list. */
+  arm: number;
+  result: GuardResult;
+}
 
 /** What admit() answers: a Decision, or a Refusal / undefined (admitted, the arm left to the session's options). */
 export type AdmissionAnswer = Decision | Refusal | undefined;

@@ -6,7 +6,8 @@ import tls from 'node:tls';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Recorder } from '../events/events.js';
-import type { AdmissionRequest, Refusal } from './admission.js';
+import type { AdmissionRequest, DecisionWire, OutcomeWire } from './admission.js';
+import { decisionFromWire } from './admission.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import { formatLatency, formatRate } from '../values/shaping.js';
@@ -22,9 +23,12 @@ export interface RouteRelayOptions {
   /** The settings generation this relay runs (1 at start, +1 per reload): on every log line of the route. */
   generation: number;
   /** Asked once per A-ASSOCIATE-RQ: the control plane admits (and counts) or refuses it. */
-  admission: (request: AdmissionRequest, assoc: number) => Promise<Refusal | undefined>;
-  /** Called once per connection given to adopt(), when it is gone (its association over, or its TLS handshake failed). */
-  connectionDone: (assoc: number) => void;
+  admission: (request: AdmissionRequest, assoc: number) => Promise<DecisionWire>;
+  /**
+   * Called once per connection given to adopt(), when it is gone (its association over, or its TLS handshake
+   * failed); with how its association ended on its arm, when it had one (the guard's input).
+   */
+  connectionDone: (assoc: number, outcome?: OutcomeWire) => void;
 }
 
 export class RouteRelay {
@@ -118,18 +122,19 @@ export class RouteRelay {
   private accept(socket: Socket, id: number): void {
     const log = this.log.child({ assoc: id });
     log.debug({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'connection accepted');
-    const admission = { admit: (request: AdmissionRequest) => this.relay.admission(request, id) };
+    const admission = { admit: (request: AdmissionRequest) => this.relay.admission(request, id).then((wire) => decisionFromWire(wire, this.options.arms)) };
     const session = new Session(id, socket, this.options, log, this.recorders, (s) => this.sessionDone(s), admission, this.wires);
     this.sessions.add(session);
   }
 
   private sessionDone(session: Session): void {
     this.sessions.delete(session);
-    this.connectionGone(session.id);
+    const ended = session.experimentOutcome;
+    this.connectionGone(session.id, ended && { arm: ended.arm.index, result: ended.result });
   }
 
-  private connectionGone(assoc: number): void {
-    this.relay.connectionDone(assoc);
+  private connectionGone(assoc: number, outcome?: OutcomeWire): void {
+    this.relay.connectionDone(assoc, outcome);
     if (this.sessions.size === 0 && this.handshakes.size === 0) {
       for (const wake of this.idleWaiters.splice(0)) wake();
     }

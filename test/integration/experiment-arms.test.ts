@@ -55,16 +55,17 @@ function callingByAssoc(proxy: ProxyProcess): Map<number, string> {
   return out;
 }
 
-/** Wait until the proxy has logged `n` lines that pass `test`. */
+/** Wait until the proxy has logged `n` lines that pass `test` (counted over what it logged so far, then as lines come). */
 async function waitForCount(proxy: ProxyProcess, n: number, test: (l: LogLine) => boolean): Promise<void> {
-  for (let i = proxy.logs.filter(test).length; i < n; i = proxy.logs.filter(test).length) await proxy.waitForLog(test);
+  let seen = 0;
+  await proxy.waitForLog((l) => test(l) && ++seen >= n);
 }
 
 const closed = (l: LogLine): boolean => l.msg === 'association closed';
 
 /**
  * A test SCU that cannot cope with large PDUs: it proposes Verification, reads the A-ASSOCIATE-AC and, when
- * told a Maximum Length of `limit` or more, sends A-ABORT and closes; otherwise it releases. Returns the
+ * told a Maximum Length of `limit` or more, sends A-ABORT and closes; otherwise it releases and closes. Returns the
  * Maximum Length it was told.
  */
 async function fragileScu(port: number, calling: string, limit: number): Promise<number> {
@@ -78,9 +79,10 @@ async function fragileScu(port: number, calling: string, limit: number): Promise
       scu.send(encodeAbort(AbortSource.ServiceUser, 0));
     } else {
       scu.send(encodeReleaseRq());
-      await scu.waitForPdus(2, 10_000);
+      const [, rp] = await scu.waitForPdus(2, 10_000);
+      assert.equal(rp![0], PduType.ReleaseRp);
     }
-    await scu.waitClosed(10_000).catch(() => undefined);
+    // Then it closes the connection, as an SCU does after its A-ABORT or the A-RELEASE-RP (PS3.8 9.2).
     return told;
   } finally {
     scu.destroy();

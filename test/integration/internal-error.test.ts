@@ -56,7 +56,7 @@ describe('an internal exception while relaying', { timeout: 30_000 }, () => {
     const relay = new RouteRelay(options, log, [new BuggyRecorder(), metrics], {
       route: 'r',
       generation: 1,
-      admission: () => Promise.resolve(undefined),
+      admission: () => Promise.resolve({ arm: undefined, generation: 1 }),
       connectionDone: () => undefined,
     });
     let nextAssoc = 1;
