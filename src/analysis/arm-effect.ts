@@ -10,6 +10,8 @@
 // a set of units is a function of their sums, so one bootstrap replicate costs one pass over the units,
 // never over the messages.
 
+import type { Random } from '../experiment/random.js';
+
 /** Sums of one unit's timed messages (x = ln bytes, y = ln duration). */
 export interface Sums {
   n: number;
@@ -21,6 +23,19 @@ export interface Sums {
 }
 
 export const emptySums = (): Sums => ({ n: 0, sx: 0, sxx: 0, sy: 0, sxy: 0, syy: 0 });
+
+/** Add one message (its data-set bytes and duration) to `s` (what the engine sums per association). */
+export function addMessage(s: Sums, bytes: number, durationMs: number): Sums {
+  const x = Math.log(bytes);
+  const y = Math.log(durationMs);
+  s.n++;
+  s.sx += x;
+  s.sxx += x * x;
+  s.sy += y;
+  s.sxy += x * y;
+  s.syy += y * y;
+  return s;
+}
 
 /** The units of each arm, as columns (one Float64Array per sum, one entry per unit). */
 export class ArmUnits {
@@ -49,10 +64,10 @@ export class ArmUnits {
     return t;
   }
   /** The sums of `this.length` units drawn with replacement. */
-  resample(random: () => number): Sums {
+  resample(random: Random): Sums {
     const t = emptySums();
     const m = this.length;
-    for (let j = 0; j < m; j++) add(t, this, Math.floor(random() * m));
+    for (let j = 0; j < m; j++) add(t, this, random.int(m));
     return t;
   }
 }
@@ -127,11 +142,7 @@ export interface BootstrapInterval {
  * and the ratios kept. Undefined for the reference and for arms with fewer than two units (their ratio
  * would not vary), and when the reference has fewer than two.
  */
-export function bootstrapRatios(
-  arms: readonly ArmUnits[],
-  reference: number,
-  o: { replicates: number; level: number; random: () => number },
-): Array<BootstrapInterval | undefined> {
+export function bootstrapRatios(arms: readonly ArmUnits[], reference: number, o: { replicates: number; level: number; random: Random }): Array<BootstrapInterval | undefined> {
   const usable = arms.map((a) => a.length >= 2);
   if (!usable[reference]) return arms.map(() => undefined);
   const draws = arms.map((_, k) => (usable[k] && k !== reference ? new Float64Array(o.replicates) : undefined));

@@ -13,7 +13,7 @@ import type { Engine } from './engine.js';
 import { columnText } from './logs.js';
 import { NO_ROUTE, sortKeys } from './messages.js';
 import { MB } from './summary.js';
-import { seededRandom } from '../values/random.js';
+import { seededRandom } from '../experiment/random.js';
 
 /** The seed of the bootstrap when none is given: the same files give the same intervals. */
 export const DEFAULT_SEED = 1;
@@ -143,13 +143,6 @@ interface UnitRow extends Sums {
   arm: string;
 }
 
-/** FNV-1a of a text, for a per-stratum seed (adding a device does not change another device's interval). */
-function textHash(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
 const key = (route: string, stratum: string): string => `${route}\u0000${stratum}`;
 
 /**
@@ -231,7 +224,8 @@ function assemble(s: Settings, groups: readonly ArmGroupRow[], units: readonly U
       const armUnits = present.map((g) => new ArmUnits(unitsOf.get(`${key(route, stratum)}\u0000${g.arm}`) ?? []));
       const ref = present.findIndex((g) => g.arm === s.baseline);
       const fit = fitArms(armUnits.map((u) => u.total()));
-      const random = seededRandom((s.seed ^ textHash(key(route, stratum))) >>> 0);
+      // One stream per stratum: adding a device does not change another device's interval.
+      const random = seededRandom(s.seed, key(route, stratum));
       const intervals = ref >= 0 ? bootstrapRatios(armUnits, ref, { replicates: s.replicates, level: INTERVAL_LEVEL, random }) : present.map(() => undefined);
       const total = present.reduce((sum, g) => sum + g.associations, 0);
       const where = { ...(s.perRoute ? { route: route === '' ? NO_ROUTE : route } : {}), ...(s.by !== undefined ? { stratum: stratum === '' ? '(empty)' : stratum } : {}) };

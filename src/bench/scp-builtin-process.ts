@@ -2,11 +2,13 @@
 // the proxy's and the senders'. Same command line as scp-process.ts (the dcmjs-dimse SCP):
 //
 //   node scp-builtin-process.js --port N --max-pdu BYTES [--host H] [--store-dir DIR] [--fail-every N] [--idle-timeout MS]
-//                               [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]
+//                               [--pdata-delay MS] [--tls-cert PEM --tls-key PEM [--tls-ca PEM]]
 //
 // --max-pdu is what it announces in every A-ASSOCIATE-AC (0 = no maximum). Prints `listening <port>` when
 // ready; exits 0 on SIGTERM/SIGINT, printing its counters on stderr. --tls-cert/--tls-key: it listens with TLS;
-// --tls-ca: every client must present a certificate signed by that CA.
+// --tls-ca: every client must present a certificate signed by that CA. --pdata-delay MS: each C-STORE is
+// answered no earlier than MS per P-DATA-TF that carried its data set after its command (a known cost per
+// PDU: scripts/experiment-check.ts computes the effect of the max PDU from it).
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     'store-dir': { type: 'string' },
     'fail-every': { type: 'string' },
     'idle-timeout': { type: 'string', default: '120000' },
+    'pdata-delay': { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     'tls-ca': { type: 'string' },
@@ -33,6 +36,16 @@ function intArg(name: string, text: string | undefined, min: number): number | u
   const n = Number(text);
   if (!Number.isInteger(n) || n < min || n > 0xffffffff) {
     process.stderr.write(`scp-builtin-process: --${name} ${text} is not an integer >= ${min}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** --pdata-delay: milliseconds, fractions allowed, 0 to 60000. */
+function delayArg(text: string): number {
+  const n = Number(text);
+  if (!(text.trim() !== '' && n >= 0 && n <= 60_000)) {
+    process.stderr.write(`scp-builtin-process: --pdata-delay ${text} is not a number of milliseconds from 0 to 60000\n`);
     process.exit(2);
   }
   return n;
@@ -55,6 +68,7 @@ const scp = new BuiltinScp({
   storeDir: values['store-dir'] ? path.resolve(values['store-dir']) : undefined,
   failEvery: intArg('fail-every', values['fail-every'], 1),
   idleTimeoutMs: intArg('idle-timeout', values['idle-timeout'], 1)!,
+  pdataDelayMs: values['pdata-delay'] === undefined ? undefined : delayArg(values['pdata-delay']),
   log: (line) => process.stderr.write(`${line}\n`),
 });
 

@@ -4,7 +4,8 @@
 // serialization), with the PEM Buffers of TLS settings revived on arrival (reviveBuffers).
 
 import type { RouteConfig } from '../config/options.js';
-import type { AdmissionRequest, OutcomeWire, RefusalCode } from '../proxy/admission.js';
+import type { Arm } from '../experiment/arms.js';
+import type { AdmissionRequest, Decision, OutcomeWire, RefusalCode } from '../proxy/admission.js';
 
 /** A refusal as it crosses the channel: the A-ASSOCIATE-RJ as plain bytes. */
 export interface RefusalWire {
@@ -12,6 +13,9 @@ export interface RefusalWire {
   reason: string;
   reject: number[];
 }
+
+/** An admission decision as it crosses the channel. */
+export type DecisionWire = { refusal: RefusalWire } | { arm: Arm | undefined; generation: number };
 
 /** The settings of one generation (1 at start, +1 per reload that validated). */
 export interface GenerationWire {
@@ -26,21 +30,23 @@ export type ToWorker =
   | { type: 'dpp:settings'; ids: string[]; settings: GenerationWire }
   /** A connection (the socket travels as the message's handle): `route` indexes the generation's routes. */
   | { type: 'dpp:conn'; generation: number; route: number; assoc: number }
-  /** The answer to dpp:admit: a refusal, or the arm (its index in the route's --max-pdu list) and generation. */
-  | { type: 'dpp:admitted'; assoc: number; refusal?: RefusalWire; arm?: number | undefined; generation?: number }
+  | { type: 'dpp:admitted'; assoc: number; decision: DecisionWire }
   | { type: 'dpp:close-pending'; assoc: number; why: string }
   | { type: 'dpp:drain' }
-  | { type: 'dpp:abort'; why: string };
+  | { type: 'dpp:abort'; why: string }
+  /** For the metrics: the generation in force and the reloads that failed so far. */
+  | { type: 'dpp:config-state'; generation: number; reloadFailures: number };
 
 export type ToPrimary =
   | { type: 'dpp:hello' }
   | { type: 'dpp:ready' }
   | { type: 'dpp:failed'; message: string }
   | { type: 'dpp:admit'; assoc: number; request: AdmissionRequest }
+  /** A connection is gone; `outcome`: how its association ended on its arm (the guard's input). */
   | { type: 'dpp:done'; assoc: number; outcome?: OutcomeWire | undefined }
   | { type: 'dpp:stopped'; aborted: number };
 
-const KNOWN_TO_WORKER: ReadonlySet<string> = new Set(['dpp:start', 'dpp:settings', 'dpp:conn', 'dpp:admitted', 'dpp:close-pending', 'dpp:drain', 'dpp:abort']);
+const KNOWN_TO_WORKER: ReadonlySet<string> = new Set(['dpp:start', 'dpp:settings', 'dpp:conn', 'dpp:admitted', 'dpp:close-pending', 'dpp:drain', 'dpp:abort', 'dpp:config-state']);
 const KNOWN_TO_PRIMARY: ReadonlySet<string> = new Set(['dpp:hello', 'dpp:ready', 'dpp:failed', 'dpp:admit', 'dpp:done', 'dpp:stopped']);
 
 function typeOf(message: unknown): string | undefined {
@@ -74,11 +80,13 @@ export function reviveBuffers<T>(value: T): T {
   return revive(value) as T;
 }
 
-/** The refusal as it crosses the channel, and back. */
-export function refusalToWire(r: { code: RefusalCode; reason: string; reject: Buffer }): RefusalWire {
-  return { code: r.code, reason: r.reason, reject: [...r.reject] };
+/** The decision as it crosses the channel, and back. */
+export function decisionToWire(d: Decision): DecisionWire {
+  if (d.refusal) return { refusal: { code: d.refusal.code, reason: d.refusal.reason, reject: [...d.refusal.reject] } };
+  return { arm: d.arm, generation: d.generation };
 }
 
-export function refusalFromWire(r: RefusalWire): { code: RefusalCode; reason: string; reject: Buffer } {
-  return { code: r.code, reason: r.reason, reject: Buffer.from(r.reject) };
+export function decisionFromWire(d: DecisionWire): Decision {
+  if ('refusal' in d) return { refusal: { code: d.refusal.code, reason: d.refusal.reason, reject: Buffer.from(d.refusal.reject) } };
+  return { arm: d.arm, generation: d.generation };
 }

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Recorder } from '../events/events.js';
 import type { RouteConfig } from '../config/options.js';
-import type { AdmissionRequest, DecisionWire, OutcomeWire } from '../proxy/admission.js';
+import type { AdmissionRequest, Decision, OutcomeWire } from '../proxy/admission.js';
 import { RouteRelay } from '../proxy/route-relay.js';
 import { openRowRecorders } from '../proxy/row-recorders.js';
 import { PcapRecorder } from '../record/pcap.js';
@@ -17,8 +17,8 @@ import type { GenerationWire } from './ipc.js';
 
 /** What a host asks of the control plane. */
 export interface HostCalls {
-  /** Once per A-ASSOCIATE-RQ: refused, or admitted with its arm and generation. */
-  admit(assoc: number, request: AdmissionRequest): Promise<DecisionWire>;
+  /** Once per A-ASSOCIATE-RQ: admitted (with its arm and generation) or refused. */
+  admit(assoc: number, request: AdmissionRequest): Promise<Decision>;
   /** A connection handed over is gone; `outcome`: how its association ended on its arm, if it had one. */
   done(assoc: number, outcome?: OutcomeWire): void;
 }

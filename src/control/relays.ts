@@ -5,15 +5,15 @@ import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { AdmissionRequest, DecisionWire, OutcomeWire } from '../proxy/admission.js';
-import { isToPrimary, refusalToWire } from './ipc.js';
+import type { AdmissionRequest, Decision, OutcomeWire } from '../proxy/admission.js';
+import { decisionToWire, isToPrimary } from './ipc.js';
 import type { GenerationWire, ToPrimary, ToWorker } from './ipc.js';
 import { RelayHost } from './relay-host.js';
 import type { HostOptions } from './relay-host.js';
 
 /** What a relay asks of the control plane. */
 export interface ControlCalls {
-  admit(relay: Relay, assoc: number, request: AdmissionRequest): DecisionWire;
+  admit(relay: Relay, assoc: number, request: AdmissionRequest): Decision;
   /** A connection is gone; `outcome`: how its association ended on its arm (the guard's input). */
   done(relay: Relay, assoc: number, outcome?: OutcomeWire): void;
   /** The relay can take connections (again). */
@@ -34,6 +34,8 @@ export interface Relay {
   settings(settings: GenerationWire, ids: string[]): void;
   hand(socket: Socket, generation: number, route: number, assoc: number): void;
   closePending(assoc: number, why: string): void;
+  /** For the metrics: the generation in force and the reloads that failed so far. */
+  configState(generation: number, reloadFailures: number): void;
   drain(): void;
   abort(why: string): void;
   /** Stop at once, whatever it holds (the last resort of a bounded shutdown). */
@@ -85,6 +87,10 @@ export class LocalRelay implements Relay {
     this.host?.closePending(assoc, why);
   }
 
+  configState(generation: number, reloadFailures: number): void {
+    this.host?.metrics?.configState(generation, reloadFailures);
+  }
+
   drain(): void {
     if (this.stopping) return;
     this.stopping = true;
@@ -126,6 +132,7 @@ export class WorkerRelay implements Relay {
   private restartTimer: NodeJS.Timeout | undefined;
   private phase: 'running' | 'draining' | 'stopped' = 'running';
   private current: { settings: GenerationWire; ids: string[] } | undefined;
+  private config = { generation: 1, reloadFailures: 0 };
   private started: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
   constructor(
@@ -166,6 +173,11 @@ export class WorkerRelay implements Relay {
 
   closePending(assoc: number, why: string): void {
     this.send({ type: 'dpp:close-pending', assoc, why });
+  }
+
+  configState(generation: number, reloadFailures: number): void {
+    this.config = { generation, reloadFailures };
+    if (this.ready) this.send({ type: 'dpp:config-state', ...this.config });
   }
 
   drain(): void {
@@ -228,17 +240,14 @@ export class WorkerRelay implements Relay {
           return;
         }
         this.ready = true;
+        this.send({ type: 'dpp:config-state', ...this.config });
         this.started?.resolve();
         this.started = undefined;
         this.calls.ready(this);
         return;
       case 'dpp:admit': {
         const decision = this.calls.admit(this, message.assoc, message.request);
-        this.send(
-          decision.refusal
-            ? { type: 'dpp:admitted', assoc: message.assoc, refusal: refusalToWire(decision.refusal) }
-            : { type: 'dpp:admitted', assoc: message.assoc, arm: decision.arm, generation: decision.generation },
-        );
+        this.send({ type: 'dpp:admitted', assoc: message.assoc, decision: decisionToWire(decision) });
         return;
       }
       case 'dpp:done':

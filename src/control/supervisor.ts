@@ -13,10 +13,10 @@ import type { Logger } from 'pino';
 import type { RouteConfig } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import { AdmissionRules } from '../proxy/admission.js';
-import type { AdmissionRequest, DecisionWire, OutcomeWire } from '../proxy/admission.js';
+import type { AdmissionRequest, Decision, OutcomeWire } from '../proxy/admission.js';
 import { ExperimentGeneration } from '../experiment/generation.js';
-import type { ControlMetrics } from '../record/metrics.js';
 import { sameArms } from '../experiment/arms.js';
+import type { ControlMetrics } from '../record/metrics.js';
 import { installMemoryProbe } from '../proxy/memory-probe.js';
 import { raiseMallocThresholds } from '../proxy/malloc-threshold.js';
 import { describeRoute } from '../proxy/route-relay.js';
@@ -70,7 +70,7 @@ interface Connection {
   pending: boolean;
   /** Admitted: counted against --max-associations until it is done. */
   admitted: boolean;
-  /** The A-ASSOCIATE-RQ's calling AE title, once it came: the device of the experiment. */
+  /** The A-ASSOCIATE-RQ's calling AE title, once admitted: the device of the experiment. */
   callingAe?: string | undefined;
 }
 
@@ -114,11 +114,9 @@ export async function runSupervisor(first: readonly RouteConfig[], run: Supervis
   // Handlers first: a signal that arrives while starting up still gets a clean shutdown.
   const signals = catchControlSignals();
   const supervisor = new Supervisor(log, run, count);
-  try {
-    return await supervisor.serve([...first], signals.first, signals.second, signals.onReload);
-  } finally {
-    signals.remove();
-  }
+  // The handlers stay installed after the stop: a signal that comes while the process exits (a supervisor's
+  // second SIGTERM, a loaded machine's slow exit) is ignored instead of killing it with status null.
+  return supervisor.serve([...first], signals.first, signals.second, signals.onReload);
 }
 
 class Supervisor implements ControlCalls {
@@ -336,7 +334,7 @@ class Supervisor implements ControlCalls {
 
   // ---- What relays ask (ControlCalls) -------------------------------------------------------------
 
-  admit(_relay: Relay, assoc: number, request: AdmissionRequest): DecisionWire {
+  admit(_relay: Relay, assoc: number, request: AdmissionRequest): Decision {
     const c = this.connections.get(assoc);
     const draining = this.phase === 'draining' || this.phase === 'stopping';
     if (!c) return { refusal: new AdmissionRules({ maxAssociations: 0 }).decide(request, { draining: true, associations: 0 })! };
@@ -347,9 +345,8 @@ class Supervisor implements ControlCalls {
     c.admitted = true;
     c.callingAe = request.callingAe;
     this.admitted.set(c.key, (this.admitted.get(c.key) ?? 0) + 1);
-    // The arm: decided here, once, whichever relay runs the association.
-    const arm = generation.experiments.experiments[c.route]!.assign(request.callingAe);
-    return { arm: arm?.index, generation: c.generation };
+    // The arm: decided here, once, whichever relay runs the association (--assign, per calling AE title).
+    return { arm: generation.experiments.experiments[c.route]!.assign(request.callingAe), generation: c.generation };
   }
 
   done(_relay: Relay, assoc: number, outcome?: OutcomeWire): void {
@@ -446,6 +443,7 @@ class Supervisor implements ControlCalls {
           served = await m.serveMetrics(metrics, local.host!.metrics!, this.health);
           this.armsWithdrawn = local.host!.metrics!.armsWithdrawn;
         } else {
+          // What the control plane counts itself, beside the workers' sum.
           const own = new m.ControlMetrics();
           served = await m.serveClusterMetrics(metrics, this.health, own.registry);
           this.armsWithdrawn = own.armsWithdrawn;
@@ -533,6 +531,7 @@ class Supervisor implements ControlCalls {
       if (this.phase !== 'running') return; // a shutdown began meanwhile: it closes what was opened
       const next = this.generation(this.current.wire.generation + 1, routes);
       for (const relay of this.relays) relay.settings(next.wire, next.ids);
+      for (const relay of this.relays) relay.configState(next.wire.generation, this.reloadFailures);
       const removed = [...this.listeners.keys()].filter((k) => !next.keys.includes(k));
       this.current = next;
       for (const key of removed) {
@@ -549,6 +548,7 @@ class Supervisor implements ControlCalls {
 
   private reloadFailed(why: string): void {
     this.reloadFailures++;
+    for (const relay of this.relays) relay.configState(this.current.wire.generation, this.reloadFailures);
     this.log.error(
       { file: this.run.configFile, reason: why, generation: this.current.wire.generation, failures: this.reloadFailures },
       'reload failed: the settings stay as they were',

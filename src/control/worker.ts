@@ -4,10 +4,9 @@
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { DecisionWire } from '../proxy/admission.js';
-import { FIRST_GENERATION } from '../events/events.js';
+import type { Decision } from '../proxy/admission.js';
 import { raiseMallocThresholds } from '../proxy/malloc-threshold.js';
-import { isToWorker, refusalFromWire, reviveBuffers } from './ipc.js';
+import { decisionFromWire, isToWorker, reviveBuffers } from './ipc.js';
 import type { ToPrimary, ToWorker } from './ipc.js';
 import { createLogger } from './logger.js';
 import { RelayHost } from './relay-host.js';
@@ -33,7 +32,7 @@ export async function runWorker(logLevel: string, metrics: boolean): Promise<num
   const log: Logger = createLogger(logLevel, { worker: start.index, pid: process.pid });
   raiseMallocThresholds();
 
-  const decisions = new Map<number, { resolve: (decision: DecisionWire) => void; reject: (err: Error) => void }>();
+  const decisions = new Map<number, { resolve: (decision: Decision) => void; reject: (err: Error) => void }>();
   let host: RelayHost;
   try {
     host = await RelayHost.open(
@@ -99,7 +98,7 @@ export async function runWorker(logLevel: string, metrics: boolean): Promise<num
       case 'dpp:admitted': {
         const decision = decisions.get(message.assoc);
         decisions.delete(message.assoc);
-        decision?.resolve(message.refusal ? { refusal: refusalFromWire(message.refusal) } : { arm: message.arm, generation: message.generation ?? FIRST_GENERATION });
+        decision?.resolve(decisionFromWire(message.decision));
         return;
       }
       case 'dpp:close-pending':
@@ -110,6 +109,9 @@ export async function runWorker(logLevel: string, metrics: boolean): Promise<num
         return;
       case 'dpp:abort':
         abort(message.why);
+        return;
+      case 'dpp:config-state':
+        host.metrics?.configState(message.generation, message.reloadFailures);
         return;
       case 'dpp:start':
         return;

@@ -19,6 +19,8 @@ export interface MessageHandler {
   onDataset(contextId: number, bytes: Buffer): void;
   /** The data set's last fragment has been read. */
   onDatasetEnd(contextId: number): void;
+  /** A P-DATA-TF PDU has been read to its end (after its fragments' calls). */
+  onDataPduEnd?(): void;
 }
 
 export class MessageReader {
@@ -68,7 +70,7 @@ export class MessageReader {
           this.handler.onCommand(this.pdv.contextId, decoded, bytes);
         } else this.handler.onDatasetEnd(this.pdv.contextId);
       },
-      onDataEnd: () => undefined,
+      onDataEnd: () => this.handler.onDataPduEnd?.(),
     };
   }
 

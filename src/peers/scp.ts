@@ -8,6 +8,7 @@ import { createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { encodeFileMeta } from '../dicom/part10.js';
 import {
@@ -54,6 +55,11 @@ export interface ScpOptions {
   log: (line: string) => void;
   /** DICOM TLS: the listener's certificate, key and (for client certificates) ca, requestCert, rejectUnauthorized. */
   tls?: tls.TlsOptions | undefined;
+  /**
+   * A known cost per P-DATA-TF: each C-STORE is answered no earlier than this many milliseconds per PDU that
+   * carried its data set after its command arrived (a benchmark's SCP whose cost per PDU is known).
+   */
+  pdataDelayMs?: number | undefined;
 }
 
 export interface ScpCounters {
@@ -63,11 +69,16 @@ export interface ScpCounters {
   /** A-ABORTs sent (protocol errors, idle) and received. */
   abortsSent: number;
   abortsReceived: number;
+  /** P-DATA-TF PDUs that carried C-STORE data set bytes. */
+  dataPdus: number;
 }
 
 interface PendingStore {
   contextId: number;
   command: CommandSet;
+  /** When its command arrived (performance.now()), and the P-DATA-TF PDUs that carried its data set. */
+  commandAt: number;
+  dataPdus: number;
   /** --store-dir: the part file being written, and the first error writing it (then the rest is read and dropped). */
   file?: { stream: WriteStream; part: string; final: string; error?: Error };
 }
@@ -78,7 +89,7 @@ function writeFailureStatus(err: NodeJS.ErrnoException): number {
 }
 
 export class BuiltinScp {
-  readonly counters: ScpCounters = { associations: 0, stores: 0, echoes: 0, abortsSent: 0, abortsReceived: 0 };
+  readonly counters: ScpCounters = { associations: 0, stores: 0, echoes: 0, abortsSent: 0, abortsReceived: 0, dataPdus: 0 };
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private fileCounter = 0;
@@ -113,6 +124,8 @@ export class BuiltinScp {
     let peerMaxLength = 0;
     let pending: PendingStore | undefined;
     let ended = false;
+    /** The P-DATA-TF being read has carried data set bytes already. */
+    let dataInPdu = false;
 
     const finish = (): void => {
       if (ended) return;
@@ -136,7 +149,8 @@ export class BuiltinScp {
       const command = encodeCommandSet(fields);
       writeStream(socket, prepareStream(command.length, peerMaxLength, contextId, true), command).catch(() => socket.destroy());
     };
-    const respond = (p: PendingStore, status: number): void => {
+    const respondNow = (p: PendingStore, status: number): void => {
+      if (ended) return;
       send(p.contextId, {
         commandField: C_STORE_RSP,
         affectedSopClassUid: p.command.affectedSopClassUid,
@@ -145,6 +159,13 @@ export class BuiltinScp {
         status,
         affectedSopInstanceUid: p.command.affectedSopInstanceUid,
       });
+    };
+    // With pdataDelayMs, the answer waits until the store's PDUs have cost their time (a timer can fire a
+    // little early by the clock it is compared with: it is then set again for the rest).
+    const respond = (p: PendingStore, status: number): void => {
+      const wait = o.pdataDelayMs ? p.commandAt + p.dataPdus * o.pdataDelayMs - performance.now() : 0;
+      if (wait > 0) setTimeout(() => respond(p, status), wait);
+      else respondNow(p, status);
     };
     const completeStore = (p: PendingStore): void => {
       counters.stores++;
@@ -216,7 +237,7 @@ export class BuiltinScp {
       onCommand: (contextId, command) => {
         if (pending) throw new ProtocolError('unexpected-pdu', `${commandName(command.commandField ?? 0)} before the C-STORE data set ended`);
         if (command.commandField === C_STORE_RQ && command.dataSetType !== NO_DATA_SET) {
-          const p: PendingStore = { contextId, command };
+          const p: PendingStore = { contextId, command, commandAt: performance.now(), dataPdus: 0 };
           if (o.storeDir) {
             const uid = command.affectedSopInstanceUid ?? '';
             const name = SAFE_UID.test(uid) ? uid : `store-${++this.fileCounter}`;
@@ -264,11 +285,19 @@ export class BuiltinScp {
       },
       onDataset: (contextId, bytes) => {
         if (!pending || pending.contextId !== contextId) throw new ProtocolError('unexpected-pdu', `data set fragment on context ${contextId} without its C-STORE-RQ`);
+        if (!dataInPdu) {
+          dataInPdu = true;
+          pending.dataPdus++;
+          counters.dataPdus++;
+        }
         const file = pending.file;
         if (file && !file.error && !file.stream.write(bytes)) {
           socket.pause();
           file.stream.once('drain', () => socket.resume());
         }
+      },
+      onDataPduEnd: () => {
+        dataInPdu = false;
       },
       onDatasetEnd: () => {
         const p = pending!;

@@ -37,18 +37,6 @@ export interface Refusal {
  */
 export type Decision = { refusal: Refusal } | { refusal?: undefined; arm: Arm | undefined; generation: number };
 
-/**
- * A decision as the control plane gives it to a relay (in-process or over IPC): the arm by its index in the
- * route's --max-pdu list, which the relay's settings of that generation hold.
- */
-export type DecisionWire = { refusal: Refusal } | { refusal?: undefined; arm: number | undefined; generation: number };
-
-/** The decision for the session: the arm index resolved against the route's arms. */
-export function decisionFromWire(wire: DecisionWire, arms: readonly Arm[]): Decision {
-  if (wire.refusal !== undefined) return { refusal: wire.refusal };
-  return { arm: wire.arm === undefined ? undefined : arms[wire.arm], generation: wire.generation };
-}
-
 /** How an association on an arm ended, as a relay reports it to the control plane (for the guard). */
 export interface OutcomeWire {
   /** The arm's index in the route's --max-pdu list. */

@@ -3,7 +3,8 @@
 // backpressure, and times every PDU it receives. Its stages: framer (src/pdu/framer.ts) → re-fragmenter
 // (src/transform/refragment.ts) → batch (write-batch.ts: one writev per chunk read, adjacent views merged)
 // → writer (output.ts: direct, or shaped). Beside them: reads into the link's own buffers
-// (own-read-buffer.ts), the sender's time accounting (sender-time.ts) and the stall watch (stall-watch.ts).
+// (own-read-buffer.ts), the sender's time accounting (sender-time.ts) and the stall watch (stall-watch.ts
+// on Node's buffer, unacked-watch.ts on the kernel's).
 
 import type { Socket } from 'node:net';
 import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, PduType, pduTypeName } from '../pdu/constants.js';
@@ -21,6 +22,7 @@ import { readIntoOwnBuffer } from './own-read-buffer.js';
 import { ReadSizer, processReadBudget } from './read-size.js';
 import { SenderTime } from './sender-time.js';
 import { StallWatch } from './stall-watch.js';
+import { UnackedWatch } from './unacked-watch.js';
 import { WriteBatch } from './write-batch.js';
 
 /** An empty batch, for a flush that only reports records. */
@@ -72,6 +74,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   /** How long the receiver may refuse bytes (no 'drain') before the owner is told (onStalled); 0 = never. */
   stallTimeoutMs = 0;
   private readonly stallWatch = new StallWatch(() => this.owner.onStalled(this));
+  /** The other half of the stall watch: bytes the receiver's kernel took and its peer does not acknowledge. */
+  private unacked: UnackedWatch | undefined;
   /**
    * Read the sender into buffers of the link's own, reused while nothing else holds them (set before
    * attachSource).
@@ -109,6 +113,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     resume: () => this.resumeSource(),
     receiverFull: () => this.stallWatch.start(this.stallTimeoutMs),
     receiverDrained: () => this.stallWatch.end(),
+    wrote: () => this.watchUnacked(),
   };
 
   constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number, loopIdle?: () => number) {
@@ -422,8 +427,17 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   }
 
   /** Report every record not reported yet, as never forwarded. Called when the association is over. */
+  /** Bytes went to the receiving socket: watch them until its peer acknowledges them (--stall-timeout). */
+  private watchUnacked(): void {
+    const dest = this.dest;
+    if (this.stallTimeoutMs <= 0 || dest === undefined) return;
+    this.unacked ??= new UnackedWatch(this.stallTimeoutMs, () => this.owner.onStalled(this));
+    this.unacked.wrote(dest);
+  }
+
   abandon(): void {
     this.stallWatch.end();
+    this.unacked?.end();
     this.flush();
     this.writer?.drop();
     for (const record of this.awaiting.splice(0)) {

@@ -22,6 +22,8 @@ export interface Backpressure {
   receiverFull(): void;
   /** ... and has taken them ('drain'). */
   receiverDrained(): void;
+  /** Bytes were written to the receiving socket (its kernel may hold them unacknowledged: the link watches). */
+  wrote(): void;
 }
 
 export interface Writer {
@@ -97,6 +99,7 @@ export class DirectWriter implements Writer {
       ok = dest.write(batch[lastIndex]!, onWritten);
       dest.uncork();
     }
+    this.source.wrote();
     if (!ok && dest.writableLength >= this.pauseAt && this.source.pause()) {
       this.source.receiverFull();
       dest.once('drain', this.onDrain);
@@ -185,7 +188,10 @@ export class ShapedWriter implements Writer {
       }
       ok = chunk.tag ? dest.write(chunk.bytes, chunk.tag) : dest.write(chunk.bytes);
     }
-    if (corked) dest.uncork();
+    if (corked) {
+      dest.uncork();
+      this.source.wrote();
+    }
     if (!ok) {
       this.awaitingDrain = true;
       this.source.receiverFull();

@@ -6,15 +6,14 @@ import tls from 'node:tls';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Recorder } from '../events/events.js';
-import type { AdmissionRequest, DecisionWire, OutcomeWire } from './admission.js';
-import { decisionFromWire } from './admission.js';
+import type { AdmissionRequest, Decision, OutcomeWire } from './admission.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import { formatLatency, formatRate } from '../values/shaping.js';
 import { Session } from './session.js';
 import type { Wires } from './session.js';
 import { Wire } from '../transform/shaper.js';
-import { checkClient, describeTlsError, listenerTlsOptions } from './tls.js';
+import { checkClient, configuredCertificates, describeTlsError, listenerTlsOptions } from './tls.js';
 import type { TlsFailureReason } from '../events/events.js';
 
 export interface RouteRelayOptions {
@@ -23,7 +22,7 @@ export interface RouteRelayOptions {
   /** The settings generation this relay runs (1 at start, +1 per reload): on every log line of the route. */
   generation: number;
   /** Asked once per A-ASSOCIATE-RQ: the control plane admits (and counts) or refuses it. */
-  admission: (request: AdmissionRequest, assoc: number) => Promise<DecisionWire>;
+  admission: (request: AdmissionRequest, assoc: number) => Promise<Decision>;
   /**
    * Called once per connection given to adopt(), when it is gone (its association over, or its TLS handshake
    * failed); with how its association ended on its arm, when it had one (the guard's input).
@@ -50,6 +49,7 @@ export class RouteRelay {
     this.relay = relay;
     this.log = log.child({ route: relay.route, generation: relay.generation });
     this.recorders = recorders.map((r) => r.forRoute?.(relay.route) ?? r);
+    for (const certificate of configuredCertificates(options)) for (const r of this.recorders) r.certificate?.(certificate);
     if (!options.tls) return;
     const listener = options.tls;
     // --tls-cert: the handshake runs first (at most --artim-timeout); the session starts on a secure socket.
@@ -122,13 +122,14 @@ export class RouteRelay {
   private accept(socket: Socket, id: number): void {
     const log = this.log.child({ assoc: id });
     log.debug({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, 'connection accepted');
-    const admission = { admit: (request: AdmissionRequest) => this.relay.admission(request, id).then((wire) => decisionFromWire(wire, this.options.arms)) };
+    const admission = { admit: (request: AdmissionRequest) => this.relay.admission(request, id) };
     const session = new Session(id, socket, this.options, log, this.recorders, (s) => this.sessionDone(s), admission, this.wires);
     this.sessions.add(session);
   }
 
   private sessionDone(session: Session): void {
     this.sessions.delete(session);
+    // How its association ended on its arm: the guard's input, in the control plane.
     const ended = session.experimentOutcome;
     this.connectionGone(session.id, ended && { arm: ended.arm.index, result: ended.result });
   }

@@ -84,6 +84,9 @@ export class MetricsRecorder implements Recorder {
   readonly rejections: Counter<'route' | 'by'>;
   readonly tlsFailures: Counter<'route' | 'leg' | 'reason'>;
   readonly rowsDropped: Counter<'file'>;
+  readonly configGeneration: Gauge;
+  readonly configReloadFailures: Counter;
+  private reloadFailuresReported = 0;
   readonly certExpiry: Gauge<'route' | 'cert'>;
   /** Per CSV file (label value: the flag's name), its recorder's running count of dropped rows. */
   private readonly droppedSources = new Map<string, { count: () => number; reported: number }>();
@@ -212,6 +215,20 @@ export class MetricsRecorder implements Recorder {
       aggregator: 'max',
       registers,
     });
+    this.configGeneration = new Gauge({
+      name: `${METRIC_PREFIX}config_generation`,
+      help: 'The settings generation new associations get: 1 at start, +1 per reload (SIGHUP) that validated',
+      // --workers: every worker is told the same; a worker that has not heard of the newest yet must not hide it.
+      aggregator: 'max',
+      registers,
+    });
+    this.configReloadFailures = new Counter({
+      name: `${METRIC_PREFIX}config_reload_failures_total`,
+      help: 'Reloads (SIGHUP) whose settings did not validate: the settings stayed as they were (the log line names the key)',
+      aggregator: 'max',
+      registers,
+    });
+    this.configGeneration.set(1);
     const sources = this.droppedSources;
     this.rowsDropped = new Counter({
       name: `${METRIC_PREFIX}recorder_rows_dropped_total`,
@@ -226,6 +243,13 @@ export class MetricsRecorder implements Recorder {
         }
       },
     });
+  }
+
+  /** The control plane's settings: the generation in force and the reloads that failed so far (a running count). */
+  configState(generation: number, reloadFailures: number): void {
+    this.configGeneration.set(generation);
+    if (reloadFailures > this.reloadFailuresReported) this.configReloadFailures.inc(reloadFailures - this.reloadFailuresReported);
+    this.reloadFailuresReported = Math.max(this.reloadFailuresReported, reloadFailures);
   }
 
   /** Report the bytes the capture (--pcap) dropped as capture_bytes_dropped_total. */

@@ -15,6 +15,7 @@ import { inputError, LogInputError, openLogs, sourceSelect } from '../analysis/l
 import type { LogSource } from '../analysis/logs.js';
 import { groupMessages } from '../analysis/messages.js';
 import { analyseExperiment, ExperimentInputError } from '../analysis/experiment.js';
+import { MAX_SEED } from '../experiment/random.js';
 import { renderExperimentTable } from '../analysis/experiment-table.js';
 import { renderColumns, renderResultTable } from '../analysis/table.js';
 import { findRunInfo, prepareLogs, renderReport, reportModel, resultRows } from '../report/build.js';
@@ -82,9 +83,6 @@ export async function stats(paths: readonly string[], options: StatsOptions): Pr
     throw err;
   }
 }
-
-/** The largest seed: the bootstrap's generator takes 32 bits. */
-const MAX_SEED = 2 ** 32 - 1;
 
 function seedOf(value: number | string): number {
   const text = String(value).trim();

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { once } from 'node:events';
 import { MESSAGES_CSV_COLUMNS } from '../../src/record/messages-csv.js';
-import { seededRandom } from '../../src/values/random.js';
+import { seededRandom } from '../../src/experiment/random.js';
 
 /** The columns issue 25 appends to the messages CSV (in this order). */
 export const EXPERIMENT_COLUMNS = ['arm', 'calling_aet', 'called_aet', 'sop_class_uid', 'transfer_syntax_uid', 'generation'] as const;
@@ -57,7 +57,8 @@ function normal(random: () => number): () => number {
 
 /** The rows (header first) of the spec, as CSV lines, handed over in batches. */
 export async function generateExperiment(spec: ExperimentSpec, sink: (lines: string[]) => void | Promise<void>): Promise<Written> {
-  const random = seededRandom(spec.seed ?? 7);
+  const generator = seededRandom(spec.seed ?? 7);
+  const random = (): number => generator.next() / 2 ** 32;
   const gauss = normal(random);
   const devices = spec.devices ?? ['CT1', 'MR1', 'US1'];
   const [minMessages, maxMessages] = spec.messages ?? [2, 12];

@@ -39,18 +39,26 @@ export class Prometheus {
     );
     const prometheus = new Prometheus(peer, `http://127.0.0.1:${port}`, dir);
     const deadline = Date.now() + readyMs;
-    for (;;) {
-      if (peer.child.exitCode !== null) throw new Error(`prometheus exited\n${peer.describe()}`);
-      try {
-        if ((await fetch(`${prometheus.url}/-/ready`)).status === 200) return prometheus;
-      } catch {
-        // not listening yet
+    try {
+      for (;;) {
+        if (peer.stderr.includes('[spawn error]'))
+          throw new Error(`prometheus could not be started (Debian's prometheus package: scripts/ensure-test-deps.sh)\n${peer.describe()}`);
+        if (peer.child.exitCode !== null) throw new Error(`prometheus exited\n${peer.describe()}`);
+        if (await prometheus.ready()) return prometheus;
+        if (Date.now() > deadline) throw new Error(`prometheus not ready within ${readyMs} ms\n${peer.describe()}`);
+        await new Promise((r) => setTimeout(r, 200));
       }
-      if (Date.now() > deadline) {
-        await prometheus.stop();
-        throw new Error(`prometheus not ready within ${readyMs} ms\n${peer.describe()}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
+    } catch (err) {
+      await prometheus.stop();
+      throw err;
+    }
+  }
+
+  private async ready(): Promise<boolean> {
+    try {
+      return (await fetch(`${this.url}/-/ready`)).status === 200;
+    } catch {
+      return false; // not listening yet
     }
   }
 

@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { readCsvFile } from '../../src/analysis/csv.js';
 import { C_STORE_RQ, DATA_SET_PRESENT, encodeCommandSet } from '../../src/dimse/command.js';
@@ -102,7 +103,9 @@ describe('built-in peers', () => {
         assert.equal(e.code, 0, e.stderr);
         const r = await storescu({ port, files, maxSendPdu: pdu });
         assert.equal(r.code, 0, r.stderr);
-        assert.deepEqual(scp.counters, { associations: 2, stores: 3, echoes: 1, abortsSent: 0, abortsReceived: 0 });
+        // storescu fills each P-DATA-TF: one PDV of PDU length - 6 data bytes (PS3.8 9.3.5), so the data sets took these PDUs.
+        const dataPdus = files.reduce((n, f) => n + Math.ceil(datasetBytes(f).length / (pdu - 6)), 0);
+        assert.deepEqual(scp.counters, { associations: 2, stores: 3, echoes: 1, abortsSent: 0, abortsReceived: 0, dataPdus });
         const stored = [...(await storedDatasets(dir)).values()];
         assert.equal(stored.length, 3);
         for (const f of files)
@@ -118,6 +121,28 @@ describe('built-in peers', () => {
       } finally {
         scp.close();
       }
+    }
+  });
+
+  test('the built-in SCP with a known cost per P-DATA-TF (pdataDelayMs): each store answered no sooner than its PDUs cost', async () => {
+    const delay = 15;
+    const scp = new BuiltinScp({ maxLength: 16 * KB, idleTimeoutMs: 20_000, log: () => undefined, pdataDelayMs: delay });
+    const port = await scp.listen(0, '127.0.0.1');
+    try {
+      const image = loadImage(files[1]!);
+      const a = await ScuAssociation.open(options(port, [image]));
+      // The built-in SCU fills each P-DATA-TF to the SCP's 16KB: one PDV of 16 KB - 6 data bytes.
+      const pdus = Math.ceil(image.dataset.length / (16 * KB - 6));
+      for (let i = 0; i < 2; i++) {
+        const t0 = performance.now();
+        assert.equal(await a.store(image), 0);
+        // A lower bound only: the answer may come later on a busy machine, never sooner.
+        assert.ok(performance.now() - t0 >= pdus * delay, `answered after ${performance.now() - t0} ms, ${pdus} PDUs x ${delay} ms`);
+      }
+      await a.release();
+      assert.equal(scp.counters.dataPdus, 2 * pdus);
+    } finally {
+      scp.close();
     }
   });
 

@@ -20,6 +20,8 @@ import { ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
 
 const GAUGE = 'dicom_pdu_proxy_tls_cert_expiry_timestamp_seconds';
 const DAY_S = 86_400;
+/** Starting a primary and two workers on a loaded machine: generous, it is only an upper bound. */
+const START_MS = 60_000;
 let pki: TestPki;
 let tmp = '';
 let scp: Storescp;
@@ -57,27 +59,30 @@ async function gauges(proxy: ProxyProcess): Promise<Map<string, number>> {
 describe('certificate expiry on /metrics', { timeout: 90_000 }, () => {
   for (const workers of ['1', '2']) {
     test(`--workers ${workers}: listener and upstream client certificate from the start, the SCP's once seen, each its notAfter`, async () => {
-      const proxy = await ProxyProcess.start([
-        '--upstream',
-        `127.0.0.1:${scp.port}`,
-        '--tls-cert',
-        listener.cert,
-        '--tls-key',
-        listener.key,
-        '--upstream-tls',
-        '--upstream-tls-ca',
-        pki.ca,
-        '--upstream-tls-cert',
-        client.cert,
-        '--upstream-tls-key',
-        client.key,
-        '--metrics',
-        '127.0.0.1:0',
-        '--workers',
-        workers,
-      ]);
+      const proxy = await ProxyProcess.start(
+        [
+          '--upstream',
+          `127.0.0.1:${scp.port}`,
+          '--tls-cert',
+          listener.cert,
+          '--tls-key',
+          listener.key,
+          '--upstream-tls',
+          '--upstream-tls-ca',
+          pki.ca,
+          '--upstream-tls-cert',
+          client.cert,
+          '--upstream-tls-key',
+          client.key,
+          '--metrics',
+          '127.0.0.1:0',
+          '--workers',
+          workers,
+        ],
+        START_MS,
+      );
       try {
-        await proxy.waitForLog((l) => l.msg === 'metrics listening');
+        await proxy.waitForLog((l) => l.msg === 'metrics listening', START_MS);
         const key = (cert: string): string => `${GAUGE}{route="default",cert="${cert}"}`;
         // --workers 2: the workers set theirs when they start; read until both configured series are there.
         let start = await gauges(proxy);

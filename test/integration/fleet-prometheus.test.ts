@@ -39,6 +39,8 @@ const DASHBOARD = path.join(REPO_ROOT, 'deploy', 'grafana', 'dicom-pdu-proxy.jso
 const FEDERATE = path.join(REPO_ROOT, 'deploy', 'prometheus', 'federate.example.yml');
 /** How long Prometheus may take to show what happened (scrapes and rule evaluations every 2 s). */
 const SETTLE_MS = 60_000;
+/** Starting a proxy (B: a primary and two workers) on a loaded machine: only an upper bound. */
+const START_MS = 60_000;
 
 let tmp = '';
 let pki: TestPki;
@@ -59,22 +61,25 @@ before(async () => {
   await mkdir(path.join(tmp, 'out'));
   scp = await startStorescp({ outDir: path.join(tmp, 'out'), logLevel: 'quiet' });
   toScp = await CountingRelay.listen(scp.port);
-  a = await ProxyProcess.start([
-    '--upstream',
-    `127.0.0.1:${toScp.port}`,
-    '--tls-cert',
-    pki.proxy.cert,
-    '--tls-key',
-    pki.proxy.key,
-    '--csv',
-    path.join(tmp, 'a.csv'),
-    '--pcap',
-    path.join(tmp, 'a.pcapng'),
-    '--metrics',
-    '127.0.0.1:0',
-  ]);
-  b = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--workers', '2', '--csv', path.join(tmp, 'b.csv'), '--metrics', '127.0.0.1:0']);
-  await Promise.all([a, b].map((p) => p.waitForLog((l) => l.msg === 'metrics listening')));
+  a = await ProxyProcess.start(
+    [
+      '--upstream',
+      `127.0.0.1:${toScp.port}`,
+      '--tls-cert',
+      pki.proxy.cert,
+      '--tls-key',
+      pki.proxy.key,
+      '--csv',
+      path.join(tmp, 'a.csv'),
+      '--pcap',
+      path.join(tmp, 'a.pcapng'),
+      '--metrics',
+      '127.0.0.1:0',
+    ],
+    START_MS,
+  );
+  b = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--workers', '2', '--csv', path.join(tmp, 'b.csv'), '--metrics', '127.0.0.1:0'], START_MS);
+  await Promise.all([a, b].map((p) => p.waitForLog((l) => l.msg === 'metrics listening', START_MS)));
   toB = await CountingRelay.listen(b.port);
   prometheus = await Prometheus.start(
     [

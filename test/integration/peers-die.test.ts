@@ -11,12 +11,13 @@
 //   Skipped, with one line saying why, where network namespaces cannot be made (not root, no CAP_NET_ADMIN).
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import net from 'node:net';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { TestContext } from 'node:test';
 import { encodeAbort } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';
 import { C_ECHO_RQ } from '../fixtures/annotated-commands.js';
@@ -30,7 +31,12 @@ import { killAll, spawnPeer } from '../helpers/procs.js';
 import { freePort } from '../helpers/ports.js';
 import { storescpArgs } from '../helpers/dcmtk.js';
 import { ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
-import { FakeScp, withTimeout } from '../helpers/raw.js';
+import { EXPLICIT_LE, FakeScp, RawPeer, SECONDARY_CAPTURE, buildRq, withTimeout } from '../helpers/raw.js';
+import { makeNamespace } from '../helpers/netns.js';
+import type { TestNamespace } from '../helpers/netns.js';
+import { skipWithReason } from '../helpers/small-fs.js';
+import { C_STORE_RQ, DATA_SET_PRESENT, encodeCommandSet } from '../../src/dimse/command.js';
+import { buildTestDicom, datasetOffset } from '../../src/dicom/synthetic.js';
 
 const MiB = 1024 * 1024;
 const ABORT_NOT_SPECIFIED = encodeAbort(2, 0);
@@ -47,6 +53,52 @@ after(async () => {
   await killAll();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
+
+/** storescp inside `ns` on `port` (one process per association: --fork), accepting connections; stopped after `t`. */
+async function storescpIn(t: TestContext, ns: TestNamespace, outDir: string, port: number): Promise<void> {
+  const args = storescpArgs({ outDir, port, bitPreserving: false, logLevel: 'quiet', extraArgs: ['--ignore', '--fork', '--acse-timeout', '5', '--dimse-timeout', '5'] });
+  const scp = spawnPeer(ns.exec[0]!, [...ns.exec.slice(1), 'storescp', ...args], { name: `storescp-in-${ns.name}` });
+  // Its children (--fork) are killed with the namespace's processes first (after-hooks run last in, first out).
+  t.after(() => scp.kill(500).then(() => undefined));
+  t.after(() => ns.remove());
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const sock = net.connect({ host: ns.peerIp, port });
+      sock.once('connect', () => (sock.destroy(), resolve(true)));
+      sock.once('error', () => resolve(false));
+    });
+    if (up) return;
+    assert.ok(Date.now() < deadline, 'storescp in the namespace accepts connections');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A C-STORE of a synthetic image as P-DATA-TF of 16 KB on context 1: [command PDU, data set PDUs...]. */
+function storeMessage(pixelBytes: number, messageId: number, seed: number): Buffer[] {
+  const { bytes, info } = buildTestDicom({ pixelBytes, seed });
+  const dataset = bytes.subarray(datasetOffset(bytes));
+  const command = encodeCommandSet({
+    commandField: C_STORE_RQ,
+    affectedSopClassUid: SECONDARY_CAPTURE,
+    messageId,
+    priority: 0,
+    dataSetType: DATA_SET_PRESENT,
+    affectedSopInstanceUid: info.sopInstanceUid,
+  });
+  const pdus = [encodePData([{ contextId: 1, command: true, last: true, fragment: command }])];
+  const FRAGMENT = 16384 - 12;
+  for (let at = 0; at < dataset.length; at += FRAGMENT) {
+    const end = Math.min(dataset.length, at + FRAGMENT);
+    pdus.push(encodePData([{ contextId: 1, command: false, last: end === dataset.length, fragment: dataset.subarray(at, end) }]));
+  }
+  return pdus;
+}
+
+/** Write `pdus` to `peer`, waiting for the socket to drain when it asks. */
+async function sendAll(peer: RawPeer, pdus: readonly Buffer[]): Promise<void> {
+  for (const pdu of pdus) if (!peer.socket.write(pdu)) await once(peer.socket, 'drain');
+}
 
 /** The other association on the same proxy still exchanges and releases; the proxy's descriptors return to `baselineFds`. */
 async function othersCarryOn(healthy: RawAssociation, pid: number, baselineFds: number): Promise<void> {
@@ -156,57 +208,14 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
   });
 
   test('the SCP host unreachable mid-transfer (packets dropped, network namespace): the SCU gets A-ABORT within --stall-timeout + 2 s, the other route carries on', async (t) => {
-    const tag = `dpx${process.pid % 100000}`;
-    const ns = `${tag}-ns`;
-    const [hostIf, nsIf] = [`${tag}a`, `${tag}b`];
-    const net24 = `10.251.${process.pid % 250}`;
-    const [hostIp, scpIp] = [`${net24}.1`, `${net24}.2`];
-    const sh = (args: string[]): { ok: boolean; out: string } => {
-      const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8', timeout: 10_000 });
-      return { ok: r.status === 0, out: `${r.stdout}${r.stderr}`.trim() };
-    };
-    const cleanup = (): void => {
-      sh(['ip', 'netns', 'del', ns]); // deletes the veth pair with it
-      sh(['ip', 'link', 'del', hostIf]);
-    };
-    cleanup();
-    const setup = [
-      ['ip', 'netns', 'add', ns],
-      ['ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf],
-      ['ip', 'link', 'set', nsIf, 'netns', ns],
-      ['ip', 'addr', 'add', `${hostIp}/30`, 'dev', hostIf],
-      ['ip', 'link', 'set', hostIf, 'up'],
-      ['ip', 'netns', 'exec', ns, 'ip', 'addr', 'add', `${scpIp}/30`, 'dev', nsIf],
-      ['ip', 'netns', 'exec', ns, 'ip', 'link', 'set', nsIf, 'up'],
-      ['ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up'],
-    ];
-    for (const step of setup) {
-      const r = sh(step);
-      if (!r.ok) {
-        cleanup();
-        t.skip(`network namespaces not available here (${step.join(' ')}: ${r.out})`);
-        return;
-      }
-    }
-    t.after(cleanup);
+    const ns = makeNamespace(`dpx${process.pid % 100000}`);
+    if (typeof ns === 'string') return skipWithReason(t, ns);
+    t.after(() => ns.remove());
+    const scpIp = ns.peerIp;
     const outDir = path.join(tmp, 'unreachable');
     await mkdir(outDir);
     const port = await freePort();
-    const scp = spawnPeer('ip', ['netns', 'exec', ns, 'storescp', ...storescpArgs({ outDir, port, bitPreserving: false, logLevel: 'quiet', extraArgs: ['--ignore'] })], {
-      name: `storescp-in-${ns}`,
-    });
-    t.after(() => scp.kill(500).then(() => undefined));
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const up = await new Promise<boolean>((resolve) => {
-        const sock = net.connect({ host: scpIp, port });
-        sock.once('connect', () => (sock.destroy(), resolve(true)));
-        sock.once('error', () => resolve(false));
-      });
-      if (up) break;
-      assert.ok(Date.now() < deadline, 'storescp in the namespace accepts connections');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await storescpIn(t, ns, outDir, port);
     const fake = await FakeScp.listen();
     t.after(() => fake.close());
     const stallMs = 1000;
@@ -225,8 +234,7 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
     await proxy.waitForLog((l) => l.msg === 'association negotiated' && l.route === 'a');
     await new Promise((r) => setTimeout(r, 300));
     // From now on nothing reaches the SCP's host: dropped inside its namespace (or its link is down).
-    const dropped = sh(['ip', 'netns', 'exec', ns, 'iptables', '-A', 'INPUT', '-j', 'DROP']);
-    const how = dropped.ok ? 'iptables DROP in the namespace' : (assert.ok(sh(['ip', 'link', 'set', hostIf, 'down']).ok), 'the veth link down');
+    const how = ns.dropIncoming();
     const droppedAt = Date.now();
     const stalled = await proxy.waitForLog((l) => l.route === 'a' && l.msg === 'peer stalled: association aborted', stallMs + 10_000);
     assert.equal(stalled.leg, 'scp');
@@ -239,5 +247,54 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
     assert.equal(closed.outcome, 'aborted');
 
     await othersCarryOn(healthy, pid, baselineFds);
+  });
+
+  test('the SCP host stops acknowledging at any point of a message, what is left of it small enough to sit in the kernel: A-ABORT to the SCU within --stall-timeout + 2 s', async (t) => {
+    const ns = makeNamespace(`dpk${process.pid % 100000}`);
+    if (typeof ns === 'string') return skipWithReason(t, ns);
+    t.after(() => ns.remove());
+    const outDir = path.join(tmp, 'unacked');
+    await mkdir(outDir);
+    const port = await freePort();
+    await storescpIn(t, ns, outDir, port);
+    const stallMs = 1000;
+    const proxy = await ProxyProcess.start(['--upstream', `${ns.peerIp}:${port}`, '--stall-timeout', String(stallMs)]);
+    t.after(() => proxy.stop());
+    // 32 MiB first (the proxy's send buffer toward the SCP grows to hold MiBs), then a 256 KiB message cut
+    // where the SCP's host stops answering: before it, after its command, inside its data set, before its
+    // last fragment. What follows the cut all fits in the kernel: Node's buffer never backs up.
+    const warmUp = storeMessage(32 * MiB, 1, 301);
+    const message = storeMessage(256 * 1024, 2, 302);
+    const cuts: Array<[string, number]> = [
+      ['before the message', 0],
+      ['after its command', 1],
+      ['inside its data set', 9],
+      ['before its last fragment', message.length - 1],
+    ];
+    for (const [where, cut] of cuts) {
+      const scu = await RawPeer.connect(proxy.port);
+      t.after(() => scu.destroy());
+      scu.send(buildRq({ called: 'STORESCP', calling: 'RAWSCU', maxLength: 16384, contexts: [{ id: 1, abstractSyntax: SECONDARY_CAPTURE, transferSyntaxes: [EXPLICIT_LE] }] }));
+      const [ac] = await scu.waitForPdus(1, 10_000);
+      assert.equal(ac![0], 0x02, `${where}: A-ASSOCIATE-AC`);
+      await sendAll(scu, warmUp);
+      await scu.waitForPdus(2, 30_000); // the C-STORE-RSP
+      await sendAll(scu, message.slice(0, cut));
+      await new Promise((r) => setTimeout(r, 300)); // what was sent is at the SCP and acknowledged
+      const how = ns.dropIncoming();
+      const droppedAt = Date.now();
+      await sendAll(scu, message.slice(cut));
+      const abort = await scu.waitForPdus(3, stallMs + 15_000).catch((err: Error) => err);
+      const elapsed = Date.now() - droppedAt;
+      assert.ok(Array.isArray(abort), `${where}: no A-ABORT (${String(abort)})`);
+      assert.ok(abort[2]!.equals(ABORT_NOT_SPECIFIED), `${where}: A-ABORT (2, 0) to the SCU`);
+      assert.ok(elapsed < stallMs + 2000, `${where}: A-ABORT ${elapsed} ms after the packets were dropped (${how}; bound ${stallMs + 2000} ms)`);
+      t.diagnostic(`${where}: A-ABORT ${elapsed} ms after the drop (${how})`);
+      ns.restore();
+      scu.destroy();
+    }
+    const stalls = proxy.logs.filter((l) => l.msg === 'peer stalled: association aborted');
+    assert.equal(stalls.length, cuts.length);
+    assert.ok(stalls.every((l) => l.leg === 'scp'));
   });
 });

@@ -55,7 +55,7 @@ for (const workers of [1, 2]) {
       const port = await freePort();
       const base = { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${scp.port}` };
       writeConfig(config, { ...base, maxPdu: MAX_PDU_BY_TURN[0] });
-      const proxy = await ProxyProcess.startRoutes(['--config', config, ...(workers > 1 ? ['--workers', String(workers)] : [])], ['default']);
+      const proxy = await ProxyProcess.startRoutes(['--config', config, '--metrics', '127.0.0.1:0', ...(workers > 1 ? ['--workers', String(workers)] : [])], ['default']);
       try {
         let sending = true;
         const results: RunResult[] = [];
@@ -115,6 +115,10 @@ for (const workers of [1, 2]) {
             sent.some((b) => b.equals(datasetBytes(f))),
             `${f} is bit-identical to an image sent`,
           );
+        // The metrics: the generation in force, the one failed reload.
+        const text = await (await fetch(proxy.metricsUrl)).text();
+        assert.match(text, new RegExp(`^dicom_pdu_proxy_config_generation ${generations.length}$`, 'm'));
+        assert.match(text, /^dicom_pdu_proxy_config_reload_failures_total 1$/m);
         assert.equal(await proxy.stop(20_000, 15_000), 0);
       } finally {
         await proxy.stop();

@@ -18,6 +18,8 @@ import { killAll } from '../helpers/procs.js';
 import { ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
 
 const PREFIX = 'dicom_pdu_proxy_';
+/** Starting a primary and two workers on a loaded machine: generous, it is only an upper bound. */
+const START_MS = 60_000;
 let tmp = '';
 const images: TestDicomInfo[] = [];
 
@@ -69,9 +71,9 @@ describe('--workers 2 --metrics: a worker killed with SIGKILL', { timeout: 120_0
     await mkdir(out);
     const scp = await startStorescp({ outDir: out, logLevel: 'quiet' });
     const csv = path.join(tmp, 'chunks.csv');
-    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--workers', '2', '--csv', csv, '--metrics', '127.0.0.1:0']);
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--workers', '2', '--csv', csv, '--metrics', '127.0.0.1:0'], START_MS);
     try {
-      await proxy.waitForLog((l) => l.msg === 'metrics listening');
+      await proxy.waitForLog((l) => l.msg === 'metrics listening', START_MS);
       const send = async (count: number): Promise<void> => {
         const results = await Promise.all(
           Array.from({ length: count }, (_, i) => storescu({ port: proxy.port, calledAet: scp.aet, aet: `SCU${i}`, files: [images[i % 2]!.path!], debug: false })),
