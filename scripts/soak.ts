@@ -22,6 +22,7 @@ import { createWriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { renderSvg } from '../src/analysis/chart.js';
+import { makeBenchPki } from '../src/bench/certs.js';
 import { startStorescp, storescu } from '../test/helpers/dcmtk.js';
 import { datasetBytes, writeTestDicom } from '../test/helpers/dicom-file.js';
 import { errorLogLines } from '../test/helpers/fuzz.js';
@@ -74,6 +75,8 @@ const opts = { minutes: NaN, out: '', workers: 4, interval: 2, hostile: 0.2, see
 /** Growth allowed per minute over the second half: far below what a leak per association would show. */
 const TOLERANCE = { rssMiB: 0.5, heapMiB: 0.25, fds: 0.05 };
 const ARTIM_MS = 3000;
+/** --drain-timeout of the soak's proxy: the SIGTERM at the end must be over within it + 2 s. */
+const DRAIN_MS = 10_000;
 const MiB = 1024 * 1024;
 const EVENT_LOOP_GOAL_MS = 50;
 
@@ -129,6 +132,7 @@ async function soak(): Promise<number> {
     files.set(label, info.path!);
   }
   const raw = await writeTestDicom(path.join(tmp, 'raw.dcm'), { pixelBytes: 256 * 1024, seed: 77 });
+  const pki = makeBenchPki(tmp);
 
   // storescp: one process per association (--fork), received data discarded (--ignore).
   const storeDir = path.join(tmp, 'store');
@@ -170,6 +174,11 @@ async function soak(): Promise<number> {
       `127.0.0.1:0=127.0.0.1:${scp.port},id=store`,
       '--route',
       `127.0.0.1:0=127.0.0.1:${qrPort},id=qr`,
+      // TCP probes hit this one (test/soak/load.ts tcpProbe); at the end, SIGTERM must be over within the drain bound.
+      '--route',
+      `127.0.0.1:0=127.0.0.1:${scp.port},id=tls,tls-cert=${pki.server.cert},tls-key=${pki.server.key}`,
+      '--drain-timeout',
+      String(DRAIN_MS),
       '--metrics',
       '127.0.0.1:0',
       '--artim-timeout',
@@ -183,7 +192,7 @@ async function soak(): Promise<number> {
       '--messages-csv',
       path.join(opts.out, 'messages.csv'),
     ],
-    ['store', 'qr'],
+    ['store', 'qr', 'tls'],
   );
   const pid = proxy.child.pid!;
   const targets: SoakTargets = {
@@ -192,6 +201,7 @@ async function soak(): Promise<number> {
     files,
     rawDataset: { bytes: datasetBytes(raw.path!), sopInstanceUid: raw.sopInstanceUid },
     artimMs: ARTIM_MS,
+    tlsPort: proxy.routePort('tls'),
   };
   const metricsUrl = proxy.metricsUrl;
   const baselineFds = fdCount(pid);
@@ -422,6 +432,16 @@ async function soak(): Promise<number> {
   await new Promise<void>((r) => samplesCsv.end(r));
   await new Promise<void>((r) => operations.end(r));
   const end = proxyAlive ? await idleProbe('end', true) : undefined;
+  // The stop: SIGTERM with whatever the probes left, bounded by --drain-timeout + 2 s.
+  let stopMs = NaN;
+  if (proxyAlive) {
+    const t0 = Date.now();
+    const exited = new Promise<void>((resolve) => proxy!.child.once('exit', () => resolve()));
+    proxy.child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, DRAIN_MS + 10_000))]);
+    if (proxy.child.exitCode !== null || proxy.child.signalCode !== null) stopMs = Date.now() - t0;
+    log(Number.isFinite(stopMs) ? `SIGTERM: exited in ${stopMs} ms (bound ${DRAIN_MS + 2000} ms)` : 'SIGTERM: still running 10 s after the drain timeout');
+  }
 
   // ---- verdict ---------------------------------------------------------------------------------
   const series = (column: string, scale = 1): Point[] => samples.filter((s) => Number.isFinite(s[column])).map((s) => ({ t: s.t_s!, v: s[column]! / scale }));
@@ -479,6 +499,8 @@ async function soak(): Promise<number> {
   if (hostileNotEnded > 0) failures.push(`${hostileNotEnded} hostile connection(s) not ended by the proxy as expected`);
   if (proxyErrors.length > 0) failures.push(`${proxyErrors.length} error log line(s) from the proxy, first: ${JSON.stringify(proxyErrors[0])}`);
   if (proxyAlive && endFds > baselineFds) failures.push(`the proxy holds ${endFds} descriptors after the load, ${baselineFds} at the start`);
+  if (proxyAlive && !(stopMs <= DRAIN_MS + 2000))
+    failures.push(`SIGTERM at the end: ${Number.isFinite(stopMs) ? `exit after ${stopMs} ms` : 'no exit'}, over --drain-timeout ${DRAIN_MS} ms + 2 s`);
 
   const summary = {
     minutes: opts.minutes,
@@ -487,6 +509,7 @@ async function soak(): Promise<number> {
     hostileShare: opts.hostile,
     seed: opts.seed,
     machine: { cpus: os.cpus().length, loadavg: os.loadavg() },
+    stopMs,
     associations: outcomes.length,
     byKind: Object.fromEntries(byKind),
     lost,

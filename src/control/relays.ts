@@ -133,6 +133,8 @@ export class WorkerRelay implements Relay {
   private phase: 'running' | 'draining' | 'stopped' = 'running';
   private current: { settings: GenerationWire; ids: string[] } | undefined;
   private config = { generation: 1, reloadFailures: 0 };
+  /** The generation the worker was started with ('dpp:start'). */
+  private startedWith = 0;
   private started: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
   constructor(
@@ -231,6 +233,7 @@ export class WorkerRelay implements Relay {
     switch (message.type) {
       case 'dpp:hello':
         // The worker listens for messages now (one sent before would be lost): tell it who it is and what to run.
+        this.startedWith = this.current!.settings.generation;
         this.send({ type: 'dpp:start', index: this.index, ids: this.current!.ids, settings: this.current!.settings });
         return;
       case 'dpp:ready':
@@ -240,6 +243,8 @@ export class WorkerRelay implements Relay {
           return;
         }
         this.ready = true;
+        // A reload while it started: it has the settings it was started with, not the newest yet.
+        if (this.current!.settings.generation !== this.startedWith) this.send({ type: 'dpp:settings', ...this.current! });
         this.send({ type: 'dpp:config-state', ...this.config });
         this.started?.resolve();
         this.started = undefined;

@@ -4,6 +4,7 @@
 // maximum, a 4 GiB length claim, an RQ dribbled slower than ARTIM, an A-ABORT or a reset mid-transfer.
 // Every action is bounded in time and says whether it went as it should.
 
+import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { PduType } from '../../src/pdu/constants.js';
 import { encodeAbort, encodeReleaseRq } from '../../src/pdu/control.js';
@@ -24,6 +25,8 @@ export interface SoakTargets {
   rawDataset: { bytes: Buffer; sopInstanceUid: string };
   /** ARTIM of the proxy, ms: a dribbled RQ is closed after it. */
   artimMs: number;
+  /** A TLS route (in front of storescp) that TCP probes hit: open and close without a TLS record. */
+  tlsPort: number;
 }
 
 export interface Outcome {
@@ -200,6 +203,24 @@ const resetMidPdu: Action = async (t) => {
   }
 };
 
+/**
+ * A load balancer's TCP check on the TLS route: connect, sometimes one stray byte (`echo >/dev/tcp/...`),
+ * close at once. Nothing to see from this side: the descriptors the proxy holds at the end of the soak
+ * (back to the start) tell whether it closed its side.
+ */
+const tcpProbe: Action = async (t, rand) => {
+  const stray = rand() < 0.5;
+  await new Promise<void>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: t.tlsPort }, () => {
+      if (stray) s.write('\n', () => s.destroy());
+      else s.destroy();
+    });
+    s.on('error', () => resolve());
+    s.on('close', () => resolve());
+  });
+  return { kind: 'tcp_probe_tls', hostile: true, ok: true, detail: stray ? 'one stray byte' : 'open and close' };
+};
+
 // ---- the mix -----------------------------------------------------------------------------------
 
 /** Sizes stored, with their weights: many small, few large. */
@@ -220,6 +241,7 @@ const NORMAL: ReadonlyArray<[Action, number]> = [
 ];
 
 const HOSTILE: ReadonlyArray<[Action, number]> = [
+  [tcpProbe, 1],
   [garbage, 1],
   [hugeClaim, 1],
   [slowloris, 1],
