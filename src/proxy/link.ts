@@ -365,7 +365,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     if (dest.destroyed || dest.writableEnded) {
       this.batch.take();
       writer.drop();
-      for (const record of ready) this.owner.onRecord(record);
+      this.report(ready, undefined);
       return;
     }
     if (this.batch.length > 0) writer.send(this.batch.take(), this.reportWhenWritten(ready));
@@ -412,10 +412,19 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     return n === 0 ? [] : this.awaiting.splice(0, n);
   }
 
-  private report(records: InFlight[], forwardedUs: number | undefined): void {
-    for (const record of records) {
-      record.forwardedUs = record.dropped ? undefined : forwardedUs;
-      this.owner.onRecord(record);
+  /**
+   * Hand records to the owner (recorders, message tracking). Often called from a socket's write callback or
+   * a timer, outside the relaying's try/catch: an exception here (a bug) is the owner's internal error,
+   * one A-ABORT for this association, never an uncaught exception that ends the process.
+   */
+  private report(records: readonly InFlight[], forwardedUs: number | undefined): void {
+    try {
+      for (const record of records) {
+        record.forwardedUs = record.dropped ? undefined : forwardedUs;
+        this.owner.onRecord(record);
+      }
+    } catch (err) {
+      this.owner.onInternalError(this, asError(err));
     }
   }
 
@@ -440,10 +449,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     this.unacked?.end();
     this.flush();
     this.writer?.drop();
-    for (const record of this.awaiting.splice(0)) {
-      record.forwardedUs = undefined;
-      this.owner.onRecord(record);
-    }
+    this.report(this.awaiting.splice(0), undefined);
     this.current = undefined;
   }
 }

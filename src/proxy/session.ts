@@ -140,7 +140,7 @@ export class Session implements LinkOwner {
 
   /** A bug, not the peers' fault: abort (reason 0, not specified), one error line with the stack, counted apart. */
   onInternalError(link: Link, err: Error): void {
-    if (this.state === State.Aborted) {
+    if (this.state === State.Aborted || this.finished) {
       this.log.error({ err, direction: link.direction }, 'internal error after the association was aborted');
       return;
     }
@@ -477,8 +477,14 @@ export class Session implements LinkOwner {
     this.timers.clearAll();
     this.toScp.abandon();
     this.toScu.abandon();
-    this.tracker.close();
-    this.recorders.association(this.status.endedEvent(this.id));
+    try {
+      // Messages cut short and the last association event go to the recorders from a socket's 'close':
+      // a bug there must neither end the process nor keep the association's slot.
+      this.tracker.close();
+      this.recorders.association(this.status.endedEvent(this.id));
+    } catch (err) {
+      this.log.error({ err }, 'internal error as the association ended');
+    }
     // The server first (--workers: the primary frees the association's slot), then the line that says it is
     // closed: whoever reads the line may count on the slot being free.
     this.onDone(this);

@@ -2,7 +2,8 @@
 // for the listener's certificate and the client certificate toward the SCP from the start, and for the SCP's
 // certificate once an upstream TLS handshake has seen it, each its notAfter in seconds since the epoch. With
 // one process and with --workers 2 (where the primary must not add the workers' timestamps up). Each value
-// is the earliest notAfter of the chain: the file's certificates, the SCP's chain as verified.
+// is the earliest notAfter of the chain: the file's certificates, the SCP's chain as verified. A renewed
+// certificate given by a SIGHUP reload moves the gauge without a restart.
 
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -109,4 +110,29 @@ describe('certificate expiry on /metrics', { timeout: 90_000 }, () => {
       }
     });
   }
+});
+
+describe('a renewed listener certificate, reloaded with SIGHUP', { timeout: 90_000 }, () => {
+  test('the gauge moves to the new certificate’s notAfter without a restart', async () => {
+    const renewed = pki.issue('listener40', 'proxy.test', 40);
+    const config = path.join(tmp, 'reload.json');
+    const write = (pair: Pair): void => fs.writeFileSync(config, JSON.stringify({ tlsCert: pair.cert, tlsKey: pair.key }));
+    write(listener);
+    const proxy = await ProxyProcess.start(['--config', config, '--upstream', `127.0.0.1:${scp.port}`, '--metrics', '127.0.0.1:0'], START_MS);
+    try {
+      await proxy.waitForLog((l) => l.msg === 'metrics listening', START_MS);
+      const key = `${GAUGE}{route="default",cert="listener"}`;
+      assert.equal((await gauges(proxy)).get(key), notAfterS(listener));
+      write(renewed);
+      proxy.child.kill('SIGHUP');
+      await proxy.waitForLog((l) => l.msg === 'settings reloaded', START_MS);
+      // Read until the new generation's route has reported it (or 15 s).
+      let now = (await gauges(proxy)).get(key);
+      for (const deadline = Date.now() + 15_000; now !== notAfterS(renewed) && Date.now() < deadline; now = (await gauges(proxy)).get(key))
+        await new Promise((r) => setTimeout(r, 100));
+      assert.equal(now, notAfterS(renewed));
+    } finally {
+      await proxy.stop();
+    }
+  });
 });
