@@ -186,7 +186,8 @@ function rawOf(socket: Socket): Socket | undefined {
 export function describeRoute(options: ProxyOptions): Record<string, unknown> {
   return {
     upstream: `${options.upstream.host}:${options.upstream.port}`,
-    maxPdu: options.maxPdu ?? 'unchanged',
+    // Several --max-pdu sizes: the experiment's arms, as written; one: its value.
+    maxPdu: options.arms.length > 1 ? options.arms.map((a) => a.label) : (options.maxPdu ?? 'unchanged'),
     maxPduRq: options.maxPduRq ?? 'unchanged',
     fragment: options.fragment.mode === 'size' ? options.fragment.size : options.fragment.mode,
     ...shapingLogFields(options),

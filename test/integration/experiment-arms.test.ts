@@ -190,8 +190,10 @@ describe('--assign block: balance per calling AE title', { timeout: 180_000 }, (
       await waitForCount(proxy, told.length, closed);
     }
     assert.equal(await proxy.stop(), 0, proxy.stderr);
-    const seed = proxy.logs.find((l) => l.seed !== undefined);
+    const seed = proxy.logs.find((l) => l.msg === 'experiment');
     assert.equal(seed?.seed, 2026, 'the seed used is logged');
+    assert.deepEqual(seed?.arms, ['16KB', '1MB']);
+    assert.deepEqual(proxy.logs.find((l) => l.msg === 'listening')?.maxPdu, ['16KB', '1MB'], "the 'listening' line names the arms");
 
     const arms = armsByAssoc(proxy);
     const calling = callingByAssoc(proxy);
