@@ -11,7 +11,7 @@ import type { RouteConfig } from '../config/options.js';
 import type { AdmissionRequest, Decision, OutcomeWire } from '../proxy/admission.js';
 import { RouteRelay } from '../proxy/route-relay.js';
 import { openRowRecorders } from '../proxy/row-recorders.js';
-import { PcapRecorder } from '../record/pcap.js';
+import { PcapRecorder } from '../capture/recorder.js';
 import type { MetricsRecorder } from '../record/metrics.js';
 import type { GenerationWire } from './ipc.js';
 
