@@ -17,7 +17,7 @@
 // minutes, and a loaded machine adds noise (the timers, the senders) but no bias between arms.
 //
 // Options: --runs N (default 20 of each), --only aa|ab, --delay MS (default 3), --associations N (per
-// device and run, default 8), --seed N (the first run's seed, default 1), --out DIR (default
+// device and run, default 16), --seed N (the first run's seed, default 1), --out DIR (default
 // $TMPDIR/dpp-experiment-check).
 
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,7 +35,7 @@ function arg(flag: string, fallback: string): string {
 const runs = Number(arg('--runs', '20'));
 const only = arg('--only', '');
 const delayMs = Number(arg('--delay', '3'));
-const associations = Number(arg('--associations', '8'));
+const associations = Number(arg('--associations', '16'));
 const firstSeed = Number(arg('--seed', '1'));
 const out = arg('--out', path.join(os.tmpdir(), 'dpp-experiment-check'));
 
