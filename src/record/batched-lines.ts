@@ -116,8 +116,11 @@ export class BatchedLines {
     return this.queued;
   }
 
-  /** Write `text` now, ahead of any queued line (a header). */
-  writeNow(text: string): void {
+  /**
+   * Queue `text` at once, as a batch of its own: behind the batches already queued, ahead of the lines still
+   * being collected into the current batch. A header, given before the first line, so it is written first.
+   */
+  queueNow(text: string): void {
     const buffer = Buffer.from(text, 'utf8');
     this.enqueue({ buffer, offset: 0, end: buffer.length, lines: 0, reusable: false });
   }

@@ -161,7 +161,7 @@ export class ChunkCsvRecorder implements Recorder {
 
   private constructor(file: LineSink, log: LinesLog | undefined, header = true) {
     this.lines = new BatchedLines(file, CSV_BATCH_ROWS, CSV_BATCH_MS, { log });
-    if (header) this.lines.writeNow(`${CHUNK_CSV_COLUMNS.join(',')}\n`);
+    if (header) this.lines.queueNow(`${CHUNK_CSV_COLUMNS.join(',')}\n`);
   }
 
   /**

@@ -141,7 +141,7 @@ export class MessagesCsvRecorder implements Recorder {
 
   private constructor(file: LineSink, prefix: string, log: LinesLog | undefined) {
     this.lines = new BatchedLines(file, CSV_BATCH_ROWS, CSV_BATCH_MS, { log });
-    if (prefix) this.lines.writeNow(prefix);
+    if (prefix) this.lines.queueNow(prefix);
   }
 
   /**

@@ -18,7 +18,7 @@ test('BatchedLines: every line arrives once, in order, across many batch buffers
   const t = await openTemp();
   try {
     const lines = new BatchedLines(t.file, 100, 1000);
-    lines.writeNow('header\n');
+    lines.queueNow('header\n');
     const expected: string[] = [];
     for (let i = 0; i < 20_000; i++) {
       // Some lines carry 2- and 3-byte UTF-8 characters, so byte and character counts differ.
@@ -146,7 +146,7 @@ test('BatchedLines: a failing write (ENOSPC) is logged once, rows are dropped an
   sink.mode = 'full';
   const log = new TestLog();
   const lines = new BatchedLines(sink, 10, 10, { log, retryMs: 20 });
-  lines.writeNow('header\n');
+  lines.queueNow('header\n');
   for (let i = 0; i < 10; i++) lines.push(`lost-${i}`); // a full batch while the header's write fails
   await sleep(100); // several retries
   for (let i = 0; i < 25; i++) lines.push(`lost-${10 + i}`);
@@ -282,4 +282,18 @@ test('BatchedLines: two writers on one file (--workers): a batch cut short is ne
   );
   assert.equal(lines.filter((l) => l.startsWith('other-')).length, 5);
   assert.equal(a.droppedRows + b.droppedRows, 0);
+});
+
+test('BatchedLines.queueNow: ahead of the lines still being collected, behind nothing queued yet', async () => {
+  const t = await openTemp();
+  try {
+    const lines = new BatchedLines(t.file, 100, 1000);
+    lines.push('first row');
+    lines.queueNow('header\n');
+    lines.push('second row');
+    await lines.close();
+    assert.equal(fs.readFileSync(t.path, 'utf8'), 'header\nfirst row\nsecond row\n');
+  } finally {
+    t.cleanup();
+  }
 });
