@@ -45,6 +45,20 @@ module.exports = {
       to: { circular: true },
     },
     {
+      name: 'capture-encoding-pure',
+      comment: 'src/capture/encoding/ is the pure pcapng/TCP encoder: it imports only its own folder and src/pdu/ (the recorder, the file and the tap beside it do the I/O)',
+      severity: 'error',
+      from: { path: '^src/capture/encoding/' },
+      to: { path: '^src/', pathNot: '^src/(capture/encoding|pdu)/' },
+    },
+    {
+      name: 'capture-encoding-no-io',
+      comment: "src/capture/encoding/ does no I/O: of node's modules it may use net (address parsing) and buffer only",
+      severity: 'error',
+      from: { path: '^src/capture/encoding/' },
+      to: { dependencyTypes: ['core'], pathNot: '^(node:)?(net|buffer)$' },
+    },
+    {
       name: 'unknown-layer',
       comment: `A file under src/ outside the known layers (${LAYERS.join(', ')}): add its folder to LAYERS in .dependency-cruiser.cjs and to docs/HOW-IT-WORKS.md`,
       severity: 'error',

@@ -4,7 +4,7 @@ import type { FragmentPolicy } from '../transform/refragment.js';
 import type { Endpoint } from '../values/endpoint.js';
 import type { Latency } from '../values/shaping.js';
 import type { Direction } from '../events/events.js';
-import type { CapturePayload } from '../capture/connection.js';
+import type { CapturePayload } from '../capture/encoding/connection.js';
 import type { Arm } from '../experiment/arms.js';
 import type { AssignMode } from '../experiment/assigner.js';
 

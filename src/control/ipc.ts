@@ -5,7 +5,7 @@
 
 import type { RouteConfig } from '../config/options.js';
 import type { Arm } from '../experiment/arms.js';
-import type { AdmissionRequest, Decision, RefusalCode } from '../proxy/admission.js';
+import type { AdmissionRequest, Decision, OutcomeWire, RefusalCode } from '../proxy/admission.js';
 
 /** A refusal as it crosses the channel: the A-ASSOCIATE-RJ as plain bytes. */
 export interface RefusalWire {
@@ -42,7 +42,8 @@ export type ToPrimary =
   | { type: 'dpp:ready' }
   | { type: 'dpp:failed'; message: string }
   | { type: 'dpp:admit'; assoc: number; request: AdmissionRequest }
-  | { type: 'dpp:done'; assoc: number }
+  /** A connection is gone; `outcome`: how its association ended on its arm (the guard's input). */
+  | { type: 'dpp:done'; assoc: number; outcome?: OutcomeWire | undefined }
   | { type: 'dpp:stopped'; aborted: number };
 
 const KNOWN_TO_WORKER: ReadonlySet<string> = new Set(['dpp:start', 'dpp:settings', 'dpp:conn', 'dpp:admitted', 'dpp:close-pending', 'dpp:drain', 'dpp:abort', 'dpp:config-state']);

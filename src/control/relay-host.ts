@@ -8,10 +8,10 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Recorder } from '../events/events.js';
 import type { RouteConfig } from '../config/options.js';
-import type { AdmissionRequest, Decision } from '../proxy/admission.js';
+import type { AdmissionRequest, Decision, OutcomeWire } from '../proxy/admission.js';
 import { RouteRelay } from '../proxy/route-relay.js';
 import { openRowRecorders } from '../proxy/row-recorders.js';
-import { PcapRecorder } from '../record/pcap.js';
+import { PcapRecorder } from '../capture/recorder.js';
 import type { MetricsRecorder } from '../record/metrics.js';
 import type { GenerationWire } from './ipc.js';
 
@@ -19,8 +19,8 @@ import type { GenerationWire } from './ipc.js';
 export interface HostCalls {
   /** Once per A-ASSOCIATE-RQ: admitted (with its arm and generation) or refused. */
   admit(assoc: number, request: AdmissionRequest): Promise<Decision>;
-  /** A connection handed over is gone. */
-  done(assoc: number): void;
+  /** A connection handed over is gone; `outcome`: how its association ended on its arm, if it had one. */
+  done(assoc: number, outcome?: OutcomeWire): void;
 }
 
 export interface HostOptions {
@@ -102,7 +102,7 @@ export class RelayHost {
         route: ids[i]!,
         generation: settings.generation,
         admission: (request, assoc) => this.calls.admit(assoc, request),
-        connectionDone: (assoc) => this.calls.done(assoc),
+        connectionDone: (assoc, outcome) => this.calls.done(assoc, outcome),
       });
     });
     this.generations.set(settings.generation, relays);

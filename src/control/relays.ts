@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import type { Worker } from 'node:cluster';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { AdmissionRequest, Decision } from '../proxy/admission.js';
+import type { AdmissionRequest, Decision, OutcomeWire } from '../proxy/admission.js';
 import { decisionToWire, isToPrimary } from './ipc.js';
 import type { GenerationWire, ToPrimary, ToWorker } from './ipc.js';
 import { RelayHost } from './relay-host.js';
@@ -14,7 +14,8 @@ import type { HostOptions } from './relay-host.js';
 /** What a relay asks of the control plane. */
 export interface ControlCalls {
   admit(relay: Relay, assoc: number, request: AdmissionRequest): Decision;
-  done(relay: Relay, assoc: number): void;
+  /** A connection is gone; `outcome`: how its association ended on its arm (the guard's input). */
+  done(relay: Relay, assoc: number, outcome?: OutcomeWire): void;
   /** The relay can take connections (again). */
   ready(relay: Relay): void;
   /** The relay's process died unexpectedly: its connections are lost. */
@@ -68,7 +69,7 @@ export class LocalRelay implements Relay {
       ids,
       this.options,
       // A microtask later, as an answer over IPC would be: the session is in the state that waits for it.
-      { admit: async (assoc, request) => this.calls.admit(this, assoc, request), done: (assoc) => this.calls.done(this, assoc) },
+      { admit: async (assoc, request) => this.calls.admit(this, assoc, request), done: (assoc, outcome) => this.calls.done(this, assoc, outcome) },
     );
     this.ready = true;
     this.calls.ready(this);
@@ -255,7 +256,7 @@ export class WorkerRelay implements Relay {
         return;
       }
       case 'dpp:done':
-        this.calls.done(this, message.assoc);
+        this.calls.done(this, message.assoc, message.outcome);
         return;
       case 'dpp:stopped':
         this.aborted = message.aborted;

@@ -6,13 +6,17 @@
 // relay asks once per A-ASSOCIATE-RQ whether to admit it (in-process: a call; a worker: one IPC round trip
 // per association, none per PDU). Nothing else of a connection passes through the control plane.
 
+import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RouteConfig } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import { AdmissionRules } from '../proxy/admission.js';
-import type { AdmissionRequest, Decision } from '../proxy/admission.js';
+import type { AdmissionRequest, Decision, OutcomeWire } from '../proxy/admission.js';
+import { ExperimentGeneration } from '../experiment/generation.js';
+import { sameArms } from '../experiment/arms.js';
+import type { ControlMetrics } from '../record/metrics.js';
 import { installMemoryProbe } from '../proxy/memory-probe.js';
 import { raiseMallocThresholds } from '../proxy/malloc-threshold.js';
 import { describeRoute } from '../proxy/route-relay.js';
@@ -45,7 +49,7 @@ export interface SupervisorOptions {
   configFile?: string | undefined;
 }
 
-/** One settings generation: the routes, the listener each is served on, and their admission rules. */
+/** One settings generation: the routes, the listener each is served on, their admission rules and experiments. */
 interface Generation {
   wire: GenerationWire;
   /** Per route: its listener's key (the listen address as written). */
@@ -53,6 +57,8 @@ interface Generation {
   /** Per route: its id (the configured id, else the bound port). */
   ids: string[];
   rules: AdmissionRules[];
+  /** Per route: its --max-pdu arms' assignment and guard (src/experiment). */
+  experiments: ExperimentGeneration;
 }
 
 interface Connection {
@@ -64,6 +70,8 @@ interface Connection {
   pending: boolean;
   /** Admitted: counted against --max-associations until it is done. */
   admitted: boolean;
+  /** The A-ASSOCIATE-RQ's calling AE title, once admitted: the device of the experiment. */
+  callingAe?: string | undefined;
 }
 
 interface Listener {
@@ -131,6 +139,8 @@ class Supervisor implements ControlCalls {
   private turn = 0;
   private endpoints: HttpEndpoint[] = [];
   private reloadFailures = 0;
+  /** dicom_pdu_proxy_experiment_arm_withdrawn_total, when metrics are served. */
+  private armsWithdrawn: ControlMetrics['armsWithdrawn'] | undefined;
 
   constructor(log: Logger, run: SupervisorOptions, count: number) {
     this.log = log;
@@ -201,6 +211,7 @@ class Supervisor implements ControlCalls {
     }
     if (started !== 'signal') this.phase = 'running';
     for (const [i, route] of routes.entries()) this.logListening(route, this.current.keys[i]!, this.current.ids[i]!);
+    this.logExperiments(this.current);
     onReload(() => void this.reload());
     return this.shutdown(await firstSignal, secondSignal, options.drainTimeoutMs);
   }
@@ -238,12 +249,15 @@ class Supervisor implements ControlCalls {
 
   private generation(generation: number, routes: RouteConfig[]): Generation {
     const keys = routes.map((r, i) => keyOf(r, i));
-    const g: Generation = {
-      wire: { generation, routes },
-      keys,
-      ids: routes.map((r, i) => r.id ?? String(this.listeners.get(keys[i]!)!.port)),
-      rules: routes.map((r) => new AdmissionRules(r.options)),
-    };
+    const ids = routes.map((r, i) => r.id ?? String(this.listeners.get(keys[i]!)!.port));
+    // One assignment per route and generation, decided here for every relay; a route whose experiment a
+    // reload leaves alone carries on its blocks and guard records (and the seed drawn for it).
+    const experiments = new ExperimentGeneration(
+      routes.map((r, i) => ({ id: ids[i], arms: r.options.arms, assign: r.options.assign, assignSeed: r.options.assignSeed, guard: r.options.guard })),
+      () => randomInt(0, 2 ** 32),
+      this.generations.get(generation - 1)?.experiments,
+    );
+    const g: Generation = { wire: { generation, routes }, keys, ids, rules: routes.map((r) => new AdmissionRules(r.options)), experiments };
     this.generations.set(generation, g);
     return g;
   }
@@ -329,13 +343,60 @@ class Supervisor implements ControlCalls {
     const refusal = generation.rules[c.route]!.decide(request, { draining, associations: this.admitted.get(c.key) ?? 0 });
     if (refusal) return { refusal };
     c.admitted = true;
+    c.callingAe = request.callingAe;
     this.admitted.set(c.key, (this.admitted.get(c.key) ?? 0) + 1);
-    const arms = generation.wire.routes[c.route]!.options.arms;
-    return { arm: arms.length === 1 ? arms[0] : undefined, generation: c.generation };
+    // The arm: decided here, once, whichever relay runs the association (--assign, per calling AE title).
+    return { arm: generation.experiments.experiments[c.route]!.assign(request.callingAe), generation: c.generation };
   }
 
-  done(_relay: Relay, assoc: number): void {
+  done(_relay: Relay, assoc: number, outcome?: OutcomeWire): void {
+    const c = this.connections.get(assoc);
+    if (c?.admitted && c.callingAe !== undefined && outcome) this.guard(c, c.callingAe, outcome);
     this.forget(assoc);
+  }
+
+  /**
+   * An association on an arm ended: tell the route's guard. The experiment of the current generation when it
+   * carried on the association's (same route id, same arms), else the association's own.
+   */
+  private guard(c: Connection, callingAe: string, outcome: OutcomeWire): void {
+    const own = this.generations.get(c.generation);
+    if (!own) return;
+    const route = own.ids[c.route]!;
+    const at = this.current.ids.indexOf(route);
+    const mine = own.experiments.experiments[c.route]!;
+    const current = at >= 0 ? this.current.experiments.experiments[at]! : undefined;
+    const experiment = current && sameArms(current.settings.arms, mine.settings.arms) ? current : mine;
+    const arm = experiment.settings.arms[outcome.arm];
+    if (!arm) return;
+    for (const w of experiment.outcome(callingAe, arm, outcome.result)) {
+      this.log.warn(
+        {
+          route,
+          callingAe: w.device,
+          arm: w.arm.label,
+          reason: w.reason,
+          associations: w.associations,
+          failures: w.failures,
+          run: w.run,
+          ...(w.best ? { best: { arm: w.best.arm.label, associations: w.best.associations, failures: w.best.failures }, p: w.p } : {}),
+          inPlay: w.inPlay.map((a) => a.label),
+        },
+        'experiment arm withdrawn for a calling AE',
+      );
+      this.armsWithdrawn?.labels(route, w.arm.label).inc();
+    }
+  }
+
+  /** One line per route with an experiment (several arms): its arms, assignment, seed and guard. */
+  private logExperiments(g: Generation): void {
+    for (const d of g.experiments.descriptions) {
+      if (d.arms.length < 2) continue;
+      this.log.info(
+        { route: d.route, generation: g.wire.generation, arms: d.arms, assign: d.assign, seed: d.seed, seedGiven: d.seedGiven, guard: d.guard, carriedOver: d.carriedOver },
+        'experiment',
+      );
+    }
   }
 
   ready(_relay: Relay): void {
@@ -377,7 +438,16 @@ class Supervisor implements ControlCalls {
     if (metrics) {
       try {
         const m = await import('../record/metrics.js');
-        const served = local ? await m.serveMetrics(metrics, local.host!.metrics!, this.health) : await m.serveClusterMetrics(metrics, this.health);
+        let served: HttpEndpoint;
+        if (local) {
+          served = await m.serveMetrics(metrics, local.host!.metrics!, this.health);
+          this.armsWithdrawn = local.host!.metrics!.armsWithdrawn;
+        } else {
+          // What the control plane counts itself, beside the workers' sum.
+          const own = new m.ControlMetrics();
+          served = await m.serveClusterMetrics(metrics, this.health, own.registry);
+          this.armsWithdrawn = own.armsWithdrawn;
+        }
         this.endpoints.push(served);
         this.log.info({ metrics: `${base(served)}/metrics` }, 'metrics listening');
       } catch (err) {
@@ -469,6 +539,7 @@ class Supervisor implements ControlCalls {
         void this.closeListener(key);
       }
       this.log.info({ generation: next.wire.generation, file: this.run.configFile, routes: next.ids, opened: opened.length, closed: removed.length }, 'settings reloaded');
+      this.logExperiments(next);
       for (const [i, route] of routes.entries()) if (opened.includes(next.keys[i]!)) this.logListening(route, next.keys[i]!, next.ids[i]!);
     } finally {
       this.reloading = false;

@@ -46,9 +46,9 @@ export async function runWorker(logLevel: string, metrics: boolean): Promise<num
             decisions.set(assoc, { resolve, reject });
             send({ type: 'dpp:admit', assoc, request: { peerAddress: request.peerAddress, callingAe: request.callingAe } });
           }),
-        done: (assoc) => {
+        done: (assoc, outcome) => {
           decisions.delete(assoc);
-          send({ type: 'dpp:done', assoc });
+          send({ type: 'dpp:done', assoc, ...(outcome ? { outcome } : {}) });
         },
       },
     );

@@ -12,6 +12,7 @@ import { aeAllowed, peerMatcher } from '../config/access.js';
 import { RejectReasonPresentation, RejectReasonUser, RejectResult, RejectSource } from '../pdu/constants.js';
 import { encodeReject } from '../pdu/control.js';
 import type { Arm } from '../experiment/arms.js';
+import type { GuardResult } from '../experiment/outcome.js';
 import { FIRST_GENERATION } from '../events/events.js';
 
 export interface AdmissionRequest {
@@ -35,6 +36,13 @@ export interface Refusal {
  * --max-pdu) and the generation of the settings it runs under. Neither changes for the association after.
  */
 export type Decision = { refusal: Refusal } | { refusal?: undefined; arm: Arm | undefined; generation: number };
+
+/** How an association on an arm ended, as a relay reports it to the control plane (for the guard). */
+export interface OutcomeWire {
+  /** The arm's index in the route's --max-pdu list. */
+  arm: number;
+  result: GuardResult;
+}
 
 /** What admit() answers: a Decision, or a Refusal / undefined (admitted, the arm left to the session's options). */
 export type AdmissionAnswer = Decision | Refusal | undefined;

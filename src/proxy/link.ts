@@ -3,8 +3,8 @@
 // backpressure, and times every PDU it receives. Its stages: framer (src/pdu/framer.ts) → re-fragmenter
 // (src/transform/refragment.ts) → batch (write-batch.ts: one writev per chunk read, adjacent views merged)
 // → writer (output.ts: direct, or shaped). Beside them: reads into the link's own buffers
-// (own-read-buffer.ts), the sender's time accounting (sender-time.ts) and the stall watch (stall-watch.ts
-// on Node's buffer, unacked-watch.ts on the kernel's).
+// (own-read-buffer.ts), the sender's time accounting (sender-time.ts) and the stall watch (stall-watch.ts:
+// on Node's buffer, and on the kernel's with unacked-watch.ts).
 
 import type { Socket } from 'node:net';
 import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, PduType, pduTypeName } from '../pdu/constants.js';
@@ -16,27 +16,22 @@ import type { Direction, PduRecord } from '../events/events.js';
 import type { PDataSink } from '../transform/refragment.js';
 import { Refragmenter } from '../transform/refragment.js';
 import type { LinkShaping, Wire } from '../transform/shaper.js';
+import type { OutputTap } from '../capture/tap.js';
 import type { Backpressure, OnWritten, Writer } from './output.js';
 import { writerFor } from './output.js';
 import { readIntoOwnBuffer } from './own-read-buffer.js';
 import { ReadSizer, processReadBudget } from './read-size.js';
+import type { InFlight } from './pdu-records.js';
+import { PendingRecords } from './pdu-records.js';
 import { SenderTime } from './sender-time.js';
 import { StallWatch } from './stall-watch.js';
-import { UnackedWatch } from './unacked-watch.js';
+import { resetOrDestroy } from './tls.js';
 import { WriteBatch } from './write-batch.js';
 
 /** An empty batch, for a flush that only reports records. */
 const NO_BYTES: readonly Buffer[] = [];
 
-/** A PDU record still being received or waiting for its bytes to be written. */
-export interface InFlight extends PduRecord {
-  /** Cumulative fragment bytes received on this link up to this PDU's end. */
-  payloadEnd: number;
-  /** Its last byte has been received. */
-  complete: boolean;
-  /** The session chose not to forward it. */
-  dropped: boolean;
-}
+export type { InFlight } from './pdu-records.js';
 
 export interface LinkOwner {
   /** A whole PDU other than P-DATA-TF arrived from this link's sender. Forward it with link.forward(). */
@@ -74,8 +69,6 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   /** How long the receiver may refuse bytes (no 'drain') before the owner is told (onStalled); 0 = never. */
   stallTimeoutMs = 0;
   private readonly stallWatch = new StallWatch(() => this.owner.onStalled(this));
-  /** The other half of the stall watch: bytes the receiver's kernel took and its peer does not acknowledge. */
-  private unacked: UnackedWatch | undefined;
   /**
    * Read the sender into buffers of the link's own, reused while nothing else holds them (set before
    * attachSource).
@@ -83,6 +76,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   reuseReadBuffers = false;
   /** Told of every chunk read from the sender before anything is done with it; copies what it keeps (--pcap). */
   readTap: ((chunk: Buffer) => void) | undefined;
+  /** Told of what the link hands the receiving socket, its half-close and its reset (--pcap); set before attachDest. */
+  writeTap: OutputTap | undefined;
   /** Something of the current own read buffer was handed out (undefined: reads use Node's buffers). */
   private ownBufferShared: boolean | undefined;
   /** The size of the next own read buffer (src/proxy/read-size.ts). */
@@ -97,7 +92,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private source: Socket | undefined;
   private dest: Socket | undefined;
   private readonly batch = new WriteBatch();
-  private readonly awaiting: InFlight[] = [];
+  private readonly awaiting = new PendingRecords();
   private current: InFlight | undefined;
   private lastData: InFlight | undefined;
   private chunkTime = 0;
@@ -113,7 +108,9 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     resume: () => this.resumeSource(),
     receiverFull: () => this.stallWatch.start(this.stallTimeoutMs),
     receiverDrained: () => this.stallWatch.end(),
-    wrote: () => this.watchUnacked(),
+    wrote: () => {
+      if (this.dest) this.stallWatch.wrote(this.dest, this.stallTimeoutMs);
+    },
   };
 
   constructor(direction: Direction, assoc: number, owner: LinkOwner, clock: () => number, loopIdle?: () => number) {
@@ -162,7 +159,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   /** Set the receiving socket; anything written before is sent now. */
   attachDest(socket: Socket): void {
     this.dest = socket;
-    this.writer = writerFor(socket, this.backpressure, this.shaping, this.wire);
+    this.writer = writerFor(socket, this.backpressure, this.shaping, this.wire, this.writeTap);
     this.flush();
   }
 
@@ -233,7 +230,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       complete: false,
       dropped: false,
     };
-    this.awaiting.push(record);
+    this.awaiting.add(record);
     return record;
   }
 
@@ -361,7 +358,7 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     const dest = this.dest;
     const writer = this.writer;
     if (!dest || !writer) return;
-    const ready = this.takeReady();
+    const ready = this.awaiting.takeReady(this.refragmenter.emittedPayload);
     if (dest.destroyed || dest.writableEnded) {
       this.batch.take();
       writer.drop();
@@ -400,16 +397,15 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     writer.end();
   }
 
-  /** Records complete and fully written (none of their bytes still pending in the re-fragmenter), in order. */
-  private takeReady(): InFlight[] {
-    const emitted = this.refragmenter.emittedPayload;
-    let n = 0;
-    while (n < this.awaiting.length) {
-      const record = this.awaiting[n]!;
-      if (!record.complete || record.payloadEnd > emitted) break;
-      n++;
-    }
-    return n === 0 ? [] : this.awaiting.splice(0, n);
+  /**
+   * Reset the receiving connection (RST; a TLS one is only closed): it can take neither an A-ABORT nor the
+   * rest of its data. False when no receiving socket is attached (nothing done).
+   */
+  resetOutput(): boolean {
+    const dest = this.dest;
+    if (!dest) return false;
+    if (!dest.destroyed && resetOrDestroy(dest)) this.writeTap?.reset();
+    return true;
   }
 
   /**
@@ -436,20 +432,11 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   }
 
   /** Report every record not reported yet, as never forwarded. Called when the association is over. */
-  /** Bytes went to the receiving socket: watch them until its peer acknowledges them (--stall-timeout). */
-  private watchUnacked(): void {
-    const dest = this.dest;
-    if (this.stallTimeoutMs <= 0 || dest === undefined) return;
-    this.unacked ??= new UnackedWatch(this.stallTimeoutMs, () => this.owner.onStalled(this));
-    this.unacked.wrote(dest);
-  }
-
   abandon(): void {
-    this.stallWatch.end();
-    this.unacked?.end();
+    this.stallWatch.stop();
     this.flush();
     this.writer?.drop();
-    this.report(this.awaiting.splice(0), undefined);
+    this.report(this.awaiting.takeAll(), undefined);
     this.current = undefined;
   }
 }

@@ -2,10 +2,12 @@
 // DirectWriter writes each batch at once (corked: one writev), ShapedWriter queues it in a Shaper
 // (--latency, --bandwidth) and writes each chunk when it is due. Both pause the sender while the receiver
 // (or the shaper's queue) is full and resume it when there is room again, and say when the receiving socket
-// refuses bytes and when it takes them again (the link's stall watch).
+// refuses bytes and when it takes them again (the link's stall watch). With a capture (--pcap), each tells
+// its OutputTap what it hands the socket: each write or corked batch, and the half-close.
 
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { OutputTap } from '../capture/tap.js';
 import type { LinkShaping, Wire } from '../transform/shaper.js';
 import { Shaper } from '../transform/shaper.js';
 
@@ -49,8 +51,8 @@ export interface Wires {
 const SHAPER_CLOCK = { now: (): number => performance.now() };
 
 /** The writer for a link: shaped when a shaping is given, direct otherwise. */
-export function writerFor(dest: Socket, source: Backpressure, shaping: LinkShaping | undefined, wire: Wire | undefined): Writer {
-  return shaping ? new ShapedWriter(dest, source, shaping, wire) : new DirectWriter(dest, source);
+export function writerFor(dest: Socket, source: Backpressure, shaping: LinkShaping | undefined, wire: Wire | undefined, tap?: OutputTap): Writer {
+  return shaping ? new ShapedWriter(dest, source, shaping, wire, tap) : new DirectWriter(dest, source, tap);
 }
 
 /**
@@ -68,14 +70,16 @@ export const TLS_PAUSE_AT_BYTES = 512 * 1024;
 export class DirectWriter implements Writer {
   private readonly dest: Socket;
   private readonly source: Backpressure;
+  private readonly tap: OutputTap | undefined;
   private readonly onDrain: () => void;
 
   /** Pause the sender when a write is refused and at least this much waits (TLS_PAUSE_AT_BYTES for TLS, else 0). */
   private readonly pauseAt: number;
 
-  constructor(dest: Socket, source: Backpressure) {
+  constructor(dest: Socket, source: Backpressure, tap?: OutputTap) {
     this.dest = dest;
     this.source = source;
+    this.tap = tap;
     this.pauseAt = (dest as Socket & { encrypted?: boolean }).encrypted === true ? TLS_PAUSE_AT_BYTES : 0;
     this.onDrain = () => {
       source.receiverDrained();
@@ -89,6 +93,7 @@ export class DirectWriter implements Writer {
       onWritten?.();
       return;
     }
+    this.tap?.written(batch.length === 1 ? batch[0]! : batch);
     let ok: boolean;
     if (batch.length === 1) {
       ok = dest.write(batch[0]!, onWritten);
@@ -107,7 +112,7 @@ export class DirectWriter implements Writer {
   }
 
   end(): void {
-    this.dest.end();
+    endSocket(this.dest, this.tap);
   }
 
   drop(): void {
@@ -124,15 +129,17 @@ export class ShapedWriter implements Writer {
   private readonly dest: Socket;
   private readonly source: Backpressure;
   private readonly shaper: Shaper<OnWritten>;
+  private readonly tap: OutputTap | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The receiving socket refused more (write returned false): releases wait for its 'drain'. */
   private awaitingDrain = false;
   /** end() was called while bytes waited: end the socket once they are written. */
   private endWhenSent = false;
 
-  constructor(dest: Socket, source: Backpressure, shaping: LinkShaping, wire?: Wire) {
+  constructor(dest: Socket, source: Backpressure, shaping: LinkShaping, wire?: Wire, tap?: OutputTap) {
     this.dest = dest;
     this.source = source;
+    this.tap = tap;
     this.shaper = new Shaper<OnWritten>(shaping, SHAPER_CLOCK, undefined, wire);
   }
 
@@ -155,7 +162,7 @@ export class ShapedWriter implements Writer {
   }
 
   end(): void {
-    if (this.shaper.empty) this.dest.end();
+    if (this.shaper.empty) endSocket(this.dest, this.tap);
     else this.endWhenSent = true;
   }
 
@@ -177,6 +184,8 @@ export class ShapedWriter implements Writer {
     const now = SHAPER_CLOCK.now();
     let ok = true;
     let corked = false;
+    // What this release hands the socket, for the capture: one corked batch.
+    const told: Buffer[] | undefined = this.tap ? [] : undefined;
     for (let chunk = shaper.take(now); chunk !== undefined; chunk = ok ? shaper.take(now) : undefined) {
       if (chunk.bytes.length === 0) {
         chunk.tag?.();
@@ -186,8 +195,10 @@ export class ShapedWriter implements Writer {
         dest.cork();
         corked = true;
       }
+      told?.push(chunk.bytes);
       ok = chunk.tag ? dest.write(chunk.bytes, chunk.tag) : dest.write(chunk.bytes);
     }
+    if (told !== undefined && told.length > 0) this.tap!.written(told.length === 1 ? told[0]! : told);
     if (corked) {
       dest.uncork();
       this.source.wrote();
@@ -203,8 +214,14 @@ export class ShapedWriter implements Writer {
     } else {
       const next = shaper.nextRelease();
       if (next !== undefined) this.timer = setTimeout(() => this.release(), Math.max(0, next - SHAPER_CLOCK.now()));
-      else if (this.endWhenSent) dest.end();
+      else if (this.endWhenSent) endSocket(dest, this.tap);
     }
     if (!shaper.full) this.source.resume();
   }
+}
+
+/** Half-close the socket, telling the capture first (once: not when it is closed or ended already). */
+function endSocket(dest: Socket, tap: OutputTap | undefined): void {
+  if (tap && !dest.destroyed && !dest.writableEnded) tap.ended();
+  dest.end();
 }

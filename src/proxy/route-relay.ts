@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Recorder } from '../events/events.js';
-import type { AdmissionRequest, Decision } from './admission.js';
+import type { AdmissionRequest, Decision, OutcomeWire } from './admission.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import { formatLatency, formatRate } from '../values/shaping.js';
@@ -23,8 +23,11 @@ export interface RouteRelayOptions {
   generation: number;
   /** Asked once per A-ASSOCIATE-RQ: the control plane admits (and counts) or refuses it. */
   admission: (request: AdmissionRequest, assoc: number) => Promise<Decision>;
-  /** Called once per connection given to adopt(), when it is gone (its association over, or its TLS handshake failed). */
-  connectionDone: (assoc: number) => void;
+  /**
+   * Called once per connection given to adopt(), when it is gone (its association over, or its TLS handshake
+   * failed); with how its association ended on its arm, when it had one (the guard's input).
+   */
+  connectionDone: (assoc: number, outcome?: OutcomeWire) => void;
 }
 
 export class RouteRelay {
@@ -126,11 +129,13 @@ export class RouteRelay {
 
   private sessionDone(session: Session): void {
     this.sessions.delete(session);
-    this.connectionGone(session.id);
+    // How its association ended on its arm: the guard's input, in the control plane.
+    const ended = session.experimentOutcome;
+    this.connectionGone(session.id, ended && { arm: ended.arm.index, result: ended.result });
   }
 
-  private connectionGone(assoc: number): void {
-    this.relay.connectionDone(assoc);
+  private connectionGone(assoc: number, outcome?: OutcomeWire): void {
+    this.relay.connectionDone(assoc, outcome);
     if (this.sessions.size === 0 && this.handshakes.size === 0) {
       for (const wake of this.idleWaiters.splice(0)) wake();
     }
@@ -181,7 +186,8 @@ function rawOf(socket: Socket): Socket | undefined {
 export function describeRoute(options: ProxyOptions): Record<string, unknown> {
   return {
     upstream: `${options.upstream.host}:${options.upstream.port}`,
-    maxPdu: options.maxPdu ?? 'unchanged',
+    // Several --max-pdu sizes: the experiment's arms, as written; one: its value.
+    maxPdu: options.arms.length > 1 ? options.arms.map((a) => a.label) : (options.maxPdu ?? 'unchanged'),
     maxPduRq: options.maxPduRq ?? 'unchanged',
     fragment: options.fragment.mode === 'size' ? options.fragment.size : options.fragment.mode,
     ...shapingLogFields(options),

@@ -4,9 +4,13 @@
 
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { AssociationEvent, CertificateEvent, Direction, Leg, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
+import type { AssociationEvent, Direction, Leg, MessageRecord, PduRecord, Recorder, TlsFailureReason } from '../events/events.js';
+import type { Endpoint } from '../values/endpoint.js';
+import { formatEndpoint } from '../values/endpoint.js';
 import { messageLogFields } from '../record/messages-csv.js';
-import { captureRecorder, tapSocket } from './capture-tap.js';
+import { captureRecorder, tapSocket } from '../capture/tap.js';
+import type { Link } from './link.js';
+import { peerCertificateExpiry } from './tls.js';
 
 export class SessionRecorders {
   private readonly log: Logger;
@@ -14,7 +18,7 @@ export class SessionRecorders {
   private readonly messageRecorders: readonly Recorder[];
   private readonly associationRecorders: readonly Recorder[];
   private readonly tlsRecorders: readonly Recorder[];
-  /** --pcap: taps both sockets (src/proxy/capture-tap.ts); undefined = no capture. */
+  /** --pcap: taps both connections (src/capture/tap.ts); undefined = no capture. */
   private readonly capture: Recorder | undefined;
 
   constructor(recorders: readonly Recorder[], log: Logger) {
@@ -46,20 +50,26 @@ export class SessionRecorders {
     for (const recorder of this.associationRecorders) recorder.association!(event);
   }
 
-  /** One warn line and a metric for a failed TLS handshake on one leg; `endpoint`: the SCU's address, or the upstream. */
-  tlsFailure(leg: Leg, failure: { reason: TlsFailureReason; detail: string }, endpoint: string): void {
-    const where = leg === 'scp' ? { upstream: endpoint } : { peer: endpoint };
+  /** One warn line and a metric for a failed TLS handshake on one leg: toward the SCU (`scu`), or the `upstream`. */
+  tlsFailure(leg: Leg, failure: { reason: TlsFailureReason; detail: string }, scu: Socket, upstream: Endpoint): void {
+    const where = leg === 'scp' ? { upstream: formatEndpoint(upstream) } : { peer: `${scu.remoteAddress}:${scu.remotePort}` };
     this.log.warn({ leg, ...where, reason: failure.reason, detail: failure.detail }, 'TLS handshake failed: connection closed');
     for (const r of this.tlsRecorders) r.tlsFailure?.({ leg, reason: failure.reason });
   }
 
-  /** A certificate's expiry as seen (metrics): the SCP's, at each upstream handshake. */
-  certificate(event: CertificateEvent): void {
-    for (const r of this.tlsRecorders) r.certificate?.(event);
+  /** The SCP's certificate as last seen, at each upstream handshake (its expiry is a metric). */
+  upstreamCertificate(scp: Socket): void {
+    const notAfterMs = peerCertificateExpiry(scp);
+    if (notAfterMs !== undefined) for (const r of this.tlsRecorders) r.certificate?.({ cert: 'upstream_server', notAfterMs });
   }
 
-  /** Start capturing `socket` (connected now) as `leg`: the link reading it gets the returned readTap. */
-  tap(leg: Leg, socket: Socket): ((chunk: Buffer) => void) | undefined {
-    return tapSocket(this.capture, leg, socket);
+  /**
+   * Start capturing `socket` (connected now) as `leg`: the link `reading` it tells the capture what it
+   * reads, the link `writing` to it what it writes (set before the links attach the socket).
+   */
+  tap(leg: Leg, socket: Socket, reading: Link, writing: Link): void {
+    const tap = tapSocket(this.capture, leg, socket);
+    reading.readTap = tap?.read;
+    writing.writeTap = tap;
   }
 }

@@ -7,29 +7,25 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { AssociatePdu } from '../pdu/associate.js';
-import { calledAe, callingAe } from '../pdu/associate.js';
+import { callingAe } from '../pdu/associate.js';
 import { AbortReason, AbortSource, PduType, pduTypeName } from '../pdu/constants.js';
 import { decodeAbort, decodeReject, describeAbort, encodeAbort, encodeUpstreamUnavailableReject } from '../pdu/control.js';
 import type { ProtocolError } from '../pdu/errors.js';
 import { MessageTracker } from '../dimse/tracker.js';
-import { FIRST_GENERATION } from '../events/events.js';
-import type { AbortCause, AssociationTags, Leg, MessageRecord, PduRecord, Recorder } from '../events/events.js';
-import { formatEndpoint } from '../values/endpoint.js';
+import type { AbortCause, Leg, PduRecord, Recorder } from '../events/events.js';
 import type { Admission, Decision, Refusal } from './admission.js';
 import { asDecision } from './admission.js';
 import type { Arm } from '../experiment/arms.js';
-import { armCsvLabel } from '../experiment/arms.js';
-import { guardResult, isFailureStatus } from '../experiment/outcome.js';
 import type { GuardResult } from '../experiment/outcome.js';
+import { AssociationArm } from './association-arm.js';
 import type { InFlight, LinkOwner } from './link.js';
 import { Link } from './link.js';
 import { SessionRecorders } from './session-recorders.js';
-import type { TlsFailure } from './upstream.js';
 import { dialUpstream } from './upstream.js';
 import type { ProxyOptions } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import type { Wires } from './output.js';
-import { describeTlsError, peerCertificateExpiry, resetOrDestroy } from './tls.js';
+import { describeTlsError } from './tls.js';
 import { AssociationStatus, State, controlPduInTurn, dataAllowed, isOver } from './association-state.js';
 import { Negotiator, describeReject, refusalLogFields } from './negotiation.js';
 import type { Teardown } from './teardown.js';
@@ -62,12 +58,8 @@ export class Session implements LinkOwner {
   /** The upstream TCP connection is established (an A-ABORT can be sent to the SCP). */
   private upstreamConnected = false;
   private finished = false;
-  /** The arm the admission gave it (--max-pdu): the Maximum Length written into the AC; undefined = unchanged. */
-  private arm: Arm | undefined;
-  /** What every record of the association carries (arm label, AE titles, generation), set when it is admitted. */
-  private tags: AssociationTags = { arm: '', callingAet: '', calledAet: '', generation: FIRST_GENERATION };
-  /** Requests whose final status was a failure (neither success nor warning), for the guard. */
-  private failedStatuses = 0;
+  /** Its arm in a --max-pdu experiment and the tags every record carries, set when it is admitted. */
+  private readonly experiment = new AssociationArm();
 
   constructor(id: number, scu: Socket, options: ProxyOptions, log: Logger, recorders: readonly Recorder[], onDone: (s: Session) => void, admission?: Admission, wires?: Wires) {
     this.id = id;
@@ -89,7 +81,10 @@ export class Session implements LinkOwner {
     this.toScu.shape(shapingFor(options, 'to_scu'), wires?.toScu);
     // Message tracking feeds the messages CSV, the debug line per message and the summary's time split.
     this.tracker = new MessageTracker(id, { to_scp: this.toScp, to_scu: this.toScu }, performance.timeOrigin + this.t0, {
-      message: (m) => this.onMessage(m),
+      message: (m) => {
+        this.experiment.completed(m);
+        this.recorders.message(m);
+      },
       // Warned once per association (a peer could send many); the rest at debug, all counted in the summary.
       undecodable: (direction, why) => this.recorders.undecodable(direction, why, this.tracker.undecodable),
     });
@@ -101,7 +96,7 @@ export class Session implements LinkOwner {
       link.reuseReadBuffers = true;
     }
     scu.setNoDelay(true);
-    this.toScp.readTap = this.recorders.tap('scu', scu);
+    this.recorders.tap('scu', scu, this.toScp, this.toScu);
     this.toScp.attachSource(scu);
     this.toScu.attachDest(scu);
     scu.on('end', () => this.onLegEnd('scu'));
@@ -112,26 +107,16 @@ export class Session implements LinkOwner {
     this.timers.startArtim(() => this.onArtimExpired());
   }
 
-  private get state(): State {
-    return this.status.state;
-  }
-
   // ---- LinkOwner -------------------------------------------------------------------------------
 
   dataAllowed(): boolean {
-    return dataAllowed(this.state);
+    return dataAllowed(this.status.state);
   }
 
   onRecord(record: PduRecord): void {
-    record.arm = this.tags.arm;
-    record.generation = this.tags.generation;
+    this.experiment.tag(record);
     this.recorders.pdu(record);
     this.tracker.forwarded(record);
-  }
-
-  private onMessage(message: MessageRecord): void {
-    if (message.status !== undefined && isFailureStatus(message.status)) this.failedStatuses++;
-    this.recorders.message(message);
   }
 
   onProtocolError(link: Link, err: ProtocolError): void {
@@ -140,11 +125,11 @@ export class Session implements LinkOwner {
 
   /** A bug, not the peers' fault: abort (reason 0, not specified), one error line with the stack, counted apart. */
   onInternalError(link: Link, err: Error): void {
-    if (this.state === State.Aborted || this.finished) {
+    if (this.status.state === State.Aborted || this.finished) {
       this.log.error({ err, direction: link.direction }, 'internal error after the association was aborted');
       return;
     }
-    this.tearDown(internalErrorTeardown(err, link.direction, this.state));
+    this.tearDown(internalErrorTeardown(err, link.direction, this.status.state));
   }
 
   /**
@@ -154,10 +139,9 @@ export class Session implements LinkOwner {
    */
   onStalled(link: Link): void {
     const leg = link === this.toScp ? 'scp' : 'scu';
-    if (isOver(this.state) || this.state === State.AwaitRq) {
+    if (isOver(this.status.state) || this.status.state === State.AwaitRq) {
       this.log.debug({ leg }, 'peer stalled after the association ended: connection reset');
-      const stalled = leg === 'scp' ? this.scp : this.scu;
-      if (stalled) resetOrDestroy(stalled);
+      link.resetOutput();
       return;
     }
     this.tearDown(stalledTeardown(leg, this.options.stallTimeoutMs));
@@ -167,7 +151,7 @@ export class Session implements LinkOwner {
     const fromScu = link === this.toScp;
     const sender = fromScu ? 'SCU' : 'SCP';
     // The framer only delivers known types here; P-DATA goes through the link.
-    if (!controlPduInTurn(this.state, type, fromScu)) return this.unexpected(link, type, record, sender);
+    if (!controlPduInTurn(this.status.state, type, fromScu)) return this.unexpected(link, type, record, sender);
     switch (type) {
       case PduType.AssociateRq:
         return this.onAssociateRq(pdu, record);
@@ -190,7 +174,7 @@ export class Session implements LinkOwner {
         return;
       case PduType.Abort: {
         const fields = decodeAbort(pdu);
-        const beforeUpstream = this.state === State.AwaitRq || this.state === State.Connecting;
+        const beforeUpstream = this.status.state === State.AwaitRq || this.status.state === State.Connecting;
         this.status.abort(fromScu ? 'scu_abort' : 'scp_abort', `${sender} sent A-ABORT (${describeAbort(fields)})`);
         this.log.info({ from: sender, abort: describeAbort(fields) }, 'association aborted by a peer');
         if (beforeUpstream) {
@@ -221,7 +205,7 @@ export class Session implements LinkOwner {
       this.status.state = State.Connecting;
       decision.then(
         (answer) => {
-          if (this.finished || this.state !== State.Connecting) return;
+          if (this.finished || this.status.state !== State.Connecting) return;
           this.status.state = State.AwaitRq;
           this.associateRq(raw, rq, record, peerAddress, asDecision(answer, this.options.arms));
         },
@@ -235,10 +219,8 @@ export class Session implements LinkOwner {
   private associateRq(raw: Buffer, rq: AssociatePdu, record: InFlight, peerAddress: string | undefined, decision: Decision): void {
     if (!this.admit(rq, record, peerAddress, decision.refusal) || decision.refusal !== undefined) return;
     // The arm and generation hold for the whole association: every record carries them from here on.
-    this.arm = decision.arm;
     this.negotiator.arm = decision.arm;
-    this.tags = { arm: armCsvLabel(decision.arm), callingAet: callingAe(rq), calledAet: calledAe(rq), generation: decision.generation };
-    this.tracker.setTags(this.tags);
+    this.tracker.setTags(this.experiment.assign(rq, decision.arm, decision.generation));
     if (!this.negotiator.request(raw, rq, record, this.scu)) return;
     this.status.state = State.Connecting;
     this.connectUpstream();
@@ -250,21 +232,19 @@ export class Session implements LinkOwner {
 
   private connectUpstream(): void {
     const { socket, cancelTimeout } = dialUpstream(this.options, {
-      waiting: () => this.state === State.Connecting,
+      waiting: () => this.status.state === State.Connecting,
       ready: (scp) => {
-        this.toScu.readTap = this.recorders.tap('scp', scp);
+        this.recorders.tap('scp', scp, this.toScu, this.toScp);
         this.status.state = State.AwaitAc;
         this.upstreamConnected = true;
-        // The SCP's certificate as last seen (its expiry is a metric).
-        const notAfterMs = peerCertificateExpiry(scp);
-        if (notAfterMs !== undefined) this.recorders.certificate({ cert: 'upstream_server', notAfterMs });
+        this.recorders.upstreamCertificate(scp);
         this.toScu.attachSource(scp);
         this.toScp.attachDest(scp);
         this.scu.resume();
       },
       failed: (why, tls) => {
         // Connected, then the TLS handshake failed: one warn line with the reason, counted.
-        if (tls) this.tlsFailed('scp', tls);
+        if (tls) this.recorders.tlsFailure('scp', tls, this.scu, this.options.upstream);
         this.upstreamUnavailable(why);
       },
       error: (err) => this.onLegError('scp', err),
@@ -277,13 +257,8 @@ export class Session implements LinkOwner {
     this.scu.pause();
   }
 
-  /** One warn line and a metric for a failed TLS handshake on one leg. */
-  private tlsFailed(leg: Leg, failure: TlsFailure): void {
-    this.recorders.tlsFailure(leg, failure, leg === 'scp' ? formatEndpoint(this.options.upstream) : `${this.scu.remoteAddress}:${this.scu.remotePort}`);
-  }
-
   private upstreamUnavailable(why: string): void {
-    if (this.state !== State.Connecting) return;
+    if (this.status.state !== State.Connecting) return;
     this.status.reject('upstream_unavailable', `upstream unavailable: ${why}`);
     this.log.warn({ reason: this.status.reason }, 'association rejected: upstream unavailable');
     this.toScu.sendGenerated(encodeUpstreamUnavailableReject());
@@ -296,7 +271,7 @@ export class Session implements LinkOwner {
 
   private unexpected(link: Link, type: number, record: InFlight, sender: string): void {
     link.drop(record);
-    this.fail(`${sender} sent ${pduTypeName(type)} in state ${this.state}`, 'unexpected-pdu', AbortReason.UnexpectedPdu);
+    this.fail(`${sender} sent ${pduTypeName(type)} in state ${this.status.state}`, 'unexpected-pdu', AbortReason.UnexpectedPdu);
   }
 
   /** A protocol error: A-ABORT (source 2, `reason`) to both peers, one warn line, both legs closed. */
@@ -310,13 +285,14 @@ export class Session implements LinkOwner {
    * Once only: false when the association was aborted already.
    */
   private tearDown(t: Teardown): boolean {
-    if (this.state === State.Aborted) return false;
+    if (this.status.state === State.Aborted) return false;
     this.status.abort(t.cause, t.reason);
     this.log[t.logLevel ?? 'warn'](t.logFields, t.logMessage);
     this.toScp.discardInput();
     this.toScu.discardInput();
     const abort = encodeAbort(AbortSource.ServiceProvider, t.abortReason);
-    if (t.lost) closeLostLeg(t.lost === 'scu' ? this.scu : this.scp, t.resetLost);
+    if (t.lost === 'scu') closeLostLeg(this.toScu, this.scu, t.resetLost);
+    else if (t.lost === 'scp') closeLostLeg(this.toScp, this.scp, t.resetLost);
     if (t.lost !== 'scu') abortLeg(this.toScu, this.scu, abort);
     if (t.lost !== 'scp') {
       if (this.scp && this.upstreamConnected) abortLeg(this.toScp, this.scp, abort);
@@ -327,24 +303,15 @@ export class Session implements LinkOwner {
   }
 
   private onLegEnd(leg: Leg): void {
-    const other = leg === 'scu' ? this.toScp : this.toScu;
-    switch (this.state) {
-      case State.AwaitRq:
-      case State.Connecting:
-        this.status.outcome = 'closed';
-        this.status.reason ??= `${leg.toUpperCase()} closed before the association was requested`;
-        this.closeBoth();
-        return;
-      case State.AwaitAc:
-      case State.Established:
-      case State.Releasing:
-        this.lostLeg(leg, 'closed the connection');
-        return;
-      case State.Ended:
-      case State.Aborted:
-        // Normal end of an association: pass the FIN on (half-close).
-        other.endOutput();
-        return;
+    if (isOver(this.status.state)) {
+      // Normal end of an association: pass the FIN on (half-close).
+      (leg === 'scu' ? this.toScp : this.toScu).endOutput();
+    } else if (this.status.state === State.AwaitRq || this.status.state === State.Connecting) {
+      this.status.outcome = 'closed';
+      this.status.reason ??= `${leg.toUpperCase()} closed before the association was requested`;
+      this.closeBoth();
+    } else {
+      this.tearDown(lostLegTeardown(leg, 'closed the connection'));
     }
   }
 
@@ -352,28 +319,23 @@ export class Session implements LinkOwner {
     const code = (err as NodeJS.ErrnoException).code ?? err.message;
     // TLS 1.3: a server checks the client's certificate after the client has finished its handshake, so a
     // refusal (an alert) arrives as an error on a connection that looked established.
-    if (code.startsWith('ERR_SSL_') && this.state === State.AwaitAc) this.tlsFailed(leg, describeTlsError(err));
-    if (isOver(this.state)) {
+    if (code.startsWith('ERR_SSL_') && this.status.state === State.AwaitAc) this.recorders.tlsFailure(leg, describeTlsError(err), this.scu, this.options.upstream);
+    if (isOver(this.status.state)) {
       this.log.debug({ leg, err: code }, 'socket error after the association ended');
       this.closeBoth();
       return;
     }
-    this.lostLeg(leg, `failed (${code})`);
-  }
-
-  /** One leg went away while the association was live: A-ABORT to the other, then close both. */
-  private lostLeg(leg: Leg, what: string): void {
-    this.tearDown(lostLegTeardown(leg, what));
+    this.tearDown(lostLegTeardown(leg, `failed (${code})`));
   }
 
   private onLegClose(leg: Leg): void {
     if (leg === 'scu') this.scuClosed = true;
     else this.scpClosed = true;
-    if (leg === 'scp' && this.state === State.Connecting) return; // upstreamUnavailable handles it
+    if (leg === 'scp' && this.status.state === State.Connecting) return; // upstreamUnavailable handles it
     if (this.scuClosed && this.scpClosed) this.finish();
-    else if (!isOver(this.state) && this.state !== State.AwaitRq) {
+    else if (!isOver(this.status.state) && this.status.state !== State.AwaitRq) {
       // A full close without a FIN first (reset): same as losing the leg.
-      this.lostLeg(leg, 'closed the connection');
+      this.tearDown(lostLegTeardown(leg, 'closed the connection'));
     }
   }
 
@@ -396,7 +358,7 @@ export class Session implements LinkOwner {
    */
   abort(why: string, cause: AbortCause = 'shutdown'): boolean {
     if (this.finished) return false;
-    if (isOver(this.state) || this.state === State.AwaitRq) {
+    if (isOver(this.status.state) || this.status.state === State.AwaitRq) {
       this.closeBoth();
       return false;
     }
@@ -423,7 +385,7 @@ export class Session implements LinkOwner {
   }
 
   private onArtimExpired(): void {
-    if (this.state !== State.AwaitRq || this.finished) return;
+    if (this.status.state !== State.AwaitRq || this.finished) return;
     this.status.end('closed', `no A-ASSOCIATE-RQ within ${this.options.artimTimeoutMs} ms (ARTIM)`);
     this.log.warn({ reason: this.status.reason, bytesIn: this.toScp.counters.bytesIn }, 'connection closed: no association requested');
     this.closeBoth();
@@ -431,13 +393,13 @@ export class Session implements LinkOwner {
 
   /** The SCU connection saw no traffic either way for --idle-timeout: abort the association. */
   private onIdle(): void {
-    if (this.state !== State.AwaitAc && this.state !== State.Established && this.state !== State.Releasing) return;
+    if (this.status.state !== State.AwaitAc && this.status.state !== State.Established && this.status.state !== State.Releasing) return;
     this.abort(`idle: nothing sent or received for ${this.options.idleTimeoutMs} ms (--idle-timeout)`, 'idle_timeout');
   }
 
   /** True while the connection has not sent an A-ASSOCIATE-RQ yet. */
   get awaitingRq(): boolean {
-    return this.state === State.AwaitRq;
+    return this.status.state === State.AwaitRq;
   }
 
   /** Bytes received from the SCU so far. */
@@ -447,7 +409,7 @@ export class Session implements LinkOwner {
 
   /** Close a connection that has not asked for an association (drain, or too many such connections). */
   closeBeforeRq(why: string): void {
-    if (this.state !== State.AwaitRq || this.finished) return;
+    if (this.status.state !== State.AwaitRq || this.finished) return;
     this.status.end('closed', why);
     this.log.info({ reason: why }, 'connection closed before an association was requested');
     this.closeBoth();
@@ -464,11 +426,7 @@ export class Session implements LinkOwner {
    * (src/experiment/outcome.ts).
    */
   get experimentOutcome(): { arm: Arm; callingAe: string; result: GuardResult } | undefined {
-    if (this.arm === undefined || !this.finished) return undefined;
-    const ended = this.status.endedEvent(this.id);
-    if (ended.phase !== 'ended') return undefined;
-    const result = guardResult({ ...ended, failedStatuses: this.failedStatuses });
-    return result === undefined ? undefined : { arm: this.arm, callingAe: this.tags.callingAet, result };
+    return this.finished ? this.experiment.outcome(this.status.endedEvent(this.id)) : undefined;
   }
 
   private finish(): void {
@@ -485,8 +443,7 @@ export class Session implements LinkOwner {
     } catch (err) {
       this.log.error({ err }, 'internal error as the association ended');
     }
-    // The server first (--workers: the primary frees the association's slot), then the line that says it is
-    // closed: whoever reads the line may count on the slot being free.
+    // The relay first (it frees the association's slot), then the line saying it is closed: its reader may count on that.
     this.onDone(this);
     logClosed(this.log, performance.now() - this.t0, this.status.outcome, this.status.reason, this.toScp, this.toScu, this.tracker);
   }

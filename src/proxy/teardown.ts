@@ -7,7 +7,6 @@ import type { Socket } from 'node:net';
 import { ABORT_REASON_NAMES, AbortReason } from '../pdu/constants.js';
 import type { AbortCause, Direction, Leg } from '../events/events.js';
 import type { Link } from './link.js';
-import { resetOrDestroy } from './tls.js';
 
 export interface Teardown {
   cause: AbortCause;
@@ -86,10 +85,10 @@ export function proxyAbortTeardown(why: string, cause: AbortCause): Teardown {
   };
 }
 
-/** Close a lost leg: reset when it stalled, else destroy. */
-export function closeLostLeg(socket: Socket | undefined, reset: boolean | undefined): void {
-  if (socket && reset) resetOrDestroy(socket);
-  else socket?.destroy();
+/** Close a lost leg: reset through `link` (the link toward it) when it stalled, else destroy. */
+export function closeLostLeg(link: Link, socket: Socket | undefined, reset: boolean | undefined): void {
+  if (socket && reset && link.resetOutput()) return;
+  socket?.destroy();
 }
 
 /** Send A-ABORT toward one peer and half-close; if a PDU is half written, the abort cannot be framed: reset (RST). */
@@ -97,5 +96,5 @@ export function abortLeg(link: Link, socket: Socket, abort: Buffer): void {
   if (socket.destroyed) return;
   // Half-close once the A-ABORT is written (after what a shaped link still holds).
   if (link.sendGenerated(abort)) link.closeOutput();
-  else resetOrDestroy(socket);
+  else link.resetOutput();
 }

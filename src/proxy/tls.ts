@@ -106,10 +106,14 @@ function subjectOf(cert: tls.PeerCertificate): string {
     .join(',');
 }
 
-/** Send what a half-written PDU cannot be followed by: a TCP reset for plain TCP, a close for TLS (Node cannot reset under TLS). */
-export function resetOrDestroy(socket: Socket): void {
-  if (socket instanceof tls.TLSSocket) socket.destroy();
-  else socket.resetAndDestroy();
+/** Send what a half-written PDU cannot be followed by: a TCP reset for plain TCP (true), a close for TLS (Node cannot reset under TLS). */
+export function resetOrDestroy(socket: Socket): boolean {
+  if (socket instanceof tls.TLSSocket) {
+    socket.destroy();
+    return false;
+  }
+  socket.resetAndDestroy();
+  return true;
 }
 
 const REASONS: ReadonlyArray<[RegExp, TlsFailureReason]> = [

@@ -21,7 +21,7 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { Socket } from 'node:net';
-import { parseIpAddress } from '../capture/tcp-ip.js';
+import { parseIpAddress } from '../capture/encoding/tcp-ip.js';
 
 /** One tick per this fraction of the stall timeout: a stall is seen at most a quarter late. */
 const TICKS_PER_TIMEOUT = 4;

@@ -47,8 +47,29 @@ interface ArmBytes {
   children: Record<Direction, Counter.Internal>;
 }
 
+/**
+ * dicom_pdu_proxy_experiment_arm_withdrawn_total{route,arm}: arms the guard withdrew for a calling AE title
+ * (counted by the control plane, where the guard runs; the AE title is in the warn line, never a label).
+ */
+function armsWithdrawnCounter(registry: Registry): Counter<'route' | 'arm'> {
+  return new Counter({
+    name: `${METRIC_PREFIX}experiment_arm_withdrawn_total`,
+    help: 'Experiment arms (--max-pdu A,B,...) withdrawn by the guard for one calling AE title whose associations failed on them (--guard on); that device goes on with the other arms',
+    labelNames: ['route', 'arm'],
+    registers: [registry],
+  });
+}
+
+/** --workers: what the control plane counts itself (the workers' metrics are summed beside it). */
+export class ControlMetrics {
+  readonly registry = new Registry();
+  readonly armsWithdrawn = armsWithdrawnCounter(this.registry);
+}
+
 export class MetricsRecorder implements Recorder {
   readonly registry = new Registry();
+  /** Counted by the control plane when it runs in this process (one process). */
+  readonly armsWithdrawn = armsWithdrawnCounter(this.registry);
   private readonly views: RouteView[] = [];
   readonly bytes: Counter<ArmLabels>;
   readonly pdus: Counter<Labels>;
@@ -499,7 +520,7 @@ export class WorkerMetricsSum {
    * Ask: `send(worker, id)` for every worker that said hello (false when the message could not go); then
    * wait until they all answered, or `timeoutMs`; then sum.
    */
-  async collect(send: (worker: number, id: number) => boolean, timeoutMs: number): Promise<string> {
+  async collect(send: (worker: number, id: number) => boolean, timeoutMs: number, own?: Registry): Promise<string> {
     const id = this.nextId++;
     const missing = new Set<number>();
     for (const [worker, w] of this.workers) if (w.hello && send(worker, id)) missing.add(worker);
@@ -512,12 +533,12 @@ export class WorkerMetricsSum {
       clearTimeout(timer);
       this.waits.delete(id);
     }
-    return this.exposition();
+    return this.exposition(own ? await own.getMetricsAsJSON() : []);
   }
 
-  /** The sum of the retired base and every worker's newest snapshot, as text. */
-  exposition(): Promise<string> {
-    const all = [this.retired.asJson()];
+  /** The sum of the retired base, every worker's newest snapshot and the primary's `own` metrics, as text. */
+  exposition(own: MetricJson[] = []): Promise<string> {
+    const all = [this.retired.asJson(), own];
     for (const w of this.workers.values()) if (w.snapshot) all.push(w.snapshot);
     return AggregatorRegistry.aggregate(all).metrics();
   }
@@ -549,9 +570,10 @@ export function answerClusterMetrics(recorder: MetricsRecorder): void {
 /**
  * --workers, in the primary: serve the metrics of every worker, summed under the same names (counters and
  * histograms add up; gauges such as associations_open too), with the counters of workers that have died
- * kept in the sum (WorkerMetricsSum). Listens to node:cluster's own events: a worker's messages and its exit.
+ * kept in the sum (WorkerMetricsSum), and the primary's `own` (ControlMetrics: what the control plane counts).
+ * Listens to node:cluster's own events: a worker's messages and its exit.
  */
-export async function serveClusterMetrics(endpoint: Endpoint, health?: HealthState): Promise<MetricsServer> {
+export async function serveClusterMetrics(endpoint: Endpoint, health?: HealthState, own?: Registry): Promise<MetricsServer> {
   const sum = new WorkerMetricsSum();
   const onMessage = (worker: Worker, message: unknown): void => {
     if (!isTagged<FromMetricsWorker>(message, HELLO, SNAPSHOT)) return;
@@ -575,7 +597,7 @@ export async function serveClusterMetrics(endpoint: Endpoint, health?: HealthSta
     return true;
   };
   try {
-    const server = await serveExposition(endpoint, () => sum.collect(send, WORKER_ANSWER_MS), new Registry().contentType, health);
+    const server = await serveExposition(endpoint, () => sum.collect(send, WORKER_ANSWER_MS, own), new Registry().contentType, health);
     return { address: server.address, close: () => (unlisten(), server.close()) };
   } catch (err) {
     unlisten();

@@ -17,6 +17,7 @@ import { createViews, inputError, openLogs } from '../analysis/logs.js';
 import type { LogSource } from '../analysis/logs.js';
 import type { Experiment } from '../analysis/experiment.js';
 import { groupMessages } from '../analysis/messages.js';
+import type { MessageGroups } from '../analysis/messages.js';
 import { forestSpec, readable, sweepSpec, splitSpec, timelineSpec } from './charts.js';
 import { renderReportHtml } from './html.js';
 import { fidelityOfResults, linkOfRow, pduUse, settingsFromMessages, settingsFromResults } from './model.js';
@@ -152,6 +153,8 @@ export interface ModelOptions {
   displayName?: (path: string) => string;
   /** The experiment's table (stats on messages CSVs with arms). */
   experiment?: Experiment;
+  /** The messages grouped by `by` already (stats computed them for its table): not computed again. */
+  groups?: MessageGroups;
 }
 
 /** results.csv rows as text, in the order of the files and of their rows (the columns read by name). */
@@ -179,7 +182,7 @@ export async function reportModel(engine: Engine, sources: readonly LogSource[],
   const hasMessages = sources.some((s) => s.kind === 'messages');
   const by = o.by ?? 'max_pdu';
   const fromResults = sources.some((s) => s.kind === 'results');
-  const settings = fromResults ? settingsFromResults(results, info) : settingsFromMessages(await groupMessages(engine, { by, perRoute: true }));
+  const settings = fromResults ? settingsFromResults(results, info) : settingsFromMessages(o.groups ?? (await groupMessages(engine, { by, perRoute: true })));
 
   const chunkFiles = sources.filter((s) => s.kind === 'chunks').map((s) => s.path);
   const sent = chunkFiles.length > 0 ? await sentPdus(engine) : new Map();

@@ -180,7 +180,7 @@ async function statsWith(engine: Engine, paths: readonly string[], options: Stat
       svgWritten = options.svg;
     }
     if (options.html !== undefined) {
-      const model = await reportModel(engine, sources, { info: findRunInfo(sources), by, experiment });
+      const model = await reportModel(engine, sources, { info: findRunInfo(sources), by, experiment, groups });
       await writeFile(options.html, await renderReport(model));
       htmlWritten = options.html;
     }

@@ -4,7 +4,7 @@
 //   ln(duration_ms) = device base + slope · ln(bytes) − ln(ratio of the arm [for the device]) + u + e
 // with u ~ N(0, sdAssoc) shared by the messages of one association and e ~ N(0, sdMessage) per message:
 // the arm's throughput at equal size is `ratio` times the reference's, exactly. Deterministic per seed.
-// Used by the unit tests of stats' experiment table and by bench/stats-experiment.ts (2 M rows).
+// Used by the unit tests of stats' experiment table and by perf/stats-experiment.ts (2 M rows).
 
 import fs from 'node:fs';
 import { once } from 'node:events';

@@ -4,7 +4,7 @@
 
 import net from 'node:net';
 import { once } from 'node:events';
-import { commandStatus, cStoreRqCommand } from '../../bench/raw-store.js';
+import { commandStatus, cStoreRqCommand } from '../../perf/raw-store.js';
 import { MCH_COMMAND, PduType } from '../../src/pdu/constants.js';
 import { encodeReleaseRq } from '../../src/pdu/control.js';
 import { encodePData } from '../../src/pdu/pdata.js';

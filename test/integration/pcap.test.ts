@@ -25,7 +25,10 @@ import type { TestDicomInfo } from '../helpers/dicom-file.js';
 import { datasetBytes, writeTestDicom } from '../helpers/dicom-file.js';
 import { killAll, runToExit } from '../helpers/procs.js';
 import { BIN, ProxyProcess, REPO_ROOT, stopAllProxies } from '../helpers/proxy.js';
-import { MAX_PENDING_BYTES, PcapRecorder } from '../../src/record/pcap.js';
+import { MAX_PENDING_BYTES, PcapRecorder } from '../../src/capture/recorder.js';
+import { encodePData } from '../../src/pdu/pdata.js';
+import { associate } from '../helpers/assoc.js';
+import { FakeScp, withTimeout } from '../helpers/raw.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -35,7 +38,7 @@ const PROXY_MAX_PDU = MiB;
 const PI_WARN = 0x00600000;
 /**
  * What must never be in the capture's TCP/IP. IPv4 header checksums are verified (Wireshark does not by
- * default); TCP checksums are left 0 by design (not summed: see src/capture/tcp-ip.ts), and must be.
+ * default); TCP checksums are left 0 by design (not summed: see src/capture/encoding/tcp-ip.ts), and must be.
  */
 const TCP_PROBLEMS = [
   'tcp.analysis.lost_segment',
@@ -304,6 +307,36 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     const ends = (await run('tshark', ['-r', file, '-Y', `tcp.srcport == ${proxy.port} && (tcp.flags.fin == 1 || tcp.flags.reset == 1)`])).stdout;
     assert.notEqual(ends, '', `the proxy's FIN or RST toward the SCU is in the capture:\n${(await run('tshark', ['-r', file])).stdout}`);
     assert.equal((await run('tshark', ['-r', file, '-Y', 'tcp.len == 1'])).stdout.trim().split('\n').length, 1, 'the byte sent');
+  });
+
+  test("an abort with a PDU half forwarded: the proxy's RST toward the SCU and its FIN toward the SCP are in the file", async () => {
+    const dir = path.join(tmp, 'reset');
+    await mkdir(dir, { recursive: true });
+    const file = path.join(dir, 'reset.pcapng');
+    const fake = await FakeScp.listen();
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${fake.port}`, '--pcap', file]);
+    try {
+      const { scu, up } = await associate(proxy, fake);
+      const before = scu.receivedLength;
+      // The SCP starts an 8000-byte data set fragment and sends 1000 bytes of it: the proxy forwards them at
+      // once, so the PDU toward the SCU is half written and no A-ABORT can follow it there.
+      const pdu = encodePData([{ contextId: 1, command: false, last: true, fragment: Buffer.alloc(8000, 0x44) }]);
+      up.send(pdu.subarray(0, 1012));
+      await scu.waitForBytes(before + 1012);
+      // Garbage from the SCU (an unknown PDU type): the proxy aborts the association.
+      scu.send(Buffer.concat([Buffer.from([0x0f, 0, 0, 0, 0, 4]), Buffer.alloc(4)]));
+      await withTimeout(up.ended, 5000, 'the proxy half-closing toward the SCP after its A-ABORT');
+      up.socket.end();
+      await proxy.waitForLog((l) => l.msg === 'association closed' && l.outcome === 'aborted', 5000);
+      scu.socket.destroy();
+    } finally {
+      await proxy.stop();
+      await fake.close();
+    }
+    const shown = async (filter: string): Promise<string> => (await run('tshark', ['-r', file, '-Y', filter])).stdout.trim();
+    assert.notEqual(await shown(`tcp.srcport == ${proxy.port} && tcp.flags.reset == 1`), '', `the proxy's RST toward the SCU:\n${await shown('tcp')}`);
+    assert.notEqual(await shown(`tcp.dstport == ${fake.port} && tcp.flags.fin == 1`), '', `the proxy's FIN toward the SCP:\n${await shown('tcp')}`);
+    assert.equal((await shown(`tcp.dstport == ${fake.port} && dicom.pdu.type == 7`)).split('\n').length, 1, 'the A-ABORT toward the SCP');
   });
 
   test('a capture file that cannot be created: one line naming --pcap, exit 2', async () => {

@@ -3,12 +3,12 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { enhancedPacketBlockLength, interfaceDescriptionBlock, sectionHeaderBlock, writeEnhancedPacketBlock } from '../../src/capture/pcapng.js';
-import { MAX_SEGMENT_PAYLOAD, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, finishChecksum, onesSumLE, parseIpAddress, writeTcpPacket } from '../../src/capture/tcp-ip.js';
-import type { Segment } from '../../src/capture/tcp-conversation.js';
-import { TcpConversation } from '../../src/capture/tcp-conversation.js';
-import { PayloadMask } from '../../src/capture/payload-mask.js';
-import { CapturedConnection } from '../../src/capture/connection.js';
+import { enhancedPacketBlockLength, interfaceDescriptionBlock, sectionHeaderBlock, writeEnhancedPacketBlock } from '../../src/capture/encoding/pcapng.js';
+import { MAX_SEGMENT_PAYLOAD, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, finishChecksum, onesSumLE, parseIpAddress, writeTcpPacket } from '../../src/capture/encoding/tcp-ip.js';
+import type { Segment } from '../../src/capture/encoding/tcp-conversation.js';
+import { TcpConversation } from '../../src/capture/encoding/tcp-conversation.js';
+import { PayloadMask } from '../../src/capture/encoding/payload-mask.js';
+import { CapturedConnection } from '../../src/capture/encoding/connection.js';
 
 /** Hex with spaces and comments for readability: `# ...` to the end of a line is dropped. */
 function h(text: string): Buffer {

@@ -10,6 +10,8 @@ import type { Arm } from '../../src/experiment/arms.js';
 import { Assigner, BLOCK_REPEATS } from '../../src/experiment/assigner.js';
 import type { AssignMode } from '../../src/experiment/assigner.js';
 import { DeviceTable, deviceOf } from '../../src/experiment/devices.js';
+import { ExperimentGeneration } from '../../src/experiment/generation.js';
+import type { ExperimentRoute } from '../../src/experiment/generation.js';
 
 /** Arms told 1 KB, 2 KB, ... (values do not matter to the assignment). */
 const armsOf = (n: number): Arm[] =>
@@ -239,5 +241,67 @@ describe('devices', () => {
     assert.equal(table.peek('B'), undefined);
     assert.equal(table.peek('A'), 1);
     assert.equal(table.get('B'), 5, 'B starts afresh');
+  });
+});
+
+describe('a generation of experiments (start, reload)', () => {
+  const route = (id: string, labels: string[], extra: Partial<ExperimentRoute> = {}): ExperimentRoute => ({
+    id,
+    arms: makeArms(
+      labels,
+      labels.map((l) => parseInt(l, 10) * 1024),
+    ),
+    assign: 'block',
+    guard: true,
+    ...extra,
+  });
+  let draws = 0;
+  const randomSeed = (): number => 1000 + ++draws;
+
+  test('one experiment per route; the seed given, or one drawn; described for the log line', () => {
+    draws = 0;
+    const g = new ExperimentGeneration([route('ct', ['16KB', '64KB'], { assignSeed: 5 }), route('mr', ['1MB', '2MB'])], randomSeed);
+    assert.equal(g.experiments.length, 2);
+    assert.deepEqual(
+      g.descriptions.map((d) => [d.route, d.arms, d.seed, d.seedGiven, d.carriedOver]),
+      [
+        ['ct', ['16KB', '64KB'], 5, true, false],
+        ['mr', ['1MB', '2MB'], 1001, false, false],
+      ],
+    );
+  });
+
+  test('a reload that leaves a route alone carries on its blocks and drawn seed; a changed route starts afresh', () => {
+    draws = 0;
+    const first = new ExperimentGeneration([route('ct', ['16KB', '64KB']), route('mr', ['1MB', '2MB'])], randomSeed);
+    const ct = first.experiments[0]!;
+    const c = new Map<string, number>([
+      ['16KB', 0],
+      ['64KB', 0],
+    ]);
+    for (let i = 0; i < 3; i++) {
+      const label = ct.assign('CT01')!.label;
+      c.set(label, c.get(label)! + 1);
+    }
+    const second = new ExperimentGeneration([route('ct', ['16KB', '64KB']), route('mr', ['1MB', '4MB'])], randomSeed, first);
+    assert.deepEqual(
+      second.descriptions.map((d) => [d.route, d.seed, d.carriedOver]),
+      [
+        ['ct', 1001, true],
+        ['mr', 1003, false],
+      ],
+    );
+    // The block begun before the reload is finished after it: 2 and 2.
+    const label = second.experiments[0]!.assign('CT01')!.label;
+    c.set(label, c.get(label)! + 1);
+    assert.deepEqual([...c.values()], [2, 2]);
+  });
+
+  test('another --assign or --assign-seed is another experiment', () => {
+    draws = 0;
+    const first = new ExperimentGeneration([route('ct', ['16KB', '64KB'], { assignSeed: 1 })], randomSeed);
+    assert.equal(new ExperimentGeneration([route('ct', ['16KB', '64KB'], { assignSeed: 2 })], randomSeed, first).descriptions[0]!.carriedOver, false);
+    assert.equal(new ExperimentGeneration([route('ct', ['16KB', '64KB'], { assignSeed: 1, assign: 'rotate' })], randomSeed, first).descriptions[0]!.carriedOver, false);
+    assert.equal(new ExperimentGeneration([route('ct', ['16KB', '64KB'], { assignSeed: 1 })], randomSeed, first).descriptions[0]!.carriedOver, true);
   });
 });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
 import type { Logger } from 'pino';
-import { MAX_PENDING_BYTES, PcapRecorder } from '../../src/record/pcap.js';
+import { MAX_PENDING_BYTES, PcapRecorder } from '../../src/capture/recorder.js';
 import { mountSmallFs, skipWithReason } from '../helpers/small-fs.js';
 import type { ConnectionEvents } from '../../src/events/events.js';
 

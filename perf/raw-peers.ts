@@ -4,9 +4,9 @@
 // PDUs from one prebuilt block (no per-PDU allocation, one write per ~1 MiB). Not general peers: one
 // presentation context (Secondary Capture, explicit VR LE), no checks beyond framing.
 //
-//   node --import tsx bench/raw-peers.ts sink PORT MAX_PDU
+//   node --import tsx perf/raw-peers.ts sink PORT MAX_PDU
 //     listens on 127.0.0.1:PORT, announces MAX_PDU; prints "listening PORT"; runs until SIGTERM.
-//   node --import tsx bench/raw-peers.ts send PORT PARALLEL REPEAT IMAGE_BYTES
+//   node --import tsx perf/raw-peers.ts send PORT PARALLEL REPEAT IMAGE_BYTES
 //     PARALLEL associations at once, each REPEAT C-STOREs of an IMAGE_BYTES dataset, in PDUs of the Maximum
 //     Length the peer announced (fragment = length - 6); prints one JSON line {"ms":..,"bytes":..} and exits
 //     0 when every C-STORE-RSP said success (non-zero otherwise).

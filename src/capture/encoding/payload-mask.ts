@@ -8,7 +8,7 @@
 // zeroed from that point on, since nothing says which of its bytes are safe to keep.
 // Pure: copies from a source buffer into a destination buffer, no I/O.
 
-import { MCH_COMMAND, PDU_HEADER_LENGTH, PduType } from '../pdu/constants.js';
+import { MCH_COMMAND, PDU_HEADER_LENGTH, PduType } from '../../pdu/constants.js';
 
 /** PDV item header: item length (4), presentation context id (1), message control header (1). */
 const PDV_HEADER_LENGTH = 6;

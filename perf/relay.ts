@@ -25,7 +25,7 @@
 // bottleneck (peers and relay share its cores), and a relay using more cores (--workers) cannot go faster.
 //
 // --peers raw (default dcmtk): cheap peers instead of storescu/storescp, so that the relay is the
-// bottleneck, not the SCU or the SCP (bench/raw-peers.ts): one sender process opening N associations at once
+// bottleneck, not the SCU or the SCP (perf/raw-peers.ts): one sender process opening N associations at once
 // and writing whole P-DATA-TF PDUs from one prebuilt block, and a sink that reads and discards, answering
 // only the association, each C-STORE and the release. The time is the sender's own (connect to last
 // release). Example, the proxy as the bottleneck at 8 associations:
@@ -140,7 +140,7 @@ async function startTarget(
   let proc: PeerProcess;
   switch (kind) {
     case 'pipe':
-      proc = spawnPeer(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'pipe-relay.ts'), String(port), String(scpPort)], { name, cwd: REPO_ROOT });
+      proc = spawnPeer(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'perf', 'pipe-relay.ts'), String(port), String(scpPort)], { name, cwd: REPO_ROOT });
       break;
     case 'haproxy': {
       if (!has('haproxy')) return undefined;
@@ -324,7 +324,7 @@ async function startScp(args: Args, pdu: number, parallel: number, scpTls: strin
   const port = await freePort();
   const proc =
     args.peers === 'raw'
-      ? spawnPeer(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'raw-peers.ts'), 'sink', String(port), String(pdu)], { name: 'raw-sink', cwd: REPO_ROOT })
+      ? spawnPeer(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'perf', 'raw-peers.ts'), 'sink', String(port), String(pdu)], { name: 'raw-sink', cwd: REPO_ROOT })
       : spawnPeer('storescp', [...scpTls, ...(parallel > 1 ? ['--fork'] : []), '--ignore', '--max-pdu', String(pdu), '--aetitle', 'STORESCP', String(port)], {
           name: 'storescp',
         });
@@ -345,7 +345,7 @@ async function runOnce(
   if (args.peers === 'raw') {
     const r = await runToExit(
       process.execPath,
-      ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'raw-peers.ts'), 'send', String(port), String(parallel), String(repeat), String(args.imageBytes)],
+      ['--import', 'tsx', path.join(REPO_ROOT, 'perf', 'raw-peers.ts'), 'send', String(port), String(parallel), String(repeat), String(args.imageBytes)],
       { timeoutMs: 300_000, name: 'raw-send', cwd: REPO_ROOT },
     );
     if (r.code !== 0) throw new Error(`raw sender failed: ${r.stderr.slice(-500)}`);
@@ -383,7 +383,7 @@ async function main(): Promise<void> {
   const repeatFor = (parallel: number): number => (args.repeatGiven || parallel === 1 ? args.repeat : 4);
   const mib = (args.imageBytes / 1048576).toFixed(0);
   if (args.peers === 'raw') {
-    console.log(`bench:relay --peers raw — N associations at once (bench/raw-peers.ts), each storing a ${mib} MiB dataset R times, to a discarding sink`);
+    console.log(`bench:relay --peers raw — N associations at once (perf/raw-peers.ts), each storing a ${mib} MiB dataset R times, to a discarding sink`);
   } else {
     console.log(`bench:relay — N storescu${pki ? ' +tls' : ''} at once, each --repeat R of a ${mib} MiB image, to storescp${pki ? ' +tls' : ''} --ignore (--fork when N > 1)`);
   }

@@ -1,5 +1,5 @@
 // npm run bench:stats — wall time and peak RSS of `dicom-pdu-proxy stats` on large proxy logs it writes
-// first (bench/stats-data.ts: a chunk CSV of 2 million rows and its messages CSV; --big: 20 million rows,
+// first (perf/stats-data.ts: a chunk CSV of 2 million rows and its messages CSV; --big: 20 million rows,
 // about 1.6 GB). Each round runs, interleaved: the reference (one streaming pass of Node's readline over
 // the chunk CSV, summing bytes per association: the least any reader of the file must do), `stats` on
 // both files (the tables), and `stats --html` (the report). Medians of the rounds, and their ratio to

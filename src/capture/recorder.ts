@@ -1,5 +1,6 @@
 // The capture (--pcap FILE): both TCP connections of every association as a pcapng file Wireshark reads,
-// rebuilt from what the proxy's sockets saw (src/capture/ numbers the bytes and encodes the blocks).
+// rebuilt from what the proxy's links read and wrote (tap.ts); encoding/ numbers the bytes and encodes the
+// blocks.
 //
 // Each event is encoded when it happens, straight into the file's current 1 MiB slab (capture-file.ts):
 // the chunk's bytes are copied once, where they will be written from, and nothing keeps a reference to
@@ -16,11 +17,11 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { CaptureFile, SLAB_BYTES, SLAB_COUNT } from './capture-file.js';
 import type { CaptureFileEvents } from './capture-file.js';
-import { CapturedConnection } from '../capture/connection.js';
-import type { CapturePayload } from '../capture/connection.js';
-import { interfaceDescriptionBlock, sectionHeaderBlock } from '../capture/pcapng.js';
-import type { Segment } from '../capture/tcp-conversation.js';
-import { parseIpAddress } from '../capture/tcp-ip.js';
+import { CapturedConnection } from './encoding/connection.js';
+import type { CapturePayload } from './encoding/connection.js';
+import { interfaceDescriptionBlock, sectionHeaderBlock } from './encoding/pcapng.js';
+import type { Segment } from './encoding/tcp-conversation.js';
+import { parseIpAddress } from './encoding/tcp-ip.js';
 import type { ConnectionEvents, Leg, Recorder, SocketEnds } from '../events/events.js';
 
 /** One interface per leg, in this order: filters pick a leg with frame.interface_name == "scu". */
