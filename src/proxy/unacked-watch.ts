@@ -106,15 +106,21 @@ function completed(socket: Socket): number {
   return socket.bytesWritten - socket.writableLength;
 }
 
-/** Reads a table's text; undefined when it cannot be read. */
+/** Reads a table's text; undefined when there is none (no /proc/self/net: not Linux); rejects on another failure. */
 export type TableReader = (table: TcpTable) => Promise<string | undefined>;
 
-const readProc: TableReader = (table) => readFile(`/proc/self/net/${table}`, 'latin1').catch(() => undefined);
+const readProc: TableReader = (table) =>
+  readFile(`/proc/self/net/${table}`, 'latin1').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'EACCES') return undefined;
+    throw err;
+  });
 
 /** Every socket of the process being watched, polled together. */
 export class UnackedPoller {
   private readonly watched = new Set<Watched>();
   private timer: NodeJS.Timeout | undefined;
+  /** A read of the tables is under way (no other is started meanwhile). */
+  private ticking = false;
   /** The tables could not be read: watching is off for good (no /proc). */
   private off = false;
 
@@ -142,7 +148,7 @@ export class UnackedPoller {
   }
 
   private schedule(): void {
-    if (this.timer !== undefined || this.watched.size === 0) return;
+    if (this.timer !== undefined || this.ticking || this.watched.size === 0) return;
     let tick = MAX_TICK_MS;
     for (const w of this.watched) tick = Math.min(tick, w.timeoutMs / TICKS_PER_TIMEOUT);
     this.timer = setTimeout(() => void this.tick(), Math.max(MIN_TICK_MS, tick));
@@ -150,6 +156,22 @@ export class UnackedPoller {
   }
 
   private async tick(): Promise<void> {
+    this.timer = undefined;
+    this.ticking = true;
+    let queues: Map<string, number> | undefined;
+    try {
+      queues = await this.readQueues();
+    } catch {
+      // A read that failed for once (the machine out of something): the next tick reads again.
+    } finally {
+      this.ticking = false;
+    }
+    if (queues !== undefined) this.check(queues);
+    this.schedule();
+  }
+
+  /** tx_queue of every watched socket listed; undefined when the tables are not there (watching goes off). */
+  private async readQueues(): Promise<Map<string, number> | undefined> {
     const keys: Record<TcpTable, Set<string>> = { tcp: new Set(), tcp6: new Set() };
     for (const w of this.watched) keys[w.where.table].add(w.where.key);
     const queues = new Map<string, number>();
@@ -159,12 +181,14 @@ export class UnackedPoller {
       if (text === undefined) {
         this.off = true;
         this.watched.clear();
-        this.timer = undefined;
-        return;
+        return undefined;
       }
       for (const [key, queue] of txQueues(text, keys[table])) queues.set(key, queue);
     }
-    this.timer = undefined;
+    return queues;
+  }
+
+  private check(queues: Map<string, number>): void {
     const now = this.now();
     for (const w of this.watched) {
       const queue = queues.get(w.where.key);
@@ -174,15 +198,16 @@ export class UnackedPoller {
         continue;
       }
       const acked = completed(w.socket) - queue;
+      // The first look counts as progress too: acknowledgements that came between the write and it are
+      // only seen there (a stall is then reported at most a tick later, never before its time).
       if (w.acked === undefined || acked > w.acked) {
-        if (w.acked !== undefined) w.since = now;
+        w.since = now;
         w.acked = acked;
       } else if (now - w.since >= w.timeoutMs) {
         this.watched.delete(w);
         w.onStalled();
       }
     }
-    this.schedule();
   }
 }
 

@@ -290,6 +290,12 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
       assert.ok(abort[2]!.equals(ABORT_NOT_SPECIFIED), `${where}: A-ABORT (2, 0) to the SCU`);
       assert.ok(elapsed < stallMs + 2000, `${where}: A-ABORT ${elapsed} ms after the packets were dropped (${how}; bound ${stallMs + 2000} ms)`);
       t.diagnostic(`${where}: A-ABORT ${elapsed} ms after the drop (${how})`);
+      const stalls = cuts.findIndex(([w]) => w === where) + 1;
+      await eventually(
+        () => proxy.logs.filter((l) => l.msg === 'peer stalled: association aborted').length === stalls,
+        5000,
+        () => `${stalls} 'peer stalled' log lines`,
+      );
       ns.restore();
       scu.destroy();
     }

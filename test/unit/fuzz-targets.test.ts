@@ -23,6 +23,15 @@ const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.en
 const OPEN: ReadonlyMap<Skippable, string> = new Map<Skippable, string>([]);
 const options: TargetOptions = { skip: new Set(OPEN.keys()) };
 
+test('every fuzz target gets its tests here: the list is the corpus folders, none left out', async () => {
+  // The loops below make no test at all for an empty list (or a target missing from it): this one fails then.
+  const { readdirSync } = await import('node:fs');
+  const folders = readdirSync(new URL('../fuzz/corpus/', import.meta.url)).sort();
+  assert.ok(TARGET_NAMES.length >= 5, `${TARGET_NAMES.length} targets`);
+  assert.deepEqual([...TARGET_NAMES].sort(), folders);
+  assert.deepEqual(Object.keys(TARGETS).sort(), folders);
+});
+
 for (const target of TARGET_NAMES) {
   describe(`fuzz target ${target}`, () => {
     const corpus = loadCorpus(target);
