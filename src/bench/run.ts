@@ -14,7 +14,7 @@ import { formatSize } from '../values/size.js';
 import { datasetOffset, writeTestDicom } from '../dicom/synthetic.js';
 import { experimentSpec, renderSvg } from '../analysis/chart.js';
 import { STATUS_SUCCESS } from '../analysis/messages.js';
-import { mbPerSecond, summarize } from '../analysis/summary.js';
+import { mbPerSecond, meanOf, summarize } from '../analysis/summary.js';
 import { renderResultTable } from '../analysis/table.js';
 import type { ResultRow } from '../analysis/table.js';
 import { writeBenchReport } from '../report/build.js';
@@ -647,12 +647,6 @@ function runInfo(o: BenchOptions, images: readonly ImageSet[], scpMax: number, s
       : {}),
     settings,
   };
-}
-
-/** The mean of the defined values; undefined when there are none. */
-function meanOf(values: ReadonlyArray<number | undefined>): number | undefined {
-  const defined = values.filter((v): v is number => v !== undefined);
-  return defined.length > 0 ? defined.reduce((a, b) => a + b, 0) / defined.length : undefined;
 }
 
 function meanBytes(image: ImageSet): number {

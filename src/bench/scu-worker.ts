@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import dcmjsDimse from 'dcmjs-dimse';
+import { statusHex } from '../dimse/command.js';
 import { Child } from './child.js';
 import { ScuAssociation, SCU_MAX_LENGTH, contextsFor, loadImage, renewInstanceUid } from '../peers/scu.js';
 import type { AssociationOptions } from '../peers/scu.js';
@@ -58,10 +59,6 @@ function newUid(): string {
   return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`)}`;
 }
 
-function hex4(status: number): string {
-  return status.toString(16).padStart(4, '0');
-}
-
 function storeOne(job: WorkerJob, dataset: DatasetT): Promise<{ ms: number; status: string } | { error: string }> {
   return new Promise((resolve) => {
     dataset.setElement('SOPInstanceUID', newUid());
@@ -70,7 +67,7 @@ function storeOne(job: WorkerJob, dataset: DatasetT): Promise<{ ms: number; stat
     let result: { ms: number; status: string } | undefined;
     let error: string | undefined;
     request.on('response', (response: ResponseT) => {
-      result = { ms: performance.now() - started, status: hex4(response.getStatus()) };
+      result = { ms: performance.now() - started, status: statusHex(response.getStatus()) };
     });
     client.on('associationRejected', (r: { result: number; source: number; reason: number }) => {
       error = `association rejected (result ${r.result}, source ${r.source}, reason ${r.reason})`;
