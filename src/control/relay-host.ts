@@ -11,6 +11,7 @@ import type { RouteConfig } from '../config/options.js';
 import type { AdmissionRequest, Decision, OutcomeWire } from '../proxy/admission.js';
 import { RouteRelay } from '../proxy/route-relay.js';
 import { openRowRecorders } from '../proxy/row-recorders.js';
+import type { RowRecorders } from '../proxy/row-recorders.js';
 import { PcapRecorder } from '../capture/recorder.js';
 import type { MetricsRecorder } from '../record/metrics.js';
 import type { GenerationWire } from './ipc.js';
@@ -29,6 +30,11 @@ export interface HostOptions {
   metrics: boolean;
   /** --pcap is possible only where one process relays everything. */
   capture: boolean;
+  /**
+   * The row files already open (one process: the control plane created them and hands its recorders over,
+   * so a file is never open twice in one process); undefined: append to the files the control plane made.
+   */
+  rows?: RowRecorders | undefined;
 }
 
 /** A --pcap file that could not be created: the message names the flag and the file. */
@@ -59,7 +65,7 @@ export class RelayHost {
     const host = new RelayHost(o.log, calls);
     const options = first.routes[0]!.options;
     try {
-      const rows = await openRowRecorders(options, o.log, 'append');
+      const rows = o.rows ?? (await openRowRecorders(options, o.log, 'append'));
       host.recorders.push(...rows.recorders);
       if (o.capture) {
         for (const route of first.routes) {

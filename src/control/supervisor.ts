@@ -21,6 +21,7 @@ import { installMemoryProbe } from '../proxy/memory-probe.js';
 import { raiseMallocThresholds } from '../proxy/malloc-threshold.js';
 import { describeRoute } from '../proxy/route-relay.js';
 import { RowFileError, openRowRecorders } from '../proxy/row-recorders.js';
+import type { RowRecorders } from '../proxy/row-recorders.js';
 import { serveHealth } from '../record/health.js';
 import type { HealthState, HttpEndpoint, Readiness } from '../record/health.js';
 import { formatEndpoint } from '../values/endpoint.js';
@@ -163,10 +164,12 @@ class Supervisor implements ControlCalls {
       process.stderr.write(`dicom-pdu-proxy: --pcap cannot be used with --workers ${this.count} (one capture per process is not supported): use --workers 1\n`);
       return 2;
     }
-    // The row files: created (the chunk CSV truncated and its header written) here, once; relays append.
+    // The row files: created (the chunk CSV truncated and its header written) here, once. Worker processes
+    // append to them; one process goes on with these recorders.
+    let rows: RowRecorders;
     try {
-      const rows = await openRowRecorders(options, this.log, 'create');
-      await Promise.all(rows.recorders.map((r) => r.close()));
+      rows = await openRowRecorders(options, this.log, 'create');
+      if (this.count > 1) await Promise.all(rows.recorders.map((r) => r.close()));
     } catch (err) {
       if (!(err instanceof RowFileError)) throw err;
       process.stderr.write(`dicom-pdu-proxy: ${err.message}\n`);
@@ -177,12 +180,13 @@ class Supervisor implements ControlCalls {
       const failed = await this.openListener(route, i);
       if (failed) {
         process.stderr.write(`dicom-pdu-proxy: ${listenLabel(route)}: ${failed}\n`);
+        if (this.count === 1) await Promise.all(rows.recorders.map((r) => r.close()));
         await this.release();
         return 1;
       }
     }
     this.current = this.generation(1, routes);
-    const local = this.count === 1 ? new LocalRelay(this, { log: this.log, metrics: this.run.metrics !== undefined, capture: true }) : undefined;
+    const local = this.count === 1 ? new LocalRelay(this, { log: this.log, metrics: this.run.metrics !== undefined, capture: true, rows }) : undefined;
     if (local) this.relays.push(local);
     else for (let i = 0; i < this.count; i++) this.relays.push(new WorkerRelay(i, this, this.log));
     for (const relay of this.relays) this.load.set(relay, 0);
