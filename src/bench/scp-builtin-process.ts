@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BuiltinScp } from '../peers/scp.js';
+import { intArg } from './process-args.js';
 
 const { values } = parseArgs({
   options: {
@@ -30,16 +31,6 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-
-function intArg(name: string, text: string | undefined, min: number): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > 0xffffffff) {
-    process.stderr.write(`scp-builtin-process: --${name} ${text} is not an integer >= ${min}\n`);
-    process.exit(2);
-  }
-  return n;
-}
 
 /** --pdata-delay: milliseconds, fractions allowed, 0 to 60000. */
 function delayArg(text: string): number {
@@ -64,15 +55,15 @@ const tls = values['tls-cert']
 
 const scp = new BuiltinScp({
   tls,
-  maxLength: intArg('max-pdu', values['max-pdu'], 0)!,
+  maxLength: intArg('scp-builtin-process', 'max-pdu', values['max-pdu'], 0, 0xffffffff)!,
   storeDir: values['store-dir'] ? path.resolve(values['store-dir']) : undefined,
-  failEvery: intArg('fail-every', values['fail-every'], 1),
-  idleTimeoutMs: intArg('idle-timeout', values['idle-timeout'], 1)!,
+  failEvery: intArg('scp-builtin-process', 'fail-every', values['fail-every'], 1, 0xffffffff),
+  idleTimeoutMs: intArg('scp-builtin-process', 'idle-timeout', values['idle-timeout'], 1, 0xffffffff)!,
   pdataDelayMs: values['pdata-delay'] === undefined ? undefined : delayArg(values['pdata-delay']),
   log: (line) => process.stderr.write(`${line}\n`),
 });
 
-scp.listen(intArg('port', values.port, 0)!, values.host!).then(
+scp.listen(intArg('scp-builtin-process', 'port', values.port, 0, 0xffffffff)!, values.host!).then(
   (port) => process.stdout.write(`listening ${port}\n`),
   (err: Error) => {
     process.stderr.write(`scp-builtin-process: ${err.message}\n`);

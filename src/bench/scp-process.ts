@@ -15,6 +15,7 @@ import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import dcmjsDimse from 'dcmjs-dimse';
 import { EchoingScp, hostScp, storeThenRespond } from './scp-host.js';
+import { intArg } from './process-args.js';
 
 const { Implementation, log } = dcmjsDimse;
 const { CStoreResponse } = dcmjsDimse.responses;
@@ -38,19 +39,9 @@ const { values } = parseArgs({
   strict: true,
 });
 
-function intArg(name: string, text: string | undefined, min: number): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) {
-    process.stderr.write(`scp-process: --${name} ${text} is not an integer >= ${min}\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-const port = intArg('port', values.port, 0)!;
-const maxPdu = intArg('max-pdu', values['max-pdu'], 0);
-const failEvery = intArg('fail-every', values['fail-every'], 1);
+const port = intArg('scp-process', 'port', values.port, 0)!;
+const maxPdu = intArg('scp-process', 'max-pdu', values['max-pdu'], 0);
+const failEvery = intArg('scp-process', 'fail-every', values['fail-every'], 1);
 const storeDir = values['store-dir'] ? path.resolve(values['store-dir']) : undefined;
 
 log.setLevel('error');
