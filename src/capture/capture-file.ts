@@ -436,7 +436,15 @@ export class CaptureFile {
     for (const [fd, f] of files) {
       this.lostPayload += f.ledger.pending();
       if (fd === busy) continue;
-      if (!f.stream) fs.ftruncate(fd, f.ledger.validEnd, () => undefined);
+      // Synchronous (once, at a stop that gave up): the cut is done before close() resolves and before the
+      // descriptor is closed (an asynchronous ftruncate could run after close() resolved, or after the close).
+      if (!f.stream) {
+        try {
+          fs.ftruncateSync(fd, f.ledger.validEnd);
+        } catch {
+          // The file stays as the disk left it; its pending payload is counted as lost all the same.
+        }
+      }
       if (f.close) this.closeFd(fd);
     }
     if (busy === undefined) {
