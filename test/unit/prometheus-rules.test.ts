@@ -103,13 +103,14 @@ test('every alert says what happened and what to do: summary, description, runbo
 });
 
 test('every dicom_pdu_proxy_* metric the rules name is one the proxy serves', async () => {
-  // A recorder with every kind of series present: a route, a TLS failure, a certificate, both drop counters.
+  // A recorder with every kind of series present: a route, a TLS failure, a certificate, both drop counters, an arm withdrawn.
   const recorder = new MetricsRecorder();
   const view = recorder.forRoute('r');
   view.tlsFailure!({ leg: 'scu', reason: 'plaintext' });
   view.certificate!({ cert: 'listener', notAfterMs: Date.now() });
   recorder.watchDroppedRows('csv', () => 0);
   recorder.watchCaptureDrops(() => 0);
+  recorder.armsWithdrawn.labels('r', '1MB').inc(0);
   const served = new Set(
     (await recorder.metrics())
       .split('\n')
