@@ -88,6 +88,13 @@ for (const workers of [1, 2]) {
           generations.push({ generation: generations.length + 1, maxPdu });
           await reloaded(generations.length);
         }
+        // The last generation gets its associations too before the senders stop.
+        const last = generations.length;
+        await eventually(
+          () => proxy.logs.filter((l) => l.msg === 'association negotiated' && l.generation === last).length >= 2,
+          30_000,
+          () => `two associations of generation ${last}`,
+        );
         sending = false;
         await Promise.all(senders);
 
