@@ -20,7 +20,6 @@ const LAYERS = [
   'peers',
   'analysis',
   'report',
-  'stats',
   'bench',
   'cli',
 ];

@@ -1,7 +1,7 @@
-// The `stats` command: argument parsing only; the work is in src/stats/command.ts (reading and summing in src/analysis/).
+// The `stats` command: argument parsing only; the work is in stats.ts beside it (reading and summing in src/analysis/).
 
 import type { Command } from 'commander';
-import { DEFAULT_GROUP_BY, StatsUsageError, stats } from '../stats/command.js';
+import { DEFAULT_GROUP_BY, StatsUsageError, stats } from './stats.js';
 
 interface StatsFlags {
   by?: string;

@@ -22,8 +22,8 @@ import { raiseMallocThresholds } from '../proxy/malloc-threshold.js';
 import { describeRoute } from '../proxy/route-relay.js';
 import { RowFileError, openRowRecorders } from '../proxy/row-recorders.js';
 import type { RowRecorders } from '../proxy/row-recorders.js';
-import { serveHealth } from '../record/health.js';
-import type { HealthState, HttpEndpoint, Readiness } from '../record/health.js';
+import { serveHealth } from './health.js';
+import type { HealthState, HttpEndpoint, Readiness } from './health.js';
 import { formatEndpoint } from '../values/endpoint.js';
 import type { Endpoint } from '../values/endpoint.js';
 import type { GenerationWire } from './ipc.js';
@@ -441,15 +441,16 @@ class Supervisor implements ControlCalls {
     const base = (e: HttpEndpoint): string => `http://${formatEndpoint({ host: e.address.address, port: e.address.port })}`;
     if (metrics) {
       try {
-        const m = await import('../record/metrics.js');
+        const endpoint = await import('./metrics-endpoint.js');
         let served: HttpEndpoint;
         if (local) {
-          served = await m.serveMetrics(metrics, local.host!.metrics!, this.health);
+          served = await endpoint.serveMetrics(metrics, local.host!.metrics!, this.health);
           this.armsWithdrawn = local.host!.metrics!.armsWithdrawn;
         } else {
           // What the control plane counts itself, beside the workers' sum.
-          const own = new m.ControlMetrics();
-          served = await m.serveClusterMetrics(metrics, this.health, own.registry);
+          const { ControlMetrics } = await import('../record/metrics.js');
+          const own = new ControlMetrics();
+          served = await endpoint.serveClusterMetrics(metrics, this.health, own.registry);
           this.armsWithdrawn = own.armsWithdrawn;
         }
         this.endpoints.push(served);

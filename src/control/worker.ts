@@ -53,7 +53,7 @@ export async function runWorker(logLevel: string, metrics: boolean): Promise<num
       },
     );
     if (metrics && host.metrics) {
-      const { answerClusterMetrics } = await import('../record/metrics.js');
+      const { answerClusterMetrics } = await import('./metrics-endpoint.js');
       answerClusterMetrics(host.metrics);
     }
   } catch (err) {

@@ -1,20 +1,16 @@
-// Prometheus metrics (--metrics): a recorder fed by the same events as the CSV logs, and the HTTP endpoint
-// that serves them. Loaded only when --metrics is set (prom-client is imported here and nowhere else).
+// Prometheus metrics (--metrics): a recorder fed by the same events as the CSV logs, and the sum of the
+// workers' registries (--workers). Loaded only when --metrics is set (prom-client is imported here and
+// nowhere else); the HTTP endpoint that serves them is the control plane's (src/control/metrics-endpoint.ts).
 //
 // The hot path stays cheap: every route gets a view (forRoute) that adds PDU bytes and counts to plain
 // numbers, handed to prom-client's counters when a scrape asks (collect()); only the PDU size histogram is
 // observed per PDU, through a labelled child looked up once per route and direction. Label values are the
 // route id (a plain word), a direction, and fixed vocabularies: never a peer's text.
 
-import cluster from 'node:cluster';
-import type { Worker } from 'node:cluster';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { durationUs } from '../dimse/tracker.js';
-import type { Endpoint } from '../values/endpoint.js';
 import { ABORT_CAUSES, ASSOCIATION_OUTCOMES, REJECTION_SOURCES, TLS_FAILURE_REASONS } from '../events/events.js';
 import type { AssociationEvent, CertificateEvent, Direction, MessageRecord, PduRecord, Recorder, TlsFailureEvent } from '../events/events.js';
-import { answerHealth, serveHttp } from './health.js';
-import type { HealthState, HttpEndpoint } from './health.js';
 import { PDU_HEADER_LENGTH } from '../pdu/constants.js';
 import { NO_ARM_METRIC_LABEL } from '../experiment/arms.js';
 
@@ -410,43 +406,21 @@ class RouteView implements Recorder {
   }
 }
 
-export type MetricsServer = HttpEndpoint;
-
-/**
- * Serve GET /metrics on `endpoint`, and GET /healthz and /readyz when `health` is given (anything else: 404);
- * rejects when it cannot listen.
- */
-export function serveMetrics(endpoint: Endpoint, recorder: MetricsRecorder, health?: HealthState): Promise<MetricsServer> {
-  return serveExposition(endpoint, () => recorder.metrics(), recorder.registry.contentType, health);
-}
-
-// ---- --workers: the primary serves the sum of its workers' metrics -------------------------------------
+// ---- --workers: the sum of the workers' metrics -----------------------------------------------------
 //
-// Each worker answers the primary's requests with a snapshot of its registry (getMetricsAsJSON). The primary
-// keeps every worker's last snapshot: a scrape asks the workers that are up, waits at most
-// WORKER_ANSWER_MS, and sums the newest snapshot of each (a worker that did not answer in time is served
-// from its last one; a worker still starting, which has not said hello, is not waited for). When a worker
-// exits, the counters and histograms of its last snapshot are folded into a retired base that every later
-// sum includes, so a *_total never goes down when a worker dies and its replacement starts from zero. What
-// the dead worker counted after its last snapshot is lost (docs/METRICS.md). Messages are tagged
-// dpp-metrics:*, apart from the control plane's dpp:* and prom-client's own.
+// Each worker answers the primary's requests with a snapshot of its registry (getMetricsAsJSON; the
+// messages and the HTTP endpoint: src/control/metrics-endpoint.ts). The primary keeps every worker's last
+// snapshot and sums the newest snapshot of each. When a worker exits, the counters and histograms of its
+// last snapshot are folded into a retired base that every later sum includes, so a *_total never goes down
+// when a worker dies and its replacement starts from zero. What the dead worker counted after its last
+// snapshot is lost (docs/METRICS.md).
 
-const HELLO = 'dpp-metrics:hello';
-const REQUEST = 'dpp-metrics:request';
-const SNAPSHOT = 'dpp-metrics:snapshot';
-
-/** How long a scrape waits for a worker's snapshot before it serves that worker's previous one. */
-export const WORKER_ANSWER_MS = 1000;
-
-type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
+/** One metric of a registry's getMetricsAsJSON(): what a worker's snapshot holds. */
+export type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 type SeriesJson = MetricJson['values'][number] & { metricName?: string };
 
-type ToMetricsWorker = { type: typeof REQUEST; id: number };
-type FromMetricsWorker = { type: typeof HELLO } | { type: typeof SNAPSHOT; id: number; metrics: MetricJson[] };
-
-function isTagged<T extends { type: string }>(message: unknown, ...types: Array<T['type']>): message is T {
-  return typeof message === 'object' && message !== null && (types as unknown[]).includes((message as { type?: unknown }).type);
-}
+/** The content type of the text exposition (what GET /metrics answers with). */
+export const EXPOSITION_CONTENT_TYPE: string = Registry.PROMETHEUS_CONTENT_TYPE;
 
 /** Counters and histograms summed over workers that are gone (what their last snapshots held). */
 class RetiredBase {
@@ -549,73 +523,4 @@ export class WorkerMetricsSum {
     wait.missing.delete(worker);
     if (wait.missing.size === 0) wait.done();
   }
-}
-
-/**
- * --workers, in a worker: answer the primary's requests with a snapshot of this recorder's registry; say
- * hello first, so that the primary waits for this worker from now on (never before: a worker still starting
- * does not hold a scrape up).
- */
-export function answerClusterMetrics(recorder: MetricsRecorder): void {
-  const send = (message: FromMetricsWorker): void => {
-    if (process.connected) process.send!(message, undefined, {}, () => undefined);
-  };
-  process.on('message', (message: unknown) => {
-    if (!isTagged<ToMetricsWorker>(message, REQUEST)) return;
-    void recorder.registry.getMetricsAsJSON().then((metrics) => send({ type: SNAPSHOT, id: message.id, metrics }));
-  });
-  send({ type: HELLO });
-}
-
-/**
- * --workers, in the primary: serve the metrics of every worker, summed under the same names (counters and
- * histograms add up; gauges such as associations_open too), with the counters of workers that have died
- * kept in the sum (WorkerMetricsSum), and the primary's `own` (ControlMetrics: what the control plane counts).
- * Listens to node:cluster's own events: a worker's messages and its exit.
- */
-export async function serveClusterMetrics(endpoint: Endpoint, health?: HealthState, own?: Registry): Promise<MetricsServer> {
-  const sum = new WorkerMetricsSum();
-  const onMessage = (worker: Worker, message: unknown): void => {
-    if (!isTagged<FromMetricsWorker>(message, HELLO, SNAPSHOT)) return;
-    if (message.type === HELLO) sum.hello(worker.id);
-    else sum.answer(worker.id, message.id, message.metrics);
-  };
-  const onExit = (worker: Worker): void => sum.exited(worker.id);
-  cluster.on('message', onMessage);
-  cluster.on('exit', onExit);
-  const unlisten = (): void => {
-    cluster.off('message', onMessage);
-    cluster.off('exit', onExit);
-  };
-  // Workers forked before these listeners were there are asked too.
-  for (const worker of Object.values(cluster.workers ?? {})) if (worker?.isConnected()) sum.hello(worker.id);
-  const send = (id: number, request: number): boolean => {
-    const worker = cluster.workers?.[id];
-    if (!worker?.isConnected()) return false;
-    // A worker that is going away fails the send: its exit settles the wait (the callback keeps it from an 'error' event).
-    worker.send({ type: REQUEST, id: request } satisfies ToMetricsWorker, undefined, {}, () => undefined);
-    return true;
-  };
-  try {
-    const server = await serveExposition(endpoint, () => sum.collect(send, WORKER_ANSWER_MS, own), new Registry().contentType, health);
-    return { address: server.address, close: () => (unlisten(), server.close()) };
-  } catch (err) {
-    unlisten();
-    throw err;
-  }
-}
-
-function serveExposition(endpoint: Endpoint, text: () => Promise<string>, contentType: string, health?: HealthState): Promise<MetricsServer> {
-  return serveHttp(endpoint, (req, res) => {
-    if (health && answerHealth(req, res, health)) return;
-    const path = (req.url ?? '').split('?')[0];
-    if (req.method !== 'GET' || path !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end(`not found: GET /metrics${health ? ', /healthz or /readyz' : ''}\n`);
-      return;
-    }
-    text().then(
-      (body) => res.writeHead(200, { 'content-type': contentType }).end(body),
-      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`${err.message}\n`),
-    );
-  });
 }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { stats } from '../../src/stats/command.js';
+import { stats } from '../../src/cli/stats.js';
 import { dcmtkErrors, echoscu, startStorescp, storescu } from '../helpers/dcmtk.js';
 import type { TestDicomInfo } from '../helpers/dicom-file.js';
 import { writeTestDicom } from '../helpers/dicom-file.js';

@@ -2,8 +2,10 @@
 // through the proxy while the file changes ten times; no association fails or is refused, the listener never
 // closes, every association runs under the settings of the generation it was accepted in (the generation is
 // on every log line of the route, and its Maximum Length is the one written into the AC), and a file that
-// does not validate changes nothing. Routes added to the file open their listener; routes removed stop
-// listening. The same with --workers 2.
+// does not validate changes nothing. The experiment's arms change between reloads (one size, two, three,
+// an A/A pair): every association and every messages-CSV row carries an arm of its own generation's list,
+// and the Maximum Length written into its AC is that arm's. Routes added to the file open their listener;
+// routes removed stop listening. The same with --workers 2.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { startStorescp, storescu } from '../helpers/dcmtk.js';
 import type { Storescp } from '../helpers/dcmtk.js';
 import { datasetBytes, writeTestDicom } from '../helpers/dicom-file.js';
+import { readCsvRows } from '../helpers/csv.js';
 import { eventually } from '../helpers/proc-stats.js';
 import { killAll } from '../helpers/procs.js';
 import type { RunResult } from '../helpers/procs.js';
@@ -42,8 +45,19 @@ function writeConfig(file: string, settings: Record<string, unknown>): void {
   fs.renameSync(`${file}.tmp`, file);
 }
 
-const MAX_PDU_BY_TURN = ['16KB', '64KB', '32KB'];
+/** The --max-pdu of each turn: one size (no experiment), then arm lists, an A/A pair among them. */
+const MAX_PDU_BY_TURN: string[][] = [['16KB'], ['16KB', '64KB'], ['32KB', '16KB', '64KB'], ['64KB', '64KB']];
 const BYTES: Record<string, number> = { '16KB': 16384, '32KB': 32768, '64KB': 65536 };
+/** The arm labels of a list: the size as written, `#2` for a repeated value. */
+function armLabels(sizes: string[]): string[] {
+  return sizes.map((s, i) => {
+    const n = sizes.slice(0, i + 1).filter((x) => x === s).length;
+    return n === 1 ? s : `${s}#${n}`;
+  });
+}
+const armBytes = (label: string): number => BYTES[label.replace(/#\d+$/, '')]!;
+/** The config file's maxPdu: a string for one size, a JSON array for an experiment. */
+const maxPduSetting = (sizes: string[]): string | string[] => (sizes.length === 1 ? sizes[0]! : sizes);
 
 for (const workers of [1, 2]) {
   describe(`SIGHUP reloads --config under load (--workers ${workers})`, () => {
@@ -54,7 +68,8 @@ for (const workers of [1, 2]) {
       const config = path.join(dir, `config-${workers}.json`);
       const port = await freePort();
       const base = { listen: `127.0.0.1:${port}`, upstream: `127.0.0.1:${scp.port}` };
-      writeConfig(config, { ...base, maxPdu: MAX_PDU_BY_TURN[0] });
+      const messagesCsv = path.join(dir, `messages-${workers}.csv`);
+      writeConfig(config, { ...base, maxPdu: maxPduSetting(MAX_PDU_BY_TURN[0]!), messagesCsv });
       const proxy = await ProxyProcess.startRoutes(['--config', config, '--metrics', '127.0.0.1:0', ...(workers > 1 ? ['--workers', String(workers)] : [])], ['default']);
       try {
         let sending = true;
@@ -63,7 +78,7 @@ for (const workers of [1, 2]) {
           while (sending) results.push(await storescu({ port, files: images, timeoutMs: 60_000 }));
         };
         const senders = [sender(), sender(), sender(), sender()];
-        const generations: Array<{ generation: number; maxPdu: string }> = [{ generation: 1, maxPdu: MAX_PDU_BY_TURN[0]! }];
+        const generations: Array<{ generation: number; arms: string[] }> = [{ generation: 1, arms: armLabels(MAX_PDU_BY_TURN[0]!) }];
         const reloaded = (g: number): Promise<LogLine> => proxy.waitForLog((l) => l.msg === 'settings reloaded' && l.generation === g, 10_000);
         for (let turn = 1; turn <= 10; turn++) {
           // Let some associations run under the current settings.
@@ -75,17 +90,17 @@ for (const workers of [1, 2]) {
           );
           if (turn === 5) {
             // Not valid: nothing changes, one error line, the generation stays.
-            writeConfig(config, { ...base, maxPdu: 'twelve' });
+            writeConfig(config, { ...base, maxPdu: ['16KB', 'twelve'], messagesCsv });
             proxy.child.kill('SIGHUP');
             const failed = await proxy.waitForLog((l) => l.msg === 'reload failed: the settings stay as they were', 10_000);
             assert.match(String(failed.reason), /maxPdu|max-pdu/i, 'the error names the key');
             assert.equal(failed.generation, generations.length);
             continue;
           }
-          const maxPdu = MAX_PDU_BY_TURN[turn % MAX_PDU_BY_TURN.length]!;
-          writeConfig(config, { ...base, maxPdu });
+          const sizes = MAX_PDU_BY_TURN[turn % MAX_PDU_BY_TURN.length]!;
+          writeConfig(config, { ...base, maxPdu: maxPduSetting(sizes), messagesCsv });
           proxy.child.kill('SIGHUP');
-          generations.push({ generation: generations.length + 1, maxPdu });
+          generations.push({ generation: generations.length + 1, arms: armLabels(sizes) });
           await reloaded(generations.length);
         }
         // The last generation gets its associations too before the senders stop.
@@ -104,14 +119,29 @@ for (const workers of [1, 2]) {
         assert.ok(!proxy.logs.some((l) => l.msg === 'association rejected by the proxy'), 'no association refused');
         const negotiated = proxy.logs.filter((l) => l.msg === 'association negotiated');
         const byGeneration = new Map<number, number>();
+        const armOf = new Map<string, string>();
+        const generationOf = new Map<string, number>();
         for (const line of negotiated) {
           const g = line.generation as number;
           byGeneration.set(g, (byGeneration.get(g) ?? 0) + 1);
-          const expected = BYTES[generations[g - 1]!.maxPdu]!;
+          const arm = String(line.arm);
+          assert.ok(
+            generations[g - 1]!.arms.includes(arm),
+            `association ${String(line.assoc)} of generation ${g} got arm ${arm}, not one of ${generations[g - 1]!.arms.join(',')}`,
+          );
+          armOf.set(String(line.assoc), arm);
+          generationOf.set(String(line.assoc), g);
           const written = (line.maxPdu as { toScp: { writtenToScu: number } }).toScp.writtenToScu;
-          assert.equal(written, expected, `association ${String(line.assoc)} of generation ${g} told the SCU ${written}`);
+          assert.equal(written, armBytes(arm), `association ${String(line.assoc)} of generation ${g}, arm ${arm}, told the SCU ${written}`);
         }
         assert.equal(byGeneration.size, generations.length, `associations in every generation: ${JSON.stringify([...byGeneration])}`);
+        // Every arm of an experiment's generation got associations of its own when the generation had enough
+        // of them (block assignment: every 2 x arms associations of a device hold each arm twice).
+        for (const { generation, arms } of generations) {
+          if (arms.length === 1 || (byGeneration.get(generation) ?? 0) < 2 * arms.length) continue;
+          const seen = new Set(negotiated.filter((l) => l.generation === generation).map((l) => String(l.arm)));
+          assert.deepEqual([...seen].sort(), [...arms].sort(), `generation ${generation}'s associations used every arm`);
+        }
         // Every stored data set is one of ours, bit for bit (storescp names a file by its SOP instance: the
         // same three images sent again and again are three files, the last copy of each).
         const sent = images.map((f) => datasetBytes(f));
@@ -127,6 +157,18 @@ for (const workers of [1, 2]) {
         assert.match(text, new RegExp(`^dicom_pdu_proxy_config_generation ${generations.length}$`, 'm'));
         assert.match(text, /^dicom_pdu_proxy_config_reload_failures_total 1$/m);
         assert.equal(await proxy.stop(20_000, 15_000), 0);
+        // The messages CSV: one row per C-STORE, each with its association's generation and arm, and the
+        // arm's Maximum Length in max_pdu.
+        const rows = await readCsvRows(messagesCsv);
+        assert.equal(rows.length, results.length * images.length, 'one row per image stored');
+        for (const row of rows) {
+          const g = Number(row.generation);
+          assert.equal(g, generationOf.get(row.assoc!), `association ${row.assoc}'s row has its generation`);
+          assert.equal(row.arm, armOf.get(row.assoc!), `association ${row.assoc}'s row has its arm`);
+          assert.ok(generations[g - 1]!.arms.includes(row.arm!), `row of generation ${g} has arm ${row.arm}`);
+          assert.equal(Number(row.max_pdu), armBytes(row.arm!), `row of association ${row.assoc}: max_pdu ${row.max_pdu}, arm ${row.arm}`);
+          assert.equal(row.status, '0000');
+        }
       } finally {
         await proxy.stop();
         await scp.stop();

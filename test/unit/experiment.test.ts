@@ -14,7 +14,7 @@ import { withEngine } from '../../src/analysis/engine.js';
 import { analyseExperiment } from '../../src/analysis/experiment.js';
 import type { ArmRow, Experiment, ExperimentOptions } from '../../src/analysis/experiment.js';
 import { createViews, openLogs } from '../../src/analysis/logs.js';
-import { stats, StatsUsageError } from '../../src/stats/command.js';
+import { stats, StatsUsageError } from '../../src/cli/stats.js';
 import { seededRandom } from '../../src/experiment/random.js';
 import { writeExperimentCsv } from '../helpers/experiment-data.js';
 import type { ExperimentSpec } from '../helpers/experiment-data.js';

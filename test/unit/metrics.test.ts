@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { MessageRecord, PduRecord } from '../../src/events/events.js';
-import { MESSAGE_DURATION_BUCKETS, MetricsRecorder, PDU_SIZE_BUCKETS, serveMetrics } from '../../src/record/metrics.js';
+import { serveMetrics } from '../../src/control/metrics-endpoint.js';
+import { MESSAGE_DURATION_BUCKETS, MetricsRecorder, PDU_SIZE_BUCKETS } from '../../src/record/metrics.js';
 
 const PDU: PduRecord = {
   assoc: 1,

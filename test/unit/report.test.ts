@@ -21,7 +21,7 @@ import type { Engine } from '../../src/analysis/engine.js';
 import { openLogs } from '../../src/analysis/logs.js';
 import { groupMessages } from '../../src/analysis/messages.js';
 import { MESSAGES_CSV_COLUMNS } from '../../src/record/messages-csv.js';
-import { stats, StatsUsageError } from '../../src/stats/command.js';
+import { stats, StatsUsageError } from '../../src/cli/stats.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'report');
 const RESULTS = path.join(FIXTURES, 'results.csv');

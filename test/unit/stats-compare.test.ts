@@ -15,7 +15,7 @@ import { withEngine } from '../../src/analysis/engine.js';
 import { openLogs } from '../../src/analysis/logs.js';
 import { findRunInfo, prepareLogs, reportModel } from '../../src/report/build.js';
 import { timelineSpec as reportTimelineSpec } from '../../src/report/charts.js';
-import { stats } from '../../src/stats/command.js';
+import { stats } from '../../src/cli/stats.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const EXPECTED = path.join(REPO, 'test', 'fixtures', 'stats', 'expected');

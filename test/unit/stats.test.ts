@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stats, StatsUsageError } from '../../src/stats/command.js';
+import { stats, StatsUsageError } from '../../src/cli/stats.js';
 import { percentile, summarize } from '../../src/analysis/summary.js';
 import { detectKind, MESSAGES_CSV_COLUMNS } from '../../src/analysis/csv.js';
 

@@ -9,7 +9,7 @@ import type { Endpoint } from '../values/endpoint.js';
 
 export type Readiness = 'starting' | 'ready' | 'draining';
 
-/** What /readyz reports; run.ts moves it from starting to ready to draining. */
+/** What /readyz reports; the supervisor moves it from starting to ready to draining. */
 export class HealthState {
   state: Readiness = 'starting';
 }
