@@ -61,6 +61,9 @@ class Leg implements LegTimes {
   blockedUs(): number {
     return 0;
   }
+  busyUs(): number {
+    return 0;
+  }
 }
 
 function run(chunks: Buffer[], tracked: boolean): { ms: number; rows: number } {
@@ -78,7 +81,7 @@ function run(chunks: Buffer[], tracked: boolean): { ms: number; rows: number } {
         onPdu() {},
         onDataStart: (length, header, first) => {
           refragmenter.dataStart(length, header);
-          tracker.dataStart('to_scp', first, leg.idle, 0);
+          tracker.dataStart('to_scp', first, leg.idle, 0, 0);
         },
         onPdvStart: (itemLength, ctx, mch, header) => {
           refragmenter.pdvStart(itemLength, ctx, mch, header);

@@ -59,6 +59,7 @@ export const MESSAGE_TYPES: Readonly<Record<string, string>> = {
   sop_class_uid: 'VARCHAR',
   transfer_syntax_uid: 'VARCHAR',
   generation: 'INTEGER',
+  proxy_busy_ms: 'DOUBLE',
 };
 
 /** results.csv columns are typed by the engine's detection (a few rows, columns added over time). */

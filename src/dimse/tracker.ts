@@ -16,22 +16,27 @@ import { C_CANCEL_RQ, CommandSetError, MAX_COMMAND_SET_LENGTH, NO_DATA_SET, RESP
 const MCH_COMMAND = 0x01;
 const MCH_LAST = 0x02;
 
-/** Counters a leg (one link) keeps for its sender; both cumulative microseconds since the accept. */
+/** Counters a leg (one link) keeps for its sender; all cumulative microseconds since the accept. */
 export interface LegTimes {
   /** Time spent waiting for the sender's next bytes while not pausing it. */
   idleUs(): number;
   /** Time the sender was paused on backpressure (the receiver was not taking bytes), up to now. */
   blockedUs(): number;
+  /**
+   * The proxy's own time on the sender's chunks: processing them (chunks done with only), and the waits
+   * between them while the event loop was busy with other work (src/proxy/sender-time.ts).
+   */
+  busyUs(): number;
 }
 
 /** What a link tells the tracker, in stream order. `time`s are the link's chunk receive times. */
 export interface PDataObserver {
   /**
-   * A P-DATA-TF starts; its first byte arrived at `firstByteUs`, when the leg's LegTimes read `idleUs` and
-   * `blockedUs` (the link passes the values of the chunk that held the first byte, which may be an earlier
-   * chunk than the one completing the header).
+   * A P-DATA-TF starts; its first byte arrived at `firstByteUs`, when the leg's LegTimes read `idleUs`,
+   * `blockedUs` and `busyUs` (the link passes the values of the chunk that held the first byte, which may be
+   * an earlier chunk than the one completing the header; busy before that chunk's processing).
    */
-  dataStart(direction: Direction, firstByteUs: number, idleUs: number, blockedUs: number): void;
+  dataStart(direction: Direction, firstByteUs: number, idleUs: number, blockedUs: number, busyUs: number): void;
   pdvStart(direction: Direction, contextId: number, mch: number): void;
   pdvData(direction: Direction, bytes: Buffer): void;
   /** The PDV's last byte arrived at `timeUs`; `pdu` is the record of the PDU holding it. */
@@ -44,6 +49,7 @@ export interface TimeSplit {
   idleUs: number;
   blockedUs: number;
   responseUs: number;
+  busyUs: number;
 }
 
 export interface TrackerEvents {
@@ -65,6 +71,13 @@ const enum Phase {
 interface Request extends MessageRecord {
   idleAtStart: number;
   blockedAtStart: number;
+  busyAtStart: number;
+  /** The proxy's busy time on the request's leg (set when its last byte is forwarded, or at the end). */
+  requestBusyUs: number | undefined;
+  /** The response leg's busy total when the first response byte arrived; undefined before. */
+  responseBusyAtStart: number | undefined;
+  /** The response leg's busy time up to the final response's last byte. */
+  responseBusyUs: number;
   /** The PDU holding the request's last byte, until it has been reported forwarded. */
   lastPdu: PduRecord | undefined;
   forwardDone: boolean;
@@ -78,6 +91,7 @@ interface Incoming {
   firstByteUs: number;
   idleAtStart: number;
   blockedAtStart: number;
+  busyAtStart: number;
   contextId: number;
   command: CommandSet | undefined;
   /** The request it is (requests), or the request it answers (responses), when tracked. */
@@ -91,6 +105,7 @@ class Stream {
   pduFirstByteUs = 0;
   pduIdleUs = 0;
   pduBlockedUs = 0;
+  pduBusyUs = 0;
   mch = 0;
   message: Incoming | undefined;
   commandPieces: Buffer[] = [];
@@ -118,8 +133,8 @@ export class MessageTracker implements PDataObserver {
   private transferSyntaxes: ReadonlyMap<number, string> = new Map();
   private closed = false;
   readonly totals: Record<Direction, TimeSplit> = {
-    to_scp: { messages: 0, idleUs: 0, blockedUs: 0, responseUs: 0 },
-    to_scu: { messages: 0, idleUs: 0, blockedUs: 0, responseUs: 0 },
+    to_scp: { messages: 0, idleUs: 0, blockedUs: 0, responseUs: 0, busyUs: 0 },
+    to_scu: { messages: 0, idleUs: 0, blockedUs: 0, responseUs: 0, busyUs: 0 },
   };
   undecodable = 0;
 
@@ -152,11 +167,12 @@ export class MessageTracker implements PDataObserver {
 
   // ---- PDataObserver ----------------------------------------------------------------------------
 
-  dataStart(direction: Direction, firstByteUs: number, idleUs: number, blockedUs: number): void {
+  dataStart(direction: Direction, firstByteUs: number, idleUs: number, blockedUs: number, busyUs: number): void {
     const s = this.streams[direction];
     s.pduFirstByteUs = firstByteUs;
     s.pduIdleUs = idleUs;
     s.pduBlockedUs = blockedUs;
+    s.pduBusyUs = busyUs;
   }
 
   pdvStart(direction: Direction, contextId: number, mch: number): void {
@@ -170,6 +186,7 @@ export class MessageTracker implements PDataObserver {
         firstByteUs: s.pduFirstByteUs,
         idleAtStart: s.pduIdleUs,
         blockedAtStart: s.pduBlockedUs,
+        busyAtStart: s.pduBusyUs,
         contextId,
         command: undefined,
         request: undefined,
@@ -240,7 +257,10 @@ export class MessageTracker implements PDataObserver {
       const request = answered === undefined ? undefined : this.streams[other(direction)].outstanding.get(answered);
       if (request) {
         message.request = request;
-        request.responseFirstByteUs ??= message.firstByteUs;
+        if (request.responseFirstByteUs === undefined) {
+          request.responseFirstByteUs = message.firstByteUs;
+          request.responseBusyAtStart = message.busyAtStart;
+        }
       }
     } else if (field !== C_CANCEL_RQ) {
       // C-CANCEL-RQ has no response and no MessageID of its own: it gets no row.
@@ -283,6 +303,7 @@ export class MessageTracker implements PDataObserver {
       responseLastByteUs: undefined,
       senderIdleUs: 0,
       receiverBlockedUs: 0,
+      proxyBusyUs: 0,
       pendingResponses: 0,
       status: undefined,
       startedAt: new Date(this.epochMs + message.firstByteUs / 1000).toISOString(),
@@ -294,6 +315,10 @@ export class MessageTracker implements PDataObserver {
       generation: this.tags.generation,
       idleAtStart: message.idleAtStart,
       blockedAtStart: message.blockedAtStart,
+      busyAtStart: message.busyAtStart,
+      requestBusyUs: undefined,
+      responseBusyAtStart: undefined,
+      responseBusyUs: 0,
       lastPdu: undefined,
       forwardDone: false,
       finalDone: false,
@@ -325,6 +350,8 @@ export class MessageTracker implements PDataObserver {
     }
     request.status = status;
     request.responseLastByteUs = timeUs;
+    // Busy up to the arrival of the chunk holding the last byte (its processing comes after the duration's end).
+    if (request.responseBusyAtStart !== undefined) request.responseBusyUs = this.legs[direction].busyUs() - request.responseBusyAtStart;
     request.finalDone = true;
     this.streams[request.direction].outstanding.delete(request.messageId);
     // Reported now when it was forwarded whole, or when it never will be: its data set was cut short (not
@@ -366,6 +393,8 @@ export class MessageTracker implements PDataObserver {
     request.forwardDone = true;
     request.requestForwardedUs = record.forwardedUs;
     request.receiverBlockedUs = this.legs[request.direction].blockedUs() - request.blockedAtStart;
+    // Reported from a write callback, after the last chunk was done with: its processing counts.
+    request.requestBusyUs = this.legs[request.direction].busyUs() - request.busyAtStart;
     if (request.finalDone) this.emit(request);
   }
 
@@ -388,7 +417,10 @@ export class MessageTracker implements PDataObserver {
     }
     this.awaitingForward = [];
     for (const request of [...open].sort((a, b) => a.requestFirstByteUs - b.requestFirstByteUs)) {
-      if (!request.forwardDone) request.receiverBlockedUs = this.legs[request.direction].blockedUs() - request.blockedAtStart;
+      if (!request.forwardDone) {
+        request.receiverBlockedUs = this.legs[request.direction].blockedUs() - request.blockedAtStart;
+        request.requestBusyUs = this.legs[request.direction].busyUs() - request.busyAtStart;
+      }
       this.emit(request);
     }
   }
@@ -396,13 +428,27 @@ export class MessageTracker implements PDataObserver {
   private emit(request: Request): void {
     if (request.reported) return;
     request.reported = true;
+    request.proxyBusyUs = (request.requestBusyUs ?? 0) + request.responseBusyUs;
     const totals = this.totals[request.direction];
     totals.messages++;
     totals.idleUs += request.senderIdleUs;
     totals.blockedUs += request.receiverBlockedUs;
+    totals.busyUs += request.proxyBusyUs;
     const response = responseUs(request);
     if (response !== undefined) totals.responseUs += response;
-    const { idleAtStart: _i, blockedAtStart: _b, lastPdu: _l, forwardDone: _f, finalDone: _d, reported: _r, ...record } = request;
+    const {
+      idleAtStart: _i,
+      blockedAtStart: _b,
+      busyAtStart: _u,
+      requestBusyUs: _q,
+      responseBusyAtStart: _s,
+      responseBusyUs: _p,
+      lastPdu: _l,
+      forwardDone: _f,
+      finalDone: _d,
+      reported: _r,
+      ...record
+    } = request;
     this.events.message(record);
   }
 }

@@ -191,6 +191,13 @@ export interface MessageRecord {
   senderIdleUs: number;
   /** From the request's first byte to its last byte forwarded: the proxy paused the sender because the receiver was not reading. */
   receiverBlockedUs: number;
+  /**
+   * The proxy's own time in the message (an upper bound, src/proxy/sender-time.ts busyUs): on the request's
+   * leg from its first byte until its last byte is forwarded, on the response's leg from the first
+   * response byte to the final response's last byte: processing the chunks, and the waits between them
+   * during which the event loop was busy with other work.
+   */
+  proxyBusyUs: number;
   pendingResponses: number;
   /** The final (non-Pending) response's Status; undefined when none came. */
   status: number | undefined;

@@ -204,6 +204,10 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
     return this.times.blockedUs();
   }
 
+  busyUs(): number {
+    return this.times.busyUs();
+  }
+
   private newRecord(type: number, length: number, firstByteTime: number): InFlight {
     this.counters.pdusIn++;
     if (length > this.largestPduIn) this.largestPduIn = length;
@@ -254,7 +258,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       // A header split over chunks started in the previous one (a 6-byte header spans two at most, unless a
       // sender's chunks are under 6 bytes: then the wait between those tiny chunks is not the message's).
       const now = firstByteTime === this.chunkTime;
-      this.observer.dataStart(this.direction, firstByteTime, this.times.idleAtChunk(now), this.times.blockedAtChunk(now));
+      const t = this.times;
+      this.observer.dataStart(this.direction, firstByteTime, t.idleAtChunk(now), t.blockedAtChunk(now), t.busyAtChunk(now));
     }
   }
 

@@ -42,6 +42,7 @@ export const MESSAGES_CSV_COLUMNS = [
   'sop_class_uid',
   'transfer_syntax_uid',
   'generation',
+  'proxy_busy_ms',
 ] as const;
 
 export const MESSAGES_CSV_HEADER = MESSAGES_CSV_COLUMNS.join(',');
@@ -83,6 +84,7 @@ export function messageCsvRow(m: MessageRecord, route: string = DEFAULT_ROUTE_ID
     csvField(m.sopClassUid),
     csvField(m.transferSyntaxUid),
     m.generation,
+    ms(m.proxyBusyUs),
   ];
 }
 
@@ -102,6 +104,7 @@ export function messageLogFields(m: MessageRecord): Record<string, unknown> {
     scuIdleMs: round3(m.senderIdleUs),
     upstreamBlockedMs: round3(m.receiverBlockedUs),
     scpResponseMs: round3(responseUs(m)),
+    proxyBusyMs: round3(m.proxyBusyUs),
     pendingResponses: m.pendingResponses,
     status: m.status === undefined ? undefined : statusHex(m.status),
     startedAt: m.startedAt,
@@ -124,9 +127,16 @@ export function timeSplitSummary(totals: Readonly<Record<Direction, TimeSplit>>,
     scuIdleMs: r(up.idleUs),
     upstreamBlockedMs: r(up.blockedUs),
     scpResponseMs: r(up.responseUs),
+    proxyBusyMs: r(up.busyUs),
   };
   if (down.messages > 0) {
-    out.scpRequests = { messages: down.messages, scpIdleMs: r(down.idleUs), scuBlockedMs: r(down.blockedUs), scuResponseMs: r(down.responseUs) };
+    out.scpRequests = {
+      messages: down.messages,
+      scpIdleMs: r(down.idleUs),
+      scuBlockedMs: r(down.blockedUs),
+      scuResponseMs: r(down.responseUs),
+      proxyBusyMs: r(down.busyUs),
+    };
   }
   if (undecodable > 0) out.undecodableCommands = undecodable;
   return out;

@@ -479,7 +479,7 @@ export function fuzzTracker(data: Buffer): void {
   const input = new InputReader(data);
   const records: MessageRecord[] = [];
   let closed = false;
-  const legs = { idleUs: () => 0, blockedUs: () => 0 };
+  const legs = { idleUs: () => 0, blockedUs: () => 0, busyUs: () => 0 };
   const tracker = new MessageTracker(1, { to_scp: legs, to_scu: legs }, 0, {
     message: (r) => {
       check(!closed, 'a message reported after close()');
@@ -521,7 +521,7 @@ export function fuzzTracker(data: Buffer): void {
       at += piece.length;
       const last = at >= bytes.length && !noLast;
       const pdu = record(direction);
-      tracker.dataStart(direction, ++time, 0, 0);
+      tracker.dataStart(direction, ++time, 0, 0, 0);
       tracker.pdvStart(direction, contextId, (command ? MCH_COMMAND : 0) | (last ? MCH_LAST : 0));
       if (piece.length > 0) tracker.pdvData(direction, piece);
       if (!command) datasetSent[direction] += piece.length;
@@ -570,7 +570,7 @@ export function fuzzTracker(data: Buffer): void {
         const mch = input.u8() & 0x03;
         const bytes = input.bytes(input.u8() % 64);
         const pdu = record(direction);
-        tracker.dataStart(direction, ++time, 0, 0);
+        tracker.dataStart(direction, ++time, 0, 0, 0);
         tracker.pdvStart(direction, input.u8() & 0x03, mch);
         if (bytes.length > 0) tracker.pdvData(direction, Buffer.from(bytes));
         if (!(mch & MCH_COMMAND)) datasetSent[direction] += bytes.length;

@@ -108,7 +108,9 @@ describe('messages CSV with DCMTK and dcmjs-dimse peers', { timeout: 120_000 }, 
       const [rqFirst, rqLast, rspFirst, rspLast] = ['request_first_byte_us', 'request_last_byte_us', 'response_first_byte_us', 'response_last_byte_us'].map((c) => num(row, c));
       assert.ok(rqFirst! < rqLast! && rqLast! < rspFirst! && rspFirst! <= rspLast!, `times in order: ${rqFirst} ${rqLast} ${rspFirst} ${rspLast}`);
       assert.equal(num(row, 'duration_ms').toFixed(3), ((rspLast! - rqFirst!) / 1000).toFixed(3));
-      for (const c of ['scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms']) assert.ok(num(row, c) >= 0, c);
+      for (const c of ['scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms', 'proxy_busy_ms']) assert.ok(num(row, c) >= 0, c);
+      // The proxy's own time is within the message's (both legs' parts are inside first request byte to last response byte).
+      assert.ok(num(row, 'proxy_busy_ms') <= num(row, 'duration_ms'), `proxy_busy_ms ${row.proxy_busy_ms} within duration_ms ${row.duration_ms}`);
       assert.ok(Math.abs(Date.parse(row.started_at!) - Date.now()) < 60_000, 'started_at is now-ish wall-clock time');
       // The experiment's columns: the one --max-pdu value is the arm, as written; the AE titles of the RQ;
       // the file's SOP class; the transfer syntax storescp accepted for the context; the first generation.
@@ -130,6 +132,7 @@ describe('messages CSV with DCMTK and dcmjs-dimse peers', { timeout: 120_000 }, 
     assert.ok(Math.abs((closed.scuIdleMs as number) - sum('scu_idle_ms')) < 0.01);
     assert.ok(Math.abs((closed.upstreamBlockedMs as number) - sum('upstream_blocked_ms')) < 0.01);
     assert.ok(Math.abs((closed.scpResponseMs as number) - sum('scp_response_ms')) < 0.01);
+    assert.ok(Math.abs((closed.proxyBusyMs as number) - sum('proxy_busy_ms')) < 0.01);
 
     const second = await throughProxy(scp.port, file, ['--max-pdu', '16KB'], run('16KB'));
     assert.equal(second.rows.length, 8, 'appended');

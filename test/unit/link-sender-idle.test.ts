@@ -60,6 +60,7 @@ test('with a loop-idle counter, only the time the loop waited with nothing to do
   loopIdleUs += 30_000; // of those 100 ms the loop was idle for 30; the other 70 it worked for others
   link.feed(rest);
   assert.equal(link.idleUs(), 30_000);
+  assert.equal(link.busyUs(), 70_000, "the other 70 are the proxy's own (the chunks' processing took no time on this clock)");
 });
 
 test('loop idle time beyond the wait itself never makes the sender idle longer than the wait', () => {

@@ -8,7 +8,7 @@ import { MessageTracker } from '../../src/dimse/tracker.js';
 import type { Direction, MessageRecord, PduRecord } from '../../src/events/events.js';
 import { commandSet } from '../fixtures/annotated-commands.js';
 
-const legs = { idleUs: () => 0, blockedUs: () => 0 };
+const legs = { idleUs: () => 0, blockedUs: () => 0, busyUs: () => 0 };
 let time = 0;
 let seq = 0;
 
@@ -30,7 +30,7 @@ function pdv(tracker: MessageTracker, direction: Direction, mch: number, bytes: 
     outMaxLength: 0,
     violation: false,
   } satisfies PduRecord;
-  tracker.dataStart(direction, ++time, 0, 0);
+  tracker.dataStart(direction, ++time, 0, 0, 0);
   tracker.pdvStart(direction, 1, mch);
   tracker.pdvData(direction, bytes);
   tracker.pdvEnd(direction, ++time, pdu);

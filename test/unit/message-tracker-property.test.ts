@@ -11,7 +11,7 @@ import { C_ECHO_RQ, C_ECHO_RSP, C_FIND_RSP_PENDING, commandSet } from '../fixtur
 
 const COMMAND = 0x01;
 const LAST = 0x02;
-const zero = { idleUs: () => 0, blockedUs: () => 0 };
+const zero = { idleUs: () => 0, blockedUs: () => 0, busyUs: () => 0 };
 
 function newTracker(rows: MessageRecord[]): MessageTracker {
   return new MessageTracker(1, { to_scp: zero, to_scu: zero }, 0, { message: (m) => rows.push(m), undecodable: () => undefined });
@@ -56,7 +56,7 @@ function send(t: MessageTracker, m: Msg, cuts: number[], perPdu: number, piece: 
   }
   for (let i = 0; i < pdvs.length; i += perPdu) {
     const rec = record(m.direction);
-    t.dataStart(m.direction, clock.us++, 0, 0);
+    t.dataStart(m.direction, clock.us++, 0, 0, 0);
     for (const pdv of pdvs.slice(i, i + perPdu)) {
       // PDVs in stream order; one P-DATA-TF may hold the end of the command and the start of the data set.
       t.pdvStart(m.direction, 1, pdv.mch);
@@ -178,7 +178,7 @@ describe('MessageTracker properties', () => {
         for (const e of events) {
           switch (e.kind) {
             case 'start':
-              t.dataStart(e.dir, us++, 0, 0);
+              t.dataStart(e.dir, us++, 0, 0, 0);
               break;
             case 'pdv':
               t.pdvStart(e.dir, 1, e.mch);

@@ -16,11 +16,15 @@ const LAST = 0x02;
 class FakeLeg implements LegTimes {
   idle = 0;
   blocked = 0;
+  busy = 0;
   idleUs(): number {
     return this.idle;
   }
   blockedUs(): number {
     return this.blocked;
+  }
+  busyUs(): number {
+    return this.busy;
   }
 }
 
@@ -72,7 +76,8 @@ class Harness {
   /** One P-DATA-TF: first byte at `firstUs`, every PDV's last byte at `endUs`. */
   pdu(direction: Direction, firstUs: number, endUs: number, pdvs: Pdv[]): PduRecord {
     const record = pduRecord(direction, firstUs);
-    this.tracker.dataStart(direction, firstUs, this.legs[direction].idle, this.legs[direction].blocked);
+    const leg = this.legs[direction];
+    this.tracker.dataStart(direction, firstUs, leg.idle, leg.blocked, leg.busy);
     for (const pdv of pdvs) {
       const mch = (pdv.command ? COMMAND : 0) | (pdv.last ? LAST : 0);
       this.tracker.pdvStart(direction, pdv.contextId ?? 1, mch);
@@ -123,6 +128,7 @@ describe('MessageTracker: request and response', () => {
       responseLastByteUs: 1600,
       senderIdleUs: 0,
       receiverBlockedUs: 0,
+      proxyBusyUs: 0,
       pendingResponses: 0,
       status: 0,
       startedAt: '2026-01-02T03:04:05.001Z',
@@ -183,6 +189,43 @@ describe('MessageTracker: request and response', () => {
     assert.equal(m.receiverBlockedUs, 1000);
     assert.equal(responseUs(m), 1000);
     assert.equal(m.status, 0);
+  });
+
+  test("proxy busy: the request leg's from its first byte to its last byte forwarded, plus the response leg's within the response", () => {
+    const h = new Harness();
+    h.legs.to_scp.busy = 40_000; // other messages before: not this one's
+    h.legs.to_scu.busy = 9_000;
+    h.pdu('to_scp', 1000, 1010, [{ command: true, last: true, bytes: C_STORE_RQ, contextId: 3 }]);
+    h.legs.to_scp.busy += 300; // processing the chunks, and the loop busy between them
+    h.pdu('to_scp', 1040, 1500, [{ command: false, last: false, bytes: 16000, contextId: 3 }]);
+    h.legs.to_scp.busy += 200;
+    const last = h.pdu('to_scp', 2700, 2800, [{ command: false, last: true, bytes: 1234, contextId: 3 }]);
+    h.legs.to_scp.busy += 50; // the last chunk's processing, done before its write callback: counted
+    h.forward(last, 3000);
+    h.legs.to_scp.busy += 7_000; // after the forward (the next request's chunks): not counted
+    h.legs.to_scu.busy += 2_000; // before the response's first byte (the wait for the SCP): not counted
+    // The response in two chunks: the wait between them and the first one's processing are in the
+    // duration (first request byte to last response byte); the last chunk's processing is after it.
+    h.pdu('to_scu', 4000, 4000, [{ command: true, last: false, bytes: C_STORE_RSP.subarray(0, 10) }]);
+    h.legs.to_scu.busy += 25;
+    h.pdu('to_scu', 4050, 4100, [{ command: true, last: true, bytes: C_STORE_RSP.subarray(10) }]);
+    h.legs.to_scu.busy += 1_000; // after the last response byte: not counted
+    h.tracker.close();
+    assert.equal(h.rows.length, 1);
+    assert.equal(h.rows[0]!.proxyBusyUs, 300 + 200 + 50 + 25);
+    assert.equal(h.tracker.totals.to_scp.busyUs, 575);
+  });
+
+  test('proxy busy of a request never forwarded is read when the association ends', () => {
+    const h = new Harness();
+    h.pdu('to_scp', 1000, 1010, [{ command: true, last: true, bytes: C_STORE_RQ, contextId: 3 }]);
+    h.legs.to_scp.busy += 120;
+    h.pdu('to_scp', 1040, 1500, [{ command: false, last: false, bytes: 16000, contextId: 3 }]);
+    h.legs.to_scp.busy += 80;
+    h.tracker.close();
+    assert.equal(h.rows.length, 1);
+    assert.equal(h.rows[0]!.proxyBusyUs, 200);
+    assert.equal(h.rows[0]!.responseLastByteUs, undefined);
   });
 
   test('C-FIND: pending responses with identifiers are counted; the first response byte is the first pending one', () => {
@@ -497,10 +540,11 @@ describe('MessageTracker: the end of an association, and bad input', () => {
       h.legs.to_scp.idle += 30;
       const rq = h.pdu('to_scp', start + 40, start + 45, [{ command: true, last: true, bytes: C_ECHO_RQ.subarray(20) }]);
       h.legs.to_scp.blocked += 8;
+      h.legs.to_scp.busy += 11;
       h.forward(rq, start + 60);
       h.message('to_scu', start + 110, start + 120, C_ECHO_RSP);
     }
-    assert.deepEqual(h.tracker.totals.to_scp, { messages: 3, idleUs: 90, blockedUs: 24, responseUs: 150 });
-    assert.deepEqual(h.tracker.totals.to_scu, { messages: 0, idleUs: 0, blockedUs: 0, responseUs: 0 });
+    assert.deepEqual(h.tracker.totals.to_scp, { messages: 3, idleUs: 90, blockedUs: 24, responseUs: 150, busyUs: 33 });
+    assert.deepEqual(h.tracker.totals.to_scu, { messages: 0, idleUs: 0, blockedUs: 0, responseUs: 0, busyUs: 0 });
   });
 });

@@ -38,6 +38,7 @@ const STORE: MessageRecord = {
   responseLastByteUs: 128000,
   senderIdleUs: 2000.4,
   receiverBlockedUs: 90000,
+  proxyBusyUs: 4321.6,
   pendingResponses: 0,
   status: 0,
   startedAt: '2026-11-25T10:00:00.001Z',
@@ -62,7 +63,7 @@ const ABORTED: MessageRecord = {
 
 /** The contract, spelled out (prompts/contract.md): scripts and `stats` read these names. */
 const CONTRACT =
-  'assoc,message_id,command,context_id,sop_instance_uid,bytes,max_pdu,scp_max_pdu,request_first_byte_us,request_last_byte_us,response_first_byte_us,response_last_byte_us,duration_ms,scu_idle_ms,upstream_blocked_ms,scp_response_ms,pending_responses,status,started_at,requested_by,route,arm,calling_aet,called_aet,sop_class_uid,transfer_syntax_uid,generation';
+  'assoc,message_id,command,context_id,sop_instance_uid,bytes,max_pdu,scp_max_pdu,request_first_byte_us,request_last_byte_us,response_first_byte_us,response_last_byte_us,duration_ms,scu_idle_ms,upstream_blocked_ms,scp_response_ms,pending_responses,status,started_at,requested_by,route,arm,calling_aet,called_aet,sop_class_uid,transfer_syntax_uid,generation,proxy_busy_ms';
 
 const parse = parseCsvRows;
 
@@ -74,14 +75,14 @@ describe('messages CSV rows', () => {
   test('a complete message', () => {
     assert.equal(
       messageCsvRow(STORE).join(','),
-      '4,7,C-STORE-RQ,1,1.2.3.4,16777504,1048576,16384,1500,120001,127500,128000,126.500,2.000,90.000,2.500,0,0000,2026-11-25T10:00:00.001Z,scu,default,1MB,CT01,PACS,1.2.840.10008.5.1.4.1.1.2,1.2.840.10008.1.2.1,1',
+      '4,7,C-STORE-RQ,1,1.2.3.4,16777504,1048576,16384,1500,120001,127500,128000,126.500,2.000,90.000,2.500,0,0000,2026-11-25T10:00:00.001Z,scu,default,1MB,CT01,PACS,1.2.840.10008.5.1.4.1.1.2,1.2.840.10008.1.2.1,1,4.322',
     );
   });
 
   test('what never happened is an empty cell', () => {
     assert.equal(
       messageCsvRow({ ...ABORTED, arm: '', sopClassUid: '', transferSyntaxUid: '' }).join(','),
-      '4,8,C-STORE-RQ,1,,16777504,1048576,16384,1500,,,,,2.000,90.000,,0,,2026-11-25T10:00:00.001Z,scu,default,,CT01,PACS,,,1',
+      '4,8,C-STORE-RQ,1,,16777504,1048576,16384,1500,,,,,2.000,90.000,,0,,2026-11-25T10:00:00.001Z,scu,default,,CT01,PACS,,,1,4.322',
     );
     assert.match(messageCsvRow(STORE, 'ct').join(','), /,scu,ct,1MB,/);
   });
@@ -102,6 +103,7 @@ describe('messages CSV rows', () => {
     assert.equal(row!.transfer_syntax_uid, '"x"');
     assert.equal(row!.arm, '1MB');
     assert.equal(row!.generation, '1');
+    assert.equal(row!.proxy_busy_ms, '4.322', 'proxy_busy_ms is last, after generation');
   });
 
   test('the debug log fields', () => {
@@ -110,20 +112,22 @@ describe('messages CSV rows', () => {
     assert.equal(f.scuIdleMs, 2);
     assert.equal(f.upstreamBlockedMs, 90);
     assert.equal(f.scpResponseMs, 2.5);
+    assert.equal(f.proxyBusyMs, 4.322);
     assert.equal(f.status, '0000');
     assert.equal(messageLogFields(ABORTED).status, undefined);
   });
 
   test('the summary split: SCU requests at the top, SCP requests apart, undecodable counted', () => {
-    const none = { messages: 0, idleUs: 0, blockedUs: 0, responseUs: 0 };
-    assert.deepEqual(timeSplitSummary({ to_scp: { messages: 2, idleUs: 1234.5, blockedUs: 10, responseUs: 99 }, to_scu: none }, 0), {
+    const none = { messages: 0, idleUs: 0, blockedUs: 0, responseUs: 0, busyUs: 0 };
+    assert.deepEqual(timeSplitSummary({ to_scp: { messages: 2, idleUs: 1234.5, blockedUs: 10, responseUs: 99, busyUs: 55 }, to_scu: none }, 0), {
       messages: 2,
       scuIdleMs: 1.235,
       upstreamBlockedMs: 0.01,
       scpResponseMs: 0.099,
+      proxyBusyMs: 0.055,
     });
-    const both = timeSplitSummary({ to_scp: none, to_scu: { messages: 1, idleUs: 1000, blockedUs: 2000, responseUs: 3000 } }, 2);
-    assert.deepEqual(both.scpRequests, { messages: 1, scpIdleMs: 1, scuBlockedMs: 2, scuResponseMs: 3 });
+    const both = timeSplitSummary({ to_scp: none, to_scu: { messages: 1, idleUs: 1000, blockedUs: 2000, responseUs: 3000, busyUs: 4000 } }, 2);
+    assert.deepEqual(both.scpRequests, { messages: 1, scpIdleMs: 1, scuBlockedMs: 2, scuResponseMs: 3, proxyBusyMs: 4 });
     assert.equal(both.undecodableCommands, 2);
   });
 });
@@ -182,7 +186,7 @@ describe('MessagesCsvRecorder', () => {
 
   test('a file with an older header (no route column) is refused with a message saying so, and left alone', async () => {
     const file = tmpFile();
-    const old = `${MESSAGES_CSV_HEADER.replace(/,route,.*$/, '')}\n${messageCsvRow(STORE).slice(0, -7).join(',')}\n`;
+    const old = `${MESSAGES_CSV_HEADER.replace(/,route,.*$/, '')}\n${messageCsvRow(STORE).slice(0, -8).join(',')}\n`;
     fs.writeFileSync(file, old);
     await assert.rejects(
       MessagesCsvRecorder.open(file),
@@ -193,14 +197,25 @@ describe('MessagesCsvRecorder', () => {
 
   test('a file written before the experiment columns (up to route) is refused the same way', async () => {
     const file = tmpFile();
-    const old = `${MESSAGES_CSV_HEADER.replace(/,arm,.*$/, '')}\n${messageCsvRow(STORE).slice(0, -6).join(',')}\n`;
+    const old = `${MESSAGES_CSV_HEADER.replace(/,arm,.*$/, '')}\n${messageCsvRow(STORE).slice(0, -7).join(',')}\n`;
     fs.writeFileSync(file, old);
     await assert.rejects(
       MessagesCsvRecorder.open(file),
       (err: unknown) =>
         err instanceof MessagesCsvFileError &&
-        /older version of the proxy \(no arm, calling_aet, called_aet, sop_class_uid, transfer_syntax_uid, generation columns\)/.test(err.message),
+        /older version of the proxy \(no arm, calling_aet, called_aet, sop_class_uid, transfer_syntax_uid, generation, proxy_busy_ms columns\)/.test(err.message),
     );
+  });
+
+  test('a file written before proxy_busy_ms (up to generation) is refused, naming the one column, and left alone', async () => {
+    const file = tmpFile();
+    const old = `${MESSAGES_CSV_HEADER.replace(/,proxy_busy_ms$/, '')}\n${messageCsvRow(STORE).slice(0, -1).join(',')}\n`;
+    fs.writeFileSync(file, old);
+    await assert.rejects(
+      MessagesCsvRecorder.open(file),
+      (err: unknown) => err instanceof MessagesCsvFileError && /older version of the proxy \(no proxy_busy_ms column\)/.test(err.message),
+    );
+    assert.equal(fs.readFileSync(file, 'utf8'), old);
   });
 
   test("a route's view writes its id in the route column", async () => {

@@ -42,6 +42,7 @@ const MESSAGE: MessageRecord = {
   responseLastByteUs: 301_000,
   senderIdleUs: 0,
   receiverBlockedUs: 0,
+  proxyBusyUs: 0,
   pendingResponses: 0,
   status: 0,
   startedAt: '2026-11-25T10:00:00.000Z',
