@@ -10,6 +10,8 @@
 # - docker-compose: optional, lets test/unit/docker-compose.test.ts validate docker-compose.yml with
 #   `docker-compose config` (the test checks the file as YAML without it);
 # - orthanc: optional, the SCP of bench --scp-command's Orthanc example and its test (skipped without it);
+# - e2fsprogs (mkfs.ext4): optional, test/integration/pcap-ext4.test.ts makes a small ext4 in a file for
+#   --pcap's O_DIRECT writes on a disk that fills (skipped, saying why, without it; it also needs root);
 # - prometheus (promtool and prometheus): required, `promtool check rules` / `promtool test rules` on
 #   deploy/prometheus/ and the real-Prometheus fleet test. Only the binaries are used: the package's own
 #   service is stopped and disabled right after the install (the tests start their own, on a free port).
@@ -29,6 +31,7 @@ command -v tshark >/dev/null 2>&1 || packages+=(tshark)
 [ -x "$CHROMIUM" ] || packages+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
 [ -x /usr/sbin/Orthanc ] || command -v Orthanc >/dev/null 2>&1 || packages+=(orthanc)
+[ -x /usr/sbin/mkfs.ext4 ] || [ -x /sbin/mkfs.ext4 ] || command -v mkfs.ext4 >/dev/null 2>&1 || packages+=(e2fsprogs)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -49,7 +52,7 @@ else
     echo "ensure-test-deps: promtool not found and cannot install prometheus (not root, no sudo): run 'apt-get install prometheus' first" >&2
     exit 1
   fi
-  exit 0 # only chromium (reported above) or the optional docker-compose and orthanc are missing
+  exit 0 # only chromium (reported above) or the optional docker-compose, orthanc and e2fsprogs are missing
 fi
 
 install() {
@@ -71,6 +74,7 @@ if ! install "${packages[@]}"; then
       chromium) install chromium || echo "ensure-test-deps: chromium could not be installed: the report's browser test will fail" >&2 ;;
       docker-compose) install docker-compose || echo "ensure-test-deps: docker-compose could not be installed; the compose file is checked without it" >&2 ;;
       orthanc) install orthanc || echo "ensure-test-deps: orthanc could not be installed; the bench --scp-command Orthanc test is skipped" >&2 ;;
+      e2fsprogs) install e2fsprogs || echo "ensure-test-deps: e2fsprogs could not be installed; the --pcap test on an ext4 loop device is skipped" >&2 ;;
     esac
   done
 fi

@@ -1,6 +1,6 @@
 // SVG charts with vega-lite, rendered in Node by vega's headless View (renderer 'none': no browser, no
 // canvas). Two charts: the experiment (mean with its 95% interval and min-max bars per group) and one
-// association's timeline.
+// association's timeline (the one of `stats --timeline` and of the report).
 
 import type { TopLevelSpec } from 'vega-lite';
 import { ci95 } from './inference.js';
@@ -89,21 +89,60 @@ export function experimentSpec(series: readonly ExperimentSeries[], xTitle: stri
   } as TopLevelSpec;
 }
 
-/** The PDUs of one association (timelinePdus): PDU length against arrival time, both directions. */
-export function timelineSpec(pdus: readonly TimelinePdu[], assoc: string): TopLevelSpec {
-  const values = pdus.map((r) => ({ ms: (r.lastByteUs ?? 0) / 1000, length: r.length ?? 0, direction: r.direction, type: r.type }));
+/** One association's PDUs as the timeline draws them. */
+export interface TimelineChart {
+  assoc: string;
+  /** The association's PDUs, both directions (timelinePdus). */
+  rows: readonly TimelinePdu[];
+  /** Which setting or file the association comes from, in the title (the report: its max PDU). */
+  source?: string | undefined;
+  /** The largest P-DATA-TF the sender was allowed, drawn as a dashed line when known (> 0). */
+  allowed?: number | undefined;
+}
+
+/** The legend's words for the chunk CSV's directions. */
+const DIRECTION_LABELS = "datum.label === 'to_scp' ? 'SCU → SCP' : datum.label === 'to_scu' ? 'SCP → SCU' : datum.label";
+
+/**
+ * One association's PDUs: length (log scale: control PDUs of a few bytes beside P-DATA-TF of megabytes)
+ * against the time the last byte arrived, both directions; with `allowed`, the sender's limit as a line.
+ * The `stats --timeline` chart and the report's.
+ */
+export function timelineSpec(t: TimelineChart): TopLevelSpec {
+  const values = t.rows.map((r) => ({
+    ms: Math.round(r.lastByteUs ?? 0) / 1000,
+    length: Math.max(1, r.length ?? 1),
+    direction: r.direction ?? '?',
+    type: r.type,
+  }));
+  const points = {
+    mark: { type: 'point', filled: true, size: 50, opacity: 0.8 },
+    encoding: {
+      x: { field: 'ms', type: 'quantitative', title: 'last byte received (ms since the association was accepted)' },
+      y: { field: 'length', type: 'quantitative', scale: { type: 'log' }, title: 'PDU length (bytes, log scale)' },
+      color: { field: 'direction', type: 'nominal', title: null, legend: { orient: 'bottom', labelExpr: DIRECTION_LABELS } },
+      shape: { field: 'type', type: 'nominal', title: null, legend: { orient: 'bottom' } },
+      tooltip: [{ field: 'type' }, { field: 'direction' }, { field: 'length', format: ',' }, { field: 'ms', format: '.3f' }],
+    },
+  };
+  const layers: unknown[] = [{ data: { values }, ...points }];
+  if (t.allowed !== undefined && t.allowed > 0) {
+    layers.push({
+      data: { values: [{ allowed: t.allowed, text: `allowed: ${t.allowed.toLocaleString('en-US')}` }] },
+      layer: [
+        { mark: { type: 'rule', strokeDash: [4, 3], color: '#888' }, encoding: { y: { field: 'allowed', type: 'quantitative' } } },
+        {
+          mark: { type: 'text', align: 'left', dx: 4, dy: -6, color: '#555' },
+          encoding: { y: { field: 'allowed', type: 'quantitative' }, x: { value: 0 }, text: { field: 'text' } },
+        },
+      ],
+    });
+  }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `association ${assoc}: PDUs over time`,
-    width: 640,
+    title: `association ${t.assoc}${t.source !== undefined ? ` (${t.source})` : ''}: PDUs over time`,
+    width: 620,
     height: 280,
-    data: { values },
-    mark: { type: 'point', filled: true, size: 14 },
-    encoding: {
-      x: { field: 'ms', type: 'quantitative', title: 'last byte received (ms since accept)' },
-      y: { field: 'length', type: 'quantitative', title: 'PDU length (bytes)' },
-      color: { field: 'direction', type: 'nominal' },
-      shape: { field: 'type', type: 'nominal' },
-    },
+    layer: layers,
   } as TopLevelSpec;
 }

@@ -168,7 +168,7 @@ async function statsWith(engine: Engine, paths: readonly string[], options: Stat
         const holding = await filesWithAssociation(engine, options.timeline);
         const source = chunks.find((f) => holding.has(f.path));
         if (!source) throw new StatsUsageError(`--timeline: association ${options.timeline} is in no chunk CSV given`);
-        svg = await renderSvg(timelineSpec(await timelinePdus(engine, source.path, options.timeline), options.timeline));
+        svg = await renderSvg(timelineSpec({ assoc: options.timeline, rows: await timelinePdus(engine, source.path, options.timeline) }));
       } else {
         if (!groups) throw new StatsUsageError('--svg needs a messages CSV (or --timeline ASSOC with a chunk CSV)');
         const series = groups.perRoute

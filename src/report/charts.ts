@@ -1,9 +1,10 @@
-// The report's charts as vega-lite specifications (rendered to SVG by src/analysis/chart.ts renderSvg).
+// The report's charts as vega-lite specifications (rendered to SVG by src/analysis/chart.ts renderSvg; the
+// timeline is analysis/chart.ts's timelineSpec, the one `stats --timeline` draws).
 
 import type { TopLevelSpec } from 'vega-lite';
 import { experimentSpec } from '../analysis/chart.js';
 import { SPLIT_PARTS, splitOf } from './model.js';
-import type { ReportSetting, Timeline } from './model.js';
+import type { ReportSetting } from './model.js';
 import { PRACTICAL_MARGIN } from '../analysis/arm-effect.js';
 import type { ArmRow, Experiment } from '../analysis/experiment.js';
 
@@ -57,46 +58,6 @@ export function splitSpec(settings: readonly ReportSetting[], unit: string): Top
       order: { field: 'i', type: 'quantitative' },
       tooltip: [{ field: 'setting' }, { field: 'part' }, { field: 'ms', format: '.1f' }],
     },
-  } as TopLevelSpec;
-}
-
-/** One association's PDUs: length (log scale) against the time the last byte arrived, both directions. */
-export function timelineSpec(t: Timeline): TopLevelSpec {
-  const values = t.rows.map((r) => ({
-    ms: Math.round(r.lastByteUs ?? 0) / 1000,
-    length: Math.max(1, r.length ?? 1),
-    direction: r.direction === 'to_scp' ? 'SCU → SCP' : r.direction === 'to_scu' ? 'SCP → SCU' : (r.direction ?? '?'),
-    type: r.type,
-  }));
-  const points = {
-    mark: { type: 'point', filled: true, size: 50, opacity: 0.8 },
-    encoding: {
-      x: { field: 'ms', type: 'quantitative', title: 'last byte received (ms since the association was accepted)' },
-      y: { field: 'length', type: 'quantitative', scale: { type: 'log' }, title: 'PDU length (bytes, log scale)' },
-      color: { field: 'direction', type: 'nominal', title: null, legend: { orient: 'bottom' } },
-      shape: { field: 'type', type: 'nominal', title: null, legend: { orient: 'bottom' } },
-      tooltip: [{ field: 'type' }, { field: 'direction' }, { field: 'length', format: ',' }, { field: 'ms', format: '.3f' }],
-    },
-  };
-  const layers: unknown[] = [{ data: { values }, ...points }];
-  if (t.allowed !== undefined && t.allowed > 0) {
-    layers.push({
-      data: { values: [{ allowed: t.allowed, text: `allowed: ${t.allowed.toLocaleString('en-US')}` }] },
-      layer: [
-        { mark: { type: 'rule', strokeDash: [4, 3], color: '#888' }, encoding: { y: { field: 'allowed', type: 'quantitative' } } },
-        {
-          mark: { type: 'text', align: 'left', dx: 4, dy: -6, color: '#555' },
-          encoding: { y: { field: 'allowed', type: 'quantitative' }, x: { value: 0 }, text: { field: 'text' } },
-        },
-      ],
-    });
-  }
-  return {
-    $schema: SCHEMA,
-    title: `association ${t.assoc} (${t.source}): PDUs over time`,
-    width: 620,
-    height: 280,
-    layer: layers,
   } as TopLevelSpec;
 }
 

@@ -14,7 +14,6 @@ import { filesWithAssociation, timelinePdus } from '../../src/analysis/chunks.js
 import { withEngine } from '../../src/analysis/engine.js';
 import { openLogs } from '../../src/analysis/logs.js';
 import { findRunInfo, prepareLogs, reportModel } from '../../src/report/build.js';
-import { timelineSpec as reportTimelineSpec } from '../../src/report/charts.js';
 import { stats } from '../../src/cli/stats.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -99,7 +98,7 @@ function assertSameTables(actual: string, wanted: string, where: string): void {
 /** The model as the fixtures were written: JSON, with the timeline's PDUs as the chart's values. */
 function comparable(model: Awaited<ReturnType<typeof reportModel>>): unknown {
   const t = model.timeline;
-  const timeline = t ? { ...t, rows: undefined, values: (reportTimelineSpec(t) as { layer: Array<{ data: { values: unknown } }> }).layer[0]!.data.values } : undefined;
+  const timeline = t ? { ...t, rows: undefined, values: (timelineSpec(t) as { layer: Array<{ data: { values: unknown } }> }).layer[0]!.data.values } : undefined;
   return JSON.parse(JSON.stringify({ ...model, timeline }));
 }
 
@@ -122,8 +121,8 @@ test('the report models and the timelines are those of the in-memory implementat
         if (c.timeline) {
           const holding = await filesWithAssociation(engine, c.timeline);
           const file = sources.find((s) => s.kind === 'chunks' && holding.has(s.path))!;
-          const spec = timelineSpec(await timelinePdus(engine, file.path, c.timeline), c.timeline) as { data: { values: unknown } };
-          assertClose(spec.data.values, JSON.parse(expected(`${c.name}.timeline.json`)), `${c.name} timeline`);
+          const spec = timelineSpec({ assoc: c.timeline, rows: await timelinePdus(engine, file.path, c.timeline) }) as { layer: Array<{ data: { values: unknown } }> };
+          assertClose(spec.layer[0]!.data.values, JSON.parse(expected(`${c.name}.timeline.json`)), `${c.name} timeline`);
         }
         if (c.report) {
           const model = await reportModel(engine, sources, { info: findRunInfo(sources), by: c.by ?? 'max_pdu', now: new Date('2026-01-01T00:00:00Z') });
