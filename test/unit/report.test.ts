@@ -183,6 +183,27 @@ test('settings of messages CSVs: grouped by --by, and per route when the rows ho
   assert.equal(two[1]!.row.seconds?.mean, 0.015, 'pacs: (10 + 20) / 2 ms');
 });
 
+test('stats --html split from messages CSVs: proxy_busy_ms is a part of its own, bytes in flight what the five leave', async () => {
+  const message = (durationMs: string, busyMs: string): Partial<Record<string, string>> => ({
+    assoc: '1',
+    message_id: '1',
+    command: 'C-STORE-RQ',
+    bytes: '1048576',
+    max_pdu: '16384',
+    duration_ms: durationMs,
+    scu_idle_ms: '1.000',
+    upstream_blocked_ms: '2.000',
+    scp_response_ms: '3.000',
+    proxy_busy_ms: busyMs,
+    status: '0000',
+  });
+  const [setting] = await over([messagesCsv([message('10.000', '2.000'), message('20.000', '4.000')])], async (engine) =>
+    settingsFromMessages(await groupMessages(engine, { by: 'max_pdu', perRoute: false })),
+  );
+  // Mean 15 ms: idle 1, blocked 2, SCP 3, busy (2 + 4) / 2 = 3, bytes in flight 15 - 9 = 6.
+  assert.deepEqual(splitOf(setting!.row), { 'SCU idle': 1, 'upstream blocked': 2, 'SCP response': 3, 'proxy busy': 3, 'bytes in flight': 6 });
+});
+
 test('what the SCU sent, from a chunk CSV with an extra route column', async () => {
   const sent = await over([CHUNKS], async (engine) => (await sentPdus(engine)).get(CHUNKS));
   // P-DATA-TF toward the SCP: 74, 16384, 16384, 100 (assoc 1) and 16384 (assoc 2).
