@@ -162,7 +162,8 @@ describe('built-in peers', () => {
         await a.release();
       }
       // The stall and the oversized PDU were answered with an A-ABORT.
-      await new Promise((r) => setTimeout(r, 200));
+      // (The SCU wrote them before store() rejected; the SCP reads them in its own time.)
+      for (const deadline = Date.now() + 10_000; bad.abortsReceived < 2 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
       assert.equal(bad.abortsReceived, 2);
       // A fourth store is answered: the SCU itself was not broken by the others.
       const a = await ScuAssociation.open(options(bad.port, images));

@@ -29,6 +29,7 @@ import { MAX_PENDING_BYTES, PcapRecorder } from '../../src/capture/recorder.js';
 import { encodePData } from '../../src/pdu/pdata.js';
 import { associate } from '../helpers/assoc.js';
 import { FakeScp, withTimeout } from '../helpers/raw.js';
+import { readByPeer } from '../helpers/tcp-queues.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -300,7 +301,8 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     socket.on('error', () => undefined);
     await once(socket, 'connect');
     socket.write(Buffer.from([0x07])); // the first byte of an A-ABORT, never finished
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Read by the proxy before the signal (a connection that sent nothing would be closed unread by the drain).
+    await readByPeer(socket);
     const code = await proxy.stop(10_000, 300);
     socket.destroy();
     assert.notEqual(code, null, 'the proxy exited');
