@@ -141,7 +141,16 @@ describe('--workers 2: a worker killed 20 times under load', { timeout: 300_000 
       );
 
       // Admission counts: nothing is in flight now, so exactly --max-associations can be open at once again
-      // (the killed workers' admitted associations were given back).
+      // (the killed workers' admitted associations were given back). First the last senders' associations
+      // must be over in the proxy too, not only in storescu, which exits on the A-RELEASE-RP, before the proxy
+      // has closed both connections and given the admission back. A worker answers a scrape after the
+      // messages it sent before, so associations_open 0 (dead workers' gauges leave the sum) means so.
+      let open = -1;
+      for (const deadline = Date.now() + 15_000; open !== 0 && Date.now() < deadline;) {
+        open = total(await (await fetch(metricsUrl)).text(), 'dicom_pdu_proxy_associations_open');
+        if (open !== 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(open, 0, 'no association open once the senders stopped');
       const held: RawPeer[] = [];
       for (let i = 0; i < 6; i++) {
         const p = await RawPeer.connect(proxy.port);
