@@ -3,7 +3,9 @@
 // the two means, their 95% intervals and the ratio proxy/native with an approximate interval; and whether
 // the settings rank the same both ways. A ranking is only claimed where the data can tell: a pair of
 // settings whose intervals are apart (in either mode) must be in the same order in both modes; pairs whose
-// intervals overlap in both modes are within noise and say nothing. Pure functions over summaries.
+// intervals overlap in both modes are within noise and say nothing. Beside them, the proxy mean less the
+// proxy's own share (its proxy_busy_ms mean, an upper bound of that share) and its ratio to native: what
+// the proxy's method would show if the proxy cost nothing, at most. Pure functions over summaries.
 
 import { ci95 } from './inference.js';
 import type { Interval, SampleSummary } from './inference.js';
@@ -15,6 +17,8 @@ export interface FidelityInput {
   /** 'native' (--scp-command) or 'direct' (the embedded SCP) count as native. */
   mode: string;
   seconds: SampleSummary | undefined;
+  /** Proxy rows: the mean proxy_busy_ms per image from the proxy's messages CSV; undefined when unknown. */
+  proxyBusyMs?: number | undefined;
 }
 
 export interface FidelityRow {
@@ -27,6 +31,10 @@ export interface FidelityRow {
   ratio: number;
   /** Delta-method 95% interval of the ratio from the two intervals' relative half-widths (approximate; low >= 0). */
   ratioCi: { low: number; high: number } | undefined;
+  /** The proxy mean less its proxy_busy_ms mean, in seconds (never below 0); undefined without proxy_busy_ms. */
+  proxyLessBusy: number | undefined;
+  /** proxyLessBusy / native mean. */
+  lessBusyRatio: number | undefined;
 }
 
 export interface RankingPair {
@@ -57,7 +65,7 @@ function apart(x: Interval | undefined, y: Interval | undefined): boolean {
 /** Settings measured both ways, in the order they first appear; undefined when there are none. */
 export function fidelity(inputs: readonly FidelityInput[]): Fidelity | undefined {
   const order: string[] = [];
-  const by = new Map<string, { native?: SampleSummary; proxy?: SampleSummary }>();
+  const by = new Map<string, { native?: SampleSummary; proxy?: SampleSummary; busyMs?: number | undefined }>();
   for (const x of inputs) {
     if (!x.seconds || x.seconds.n === 0) continue;
     const side = isNative(x.mode) ? 'native' : x.mode === 'proxy' ? 'proxy' : undefined;
@@ -66,11 +74,13 @@ export function fidelity(inputs: readonly FidelityInput[]): Fidelity | undefined
       by.set(x.setting, {});
       order.push(x.setting);
     }
-    by.get(x.setting)![side] = x.seconds;
+    const entry = by.get(x.setting)!;
+    entry[side] = x.seconds;
+    if (side === 'proxy') entry.busyMs = x.proxyBusyMs;
   }
   const rows: FidelityRow[] = [];
   for (const setting of order) {
-    const { native, proxy } = by.get(setting)!;
+    const { native, proxy, busyMs } = by.get(setting)!;
     if (!native || !proxy) continue;
     const nativeCi = ci95(native);
     const proxyCi = ci95(proxy);
@@ -81,7 +91,9 @@ export function fidelity(inputs: readonly FidelityInput[]): Fidelity | undefined
       // A ratio of positive times is positive: a wide interval is cut at 0.
       ratioCi = { low: Math.max(0, ratio * (1 - rel)), high: ratio * (1 + rel) };
     }
-    rows.push({ setting, native, proxy, nativeCi, proxyCi, ratio, ratioCi });
+    const proxyLessBusy = busyMs === undefined ? undefined : Math.max(0, proxy.mean - busyMs / 1000);
+    const lessBusyRatio = proxyLessBusy === undefined ? undefined : proxyLessBusy / native.mean;
+    rows.push({ setting, native, proxy, nativeCi, proxyCi, ratio, ratioCi, proxyLessBusy, lessBusyRatio });
   }
   if (rows.length === 0) return undefined;
   const decided: RankingPair[] = [];
@@ -121,9 +133,12 @@ export function rankingVerdict(f: Fidelity): string {
   return `ranking: NOT the same: ${which} (of ${f.decided.length} pairs apart beyond their intervals)`;
 }
 
-/** The text table: per setting native and proxy means with intervals, and the ratio; then the ranking line. */
+/**
+ * The text table: per setting native and proxy means with intervals, and the ratio; then the proxy mean less
+ * the proxy's share and its ratio to native ('-' without proxy_busy_ms); then the ranking line.
+ */
 export function renderFidelityTable(f: Fidelity): string {
-  const header = ['max_pdu', 'native_s', 'native_ci95', 'proxy_s', 'proxy_ci95', 'proxy/native', 'ratio_ci95'];
+  const header = ['max_pdu', 'native_s', 'native_ci95', 'proxy_s', 'proxy_ci95', 'proxy/native', 'ratio_ci95', 'proxy-busy_s', '(proxy-busy)/native'];
   const body = f.rows.map((r) => [
     r.setting,
     s3(r.native.mean),
@@ -132,6 +147,8 @@ export function renderFidelityTable(f: Fidelity): string {
     ci(r.proxyCi),
     r.ratio.toFixed(3),
     r.ratioCi ? `[${r.ratioCi.low.toFixed(2)}, ${r.ratioCi.high.toFixed(2)}]` : '-',
+    r.proxyLessBusy === undefined ? '-' : s3(r.proxyLessBusy),
+    r.lessBusyRatio === undefined ? '-' : r.lessBusyRatio.toFixed(3),
   ]);
   return `${renderColumns(header, body)}${rankingVerdict(f)}\n`;
 }

@@ -50,6 +50,7 @@ interface GroupRow {
   idle: number | null;
   blocked: number | null;
   scp: number | null;
+  busy: number | null;
 }
 
 /** Nearest rank p (0..1) of `n` values, as `percentile` in summary.ts computes it (doubles, ceil, at least 1). */
@@ -60,7 +61,7 @@ function groupSql(by: string, routes: boolean, where: string | undefined): strin
   return `
 WITH m AS (
   SELECT ${routes ? "coalesce(route, '')" : "''"} AS g_route, ${key} AS g_key, status, duration_ms / 1000 AS s, bytes,
-         scu_idle_ms, upstream_blocked_ms, scp_response_ms, status IS NOT NULL AND duration_ms IS NOT NULL AS answered
+         scu_idle_ms, upstream_blocked_ms, scp_response_ms, proxy_busy_ms, status IS NOT NULL AND duration_ms IS NOT NULL AS answered
   FROM messages ${where ? `WHERE ${where}` : ''}
 ),
 ranked AS (
@@ -79,7 +80,7 @@ SELECT a.*, p.p50, p.p95 FROM (
     var_samp(s) FILTER (WHERE answered) AS variance,
     sum(bytes) FILTER (WHERE answered) AS bytes, sum(s) FILTER (WHERE answered) AS seconds,
     avg(scu_idle_ms) FILTER (WHERE answered) AS idle, avg(upstream_blocked_ms) FILTER (WHERE answered) AS blocked,
-    avg(scp_response_ms) FILTER (WHERE answered) AS scp
+    avg(scp_response_ms) FILTER (WHERE answered) AS scp, avg(proxy_busy_ms) FILTER (WHERE answered) AS busy
   FROM m GROUP BY g_route, g_key
 ) a LEFT JOIN p USING (g_route, g_key)`;
 }
@@ -97,6 +98,7 @@ function resultRow(label: string, g: GroupRow): ResultRow {
     scuIdleMs: opt(g.idle),
     upstreamBlockedMs: opt(g.blocked),
     scpResponseMs: opt(g.scp),
+    proxyBusyMs: opt(g.busy),
   };
 }
 

@@ -19,6 +19,8 @@ export interface ResultRow {
   scuIdleMs: number | undefined;
   upstreamBlockedMs: number | undefined;
   scpResponseMs: number | undefined;
+  /** The proxy's own time (proxy_busy_ms, an upper bound); undefined in files written before it. */
+  proxyBusyMs: number | undefined;
 }
 
 const fixed = (v: number | undefined, digits: number): string => (v === undefined ? '-' : v.toFixed(digits));
@@ -51,6 +53,7 @@ export const RESULT_HEADER = [
   'scu_idle ms',
   'upstream_blocked ms',
   'scp_response ms',
+  'proxy_busy ms',
   'vs fastest',
 ] as const;
 
@@ -102,6 +105,7 @@ export function renderResultTable(rows: readonly ResultRow[], title: string, ser
     fixed(r.scuIdleMs, 1),
     fixed(r.upstreamBlockedMs, 1),
     fixed(r.scpResponseMs, 1),
+    fixed(r.proxyBusyMs, 1),
     verdictText(verdicts[i]),
   ]);
   return renderColumns(header, body);

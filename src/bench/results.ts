@@ -4,8 +4,9 @@
 // (latency_ms, jitter_ms, bandwidth_bps in bits per second; 0 = none / not limited), then the built-in
 // sender's connect and negotiation times (mean per association, ms; empty for the other senders), which
 // embedded SCP answered (builtin, dcmjs; upstream for --upstream) and the sender's association mode, and
-// last the spread of the seconds per image: the sample standard deviation and Student's t 95% interval of
-// the mean (empty with fewer than two acknowledged images).
+// the spread of the seconds per image: the sample standard deviation and Student's t 95% interval of
+// the mean (empty with fewer than two acknowledged images), and last the proxy's own time per C-STORE
+// (proxy_busy_ms, mean of the messages CSV column; empty like the rest of the split).
 
 import { ci95 } from '../analysis/inference.js';
 import type { ResultRow } from '../analysis/table.js';
@@ -39,6 +40,7 @@ export const RESULTS_CSV_COLUMNS = [
   'sd_s',
   'ci95_low_s',
   'ci95_high_s',
+  'proxy_busy_ms',
 ] as const;
 
 export interface SettingResult {
@@ -92,5 +94,6 @@ export function resultsCsvRow(r: SettingResult): string[] {
     f(s?.variance === undefined ? undefined : Math.sqrt(s.variance), 6),
     f(ci?.low, 6),
     f(ci?.high, 6),
+    f(r.row.proxyBusyMs, 3),
   ];
 }

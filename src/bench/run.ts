@@ -230,7 +230,7 @@ async function runWorkers(o: BenchOptions, image: ImageSet, host: string, port: 
 }
 
 /** The time split of the C-STORE requests of a messages CSV (the engine is loaded here, on use). */
-async function messagesSplit(messagesCsv: string): Promise<Pick<ResultRow, 'scuIdleMs' | 'upstreamBlockedMs' | 'scpResponseMs'>> {
+async function messagesSplit(messagesCsv: string): Promise<Pick<ResultRow, 'scuIdleMs' | 'upstreamBlockedMs' | 'scpResponseMs' | 'proxyBusyMs'>> {
   const [{ withEngine }, { createViews, inputError, openLogs }, { groupMessages }] = await Promise.all([
     import('../analysis/engine.js'),
     import('../analysis/logs.js'),
@@ -242,7 +242,7 @@ async function messagesSplit(messagesCsv: string): Promise<Pick<ResultRow, 'scuI
     try {
       const { rows } = await groupMessages(engine, { by: 'command', perRoute: false, where: "command = 'C-STORE-RQ'" });
       const split = rows[0];
-      return { scuIdleMs: split?.scuIdleMs, upstreamBlockedMs: split?.upstreamBlockedMs, scpResponseMs: split?.scpResponseMs };
+      return { scuIdleMs: split?.scuIdleMs, upstreamBlockedMs: split?.upstreamBlockedMs, scpResponseMs: split?.scpResponseMs, proxyBusyMs: split?.proxyBusyMs };
     } catch (err) {
       throw inputError(err, sources);
     }
@@ -265,12 +265,14 @@ export async function settingRow(label: string, outcomes: readonly ImageOutcome[
     scuIdleMs: undefined,
     upstreamBlockedMs: undefined,
     scpResponseMs: undefined,
+    proxyBusyMs: undefined,
   };
   if (messagesCsv && existsSync(messagesCsv) && statSync(messagesCsv).size > 0) {
     const split = await messagesSplit(messagesCsv);
     row.scuIdleMs = split.scuIdleMs;
     row.upstreamBlockedMs = split.upstreamBlockedMs;
     row.scpResponseMs = split.scpResponseMs;
+    row.proxyBusyMs = split.proxyBusyMs;
   }
   return row;
 }
@@ -590,7 +592,7 @@ export async function runBench(o: BenchOptions, io: BenchIo): Promise<number> {
       ),
     );
     // --both: how closely the proxy reproduces the native method, per setting, and the ranking both ways.
-    const both = fidelity(results.map((r) => ({ setting: r.setting, mode: r.mode, seconds: r.row.seconds })));
+    const both = fidelity(results.map((r) => ({ setting: r.setting, mode: r.mode, seconds: r.row.seconds, proxyBusyMs: r.row.proxyBusyMs })));
     if (both) io.stdout.write(`\nproxy versus ${o.scpCommand ? 'native' : 'direct'} (seconds per image, 95% intervals):\n${renderFidelityTable(both)}`);
     const failed = allOutcomes.filter((x) => x.status !== STATUS_SUCCESS);
     say(

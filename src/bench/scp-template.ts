@@ -133,8 +133,3 @@ export function parseScpTemplate(source: string): ScpTemplate {
 export function scpArgv(t: ScpTemplate, values: TemplateValues): string[] {
   return t.words.map((w) => w.map((p) => ('name' in p ? values[p.name] : p.text)).join(''));
 }
-
-/** Whether {name} appears in the template. */
-export function usesPlaceholder(t: ScpTemplate, name: Placeholder): boolean {
-  return t.words.some((w) => w.some((p) => 'name' in p && p.name === name));
-}

@@ -2,18 +2,7 @@
 
 import type { Command } from 'commander';
 import { DEFAULT_GROUP_BY, StatsUsageError, stats } from './stats.js';
-
-interface StatsFlags {
-  by?: string;
-  svg?: string;
-  timeline?: string;
-  html?: string;
-  sql?: string;
-  format?: string;
-  toParquet?: string;
-  baseline?: string;
-  seed?: string;
-}
+import type { StatsOptions } from './stats.js';
 
 const STATS_HELP_AFTER = `
 A messages CSV (--messages-csv) gives the experiment's table: one row per ${DEFAULT_GROUP_BY} (16KB, 100KB,
@@ -62,7 +51,7 @@ export function addStatsCommand(program: Command, setRun: (run: () => Promise<nu
     .option('--seed <N>', "with arms: the seed of the experiment's bootstrap (default 1: the same files give the same intervals)")
     .option('--to-parquet <DIR>', 'write each CSV given as a Parquet file in DIR (typed columns, zstd) instead of the tables')
     .addHelpText('after', STATS_HELP_AFTER)
-    .action((files: string[], flags: StatsFlags) => {
+    .action((files: string[], flags: StatsOptions) => {
       setRun(async () => {
         try {
           const out = await stats(files, flags);

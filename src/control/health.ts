@@ -14,8 +14,6 @@ export class HealthState {
   state: Readiness = 'starting';
 }
 
-export const HEALTH_PATHS = ['/healthz', '/readyz'] as const;
-
 /**
  * Answer GET /healthz or /readyz; false for any other request (the caller answers it). Bodies are one word
  * and a new line, plain text, never cached.

@@ -1,8 +1,9 @@
 // The signals the control plane answers. SIGINT and SIGTERM are shutdown requests: the first starts a drain,
 // the second aborts what is left. SIGHUP is a reload request (re-read --config); node's default for it would
 // kill the process at once, associations in flight included. The handlers are installed at once (a signal
-// that arrives while starting up is not lost) and stay installed until remove(), so a second signal is ours
-// too (node's default would exit without flushing the CSV files).
+// that arrives while starting up is not lost) and stay installed for the life of the process, so a second
+// signal is ours too (node's default would exit without flushing the CSV files), and so is one that comes
+// while the process exits.
 
 export interface ControlSignals {
   /** Resolves with the first shutdown signal received (also one received before this was asked). */
@@ -11,8 +12,6 @@ export interface ControlSignals {
   second(): Promise<NodeJS.Signals>;
   /** Call `handler` on every SIGHUP from now on (SIGHUPs before this are ignored). */
   onReload(handler: () => void): void;
-  /** Uninstall the handlers. */
-  remove(): void;
 }
 
 export function catchControlSignals(): ControlSignals {
@@ -38,10 +37,5 @@ export function catchControlSignals(): ControlSignals {
     first: nextSignal(),
     second: () => (signals.length > 1 ? Promise.resolve(signals[1]!) : nextSignal()),
     onReload: (h) => (onHup = h),
-    remove: () => {
-      process.off('SIGINT', handler);
-      process.off('SIGTERM', handler);
-      process.off('SIGHUP', hup);
-    },
   };
 }

@@ -1,20 +1,18 @@
 // The control plane: one per proxy, whatever the number of relay processes. It owns what must be one:
-// the listeners, the association ids, admission (--allow-*, --max-associations) and the --max-pending bound,
-// the settings and their reloads (SIGHUP), the drain and the signals, the health and metrics endpoints. The
-// relays (relays.ts) run the associations, in this process or in --workers processes: one process is the
-// N = 1 case of the same code. Every connection is accepted here, given an id and handed to a relay; the
-// relay asks once per A-ASSOCIATE-RQ whether to admit it (in-process: a call; a worker: one IPC round trip
-// per association, none per PDU). Nothing else of a connection passes through the control plane.
+// the listeners (listeners.ts), the association ids, admission (--allow-*, --max-associations) and the
+// --max-pending bound, the settings generations and their reloads on SIGHUP (generations.ts), the drain and
+// the signals, the health and metrics endpoints. The relays (relays.ts) run the associations, in this
+// process or in --workers processes: one process is the N = 1 case of the same code. Every connection is
+// accepted here, given an id and handed to a relay; the relay asks once per A-ASSOCIATE-RQ whether to admit
+// it (in-process: a call; a worker: one IPC round trip per association, none per PDU). Nothing else of a
+// connection passes through the control plane.
 
-import { randomInt } from 'node:crypto';
-import net from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RouteConfig } from '../config/options.js';
 import { shapingFor } from '../config/options.js';
 import { AdmissionRules } from '../proxy/admission.js';
 import type { AdmissionRequest, Decision, OutcomeWire } from '../proxy/admission.js';
-import { ExperimentGeneration } from '../experiment/generation.js';
 import { sameArms } from '../experiment/arms.js';
 import type { ControlMetrics } from '../record/metrics.js';
 import { installMemoryProbe } from '../proxy/memory-probe.js';
@@ -26,7 +24,9 @@ import { serveHealth } from './health.js';
 import type { HealthState, HttpEndpoint, Readiness } from './health.js';
 import { formatEndpoint } from '../values/endpoint.js';
 import type { Endpoint } from '../values/endpoint.js';
-import type { GenerationWire } from './ipc.js';
+import { Generations } from './generations.js';
+import type { Generation, ReloadHost } from './generations.js';
+import { Listeners, listenLabel } from './listeners.js';
 import { createLogger } from './logger.js';
 import { CaptureFileError } from './relay-host.js';
 import { ABORT_GRACE_MS, LocalRelay, WorkerRelay } from './relays.js';
@@ -50,18 +50,6 @@ export interface SupervisorOptions {
   configFile?: string | undefined;
 }
 
-/** One settings generation: the routes, the listener each is served on, their admission rules and experiments. */
-interface Generation {
-  wire: GenerationWire;
-  /** Per route: its listener's key (the listen address as written). */
-  keys: string[];
-  /** Per route: its id (the configured id, else the bound port). */
-  ids: string[];
-  rules: AdmissionRules[];
-  /** Per route: its --max-pdu arms' assignment and guard (src/experiment). */
-  experiments: ExperimentGeneration;
-}
-
 interface Connection {
   relay: Relay | undefined;
   generation: number;
@@ -73,30 +61,6 @@ interface Connection {
   admitted: boolean;
   /** The A-ASSOCIATE-RQ's calling AE title, once admitted: the device of the experiment. */
   callingAe?: string | undefined;
-}
-
-interface Listener {
-  server: net.Server;
-  port: number;
-  address: AddressInfo;
-}
-
-/** Settings that belong to the process, not to a route: a reload cannot change them. */
-const PROCESS_WIDE = ['csv', 'messagesCsv', 'pcap'] as const;
-
-/**
- * A route's listener, by its address; routes on port 0 (a free port each) by their id or place. A reload keeps
- * the listener of a route whose key it keeps.
- */
-const keyOf = (route: RouteConfig, index: number): string => {
-  const where = formatEndpoint(route.options.listen);
-  return route.options.listen.port !== 0 ? where : `${where}#${route.id ?? index}`;
-};
-
-/** How a route's listen failure is named on stderr: the flag or route it came from, and the address. */
-function listenLabel(route: RouteConfig): string {
-  const where = formatEndpoint(route.options.listen);
-  return route.label === '--listen' ? `--listen ${where}` : `${route.label} (listen ${where})`;
 }
 
 /**
@@ -125,10 +89,9 @@ class Supervisor implements ControlCalls {
   private readonly run: SupervisorOptions;
   private readonly count: number;
   private phase: 'starting' | 'running' | 'draining' | 'stopping' = 'starting';
-  private readonly listeners = new Map<string, Listener>();
+  private readonly listeners: Listeners;
   private readonly relays: Relay[] = [];
-  private readonly generations = new Map<number, Generation>();
-  private current!: Generation;
+  private readonly generations: Generations;
   private readonly connections = new Map<number, Connection>();
   private readonly load = new Map<Relay, number>();
   private readonly admitted = new Map<string, number>();
@@ -139,7 +102,6 @@ class Supervisor implements ControlCalls {
   private nextAssoc = 1;
   private turn = 0;
   private endpoints: HttpEndpoint[] = [];
-  private reloadFailures = 0;
   /** dicom_pdu_proxy_experiment_arm_withdrawn_total, when metrics are served. */
   private armsWithdrawn: ControlMetrics['armsWithdrawn'] | undefined;
 
@@ -147,6 +109,13 @@ class Supervisor implements ControlCalls {
     this.log = log;
     this.run = run;
     this.count = count;
+    this.listeners = new Listeners(log, count > 1, (socket, key) => this.dispatch(socket, key));
+    this.generations = new Generations(log, this.listeners, run.reload, run.configFile);
+  }
+
+  /** The settings new connections get. */
+  private get current(): Generation {
+    return this.generations.current;
   }
 
   /** What /readyz reports: ready while running and at least one relay takes connections (one worker restarting is not a stop). */
@@ -177,7 +146,7 @@ class Supervisor implements ControlCalls {
     }
     // Listen first (a route that cannot listen stops everything), then start the relays.
     for (const [i, route] of routes.entries()) {
-      const failed = await this.openListener(route, i);
+      const failed = await this.listeners.listen(route, i);
       if (failed) {
         process.stderr.write(`dicom-pdu-proxy: ${listenLabel(route)}: ${failed}\n`);
         if (this.count === 1) await Promise.all(rows.recorders.map((r) => r.close()));
@@ -185,7 +154,7 @@ class Supervisor implements ControlCalls {
         return 1;
       }
     }
-    this.current = this.generation(1, routes);
+    this.generations.first(routes);
     const local = this.count === 1 ? new LocalRelay(this, { log: this.log, metrics: this.run.metrics !== undefined, capture: true, rows }) : undefined;
     if (local) this.relays.push(local);
     else for (let i = 0; i < this.count; i++) this.relays.push(new WorkerRelay(i, this, this.log));
@@ -214,60 +183,16 @@ class Supervisor implements ControlCalls {
       return 1;
     }
     if (started !== 'signal') this.phase = 'running';
-    for (const [i, route] of routes.entries()) this.logListening(route, this.current.keys[i]!, this.current.ids[i]!);
+    for (const i of routes.keys()) this.logListening(this.current, i);
     this.logExperiments(this.current);
-    onReload(() => void this.reload());
+    onReload(() => void this.generations.reload(this.reloadHost));
     return this.shutdown(await firstSignal, secondSignal, options.drainTimeoutMs);
   }
 
-  // ---- Listeners and connections ------------------------------------------------------------------
-
-  /** Bind a route's listener (unless one is open on its address already); an error code when it cannot. */
-  private async openListener(route: RouteConfig, index: number): Promise<string | undefined> {
-    const key = keyOf(route, index);
-    if (this.listeners.has(key)) return undefined;
-    // A connection for a worker is handed over before anything is read from it.
-    const server = net.createServer({ pauseOnConnect: this.count > 1, allowHalfOpen: true }, (socket) => this.dispatch(socket, key));
-    try {
-      const address = await new Promise<AddressInfo>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: route.options.listen.host, port: route.options.listen.port }, () => {
-          server.off('error', reject);
-          resolve(server.address() as AddressInfo);
-        });
-      });
-      server.on('error', (err) => this.log.error({ listen: key, err: err.message }, 'listener error'));
-      this.listeners.set(key, { server, port: address.port, address });
-      return undefined;
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      return e.code ?? e.message;
-    }
-  }
-
-  private closeListener(key: string): Promise<void> {
-    const listener = this.listeners.get(key);
-    this.listeners.delete(key);
-    return new Promise((resolve) => (listener?.server.listening ? listener.server.close(() => resolve()) : resolve()));
-  }
-
-  private generation(generation: number, routes: RouteConfig[]): Generation {
-    const keys = routes.map((r, i) => keyOf(r, i));
-    const ids = routes.map((r, i) => r.id ?? String(this.listeners.get(keys[i]!)!.port));
-    // One assignment per route and generation, decided here for every relay; a route whose experiment a
-    // reload leaves alone carries on its blocks and guard records (and the seed drawn for it).
-    const experiments = new ExperimentGeneration(
-      routes.map((r, i) => ({ id: ids[i], arms: r.options.arms, assign: r.options.assign, assignSeed: r.options.assignSeed, guard: r.options.guard })),
-      () => randomInt(0, 2 ** 32),
-      this.generations.get(generation - 1)?.experiments,
-    );
-    const g: Generation = { wire: { generation, routes }, keys, ids, rules: routes.map((r) => new AdmissionRules(r.options)), experiments };
-    this.generations.set(generation, g);
-    return g;
-  }
+  // ---- Connections ----------------------------------------------------------------------------------
 
   private dispatch(socket: Socket, key: string): void {
-    const route = this.current?.keys.indexOf(key) ?? -1;
+    const route = this.generations.routeOf(key);
     if ((this.phase !== 'running' && this.phase !== 'starting') || route < 0) {
       socket.destroy();
       return;
@@ -410,7 +335,7 @@ class Supervisor implements ControlCalls {
     for (const w of waiting) {
       const c = this.connections.get(w.assoc);
       // Its settings are the current ones: an older generation may be gone from the relay by now.
-      const route = this.current.keys.indexOf(w.key);
+      const route = this.generations.routeOf(w.key);
       if (!c || route < 0) {
         w.socket.destroy();
         this.forget(w.assoc);
@@ -473,15 +398,18 @@ class Supervisor implements ControlCalls {
     return undefined;
   }
 
-  private logListening(route: RouteConfig, key: string, id: string): void {
-    const listener = this.listeners.get(key)!;
+  /** The 'listening' line of the route at `index` of generation `g` (and the warning of an unverified upstream). */
+  private logListening(g: Generation, index: number): void {
+    const route = g.wire.routes[index]!;
+    const id = g.ids[index]!;
+    const address = this.listeners.address(g.keys[index]!)!;
     this.log.info(
       {
         route: id,
-        listen: `${listener.address.address}:${listener.address.port}`,
+        listen: `${address.address}:${address.port}`,
         ...describeRoute(route.options),
         ...(this.count > 1 ? { workers: this.count } : {}),
-        generation: this.current.wire.generation,
+        generation: g.wire.generation,
       },
       'listening',
     );
@@ -493,79 +421,26 @@ class Supervisor implements ControlCalls {
     }
   }
 
-  // ---- Reload (SIGHUP) -----------------------------------------------------------------------------
+  // ---- Reload (SIGHUP): generations.ts ---------------------------------------------------------------
 
-  private reloading = false;
-
-  /**
-   * Re-read the settings: new connections get them, connections accepted before keep theirs, the listeners
-   * stay open (routes added get one, routes removed stop listening; their associations go on). Settings that
-   * do not validate change nothing: one error line, a failure count.
-   */
-  private async reload(): Promise<void> {
-    if (this.phase !== 'running' || this.reloading) {
-      this.log.warn({ phase: this.reloading ? 'reloading' : this.phase }, 'SIGHUP ignored: the proxy is not running or already reloading');
-      return;
-    }
-    if (!this.run.reload) {
-      this.log.warn('SIGHUP: no --config file to re-read: settings unchanged');
-      return;
-    }
-    this.reloading = true;
-    try {
-      let routes: RouteConfig[];
-      try {
-        routes = this.run.reload();
-      } catch (err) {
-        return this.reloadFailed((err as Error).message);
-      }
-      const before = this.current.wire.routes[0]!.options;
-      const changed = PROCESS_WIDE.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(routes[0]!.options[k]));
-      if (changed.length > 0) return this.reloadFailed(`${changed.map(flagOf).join(', ')} cannot change without a restart`);
-      const opened: string[] = [];
-      for (const [i, route] of routes.entries()) {
-        const key = keyOf(route, i);
-        if (this.listeners.has(key)) continue;
-        const failed = await this.openListener(route, i);
-        if (failed) {
-          for (const k of opened) await this.closeListener(k);
-          return this.reloadFailed(`${listenLabel(route)}: ${failed}`);
-        }
-        opened.push(key);
-      }
-      if (this.phase !== 'running') return; // a shutdown began meanwhile: it closes what was opened
-      const next = this.generation(this.current.wire.generation + 1, routes);
+  private readonly reloadHost: ReloadHost = {
+    phase: () => this.phase,
+    settings: (next) => {
       for (const relay of this.relays) relay.settings(next.wire, next.ids);
-      for (const relay of this.relays) relay.configState(next.wire.generation, this.reloadFailures);
-      const removed = [...this.listeners.keys()].filter((k) => !next.keys.includes(k));
-      this.current = next;
-      for (const key of removed) {
-        this.log.info({ listen: key }, 'route removed by the reload: its listener is closed, its associations go on');
-        void this.closeListener(key);
-      }
-      this.log.info({ generation: next.wire.generation, file: this.run.configFile, routes: next.ids, opened: opened.length, closed: removed.length }, 'settings reloaded');
-      this.logExperiments(next);
-      for (const [i, route] of routes.entries()) if (opened.includes(next.keys[i]!)) this.logListening(route, next.keys[i]!, next.ids[i]!);
-    } finally {
-      this.reloading = false;
-    }
-  }
-
-  private reloadFailed(why: string): void {
-    this.reloadFailures++;
-    for (const relay of this.relays) relay.configState(this.current.wire.generation, this.reloadFailures);
-    this.log.error(
-      { file: this.run.configFile, reason: why, generation: this.current.wire.generation, failures: this.reloadFailures },
-      'reload failed: the settings stay as they were',
-    );
-  }
+    },
+    configState: (generation, failures) => {
+      for (const relay of this.relays) relay.configState(generation, failures);
+    },
+    logExperiments: (g) => this.logExperiments(g),
+    logListening: (g, index) => this.logListening(g, index),
+  };
 
   // ---- Shutdown -------------------------------------------------------------------------------------
 
   private async shutdown(signal: NodeJS.Signals, secondSignal: () => Promise<NodeJS.Signals>, drainTimeoutMs: number): Promise<number> {
     this.phase = 'draining';
     const second = secondSignal();
-    const listenersClosed = Promise.all([...this.listeners.keys()].map((k) => this.closeListener(k)));
+    const listenersClosed = this.listeners.closeAll();
     // Connections still waiting for a relay never reached one: close them.
     for (const w of this.waiting.splice(0)) {
       w.socket.destroy();
@@ -603,12 +478,8 @@ class Supervisor implements ControlCalls {
 
   private async release(): Promise<void> {
     for (const w of this.waiting.splice(0)) w.socket.destroy();
-    await Promise.all([...this.listeners.keys()].map((k) => this.closeListener(k)));
+    await this.listeners.closeAll();
     await Promise.all(this.endpoints.map((e) => e.close()));
     this.endpoints = [];
   }
-}
-
-function flagOf(key: (typeof PROCESS_WIDE)[number]): string {
-  return key === 'csv' ? '--csv' : key === 'messagesCsv' ? '--messages-csv' : '--pcap';
 }

@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 
 export const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
-export const IMPLICIT_VR_LE = '1.2.840.10008.1.2';
 export const SECONDARY_CAPTURE_STORAGE = '1.2.840.10008.5.1.4.1.1.7';
 const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.9.7433.1.1';
 const IMPLEMENTATION_VERSION = 'PDUPROXY_TEST';
@@ -220,21 +219,4 @@ export function datasetOffset(file: Buffer): number {
 export function datasetBytes(path: string): Buffer {
   const file = readFileSync(path);
   return file.subarray(datasetOffset(file));
-}
-
-/** Transfer syntax UID from the meta information (trailing NUL/space removed). */
-export function metaTransferSyntax(path: string): string | undefined {
-  const file = readFileSync(path);
-  const end = datasetOffset(file);
-  let off = 132;
-  while (off + 8 <= end) {
-    const elem = file.readUInt16LE(off + 2);
-    const vr = file.toString('latin1', off + 4, off + 6);
-    const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr);
-    const len = long ? file.readUInt32LE(off + 8) : file.readUInt16LE(off + 6);
-    const valueAt = off + (long ? 12 : 8);
-    if (elem === 0x0010) return file.toString('latin1', valueAt, valueAt + len).replace(/[\0 ]+$/, '');
-    off = valueAt + len;
-  }
-  return undefined;
 }

@@ -131,8 +131,6 @@ export interface TlsFailureEvent {
  */
 export type CertificateRole = 'listener' | 'upstream_client' | 'upstream_server';
 
-export const CERTIFICATE_ROLES: readonly CertificateRole[] = ['listener', 'upstream_client', 'upstream_server'];
-
 /** A certificate chain's earliest notAfter (of the certificates presented, leaf and chain), ms since the epoch. */
 export interface CertificateEvent {
   cert: CertificateRole;

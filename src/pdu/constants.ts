@@ -70,9 +70,8 @@ export const enum ItemType {
   UserIdentityAc = 0x59,
 }
 
-/** Maximum Length sub-item (PS3.8 D.1.1): header (4) + UInt32 value. */
+/** Maximum Length sub-item (PS3.8 D.1.1): after its header (4), a UInt32 value. */
 export const MAX_LENGTH_VALUE_LENGTH = 4;
-export const MAX_LENGTH_ITEM_LENGTH = ITEM_HEADER_LENGTH + MAX_LENGTH_VALUE_LENGTH;
 
 /** PDV item (PS3.8 9.3.5.1): UInt32 item length, presentation context id (1), message control header (1). */
 export const PDV_LENGTH_LENGTH = 4;

@@ -13,7 +13,6 @@ import { RejectReasonPresentation, RejectReasonUser, RejectResult, RejectSource 
 import { encodeReject } from '../pdu/control.js';
 import type { Arm } from '../experiment/arms.js';
 import type { GuardResult } from '../experiment/outcome.js';
-import { FIRST_GENERATION } from '../events/events.js';
 
 export interface AdmissionRequest {
   /** The SCU's address as the socket reports it (undefined if the socket is already gone). */
@@ -44,23 +43,10 @@ export interface OutcomeWire {
   result: GuardResult;
 }
 
-/** What admit() answers: a Decision, or a Refusal / undefined (admitted, the arm left to the session's options). */
-export type AdmissionAnswer = Decision | Refusal | undefined;
-
-/** The session's view of the server: ask once per RQ; an admitted association is counted until it closes. */
+/** The session's view of the control plane: asked once per RQ; an admitted association is counted until it closes. */
 export interface Admission {
-  /** The decision; a promise of it when another process decides (--workers). */
-  admit(request: AdmissionRequest): AdmissionAnswer | Promise<AdmissionAnswer>;
-}
-
-/**
- * An answer as a Decision. An admission that names no arm (a Refusal / undefined answer) gets the single
- * --max-pdu value's arm, if there is exactly one, and the first generation.
- */
-export function asDecision(answer: AdmissionAnswer, arms: readonly Arm[]): Decision {
-  if (answer === undefined) return { arm: arms.length === 1 ? arms[0] : undefined, generation: FIRST_GENERATION };
-  if ('code' in answer) return { refusal: answer };
-  return answer;
+  /** The decision (a promise: the control plane may be in another process, --workers). */
+  admit(request: AdmissionRequest): Promise<Decision>;
 }
 
 export interface AdmissionPolicy {

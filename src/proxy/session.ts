@@ -14,7 +14,6 @@ import type { ProtocolError } from '../pdu/errors.js';
 import { MessageTracker } from '../dimse/tracker.js';
 import type { AbortCause, Leg, PduRecord, Recorder } from '../events/events.js';
 import type { Admission, Decision, Refusal } from './admission.js';
-import { asDecision } from './admission.js';
 import type { Arm } from '../experiment/arms.js';
 import type { GuardResult } from '../experiment/outcome.js';
 import { AssociationArm } from './association-arm.js';
@@ -50,7 +49,7 @@ export class Session implements LinkOwner {
   private readonly toScu: Link;
   private readonly status = new AssociationStatus();
   private readonly timers: SessionTimers;
-  private readonly admission: Admission | undefined;
+  private readonly admission: Admission;
   /** Admitted by the server (counted against --max-associations until the session finishes). */
   admitted = false;
   private scuClosed = false;
@@ -61,7 +60,7 @@ export class Session implements LinkOwner {
   /** Its arm in a --max-pdu experiment and the tags every record carries, set when it is admitted. */
   private readonly experiment = new AssociationArm();
 
-  constructor(id: number, scu: Socket, options: ProxyOptions, log: Logger, recorders: readonly Recorder[], onDone: (s: Session) => void, admission?: Admission, wires?: Wires) {
+  constructor(id: number, scu: Socket, options: ProxyOptions, log: Logger, recorders: readonly Recorder[], onDone: (s: Session) => void, admission: Admission, wires?: Wires) {
     this.id = id;
     this.admission = admission;
     this.scu = scu;
@@ -197,23 +196,18 @@ export class Session implements LinkOwner {
     const rq = this.negotiator.decode(raw, 'SCU');
     if (!rq) return;
     const peerAddress = this.scu.remoteAddress;
-    const decision = this.admission?.admit({ peerAddress, callingAe: callingAe(rq) });
-    if (decision instanceof Promise) {
-      // Decided elsewhere (--workers: the primary counts for every worker). The RQ waits; anything else
-      // the SCU sends before its answer is out of turn (state Connecting: a second RQ or P-DATA is a
-      // protocol error, an A-ABORT or a close ends the connection).
-      this.status.state = State.Connecting;
-      decision.then(
-        (answer) => {
-          if (this.finished || this.status.state !== State.Connecting) return;
-          this.status.state = State.AwaitRq;
-          this.associateRq(raw, rq, record, peerAddress, asDecision(answer, this.options.arms));
-        },
-        (err: Error) => this.onInternalError(this.toScp, err),
-      );
-      return;
-    }
-    this.associateRq(raw, rq, record, peerAddress, asDecision(decision, this.options.arms));
+    // Decided by the control plane (in this process, or in the primary with --workers: it counts for every
+    // relay). The RQ waits; anything else the SCU sends before its answer is out of turn (state Connecting:
+    // a second RQ or P-DATA is a protocol error, an A-ABORT or a close ends the connection).
+    this.status.state = State.Connecting;
+    this.admission.admit({ peerAddress, callingAe: callingAe(rq) }).then(
+      (decision) => {
+        if (this.finished || this.status.state !== State.Connecting) return;
+        this.status.state = State.AwaitRq;
+        this.associateRq(raw, rq, record, peerAddress, decision);
+      },
+      (err: Error) => this.onInternalError(this.toScp, err),
+    );
   }
 
   private associateRq(raw: Buffer, rq: AssociatePdu, record: InFlight, peerAddress: string | undefined, decision: Decision): void {
@@ -371,7 +365,7 @@ export class Session implements LinkOwner {
   private admit(rq: AssociatePdu, record: InFlight, peerAddress: string | undefined, refusal: Refusal | undefined): boolean {
     this.recorders.association(this.status.requestedEvent(this.id, !refusal));
     if (!refusal) {
-      this.admitted = this.admission !== undefined;
+      this.admitted = true;
       this.timers.watchIdle(this.scu, () => this.onIdle());
       return true;
     }

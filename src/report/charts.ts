@@ -9,8 +9,8 @@ import { PRACTICAL_MARGIN } from '../analysis/arm-effect.js';
 import type { ArmRow, Experiment } from '../analysis/experiment.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
-/** Colours of the split, one per part (vega's tableau10, the rest in grey). */
-const SPLIT_COLOURS = ['#4c78a8', '#f58518', '#e45756', '#bab0ac'];
+/** Colours of the split, one per part (vega's tableau10, bytes in flight in grey). */
+const SPLIT_COLOURS = ['#4c78a8', '#f58518', '#e45756', '#b279a2', '#bab0ac'];
 
 /** Larger text than vega's defaults (11px), in the page's system font: the charts are read on a laptop. */
 export function readable(spec: TopLevelSpec): TopLevelSpec {

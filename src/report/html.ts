@@ -5,7 +5,7 @@ import { ci95 } from '../analysis/inference.js';
 import { rowVerdicts, verdictText } from '../analysis/table.js';
 import { rankingVerdict } from '../analysis/fidelity.js';
 import type { Fidelity } from '../analysis/fidelity.js';
-import { findings, splitOf } from './model.js';
+import { REMAINDER, busyMeasured, findings, splitOf } from './model.js';
 import type { ReportModel } from './model.js';
 import type { Experiment } from '../analysis/experiment.js';
 import { captionText, effectText, methodText, shareWarningText } from '../analysis/experiment-table.js';
@@ -85,7 +85,10 @@ figcaption, .note { color: #5b6472; font-size: 0.9rem; margin-top: 6px; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em; }
 `;
 
-/** bench --both: per setting, proxy and native means with their intervals, the ratio, and the ranking. */
+/**
+ * bench --both: per setting, proxy and native means with their intervals, the ratio, the proxy mean less
+ * the proxy's own share (proxy_busy_ms) and its ratio, and the ranking.
+ */
 function fidelitySection(f: Fidelity, unit: string): string {
   const rows = f.rows.map((r) => [
     r.setting,
@@ -95,15 +98,20 @@ function fidelitySection(f: Fidelity, unit: string): string {
     r.proxyCi ? `±${r.proxyCi.halfWidth.toFixed(3)} s` : '–',
     r.ratio.toFixed(3),
     r.ratioCi ? `${r.ratioCi.low.toFixed(2)} – ${r.ratioCi.high.toFixed(2)}` : '–',
+    fixed(r.proxyLessBusy, 3, 's'),
+    r.lessBusyRatio === undefined ? '–' : r.lessBusyRatio.toFixed(3),
   ]);
   const columns: Column[] = [
     { title: 'max PDU' },
-    ...['native mean', '95% CI', 'proxy mean', '95% CI', 'proxy / native', 'ratio 95% CI'].map((title) => ({ title, numeric: true })),
+    ...['native mean', '95% CI', 'proxy mean', '95% CI', 'proxy / native', 'ratio 95% CI', 'proxy mean − proxy busy', '(proxy − busy) / native'].map((title) => ({
+      title,
+      numeric: true,
+    })),
   ];
   return `<section id="fidelity">
 <h2>Proxy versus native</h2>
 <p id="ranking">${escapeHtml(rankingVerdict(f))}</p>
-${table('fidelity-table', columns, rows, `Each setting measured natively (no proxy: the SCP announced the size itself) and through the proxy (the proxy announced it). Seconds per ${unit}; 95% CI: mean ± this (Student's t); the ratio's interval is approximate (delta method from the two intervals). The ranking is only judged for pairs of settings whose intervals are apart in at least one mode.`)}
+${table('fidelity-table', columns, rows, `Each setting measured natively (no proxy: the SCP announced the size itself) and through the proxy (the proxy announced it). Seconds per ${unit}; 95% CI: mean ± this (Student's t); the ratio's interval is approximate (delta method from the two intervals). Proxy mean − proxy busy: the proxy mean less the proxy's own time per ${unit} (mean proxy_busy_ms, an upper bound of its share), i.e. at most what the proxy's method would show if the proxy cost nothing; – when the results have no proxy_busy_ms. The ranking is only judged for pairs of settings whose intervals are apart in at least one mode.`)}
 </section>
 `;
 }
@@ -171,7 +179,8 @@ export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
       fixed(r.scuIdleMs, 1, 'ms'),
       fixed(r.upstreamBlockedMs, 1, 'ms'),
       fixed(r.scpResponseMs, 1, 'ms'),
-      fixed(splitOf(r)?.['the rest'], 1, 'ms'),
+      fixed(r.proxyBusyMs, 1, 'ms'),
+      fixed(splitOf(r)?.[REMAINDER], 1, 'ms'),
     ];
   });
   // Each row's verdict against the fastest, under its label (a column would not fit a laptop's width).
@@ -180,7 +189,7 @@ export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
   );
   const resultColumns: Column[] = [
     { title: m.groupTitle },
-    ...[`${unit}s`, 'failed', 'mean', '95% CI', 'min', 'max', 'p50', 'p95', 'rate', 'SCU idle', 'upstream blocked', 'SCP response', 'the rest'].map((title) => ({
+    ...[`${unit}s`, 'failed', 'mean', '95% CI', 'min', 'max', 'p50', 'p95', 'rate', 'SCU idle', 'upstream blocked', 'SCP response', 'proxy busy', REMAINDER].map((title) => ({
       title,
       numeric: true,
     })),
@@ -252,7 +261,7 @@ ${figure(
   'split-chart',
   charts.split,
   `time split per setting`,
-  `SCU idle: the proxy waited for the SCU's bytes. Upstream blocked: the proxy had bytes but the SCP was not reading (or, with --bandwidth, the emulated link was full). SCP response: last request byte to the first byte of the answer. The rest: the remainder of the mean time per ${unit} (moving the bytes${unit === 'image' ? ', and what the sender does around it: connect, negotiate, encode' : ''}).`,
+  `SCU idle: the proxy waited for the SCU's bytes. Upstream blocked: the proxy had bytes but the SCP was not reading (or, with --bandwidth, the emulated link was full). SCP response: last request byte to the first byte of the answer. Proxy busy: the proxy's own time, processing the message's bytes or busy with other work (other associations, the other direction, its recorders) while the message waited; an upper bound of its share. Bytes in flight: the remainder of the mean time per ${unit} (the bytes in kernel buffers and on the network, the peers reading and writing${unit === 'image' ? ', and what the sender does around it: connect, negotiate, encode' : ''}).${busyMeasured(m.settings) ? '' : " These files were written before proxy_busy_ms: the proxy's own time is in bytes in flight."}`,
   'No time split: the proxy wrote no messages CSV for these settings (e.g. --direct).',
 )}
 </section>

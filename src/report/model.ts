@@ -84,7 +84,8 @@ export function fidelityOfResults(results: readonly CsvRow[]): Fidelity | undefi
     results.map((r) => {
       const pdu = num(r.pdu_bytes);
       const setting = [pdu === undefined ? (r.pdu_bytes ?? '') : formatSize(pdu), image ? `${r.image_bytes} B` : '', link ? linkOfRow(r) : ''].filter(Boolean).join(' ');
-      return { setting, mode: r.mode ?? '', seconds: resultRow(setting, r).seconds };
+      const row = resultRow(setting, r);
+      return { setting, mode: r.mode ?? '', seconds: row.seconds, proxyBusyMs: row.proxyBusyMs };
     }),
   );
 }
@@ -104,6 +105,7 @@ const MEASURES = new Set([
   'scu_idle_ms',
   'upstream_blocked_ms',
   'scp_response_ms',
+  'proxy_busy_ms',
   'failures',
   'connect_ms',
   'associate_ms',
@@ -161,6 +163,7 @@ export function resultRow(label: string, r: CsvRow): ResultRow {
     scuIdleMs: num(r.scu_idle_ms),
     upstreamBlockedMs: num(r.upstream_blocked_ms),
     scpResponseMs: num(r.scp_response_ms),
+    proxyBusyMs: num(r.proxy_busy_ms),
   };
 }
 
@@ -224,19 +227,29 @@ export function pduUse(source: string, sent: SentPdus | undefined, allowed: numb
 
 // ---- the time split ----
 
-export const SPLIT_PARTS = ['SCU idle', 'upstream blocked', 'SCP response', 'the rest'] as const;
+export const SPLIT_PARTS = ['SCU idle', 'upstream blocked', 'SCP response', 'proxy busy', 'bytes in flight'] as const;
 export type SplitPart = (typeof SPLIT_PARTS)[number];
+/** The part that is not measured: the mean time less the four measured by the proxy. */
+export const REMAINDER: SplitPart = 'bytes in flight';
 
 /**
- * Mean ms per image of each part: the three measured by the proxy, and the rest of the mean time (moving
- * the bytes, and for bench what the sender does around it: connect, negotiate, encode). Undefined when the
- * row has no split (direct mode, no messages CSV).
+ * Mean ms per image of each part: the four measured by the proxy (proxy busy is an upper bound of its own
+ * share), and what remains of the mean time, bytes in flight (kernel buffers, the network, the peers'
+ * reading and writing; for bench also what the sender does around it: connect, negotiate, encode), never
+ * below 0. Files written before proxy_busy_ms have proxy busy 0 and its time in bytes in flight (see
+ * busyMeasured). Undefined when the row has no split (direct mode, no messages CSV).
  */
 export function splitOf(row: ResultRow): Record<SplitPart, number> | undefined {
   const { scuIdleMs: idle, upstreamBlockedMs: blocked, scpResponseMs: scp, seconds } = row;
   if (idle === undefined || blocked === undefined || scp === undefined || seconds === undefined) return undefined;
-  const rest = Math.max(0, seconds.mean * 1000 - idle - blocked - scp);
-  return { 'SCU idle': idle, 'upstream blocked': blocked, 'SCP response': scp, 'the rest': rest };
+  const busy = row.proxyBusyMs ?? 0;
+  const inFlight = Math.max(0, seconds.mean * 1000 - idle - blocked - scp - busy);
+  return { 'SCU idle': idle, 'upstream blocked': blocked, 'SCP response': scp, 'proxy busy': busy, 'bytes in flight': inFlight };
+}
+
+/** Some setting with a split has proxy_busy_ms (files written before it have none). */
+export function busyMeasured(settings: readonly ReportSetting[]): boolean {
+  return settings.some((s) => s.row.proxyBusyMs !== undefined && splitOf(s.row) !== undefined);
 }
 
 // ---- what this shows ----
@@ -317,21 +330,23 @@ export function findings(settings: readonly ReportSetting[], uses: readonly PduU
     }
   }
 
-  // Where the time went: every part weighted by the number of timed images of its setting.
-  const totals = new Map<SplitPart, number>(SPLIT_PARTS.map((p) => [p, 0]));
+  // Where the time went: every part weighted by the number of timed images of its setting (proxy busy
+  // left out when no file had it: its time is then in bytes in flight).
+  const parts = busyMeasured(settings) ? SPLIT_PARTS : SPLIT_PARTS.filter((p) => p !== 'proxy busy');
+  const totals = new Map<SplitPart, number>(parts.map((p) => [p, 0]));
   for (const s of settings) {
     const split = splitOf(s.row);
     if (!split) continue;
-    for (const p of SPLIT_PARTS) totals.set(p, totals.get(p)! + split[p] * s.row.seconds!.n);
+    for (const p of parts) totals.set(p, totals.get(p)! + split[p] * s.row.seconds!.n);
   }
   const sum = [...totals.values()].reduce((a, b) => a + b, 0);
   if (sum > 0) {
-    const parts = [...totals].sort((a, b) => b[1] - a[1]).map(([p, v]) => `${p} (${Math.round((v / sum) * 100)}%)`);
-    out.push(`Time went to: ${parts.join(', ')}.`);
+    const shares = [...totals].sort((a, b) => b[1] - a[1]).map(([p, v]) => `${p} (${Math.round((v / sum) * 100)}%)`);
+    out.push(`Time went to: ${shares.join(', ')}.`);
     const a = fastest && splitOf(fastest.row);
     const b = slowest && slowest !== fastest ? splitOf(slowest.row) : undefined;
     if (a && b) {
-      const [part, grew] = SPLIT_PARTS.map((p) => [p, b[p] - a[p]] as const).reduce((x, y) => (y[1] > x[1] ? y : x));
+      const [part, grew] = parts.map((p) => [p, b[p] - a[p]] as const).reduce((x, y) => (y[1] > x[1] ? y : x));
       if (grew > 0) out.push(`From the fastest to the slowest setting, ${part} grew the most: ${msText(a[part])} → ${msText(b[part])} per ${unit}.`);
     }
   }

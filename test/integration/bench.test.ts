@@ -85,11 +85,13 @@ describe('bench', () => {
       assert.ok(Number(row.image_bytes) > 2 * MB && Number(row.image_bytes) < 2 * MB + 1024, row.image_bytes);
       assertTimes(row);
       // The time split comes from the proxy's messages CSV: every column filled, none negative.
-      for (const column of ['scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms']) {
+      for (const column of ['scu_idle_ms', 'upstream_blocked_ms', 'scp_response_ms', 'proxy_busy_ms']) {
         assert.notEqual(row[column], '', `${column} filled`);
         assert.ok(Number(row[column]) >= 0, `${column} ${row[column]}`);
       }
       assert.ok(Number(row.scp_response_ms) > 0, 'the SCP took some time to answer');
+      // The proxy's own time per image is within the image's time (ms against s).
+      assert.ok(Number(row.proxy_busy_ms) <= Number(row.mean_s) * 1000, `proxy_busy_ms ${row.proxy_busy_ms}, mean_s ${row.mean_s}`);
     }
     // The table: one row per setting.
     for (const label of ['16KB', '100KB', '500KB', '1MB', '10MB', '20MB']) assert.match(r.stdout, new RegExp(`^${label}\\s+8\\s+0\\s`, 'm'));

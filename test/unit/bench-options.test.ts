@@ -106,6 +106,7 @@ test('results.csv rows follow the header', () => {
       scuIdleMs: undefined,
       upstreamBlockedMs: undefined,
       scpResponseMs: 1.5,
+      proxyBusyMs: 12.3456,
     },
     mode: 'proxy',
     pdu: 16384,
@@ -117,7 +118,7 @@ test('results.csv rows follow the header', () => {
     association: 'per-image',
   });
   assert.equal(row.length, RESULTS_CSV_COLUMNS.length);
-  // No variance given: no standard deviation, no interval (the last three columns).
+  // No variance given: no standard deviation, no interval (the three columns before proxy_busy_ms, the last).
   assert.deepEqual(row, [
     '16384',
     '16777600',
@@ -145,9 +146,23 @@ test('results.csv rows follow the header', () => {
     '',
     '',
     '',
+    '12.346',
   ]);
+  assert.equal(RESULTS_CSV_COLUMNS.at(-1), 'proxy_busy_ms', 'appended last');
   const builtin = resultsCsvRow({
-    ...{ row: { label: '1MB', count: 1, failures: 0, seconds: undefined, mbPerS: undefined, scuIdleMs: undefined, upstreamBlockedMs: undefined, scpResponseMs: undefined } },
+    ...{
+      row: {
+        label: '1MB',
+        count: 1,
+        failures: 0,
+        seconds: undefined,
+        mbPerS: undefined,
+        scuIdleMs: undefined,
+        upstreamBlockedMs: undefined,
+        scpResponseMs: undefined,
+        proxyBusyMs: undefined,
+      },
+    },
     mode: 'direct',
     pdu: 1,
     imageBytes: 2,
@@ -159,13 +174,24 @@ test('results.csv rows follow the header', () => {
     scp: 'builtin',
     association: 'per-sender',
   });
-  assert.deepEqual(builtin.slice(-7, -3), ['0.250', '1.500', 'builtin', 'per-sender']);
+  assert.deepEqual(builtin.slice(-8, -4), ['0.250', '1.500', 'builtin', 'per-sender']);
+  assert.equal(builtin.at(-1), '', 'no proxy_busy_ms without the split');
 });
 
-test('results.csv: the standard deviation and the 95% interval of the mean, last', () => {
+test('results.csv: the standard deviation and the 95% interval of the mean, before proxy_busy_ms', () => {
   const setting = (seconds: { n: number; mean: number; min: number; max: number; p50: number; p95: number; variance?: number }) =>
     resultsCsvRow({
-      row: { label: '16KB', count: seconds.n, failures: 0, seconds, mbPerS: 1, scuIdleMs: undefined, upstreamBlockedMs: undefined, scpResponseMs: undefined },
+      row: {
+        label: '16KB',
+        count: seconds.n,
+        failures: 0,
+        seconds,
+        mbPerS: 1,
+        scuIdleMs: undefined,
+        upstreamBlockedMs: undefined,
+        scpResponseMs: undefined,
+        proxyBusyMs: undefined,
+      },
       mode: 'direct',
       pdu: 16384,
       imageBytes: 1000,
@@ -174,7 +200,7 @@ test('results.csv: the standard deviation and the 95% interval of the mean, last
       link: { latency: { ms: 0, jitterMs: 0 }, bandwidth: 0 },
       scp: 'builtin',
       association: 'per-image',
-    }).slice(-3);
+    }).slice(-4, -1);
   // 1, 2, 3 s: variance 1; 2 ± t(0.975, 2) / √3 = 2 ± 2.484138 (scipy.stats.t.ppf).
   assert.deepEqual(setting({ n: 3, mean: 2, min: 1, max: 3, p50: 2, p95: 3, variance: 1 }), ['1.000000', '-0.484138', '4.484138']);
   // Every image took the same time: the interval is the mean itself.
@@ -204,8 +230,8 @@ test('results.csv: the shaping columns are appended after the existing ones, whi
   ]);
   assert.deepEqual(RESULTS_CSV_COLUMNS.slice(16, 19), ['latency_ms', 'jitter_ms', 'bandwidth_bps']);
   assert.deepEqual(RESULTS_CSV_COLUMNS.slice(19, 23), ['connect_ms', 'associate_ms', 'scp', 'association']);
-  // Then the spread of the seconds per image; the two interval columns end the row.
-  assert.deepEqual(RESULTS_CSV_COLUMNS.slice(23), ['sd_s', 'ci95_low_s', 'ci95_high_s']);
+  // Then the spread of the seconds per image and its interval; then the proxy's own time (issue 29).
+  assert.deepEqual(RESULTS_CSV_COLUMNS.slice(23), ['sd_s', 'ci95_low_s', 'ci95_high_s', 'proxy_busy_ms']);
 });
 
 test('--latency and --bandwidth lists: every combination, the proxy flags and labels of each link', () => {

@@ -35,6 +35,26 @@ describe('fidelity', () => {
     assert.equal(wide.rows[0]!.ratioCi!.low, 0);
   });
 
+  test("told minus the proxy's share: the proxy mean less its proxy_busy_ms mean, and its ratio to native", () => {
+    const f = fidelity([
+      { setting: '16KB', mode: 'native', seconds: s([0.2, 0.22, 0.24]) }, // mean 0.22 s
+      { setting: '16KB', mode: 'proxy', seconds: s([0.25, 0.26, 0.27]), proxyBusyMs: 30 }, // 0.26 s less 30 ms
+      { setting: '1MB', mode: 'native', seconds: s([0.1, 0.1]), proxyBusyMs: 99 }, // a native row's value is not used
+      { setting: '1MB', mode: 'proxy', seconds: s([0.12, 0.12]) }, // no proxy_busy_ms (older results.csv)
+      { setting: '20MB', mode: 'native', seconds: s([0.1, 0.1]) },
+      { setting: '20MB', mode: 'proxy', seconds: s([0.12, 0.12]), proxyBusyMs: 500 }, // the bound exceeds the mean
+    ])!;
+    const [a, b, c] = f.rows;
+    assert.ok(Math.abs(a!.proxyLessBusy! - 0.23) < 1e-12);
+    assert.ok(Math.abs(a!.lessBusyRatio! - 0.23 / 0.22) < 1e-12);
+    assert.equal(b!.proxyLessBusy, undefined);
+    assert.equal(b!.lessBusyRatio, undefined);
+    assert.equal(c!.proxyLessBusy, 0, 'never below 0');
+    const text = renderFidelityTable(f);
+    assert.match(text, /\n16KB\s.*\s0\.230\s+1\.045\n/);
+    assert.match(text, /\n1MB\s.*\s-\s+-\n/);
+  });
+
   test('direct (embedded SCP) counts as native', () => {
     const f = fidelity([
       { setting: 'a', mode: 'direct', seconds: s([1, 1.2]) },
@@ -61,7 +81,7 @@ describe('fidelity', () => {
     assert.equal(f.reversed.length, 0);
     assert.match(rankingVerdict(f), /^ranking: the same both ways \(2 pairs/);
     const text = renderFidelityTable(f);
-    assert.match(text, /^max_pdu\s+native_s\s+native_ci95\s+proxy_s\s+proxy_ci95\s+proxy\/native\s+ratio_ci95\n16KB\s+2\.000\s+\[/);
+    assert.match(text, /^max_pdu\s+native_s\s+native_ci95\s+proxy_s\s+proxy_ci95\s+proxy\/native\s+ratio_ci95\s+proxy-busy_s\s+\(proxy-busy\)\/native\n16KB\s+2\.000\s+\[/);
     assert.equal(text.trim().split('\n').length, 5);
   });
 

@@ -20,7 +20,7 @@ function pdata(data: number, last: boolean): Buffer {
   return pdu;
 }
 
-function linkWith(loopIdle: (() => number) | undefined, clock: { now: number }): Link {
+function linkWith(loopIdle: (() => number) | undefined, clock: { now: number }, observer?: PDataObserver): Link {
   const owner: LinkOwner = {
     onControlPdu: () => {},
     dataAllowed: () => true,
@@ -30,8 +30,7 @@ function linkWith(loopIdle: (() => number) | undefined, clock: { now: number }):
     onRecord: () => {},
   };
   const link = new Link('to_scp', 1, owner, () => clock.now, loopIdle);
-  const observer: PDataObserver = { dataStart: () => {}, pdvStart: () => {}, pdvData: () => {}, pdvEnd: () => {} } as unknown as PDataObserver;
-  link.observer = observer;
+  link.observer = observer ?? { dataStart: () => {}, pdvStart: () => {}, pdvData: () => {}, pdvEnd: () => {} };
   const source = Object.assign(new EventEmitter(), { pause() {}, resume() {} });
   link.attachSource(source as unknown as Socket);
   link.attachDest(new Writable({ write: (_c, _e, cb) => cb() }) as unknown as Socket);
@@ -72,4 +71,34 @@ test('loop idle time beyond the wait itself never makes the sender idle longer t
   loopIdleUs += 90_000; // cannot happen with one clock, but the bound holds anyway
   link.feed(rest);
   assert.equal(link.idleUs(), 40_000);
+});
+
+test("busy: each chunk's processing and the loop-busy part of the wait; a P-DATA-TF's start carries the total its first chunk found", () => {
+  const clock = { now: 0 };
+  let loopIdleUs = 0;
+  const starts: number[] = [];
+  const observer: PDataObserver = {
+    dataStart: (_direction, _first, _idle, _blocked, busy) => starts.push(busy),
+    pdvStart: () => {
+      clock.now += 200; // the processing of the chunk takes 200 us (the tracker's work, say)
+    },
+    pdvData: () => {},
+    pdvEnd: () => {},
+  };
+  const link = linkWith(() => loopIdleUs, clock, observer) as Link & { feed(b: Buffer): void };
+  link.feed(pdu);
+  assert.equal(link.busyUs(), 200);
+  clock.now += 10_000; // 10 ms until the next PDU, the loop idle 4 ms of them: 6 ms it worked for others
+  loopIdleUs += 4_000;
+  link.feed(pdu);
+  assert.deepEqual(starts, [0, 200 + 6_000], 'before each first chunk is processed, its wait included');
+  assert.equal(link.busyUs(), 200 + 6_000 + 200);
+  assert.equal(link.idleUs(), 4_000);
+  // A header split over two chunks: the message started with the first one, so it gets that chunk's total
+  // (the 1 ms loop-busy wait before the second chunk is the message's own).
+  link.feed(pdu.subarray(0, 3));
+  clock.now += 1_000;
+  link.feed(pdu.subarray(3));
+  assert.equal(starts[2], 6_400);
+  assert.equal(link.busyUs(), 6_400 + 1_000 + 200);
 });

@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { prepareLogs, reportModel, renderReport, resultRows } from '../../src/report/build.js';
 import { escapeHtml } from '../../src/report/html.js';
-import { findings, pduUse, settingsFromMessages, settingsFromResults, splitOf } from '../../src/report/model.js';
+import { findings, pduUse, resultRow, settingsFromMessages, settingsFromResults, splitOf } from '../../src/report/model.js';
 import { sweepSpec } from '../../src/report/charts.js';
 import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
 import { detectKind } from '../../src/analysis/csv.js';
@@ -81,7 +81,19 @@ test('settings of results.csv: columns by name, a series only for what varies', 
   assert.deepEqual(settings[2]!.row.seconds, { n: 7, mean: 1.2, min: 0.6, max: 2.5, p50: 1.1, p95: 2.5 });
   assert.equal(settings[2]!.row.failures, 1);
   // 20MB: 1200 ms - (100 + 400 + 600) = 100 ms for the rest.
-  assert.deepEqual(splitOf(settings[2]!.row), { 'SCU idle': 100, 'upstream blocked': 400, 'SCP response': 600, 'the rest': 100 });
+  assert.deepEqual(splitOf(settings[2]!.row), { 'SCU idle': 100, 'upstream blocked': 400, 'SCP response': 600, 'proxy busy': 0, 'bytes in flight': 100 });
+
+  // With proxy_busy_ms (results.csv from now on): its own bar, and bytes in flight is what remains; the
+  // five parts sum to the mean (1200 ms).
+  const busy = resultRow('20MB', { ...rows[2]!, proxy_busy_ms: '60.000' });
+  const split = splitOf(busy)!;
+  assert.deepEqual(split, { 'SCU idle': 100, 'upstream blocked': 400, 'SCP response': 600, 'proxy busy': 60, 'bytes in flight': 40 });
+  assert.equal(
+    Object.values(split).reduce((x, y) => x + y, 0),
+    busy.seconds!.mean * 1000,
+  );
+  // A bound larger than what remains: bytes in flight is 0, never negative.
+  assert.equal(splitOf(resultRow('20MB', { ...rows[2]!, proxy_busy_ms: '250' }))!['bytes in flight'], 0);
 
   // Two image sizes: one series each, named from run.json when it knows them.
   const two = [row({ image_bytes: '1000' }), row({ image_bytes: '2097600' })];
@@ -171,6 +183,27 @@ test('settings of messages CSVs: grouped by --by, and per route when the rows ho
   assert.equal(two[1]!.row.seconds?.mean, 0.015, 'pacs: (10 + 20) / 2 ms');
 });
 
+test('stats --html split from messages CSVs: proxy_busy_ms is a part of its own, bytes in flight what the five leave', async () => {
+  const message = (durationMs: string, busyMs: string): Partial<Record<string, string>> => ({
+    assoc: '1',
+    message_id: '1',
+    command: 'C-STORE-RQ',
+    bytes: '1048576',
+    max_pdu: '16384',
+    duration_ms: durationMs,
+    scu_idle_ms: '1.000',
+    upstream_blocked_ms: '2.000',
+    scp_response_ms: '3.000',
+    proxy_busy_ms: busyMs,
+    status: '0000',
+  });
+  const [setting] = await over([messagesCsv([message('10.000', '2.000'), message('20.000', '4.000')])], async (engine) =>
+    settingsFromMessages(await groupMessages(engine, { by: 'max_pdu', perRoute: false })),
+  );
+  // Mean 15 ms: idle 1, blocked 2, SCP 3, busy (2 + 4) / 2 = 3, bytes in flight 15 - 9 = 6.
+  assert.deepEqual(splitOf(setting!.row), { 'SCU idle': 1, 'upstream blocked': 2, 'SCP response': 3, 'proxy busy': 3, 'bytes in flight': 6 });
+});
+
 test('what the SCU sent, from a chunk CSV with an extra route column', async () => {
   const sent = await over([CHUNKS], async (engine) => (await sentPdus(engine)).get(CHUNKS));
   // P-DATA-TF toward the SCP: 74, 16384, 16384, 100 (assoc 1) and 16384 (assoc 2).
@@ -205,9 +238,9 @@ test('"what this shows": every sentence computed from the fixtures', async () =>
     // Highest min 0.6 s <= lowest max 1.5 s.
     'The min–max ranges of all settings overlap: these differences may be noise; more images would tell.',
     // Weighted by timed images (8, 8, 7): SCU idle 100*23 = 2300; upstream blocked 800+800+2800 = 4400;
-    // SCP response 4800+4000+4200 = 13000; the rest 200*8 + 100*8 + 100*7 = 3100; of 22800:
-    // 57.0%, 19.3%, 13.6%, 10.1%.
-    'Time went to: SCP response (57%), upstream blocked (19%), the rest (14%), SCU idle (10%).',
+    // SCP response 4800+4000+4200 = 13000; bytes in flight 200*8 + 100*8 + 100*7 = 3100; of 22800:
+    // 57.0%, 19.3%, 13.6%, 10.1%. No proxy_busy_ms in this results.csv: no proxy busy part named.
+    'Time went to: SCP response (57%), upstream blocked (19%), bytes in flight (14%), SCU idle (10%).',
     // 1MB -> 20MB: idle +0, blocked +300, SCP +100, rest +0.
     'From the fastest to the slowest setting, upstream blocked grew the most: 100 ms → 400 ms per image.',
     'The SCU sent PDUs of at most 16,384 bytes although it was allowed 20,971,520 (chunks-20MB-2MB.csv).',
@@ -218,9 +251,14 @@ test('"what this shows": every sentence computed from the fixtures', async () =>
   assert.deepEqual(findings(model.settings.slice(1, 2), [full], 'image'), [
     'Fastest: 1MB (mean 0.800 s per image).',
     // 1MB alone: 100 + 100 + 500 + 100 = 800.
-    'Time went to: SCP response (63%), SCU idle (13%), upstream blocked (13%), the rest (13%).',
+    'Time went to: SCP response (63%), SCU idle (13%), upstream blocked (13%), bytes in flight (13%).',
     'The SCU filled its PDUs up to the allowed size at every setting (largest: 1,048,576 bytes).',
   ]);
+  // With proxy_busy_ms: 1MB's 100 ms of bytes in flight are 80 ms proxy busy and 20 ms in flight.
+  const withBusy = settingsFromResults([
+    { ...row({ pdu_bytes: '1048576', mean_s: '0.8', scu_idle_ms: '100', upstream_blocked_ms: '100', scp_response_ms: '500' }), proxy_busy_ms: '80' },
+  ]);
+  assert.deepEqual(findings(withBusy, [], 'image').slice(1), ['Time went to: SCP response (63%), SCU idle (13%), upstream blocked (13%), proxy busy (10%), bytes in flight (3%).']);
   assert.deepEqual(findings([], [], 'message'), []);
   // Data sets smaller than the limit: one PDU each, and no claim that the SCU held back.
   const whole = (source: string, allowed: number) => ({ source, allowed, sentMax: 2097542, sentCommon: 2097542, pdata: 8, associations: 8, wholeDataSets: true });

@@ -60,16 +60,17 @@ test('stats on a messages CSV prints exact, hand-checked numbers per max_pdu', a
     'scu_idle ms',
     'upstream_blocked ms',
     'scp_response ms',
+    'proxy_busy ms',
     'vs fastest',
   ]);
   // 16KB: durations 1, 2, 3, 6 s; 4 x 1 MiB in 12 s = 0.333 MB/s; idle (10+20+30+40)/4; blocked 100/4; scp 5.
   // Interval: variance 14/3, s/√n = 1.0801, t(0.975, 3) = 3.1824 -> 3 ± 3.437 (scipy: -0.4374, 6.4374).
   // Against 1MB, the fastest: Welch t = 1.964, df = 3.71, p = 0.1265 (scipy ttest_ind, equal_var=False).
-  assert.deepEqual(rows[1], ['16KB', '4', '0', '3.000', '-0.437', '6.437', '1.000', '6.000', '2.000', '6.000', '0.33', '25.0', '25.0', '5.0', 'within noise p=0.127']);
+  assert.deepEqual(rows[1], ['16KB', '4', '0', '3.000', '-0.437', '6.437', '1.000', '6.000', '2.000', '6.000', '0.33', '25.0', '25.0', '5.0', '-', 'within noise p=0.127']);
   // 1MB: 4 requests, a700 and one without a response are failures; times from the 3 answered:
   // 0.5, 1.5, 0.25 s -> mean 0.75, p50 (rank 2) 0.5, p95 (rank 3) 1.5; 3 x 2 MiB in 2.25 s = 2.67 MB/s.
   // Interval: variance 0.4375, s/√n = 0.3819, t(0.975, 2) = 4.3027 -> 0.75 ± 1.643 (scipy: -0.8931, 2.3931).
-  assert.deepEqual(rows[2], ['1MB', '4', '2', '0.750', '-0.893', '2.393', '0.250', '1.500', '0.500', '1.500', '2.67', '2.0', '0.0', '20.0', 'fastest']);
+  assert.deepEqual(rows[2], ['1MB', '4', '2', '0.750', '-0.893', '2.393', '0.250', '1.500', '0.500', '1.500', '2.67', '2.0', '0.0', '20.0', '-', 'fastest']);
   assert.equal(rows.length, 3);
   assert.match(text, /^8 messages from 1 messages CSV file\(s\), by max_pdu/);
 });
@@ -78,7 +79,7 @@ test('stats --by assoc and --by command regroup the same rows', async () => {
   const byAssoc = cells((await stats([MESSAGES], { by: 'assoc' })).text).slice(2);
   // assoc 1: 1 s and 2 s; 2 MiB in 3 s = 0.67 MB/s. Interval 1.5 ± t(0.975, 1) · 0.5 = 1.5 ± 12.706 · 0.5.
   // Against assoc 3 (0.5, 1.5, 0.25 s: the fastest): Welch p = 0.3485 (scipy).
-  assert.deepEqual(byAssoc[0], ['1', '2', '0', '1.500', '-4.853', '7.853', '1.000', '2.000', '1.000', '2.000', '0.67', '15.0', '0.0', '5.0', 'within noise p=0.349']);
+  assert.deepEqual(byAssoc[0], ['1', '2', '0', '1.500', '-4.853', '7.853', '1.000', '2.000', '1.000', '2.000', '0.67', '15.0', '0.0', '5.0', '-', 'within noise p=0.349']);
   assert.deepEqual(
     byAssoc.map((r) => [r[0], r[r.length - 1]]),
     [
@@ -111,7 +112,7 @@ test('stats: a group slower than the fastest beyond noise is named, in the table
     const { text } = await stats([file], { html });
     const rows = cells(text).slice(2);
     assert.deepEqual(
-      rows.map((r) => [r[0], r[3], r[4], r[5], r[14]]),
+      rows.map((r) => [r[0], r[3], r[4], r[5], r[15]]),
       [
         ['16KB', '1.000', '0.870', '1.130', 'fastest'],
         ['1MB', '2.000', '1.870', '2.130', 'slower p=<0.001'],
@@ -125,6 +126,36 @@ test('stats: a group slower than the fastest beyond noise is named, in the table
       /<th scope="row">16KB<span class="row-note">fastest<\/span><\/th><td class="num">4<\/td><td class="num">0<\/td><td class="num">1\.000 s<\/td><td class="num">±0\.130 s<\/td>/,
     );
     assert.match(page, /<th scope="row">1MB<span class="row-note strong">slower \(p\u00a0&lt;\u00a00\.001\)<\/span><\/th>/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stats: proxy_busy_ms is averaged per group; a file written before the column reads as empty (-), beside a new one', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dpp-stats-busy-'));
+  try {
+    // A current file: the fixture's first two rows with the columns added since (route ... generation
+    // empty: one route with the old file's rows) and proxy_busy_ms 10 and 30 ms, at a max PDU the old
+    // fixture does not have (64KB).
+    const [, ...oldRows] = readFileSync(MESSAGES, 'utf8').trimEnd().split('\n');
+    const padding = MESSAGES_CSV_COLUMNS.length - MESSAGES_CSV_COLUMNS.indexOf('route') - 1;
+    const current = (row: string, busy: string): string => {
+      const v = row.split(',');
+      v[6] = '65536';
+      return [...v, ...Array<string>(padding).fill(''), busy].join(',');
+    };
+    const file = path.join(dir, 'new.csv');
+    writeFileSync(file, [MESSAGES_CSV_COLUMNS.join(','), current(oldRows[0]!, '10.000'), current(oldRows[1]!, '30.000')].join('\n') + '\n');
+    const rows = cells((await stats([MESSAGES, file], {})).text).slice(2);
+    const busyColumn = 14;
+    assert.deepEqual(
+      rows.map((r) => [r[0], r[busyColumn]]),
+      [
+        ['16KB', '-'],
+        ['64KB', '20.0'],
+        ['1MB', '-'],
+      ],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -13,7 +13,6 @@ export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 export const LINKTYPE_RAW = 101;
 
 /** Option codes: common (opt_*), SHB (shb_*), IDB (if_*). */
-export const OPT_ENDOFOPT = 0;
 export const SHB_USERAPPL = 4;
 export const IF_NAME = 2;
 export const IF_TSRESOL = 9;
