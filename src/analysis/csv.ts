@@ -12,6 +12,41 @@ export { MESSAGES_CSV_COLUMNS } from '../record/messages-csv.js';
 /** The columns `stats` needs from a chunk CSV (the recorder may add columns; it never renames). */
 export const CHUNK_CSV_REQUIRED = ['assoc', 'direction', 'seq', 'type', 'length', 'first_byte_us', 'last_byte_us', 'violation'] as const;
 export const MESSAGES_CSV_REQUIRED = ['assoc', 'command', 'bytes', 'max_pdu', 'duration_ms', 'status'] as const;
+/**
+ * bench's results.csv header, in order (written by src/bench/results.ts, read here and by the report): a
+ * contract, columns are added, never renamed.
+ */
+export const RESULTS_CSV_COLUMNS = [
+  'pdu_bytes',
+  'image_bytes',
+  'parallel',
+  'images',
+  'mean_s',
+  'min_s',
+  'max_s',
+  'p50_s',
+  'p95_s',
+  'mb_per_s',
+  'scu_idle_ms',
+  'upstream_blocked_ms',
+  'scp_response_ms',
+  'failures',
+  'mode',
+  'scu',
+  'latency_ms',
+  'jitter_ms',
+  'bandwidth_bps',
+  'connect_ms',
+  'associate_ms',
+  'scp',
+  'association',
+  'sd_s',
+  'ci95_low_s',
+  'ci95_high_s',
+  'proxy_busy_ms',
+] as const;
+/** The results.csv columns that are settings of a row; the others are measurements (never part of a series). */
+export const RESULTS_CSV_SETTINGS: ReadonlySet<string> = new Set(['image_bytes', 'parallel', 'mode', 'scu', 'latency_ms', 'jitter_ms', 'bandwidth_bps', 'scp', 'association']);
 /** The columns the report needs from bench's results.csv (bench may add columns; they are read by name). */
 export const RESULTS_CSV_REQUIRED = ['pdu_bytes', 'images', 'mean_s', 'min_s', 'max_s', 'failures'] as const;
 

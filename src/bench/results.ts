@@ -13,35 +13,8 @@ import type { ResultRow } from '../analysis/table.js';
 import type { AssociationMode, BenchMode, ScpKind, ScuKind } from './options.js';
 import type { LinkSetting } from '../values/shaping.js';
 
-export const RESULTS_CSV_COLUMNS = [
-  'pdu_bytes',
-  'image_bytes',
-  'parallel',
-  'images',
-  'mean_s',
-  'min_s',
-  'max_s',
-  'p50_s',
-  'p95_s',
-  'mb_per_s',
-  'scu_idle_ms',
-  'upstream_blocked_ms',
-  'scp_response_ms',
-  'failures',
-  'mode',
-  'scu',
-  'latency_ms',
-  'jitter_ms',
-  'bandwidth_bps',
-  'connect_ms',
-  'associate_ms',
-  'scp',
-  'association',
-  'sd_s',
-  'ci95_low_s',
-  'ci95_high_s',
-  'proxy_busy_ms',
-] as const;
+/** The header (one definition, below bench and the report that reads it: src/analysis/csv.ts). */
+export { RESULTS_CSV_COLUMNS } from '../analysis/csv.js';
 
 export interface SettingResult {
   row: ResultRow;

@@ -5,7 +5,7 @@
 import { ALPHA, verdictsPerSeries } from '../analysis/inference.js';
 import { formatSize } from '../values/size.js';
 import { linkLabel } from '../values/shaping.js';
-import { num } from '../analysis/csv.js';
+import { num, RESULTS_CSV_COLUMNS, RESULTS_CSV_SETTINGS } from '../analysis/csv.js';
 import type { CsvRow } from '../analysis/csv.js';
 import type { SentPdus, TimelinePdu } from '../analysis/chunks.js';
 import { NO_ROUTE } from '../analysis/messages.js';
@@ -93,26 +93,7 @@ export function fidelityOfResults(results: readonly CsvRow[]): Fidelity | undefi
 // ---- settings from results.csv (bench) ----
 
 /** results.csv columns that are measurements, not settings: never a series. */
-const MEASURES = new Set([
-  'pdu_bytes',
-  'images',
-  'mean_s',
-  'min_s',
-  'max_s',
-  'p50_s',
-  'p95_s',
-  'mb_per_s',
-  'scu_idle_ms',
-  'upstream_blocked_ms',
-  'scp_response_ms',
-  'proxy_busy_ms',
-  'failures',
-  'connect_ms',
-  'associate_ms',
-  'sd_s',
-  'ci95_low_s',
-  'ci95_high_s',
-]);
+const MEASURES: ReadonlySet<string> = new Set(RESULTS_CSV_COLUMNS.filter((c) => !RESULTS_CSV_SETTINGS.has(c)));
 /** Setting columns that make a series when they vary, in this order. */
 const SERIES_COLUMNS = ['image_bytes', 'scu', 'parallel', 'mode'];
 /** bench --latency/--bandwidth columns: together they name one emulated link ("20ms 100Mbit"). */
