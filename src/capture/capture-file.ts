@@ -291,18 +291,9 @@ export class CaptureFile {
     return this.file.regular;
   }
 
-  get direct(): boolean {
-    return this.file.direct;
-  }
-
   /** Bytes committed and not yet on disk. */
   get pending(): number {
     return (SLAB_COUNT - this.pool.available) * SLAB_BYTES;
-  }
-
-  /** Bytes that can be reserved before encoding must wait for a write to finish. */
-  get room(): number {
-    return this.pool.available * SLAB_BYTES + (this.slab ? SLAB_BYTES - this.used : 0) - DIRECT_ALIGN;
   }
 
   /**
