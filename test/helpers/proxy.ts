@@ -10,6 +10,15 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'dicom-pdu-proxy.js');
 
+/**
+ * How long a wait for a log line (and a start, which waits for 'listening') may take before it is called a
+ * hang. Not a speed requirement: a proxy that exits first fails the wait at once (with its stderr). 10 s was
+ * not enough on the shared 2-core machine: at load 10, with the tests under `nice -n 10`, a proxy's start
+ * (loading its modules) took over 10 s twice, and the test failed with no log line at all (workers.test.ts,
+ * messages.test.ts); the same start takes 3.7 s at load 7 and 0.4 s on a quiet machine.
+ */
+export const LOG_WAIT_MS = 30_000;
+
 export interface LogLine {
   level: number;
   msg: string;
@@ -53,7 +62,7 @@ export class ProxyProcess {
   }
 
   /** Spawn the proxy listening on 127.0.0.1:<free port>; resolves once it logged 'listening'. */
-  static async start(args: string[], timeoutMs = 10_000): Promise<ProxyProcess> {
+  static async start(args: string[], timeoutMs = LOG_WAIT_MS): Promise<ProxyProcess> {
     const port = await freePort();
     const child = spawn(process.execPath, [BIN, '--listen', `127.0.0.1:${port}`, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -70,7 +79,7 @@ export class ProxyProcess {
    * Spawn the proxy with exactly `args` (no --listen added: routes carry their own); resolves once every
    * route in `routes` logged 'listening' (and 'metrics listening' too when --metrics is given).
    */
-  static async startRoutes(args: string[], routes: readonly string[], timeoutMs = 10_000): Promise<ProxyProcess> {
+  static async startRoutes(args: string[], routes: readonly string[], timeoutMs = LOG_WAIT_MS): Promise<ProxyProcess> {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO_ROOT });
     const proxy = new ProxyProcess(child, 0);
     running.add(proxy);
@@ -96,7 +105,7 @@ export class ProxyProcess {
   }
 
   /** Resolve with the first log line (past or future) that passes `test`. */
-  waitForLog(test: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+  waitForLog(test: (l: LogLine) => boolean, timeoutMs = LOG_WAIT_MS): Promise<LogLine> {
     const seen = this.logs.find(test);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {

@@ -228,6 +228,9 @@ export class FakeScp {
     return new Promise((resolve) => {
       const server = net.createServer({ allowHalfOpen: true });
       server.listen(0, '127.0.0.1', () => {
+        // Never what keeps a test file's process alive: a test that fails before its close() (a start that
+        // timed out) left the server open, and the file then ran into the runner's 300 s timeout.
+        server.unref();
         const scp = new FakeScp(server) as FakeScp & { port: number };
         scp.port = (server.address() as net.AddressInfo).port;
         resolve(scp);

@@ -82,10 +82,26 @@ function smallFsAt(dir: string, unmount: () => void): SmallFs {
     fill() {
       const fd = fs.openSync(filler, 'a');
       const block = Buffer.alloc(4096, 0x46);
+      const untilFull = (): void => {
+        try {
+          for (;;) fs.writeSync(fd, block);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        }
+      };
       try {
-        for (;;) fs.writeSync(fd, block);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        // ext4 reserves room for the metadata of delayed allocations and gives back what it did not need once
+        // the blocks are written: a block was free again after the first ENOSPC once. Written out, filled again.
+        for (let i = 0; i < 10; i++) {
+          untilFull();
+          try {
+            fs.fsyncSync(fd);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+          }
+          const s = fs.statfsSync(dir);
+          if (s.bavail === 0) break;
+        }
       } finally {
         fs.closeSync(fd);
       }

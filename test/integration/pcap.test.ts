@@ -29,6 +29,7 @@ import { MAX_PENDING_BYTES, PcapRecorder } from '../../src/capture/recorder.js';
 import { encodePData } from '../../src/pdu/pdata.js';
 import { associate } from '../helpers/assoc.js';
 import { FakeScp, withTimeout } from '../helpers/raw.js';
+import { readByPeer } from '../helpers/tcp-queues.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -155,24 +156,28 @@ function datasetSamples(): Buffer[] {
 
 const sorted = (m: Count): Array<[string, number]> => [...m].sort(([a], [b]) => a.localeCompare(b));
 
-describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () => {
+// A bound per test, not one for the suite: the suite's 13 tests took 50 s at load 7 and 122 s at load 13 (2 shared
+// cores, nice 10), past the 120 s the suite had, while its slowest test took 41 s. Each bound is a hang guard.
+const EACH = { timeout: 120_000 };
+
+describe('--pcap: a Wireshark capture of both legs', () => {
   let full: Capture;
 
   before(async () => {
     full = await capture('full');
   });
 
-  test('per leg, tshark decodes as many PDUs of each type as the chunk CSV has', async () => {
+  test('per leg, tshark decodes as many PDUs of each type as the chunk CSV has', EACH, async () => {
     const expected = expectedCounts(full.rows);
     assert.ok((expected.get(key('scp', 'to_scp', 4)) ?? 0) > (expected.get(key('scu', 'to_scp', 4)) ?? 0), 're-fragmented toward the SCP');
     assert.deepEqual(sorted(await decodedCounts(full)), sorted(expected));
   });
 
-  test('plain `tshark -r FILE -Y dicom` decodes the same: the heuristic dissector finds the A-ASSOCIATE-RQ', async () => {
+  test('plain `tshark -r FILE -Y dicom` decodes the same: the heuristic dissector finds the A-ASSOCIATE-RQ', EACH, async () => {
     assert.deepEqual(sorted(await decodedCounts(full, full.file, false)), sorted(expectedCounts(full.rows)));
   });
 
-  test("the A-ASSOCIATE-AC: rewritten Maximum Length on the SCU leg, the SCP's own on the SCP leg", async () => {
+  test("the A-ASSOCIATE-AC: rewritten Maximum Length on the SCU leg, the SCP's own on the SCP leg", EACH, async () => {
     const acs = await fields(full, full.file, 'dicom.pdu.type == 0x02', ['frame.interface_name', 'dicom.max_pdu_len']);
     assert.deepEqual(acs.sort(), [
       ['scp', String(SCP_MAX_PDU)],
@@ -180,7 +185,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     ]);
   });
 
-  test('no malformed packet, no lost or out-of-order segment, no bad IPv4 checksum, TCP checksums 0; segments within 65,535 bytes', async () => {
+  test('no malformed packet, no lost or out-of-order segment, no bad IPv4 checksum, TCP checksums 0; segments within 65,535 bytes', EACH, async () => {
     assert.equal(await tshark(full, full.file, [...CHECKSUMS, '-Y', PROBLEMS]), '');
     const lengths = (await fields(full, full.file, 'tcp', ['ip.len'])).map(([l]) => Number(l));
     assert.ok(lengths.length > 100 && Math.max(...lengths) <= 65535, `largest IP datagram ${Math.max(...lengths)}`);
@@ -189,7 +194,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     for (const leg of ['scu', 'scp']) assert.equal(flags.filter(([l]) => l === leg).length, 4, `${leg}: 2 SYNs, 2 FINs`);
   });
 
-  test('the problem filter does catch a damaged capture (one data packet cut out)', async () => {
+  test('the problem filter does catch a damaged capture (one data packet cut out)', EACH, async () => {
     const damaged = path.join(full.dir, 'damaged.pcapng');
     const bytes = fs.readFileSync(full.file);
     // The first Enhanced Packet Block (type 6) past the middle that carries data (more than the 40 header bytes).
@@ -200,7 +205,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     assert.notEqual(await tshark(full, damaged, [...CHECKSUMS, '-Y', PROBLEMS]), '');
   });
 
-  test('the file is private (0600) and holds the data set as sent', () => {
+  test('the file is private (0600) and holds the data set as sent', EACH, () => {
     assert.equal(fs.statSync(full.file).mode & 0o777, 0o600);
     const capture = fs.readFileSync(full.file);
     assert.ok(capture.includes(Buffer.from(image.patientName)), 'patient name');
@@ -210,7 +215,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     assert.ok(found >= samples.length * 0.9, `${found} of ${samples.length} data-set samples`);
   });
 
-  test('--pcap-payload headers: no data-set byte survives, PDU lengths unchanged, commands kept, tshark still decodes', async () => {
+  test('--pcap-payload headers: no data-set byte survives, PDU lengths unchanged, commands kept, tshark still decodes', EACH, async () => {
     const headers = await capture('headers', ['--pcap-payload', 'headers']);
     assert.deepEqual(sorted(await decodedCounts(headers)), sorted(expectedCounts(headers.rows)));
     assert.equal(await tshark(headers, headers.file, [...CHECKSUMS, '-Y', TCP_PROBLEMS]), '');
@@ -233,7 +238,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     );
   });
 
-  test('--pcap-max-size rotates to FILE.1, FILE.2; --pcap-max-files bounds how many are kept; each file reads alone', async () => {
+  test('--pcap-max-size rotates to FILE.1, FILE.2; --pcap-max-files bounds how many are kept; each file reads alone', EACH, async () => {
     const rotated = await capture('rotated', ['--pcap-max-size', '1MB', '--pcap-max-files', '3']);
     const names = fs
       .readdirSync(rotated.dir)
@@ -251,7 +256,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     assert.equal((await fields(rotated, rotated.file, 'dicom.pdu.type == 0x06', ['frame.interface_name'])).length, 2);
   });
 
-  test('TLS on both legs: the capture holds each leg decrypted, decoded like plain TCP', async () => {
+  test('TLS on both legs: the capture holds each leg decrypted, decoded like plain TCP', EACH, async () => {
     const pki = makeTestPki();
     const outDir = path.join(tmp, 'tls-received');
     await mkdir(outDir);
@@ -271,7 +276,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     }
   });
 
-  test('a capture that could not keep up (every slab being written): a valid pcapng, the hole shown, nothing malformed', async () => {
+  test('a capture that could not keep up (every slab being written): a valid pcapng, the hole shown, nothing malformed', EACH, async () => {
     const file = path.join(tmp, 'overflow.pcapng');
     const recorder = await PcapRecorder.open(file);
     const ends = { peerAddress: '127.0.0.1', peerPort: 40001, proxyAddress: '127.0.0.1', proxyPort: 11112 };
@@ -291,7 +296,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     assert.equal((await tsharkRun('tcp.flags.fin == 1')).trim().split('\n').length, 2, 'both FINs, after the hole');
   });
 
-  test('SIGTERM with a connection still open: its end (FIN or RST from the proxy) is in the file', async () => {
+  test('SIGTERM with a connection still open: its end (FIN or RST from the proxy) is in the file', EACH, async () => {
     const dir = path.join(tmp, 'sigterm');
     await mkdir(dir, { recursive: true });
     const file = path.join(dir, 'open.pcapng');
@@ -300,7 +305,8 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     socket.on('error', () => undefined);
     await once(socket, 'connect');
     socket.write(Buffer.from([0x07])); // the first byte of an A-ABORT, never finished
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Read by the proxy before the signal (a connection that sent nothing would be closed unread by the drain).
+    await readByPeer(socket);
     const code = await proxy.stop(10_000, 300);
     socket.destroy();
     assert.notEqual(code, null, 'the proxy exited');
@@ -309,7 +315,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     assert.equal((await run('tshark', ['-r', file, '-Y', 'tcp.len == 1'])).stdout.trim().split('\n').length, 1, 'the byte sent');
   });
 
-  test("an abort with a PDU half forwarded: the proxy's RST toward the SCU and its FIN toward the SCP are in the file", async () => {
+  test("an abort with a PDU half forwarded: the proxy's RST toward the SCU and its FIN toward the SCP are in the file", EACH, async () => {
     const dir = path.join(tmp, 'reset');
     await mkdir(dir, { recursive: true });
     const file = path.join(dir, 'reset.pcapng');
@@ -339,7 +345,7 @@ describe('--pcap: a Wireshark capture of both legs', { timeout: 120_000 }, () =>
     assert.equal((await shown(`tcp.dstport == ${fake.port} && dicom.pdu.type == 7`)).split('\n').length, 1, 'the A-ABORT toward the SCP');
   });
 
-  test('a capture file that cannot be created: one line naming --pcap, exit 2', async () => {
+  test('a capture file that cannot be created: one line naming --pcap, exit 2', EACH, async () => {
     const notADir = path.join(tmp, 'a-file');
     fs.writeFileSync(notADir, '');
     for (const file of [path.join(tmp, 'no-such-dir', 'x.pcapng'), path.join(notADir, 'x.pcapng')]) {

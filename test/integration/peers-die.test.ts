@@ -135,11 +135,14 @@ describe('peers that die mid-association', { timeout: 120_000 }, () => {
     const killedAt = Date.now();
     const lost = await proxy.waitForLog((l) => l.route === 'a' && l.msg === 'connection lost: association aborted', 5000);
     assert.equal(lost.leg, 'scp');
+    // The proxy writes the A-ABORT to the SCU in the same call that logs this line: its time (pino's, the same
+    // clock) is when the SCU was told. storescu's own exit after that is storescu's, and on a loaded machine
+    // took 2.8 s once (load 13, 2 shared cores): not the proxy's to bound.
+    const abortedAfter = (lost.time as number) - killedAt;
+    assert.ok(abortedAfter < 2000, `A-ABORT to the SCU ${abortedAfter} ms after the kill (bound 2000 ms)`);
     const r = await store;
-    const elapsed = Date.now() - killedAt;
     assert.notEqual(r.code, 0, 'storescu reports the failure');
     assert.match(r.stdout + r.stderr, /Abort|abort|Peer aborted|connection/i, r.stderr.slice(-1500));
-    assert.ok(elapsed < 2000, `storescu ended ${elapsed} ms after the kill (bound 2000 ms)`);
     const closed = await proxy.waitForLog((l) => l.route === 'a' && l.msg === 'association closed');
     assert.equal(closed.outcome, 'aborted');
 

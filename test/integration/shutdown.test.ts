@@ -16,6 +16,7 @@ import { eventually } from '../helpers/proc-stats.js';
 import { killAll } from '../helpers/procs.js';
 import { ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
 import { FakeScp, RawPeer, buildRq } from '../helpers/raw.js';
+import { readByPeer } from '../helpers/tcp-queues.js';
 
 after(async () => {
   await stopAllProxies();
@@ -158,13 +159,17 @@ describe('graceful shutdown', () => {
 
   test('during a drain: an RQ gets A-ASSOCIATE-RJ (transient), a silent connection is closed, --drain-timeout aborts the rest', async () => {
     const scp = await FakeScp.listen();
-    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--drain-timeout', '1500']);
+    // The drain's window must hold the steps below (the log line, the silent connection closed, an RJ, one
+    // exchange: six local round trips); 3 s leaves a loaded machine room, and the abort is checked to come no sooner.
+    const DRAIN_MS = 3000;
+    const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--drain-timeout', String(DRAIN_MS)]);
     try {
       const a = await associate(proxy, scp);
       const late = await RawPeer.connect(proxy.port);
       late.send(buildRq({ maxLength: 16384 }).subarray(0, 10)); // started, not finished, before the signal
       const silent = await RawPeer.connect(proxy.port);
-      await new Promise((r) => setTimeout(r, 100)); // let the proxy read the 10 bytes
+      await readByPeer(late.socket); // the proxy has read the 10 bytes (unread, the drain would close it as silent)
+      const signalled = Date.now();
       proxy.child.kill('SIGTERM');
       await proxy.waitForLog((l) => l.msg === 'shutting down: draining associations in flight');
       await Promise.race([silent.ended, silent.closed]);
@@ -177,6 +182,7 @@ describe('graceful shutdown', () => {
       const [toScu, toScp] = await Promise.all([a.scu.waitForPdus(3, 5000), a.up.waitForPdus(3, 5000)]);
       assert.deepEqual(toScu[2], ABORT_NOT_SPECIFIED);
       assert.deepEqual(toScp[2], ABORT_NOT_SPECIFIED);
+      assert.ok(Date.now() - signalled >= DRAIN_MS - 50, `aborted ${Date.now() - signalled} ms after SIGTERM, not before --drain-timeout`);
       a.scu.socket.end();
       a.up.socket.end();
       late.socket.end();

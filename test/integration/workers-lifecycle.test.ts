@@ -14,7 +14,7 @@ import { writeTestDicom } from '../helpers/dicom-file.js';
 import { eventually } from '../helpers/proc-stats.js';
 import { killAll } from '../helpers/procs.js';
 import type { RunResult } from '../helpers/procs.js';
-import { ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
+import { LOG_WAIT_MS, ProxyProcess, stopAllProxies } from '../helpers/proxy.js';
 import type { LogLine } from '../helpers/proxy.js';
 import { RawPeer, buildRq } from '../helpers/raw.js';
 
@@ -86,11 +86,12 @@ describe('--workers 2: a worker killed 20 times under load', { timeout: 300_000 
       String(drainMs),
     ]);
     proxy.child.setMaxListeners(0);
+    // Also ended by a failure (finally): senders still looping would keep this file's process alive.
+    let sending = true;
     try {
       await proxy.waitForLog((l) => l.msg === 'metrics listening');
       const metricsUrl = proxy.metricsUrl;
       const readyzUrl = metricsUrl.replace(/\/metrics$/, '/readyz');
-      let sending = true;
       const results: RunResult[] = [];
       const sender = async (): Promise<void> => {
         while (sending) results.push(await storescu({ port: proxy.port, files: images, timeoutMs: 60_000 }));
@@ -107,9 +108,11 @@ describe('--workers 2: a worker killed 20 times under load', { timeout: 300_000 
       };
       let notReady = 0;
       for (let kill = 0; kill < 20; kill++) {
+        // A new worker loads the proxy's modules as a start does: LOG_WAIT_MS tells a hang from a loaded
+        // machine (15 s was too short once, at load 14 with the test under nice 10).
         await eventually(
           () => workerPids(proxy).length === 2,
-          15_000,
+          LOG_WAIT_MS,
           () => `both workers up before kill ${kill + 1}`,
         );
         await checkTotals();
@@ -130,7 +133,7 @@ describe('--workers 2: a worker killed 20 times under load', { timeout: 300_000 
       await Promise.all(senders);
       await eventually(
         () => workerPids(proxy).length === 2,
-        15_000,
+        LOG_WAIT_MS,
         () => 'both workers up after the kills',
       );
       await checkTotals();
@@ -141,7 +144,16 @@ describe('--workers 2: a worker killed 20 times under load', { timeout: 300_000 
       );
 
       // Admission counts: nothing is in flight now, so exactly --max-associations can be open at once again
-      // (the killed workers' admitted associations were given back).
+      // (the killed workers' admitted associations were given back). First the last senders' associations
+      // must be over in the proxy too, not only in storescu, which exits on the A-RELEASE-RP, before the proxy
+      // has closed both connections and given the admission back. A worker answers a scrape after the
+      // messages it sent before, so associations_open 0 (dead workers' gauges leave the sum) means so.
+      let open = -1;
+      for (const deadline = Date.now() + LOG_WAIT_MS; open !== 0 && Date.now() < deadline;) {
+        open = total(await (await fetch(metricsUrl)).text(), 'dicom_pdu_proxy_associations_open');
+        if (open !== 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(open, 0, 'no association open once the senders stopped');
       const held: RawPeer[] = [];
       for (let i = 0; i < 6; i++) {
         const p = await RawPeer.connect(proxy.port);
@@ -167,18 +179,20 @@ describe('--workers 2: a worker killed 20 times under load', { timeout: 300_000 
       for (const r of chunkRows) assert.ok(/^\d+$/.test(r.assoc!) && /^\d+$/.test(r.length!), `a whole chunk row: ${JSON.stringify(r)}`);
       for (const r of messageRows) assert.ok(/^\d+$/.test(r.assoc!) && /^\d+$/.test(r.bytes!), `a whole message row: ${JSON.stringify(r)}`);
     } finally {
+      sending = false;
       await proxy.stop();
       await scp.stop();
     }
   });
 });
 
-describe('--workers 2: the edges of a worker’s life', { timeout: 60_000 }, () => {
-  test('a worker killed just before SIGTERM: the proxy still exits within --drain-timeout + 2 s, no worker left', async () => {
+// A bound per test (the two took 58 s together once at load 14, against 60 s for both).
+describe('--workers 2: the edges of a worker’s life', () => {
+  test('a worker killed just before SIGTERM: the proxy still exits within --drain-timeout + 2 s, no worker left', { timeout: 60_000 }, async () => {
     const proxy = await ProxyProcess.start(['--upstream', '127.0.0.1:9', '--workers', '2', '--drain-timeout', '3000']);
     await eventually(
       () => workerPids(proxy).length === 2,
-      15_000,
+      LOG_WAIT_MS,
       () => 'both workers up',
     );
     const pids = workerPids(proxy);
@@ -190,20 +204,25 @@ describe('--workers 2: the edges of a worker’s life', { timeout: 60_000 }, () 
     const code = await new Promise<number | null>((resolve) => proxy.child.once('exit', (c) => resolve(c)));
     assert.ok(Date.now() - t0 <= 5000, `exited after ${Date.now() - t0} ms`);
     assert.equal(code, 0);
-    await new Promise((r) => setTimeout(r, 1500));
-    const replacements = proxy.logs.filter((l) => l.msg === 'worker ready' && !pids.includes(l.pid as number));
-    for (const l of replacements) assert.ok(!alive(l.pid as number), `worker ${String(l.pid)} left running`);
-    assert.ok(!alive(pids[1]!), 'the other worker has exited');
+    // Every worker goes (a replacement that started too): each one still alive is polled until it is gone,
+    // bounded, instead of looked at once after 1.5 s (a starved worker can take longer to exit).
+    await new Promise((r) => setTimeout(r, 1500)); // a replacement due 1 s after the kill would have started by now
+    const replacements = proxy.logs.filter((l) => l.msg === 'worker ready' && !pids.includes(l.pid as number)).map((l) => l.pid as number);
+    await eventually(
+      () => [...replacements, pids[1]!].every((pid) => !alive(pid)),
+      LOG_WAIT_MS,
+      () => `no worker left running: ${[...replacements, pids[1]!].filter(alive).join(', ')} still alive`,
+    );
   });
 
-  test('the primary killed: its workers stop writing the CSV and exit', async () => {
+  test('the primary killed: its workers stop writing the CSV and exit', { timeout: 60_000 }, async () => {
     const scp = await startStorescp({ outDir: fs.mkdtempSync(path.join(dir, 'in-')), logLevel: 'quiet', extraArgs: ['--fork'] });
     const csv = path.join(dir, 'orphan.csv');
     const proxy = await ProxyProcess.start(['--upstream', `127.0.0.1:${scp.port}`, '--workers', '2', '--csv', csv]);
     try {
       await eventually(
         () => workerPids(proxy).length === 2,
-        15_000,
+        LOG_WAIT_MS,
         () => 'both workers up',
       );
       const pids = workerPids(proxy);
