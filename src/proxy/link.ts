@@ -11,7 +11,7 @@ import { MCH_COMMAND, MCH_LAST, PDU_HEADER_LENGTH, PduType, pduTypeName } from '
 import { ProtocolError } from '../pdu/errors.js';
 import type { FrameHandler } from '../pdu/framer.js';
 import { PduFramer } from '../pdu/framer.js';
-import type { LegTimes, PDataObserver } from '../dimse/tracker.js';
+import type { PDataObserver } from '../dimse/tracker.js';
 import type { Direction, PduRecord } from '../events/events.js';
 import type { PDataSink } from '../transform/refragment.js';
 import { Refragmenter } from '../transform/refragment.js';
@@ -54,7 +54,7 @@ export interface LinkCounters {
   violations: number;
 }
 
-export class Link implements FrameHandler, PDataSink, LegTimes {
+export class Link implements FrameHandler, PDataSink {
   readonly direction: Direction;
   readonly refragmenter: Refragmenter;
   readonly counters: LinkCounters = { bytesIn: 0, pdusIn: 0, bytesOut: 0, pdusOut: 0, violations: 0 };
@@ -86,8 +86,8 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
   private readonly owner: LinkOwner;
   private readonly assoc: number;
   private readonly clock: () => number;
-  /** Where the sender's time went (LegTimes), kept only with an observer: it costs a clock read per chunk. */
-  private readonly times: SenderTime;
+  /** Where the sender's time went (the tracker's LegTimes), kept only with an observer: a clock read per chunk. */
+  readonly times: SenderTime;
   private readonly framer = new PduFramer();
   private source: Socket | undefined;
   private dest: Socket | undefined;
@@ -192,20 +192,6 @@ export class Link implements FrameHandler, PDataSink, LegTimes {
       this.owner.onInternalError(this, asError(err));
     }
     if (observed) this.times.chunkDone();
-  }
-
-  // ---- LegTimes ----------------------------------------------------------------------------------
-
-  idleUs(): number {
-    return this.times.idleUs();
-  }
-
-  blockedUs(): number {
-    return this.times.blockedUs();
-  }
-
-  busyUs(): number {
-    return this.times.busyUs();
   }
 
   private newRecord(type: number, length: number, firstByteTime: number): InFlight {

@@ -79,7 +79,7 @@ export class Session implements LinkOwner {
     this.toScp.shape(shapingFor(options, 'to_scp'), wires?.toScp);
     this.toScu.shape(shapingFor(options, 'to_scu'), wires?.toScu);
     // Message tracking feeds the messages CSV, the debug line per message and the summary's time split.
-    this.tracker = new MessageTracker(id, { to_scp: this.toScp, to_scu: this.toScu }, performance.timeOrigin + this.t0, {
+    this.tracker = new MessageTracker(id, { to_scp: this.toScp.times, to_scu: this.toScu.times }, performance.timeOrigin + this.t0, {
       message: (m) => {
         this.experiment.completed(m);
         this.recorders.message(m);

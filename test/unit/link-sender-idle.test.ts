@@ -47,7 +47,7 @@ test('without a loop-idle counter, the whole wait between two chunks is the send
   link.feed(first);
   clock.now = 100_000; // 100 ms later the rest arrives
   link.feed(rest);
-  assert.equal(link.idleUs(), 100_000);
+  assert.equal(link.times.idleUs(), 100_000);
 });
 
 test('with a loop-idle counter, only the time the loop waited with nothing to do is the sender idle', () => {
@@ -58,8 +58,8 @@ test('with a loop-idle counter, only the time the loop waited with nothing to do
   clock.now = 100_000;
   loopIdleUs += 30_000; // of those 100 ms the loop was idle for 30; the other 70 it worked for others
   link.feed(rest);
-  assert.equal(link.idleUs(), 30_000);
-  assert.equal(link.busyUs(), 70_000, "the other 70 are the proxy's own (the chunks' processing took no time on this clock)");
+  assert.equal(link.times.idleUs(), 30_000);
+  assert.equal(link.times.busyUs(), 70_000, "the other 70 are the proxy's own (the chunks' processing took no time on this clock)");
 });
 
 test('loop idle time beyond the wait itself never makes the sender idle longer than the wait', () => {
@@ -70,7 +70,7 @@ test('loop idle time beyond the wait itself never makes the sender idle longer t
   clock.now = 40_000;
   loopIdleUs += 90_000; // cannot happen with one clock, but the bound holds anyway
   link.feed(rest);
-  assert.equal(link.idleUs(), 40_000);
+  assert.equal(link.times.idleUs(), 40_000);
 });
 
 test("busy: each chunk's processing and the loop-busy part of the wait; a P-DATA-TF's start carries the total its first chunk found", () => {
@@ -87,18 +87,18 @@ test("busy: each chunk's processing and the loop-busy part of the wait; a P-DATA
   };
   const link = linkWith(() => loopIdleUs, clock, observer) as Link & { feed(b: Buffer): void };
   link.feed(pdu);
-  assert.equal(link.busyUs(), 200);
+  assert.equal(link.times.busyUs(), 200);
   clock.now += 10_000; // 10 ms until the next PDU, the loop idle 4 ms of them: 6 ms it worked for others
   loopIdleUs += 4_000;
   link.feed(pdu);
   assert.deepEqual(starts, [0, 200 + 6_000], 'before each first chunk is processed, its wait included');
-  assert.equal(link.busyUs(), 200 + 6_000 + 200);
-  assert.equal(link.idleUs(), 4_000);
+  assert.equal(link.times.busyUs(), 200 + 6_000 + 200);
+  assert.equal(link.times.idleUs(), 4_000);
   // A header split over two chunks: the message started with the first one, so it gets that chunk's total
   // (the 1 ms loop-busy wait before the second chunk is the message's own).
   link.feed(pdu.subarray(0, 3));
   clock.now += 1_000;
   link.feed(pdu.subarray(3));
   assert.equal(starts[2], 6_400);
-  assert.equal(link.busyUs(), 6_400 + 1_000 + 200);
+  assert.equal(link.times.busyUs(), 6_400 + 1_000 + 200);
 });
