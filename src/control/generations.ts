@@ -9,6 +9,7 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ProxyOptions, RouteConfig } from '../config/options.js';
+import { SETTINGS } from '../config/settings.js';
 import { AdmissionRules } from '../proxy/admission.js';
 import { ExperimentGeneration } from '../experiment/generation.js';
 import type { GenerationWire } from './ipc.js';
@@ -42,14 +43,10 @@ export interface ReloadHost {
 /** Settings that belong to the process, not to a route: a reload cannot change them. */
 const PROCESS_WIDE = ['csv', 'messagesCsv', 'pcap'] as const;
 
-function flagOf(key: (typeof PROCESS_WIDE)[number]): string {
-  return key === 'csv' ? '--csv' : key === 'messagesCsv' ? '--messages-csv' : '--pcap';
-}
-
 /** The process-wide settings `after` changes, as flags ("--csv, --pcap"); undefined when none. */
 export function processWideChanges(before: ProxyOptions, after: ProxyOptions): string | undefined {
   const changed = PROCESS_WIDE.filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
-  return changed.length > 0 ? changed.map(flagOf).join(', ') : undefined;
+  return changed.length > 0 ? changed.map((k) => SETTINGS[k]).join(', ') : undefined;
 }
 
 export class Generations {
