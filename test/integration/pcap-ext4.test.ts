@@ -168,8 +168,8 @@ describe('--pcap with O_DIRECT on an ext4 loop device that fills and frees', { t
     assert.equal(captured + droppedAtEnd, relayed, `${captured} bytes captured + ${droppedAtEnd} dropped = ${relayed} relayed on both legs`);
     // Two legs per association, streams numbered in the order they appear: the last four are associations 4 and 5.
     assert.equal(perStream.size, 2 * all.length, `${perStream.size} TCP streams`);
-    const after = [...perStream.keys()].sort((a, b) => a - b).slice(-4);
-    const capturedAfter = after.reduce((n, s) => n + perStream.get(s)!, 0);
+    const afterOutage = [...perStream.keys()].sort((a, b) => a - b).slice(-4);
+    const capturedAfter = afterOutage.reduce((n, s) => n + perStream.get(s)!, 0);
     assert.equal(capturedAfter, relayedBy(late[0]) + relayedBy(late[1]), 'every byte relayed after the outage is in the capture');
   });
 });

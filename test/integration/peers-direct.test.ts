@@ -54,8 +54,10 @@ function receivedFor(files: string[], info: TestDicomInfo): string | undefined {
   return files.find((f) => path.basename(f).endsWith(info.sopInstanceUid));
 }
 
-describe('real peers, direct', { timeout: 60_000 }, () => {
-  test('(a) storescu -> storescp +B, 16 MiB: dataset bytes identical; max PDU parsed from storescu -d', async (t) => {
+// A bound per test (60 s each), not one for the 7 together: 10 s at load 2, and a suite bound adds up every test's
+// share of a starved CPU (pcap.test.ts ran past its suite bound so at load 13).
+describe('real peers, direct', () => {
+  test('(a) storescu -> storescp +B, 16 MiB: dataset bytes identical; max PDU parsed from storescu -d', { timeout: 60_000 }, async (t) => {
     const outDir = await freshDir('a-storescp');
     const scp = await startStorescp({ outDir, maxPdu: 65536 });
     t.after(() => scp.stop());
@@ -83,7 +85,7 @@ describe('real peers, direct', { timeout: 60_000 }, () => {
     assert.match(scp.peer.output, /Received Store Request/);
   });
 
-  test('(b) echoscu -> storescp succeeds', async (t) => {
+  test('(b) echoscu -> storescp succeeds', { timeout: 60_000 }, async (t) => {
     const outDir = await freshDir('b-storescp');
     const scp = await startStorescp({ outDir });
     t.after(() => scp.stop());
@@ -94,7 +96,7 @@ describe('real peers, direct', { timeout: 60_000 }, () => {
     assert.equal(parseDcmtkMaxPdu(r), 16384); // storescp default
   });
 
-  test('(c) findscu -> dimse-scp gets K pending results', async (t) => {
+  test('(c) findscu -> dimse-scp gets K pending results', { timeout: 60_000 }, async (t) => {
     const K = 4;
     const scp = await startDimseScp({ findResults: K });
     t.after(() => scp.stop());
@@ -108,7 +110,7 @@ describe('real peers, direct', { timeout: 60_000 }, () => {
     assert.equal(findValues(r, '0020,000d').length, K);
   });
 
-  test('(d) getscu -> dimse-scp --max-pdu 16384: files retrieved bit-identical', async (t) => {
+  test('(d) getscu -> dimse-scp --max-pdu 16384: files retrieved bit-identical', { timeout: 60_000 }, async (t) => {
     const scp = await startDimseScp({ maxPdu: 16384, files: [big.path!, small.path!] });
     t.after(() => scp.stop());
     const outDir = await freshDir('d-getscu');
@@ -133,7 +135,7 @@ describe('real peers, direct', { timeout: 60_000 }, () => {
     }
   });
 
-  test('(e) getscu -> dimse-scp default max PDU: 262144-byte PDUs exceed getscu 16384, retrieval fails', async (t) => {
+  test('(e) getscu -> dimse-scp default max PDU: 262144-byte PDUs exceed getscu 16384, retrieval fails', { timeout: 60_000 }, async (t) => {
     const scp = await startDimseScp({ files: [big.path!, small.path!] });
     t.after(() => scp.stop());
     const outDir = await freshDir('e-getscu');
@@ -160,7 +162,7 @@ describe('real peers, direct', { timeout: 60_000 }, () => {
     assert.ok(got === undefined || !datasetBytes(got).equals(datasetBytes(big.path!)), '16 MiB file unexpectedly intact');
   });
 
-  test('(e2) dimse-scp --respect-rq-max (no README setMaxPduLength): dcmjs-dimse sends min(RQ, own) = 16384', async (t) => {
+  test('(e2) dimse-scp --respect-rq-max (no README setMaxPduLength): dcmjs-dimse sends min(RQ, own) = 16384', { timeout: 60_000 }, async (t) => {
     const scp = await startDimseScp({ files: [big.path!], respectRqMax: true });
     t.after(() => scp.stop());
     const outDir = await freshDir('e2-getscu');
@@ -173,7 +175,7 @@ describe('real peers, direct', { timeout: 60_000 }, () => {
     assert.ok(got && datasetBytes(got).equals(datasetBytes(big.path!)));
   });
 
-  test('(f) storescu -> dimse-scp --store-dir: stored datasets identical to the sources', async (t) => {
+  test('(f) storescu -> dimse-scp --store-dir: stored datasets identical to the sources', { timeout: 60_000 }, async (t) => {
     const storeDir = await freshDir('f-store');
     const scp = await startDimseScp({ storeDir });
     t.after(() => scp.stop());
