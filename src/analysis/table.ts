@@ -21,6 +21,12 @@ export interface ResultRow {
   scpResponseMs: number | undefined;
   /** The proxy's own time (proxy_busy_ms, an upper bound); undefined in files written before it. */
   proxyBusyMs: number | undefined;
+  /**
+   * bench only: the association's set-up inside each image's time, as the senders measured it (results.csv
+   * connect_ms + associate_ms with one association per image: TCP connect and the A-ASSOCIATE-RQ/AC round
+   * trip); undefined elsewhere (messages CSVs know nothing before a message's first byte).
+   */
+  setupMs?: number | undefined;
 }
 
 const fixed = (v: number | undefined, digits: number): string => (v === undefined ? '-' : v.toFixed(digits));

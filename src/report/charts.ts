@@ -3,14 +3,14 @@
 
 import type { TopLevelSpec } from 'vega-lite';
 import { experimentSpec } from '../analysis/chart.js';
-import { SPLIT_PARTS, splitOf } from './model.js';
+import { SPLIT_PARTS, shownParts, splitOf } from './model.js';
 import type { ReportSetting } from './model.js';
 import { PRACTICAL_MARGIN } from '../analysis/arm-effect.js';
 import type { ArmRow, Experiment } from '../analysis/experiment.js';
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
-/** Colours of the split, one per part (vega's tableau10, bytes in flight in grey). */
-const SPLIT_COLOURS = ['#4c78a8', '#f58518', '#e45756', '#b279a2', '#bab0ac'];
+/** Colours of the split, one per part of SPLIT_PARTS (vega's tableau10, bytes in flight in grey). */
+const SPLIT_COLOURS = ['#54a24b', '#4c78a8', '#f58518', '#e45756', '#b279a2', '#bab0ac'];
 
 /** Larger text than vega's defaults (11px), in the page's system font: the charts are read on a laptop. */
 export function readable(spec: TopLevelSpec): TopLevelSpec {
@@ -38,9 +38,10 @@ export function sweepSpec(settings: readonly ReportSetting[], xTitle: string, ti
 
 /** Stacked horizontal bars: mean ms per image of each part of the split, per setting (rows with a split only). */
 export function splitSpec(settings: readonly ReportSetting[], unit: string): TopLevelSpec | undefined {
+  const parts = shownParts(settings);
   const values = settings.flatMap((s, order) => {
     const split = splitOf(s.row);
-    return split ? SPLIT_PARTS.map((part, i) => ({ setting: s.label, order, part, i, ms: Math.round(split[part] * 10) / 10 })) : [];
+    return split ? parts.map((part) => ({ setting: s.label, order, part, i: SPLIT_PARTS.indexOf(part), ms: Math.round(split[part] * 10) / 10 })) : [];
   });
   if (values.length === 0) return undefined;
   const labels = [...new Set(values.map((v) => v.setting))];
@@ -54,7 +55,14 @@ export function splitSpec(settings: readonly ReportSetting[], unit: string): Top
     encoding: {
       y: { field: 'setting', type: 'nominal', sort: labels, title: null },
       x: { field: 'ms', type: 'quantitative', stack: 'zero', title: `ms per ${unit}` },
-      color: { field: 'part', type: 'nominal', sort: [...SPLIT_PARTS], scale: { domain: [...SPLIT_PARTS], range: SPLIT_COLOURS }, title: null, legend: { orient: 'bottom' } },
+      color: {
+        field: 'part',
+        type: 'nominal',
+        sort: parts,
+        scale: { domain: parts, range: parts.map((p) => SPLIT_COLOURS[SPLIT_PARTS.indexOf(p)]!) },
+        title: null,
+        legend: { orient: 'bottom' },
+      },
       order: { field: 'i', type: 'quantitative' },
       tooltip: [{ field: 'setting' }, { field: 'part' }, { field: 'ms', format: '.1f' }],
     },

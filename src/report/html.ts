@@ -5,7 +5,7 @@ import { ci95 } from '../analysis/inference.js';
 import { rowVerdicts, verdictText } from '../analysis/table.js';
 import { rankingVerdict } from '../analysis/fidelity.js';
 import type { Fidelity } from '../analysis/fidelity.js';
-import { REMAINDER, busyMeasured, findings, splitOf } from './model.js';
+import { REMAINDER, busyMeasured, findings, shownParts, splitOf } from './model.js';
 import type { ReportModel } from './model.js';
 import type { Experiment } from '../analysis/experiment.js';
 import { captionText, effectText, methodText, shareWarningText } from '../analysis/experiment-table.js';
@@ -176,6 +176,7 @@ export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
       fixed(r.seconds?.p50, 3, 's'),
       fixed(r.seconds?.p95, 3, 's'),
       fixed(r.mbPerS, 2, 'MB/s'),
+      fixed(r.setupMs, 1, 'ms'),
       fixed(r.scuIdleMs, 1, 'ms'),
       fixed(r.upstreamBlockedMs, 1, 'ms'),
       fixed(r.scpResponseMs, 1, 'ms'),
@@ -189,7 +190,23 @@ export function renderReportHtml(m: ReportModel, charts: ReportCharts): string {
   );
   const resultColumns: Column[] = [
     { title: m.groupTitle },
-    ...[`${unit}s`, 'failed', 'mean', '95% CI', 'min', 'max', 'p50', 'p95', 'rate', 'SCU idle', 'upstream blocked', 'SCP response', 'proxy busy', REMAINDER].map((title) => ({
+    ...[
+      `${unit}s`,
+      'failed',
+      'mean',
+      '95% CI',
+      'min',
+      'max',
+      'p50',
+      'p95',
+      'rate',
+      'association set-up',
+      'SCU idle',
+      'upstream blocked',
+      'SCP response',
+      'proxy busy',
+      REMAINDER,
+    ].map((title) => ({
       title,
       numeric: true,
     })),
@@ -261,7 +278,7 @@ ${figure(
   'split-chart',
   charts.split,
   `time split per setting`,
-  `SCU idle: the proxy waited for the SCU's bytes. Upstream blocked: the proxy had bytes but the SCP was not reading (or, with --bandwidth, the emulated link was full). SCP response: last request byte to the first byte of the answer. Proxy busy: the proxy's own time, processing the message's bytes or busy with other work (other associations, the other direction, its recorders) while the message waited; an upper bound of its share. Bytes in flight: the remainder of the mean time per ${unit} (the bytes in kernel buffers and on the network, the peers reading and writing${unit === 'image' ? ', and what the sender does around it: connect, negotiate, encode' : ''}).${busyMeasured(m.settings) ? '' : " These files were written before proxy_busy_ms: the proxy's own time is in bytes in flight."}`,
+  `${shownParts(m.settings).includes('association set-up') ? "Association set-up: the sender's TCP connect and A-ASSOCIATE-RQ/AC round trip before the image, as the senders measured it (with one association per sender, spread over its images). " : ''}SCU idle: the proxy waited for the SCU's bytes. Upstream blocked: the proxy had bytes but the SCP was not reading (or, with --bandwidth, the emulated link was full). SCP response: last request byte to the first byte of the answer. Proxy busy: the proxy's own time, processing the message's bytes or busy with other work (other associations, the other direction, its recorders) while the message waited; an upper bound of its share. Bytes in flight: the remainder of the mean time per ${unit} (the bytes in kernel buffers and on the network, the peers reading and writing${unit === 'image' ? ', and what the sender does around the message: encoding it, reading the response' : ''}).${busyMeasured(m.settings) ? '' : " These files were written before proxy_busy_ms: the proxy's own time is in bytes in flight."}`,
   'No time split: the proxy wrote no messages CSV for these settings (e.g. --direct).',
 )}
 </section>

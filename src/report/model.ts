@@ -145,7 +145,19 @@ export function resultRow(label: string, r: CsvRow): ResultRow {
     upstreamBlockedMs: num(r.upstream_blocked_ms),
     scpResponseMs: num(r.scp_response_ms),
     proxyBusyMs: num(r.proxy_busy_ms),
+    setupMs: setupPerImage(r),
   };
+}
+
+/**
+ * The senders' association set-up per image, inside each image's time: connect_ms + associate_ms with one
+ * association per image (the built-in SCU's default). With --association per-sender an image's time starts
+ * at its request's first byte, so the set-up is in no image's time: undefined, as without both columns.
+ */
+function setupPerImage(r: CsvRow): number | undefined {
+  const [connect, associate] = [r.connect_ms, r.associate_ms].map(num);
+  if (connect === undefined || associate === undefined || r.association === 'per-sender') return undefined;
+  return connect + associate;
 }
 
 /**
@@ -208,7 +220,7 @@ export function pduUse(source: string, sent: SentPdus | undefined, allowed: numb
 
 // ---- the time split ----
 
-export const SPLIT_PARTS = ['SCU idle', 'upstream blocked', 'SCP response', 'proxy busy', 'bytes in flight'] as const;
+export const SPLIT_PARTS = ['association set-up', 'SCU idle', 'upstream blocked', 'SCP response', 'proxy busy', 'bytes in flight'] as const;
 export type SplitPart = (typeof SPLIT_PARTS)[number];
 /** The part that is not measured: the mean time less the four measured by the proxy. */
 export const REMAINDER: SplitPart = 'bytes in flight';
@@ -224,8 +236,15 @@ export function splitOf(row: ResultRow): Record<SplitPart, number> | undefined {
   const { scuIdleMs: idle, upstreamBlockedMs: blocked, scpResponseMs: scp, seconds } = row;
   if (idle === undefined || blocked === undefined || scp === undefined || seconds === undefined) return undefined;
   const busy = row.proxyBusyMs ?? 0;
-  const inFlight = Math.max(0, seconds.mean * 1000 - idle - blocked - scp - busy);
-  return { 'SCU idle': idle, 'upstream blocked': blocked, 'SCP response': scp, 'proxy busy': busy, 'bytes in flight': inFlight };
+  const setup = row.setupMs ?? 0;
+  const inFlight = Math.max(0, seconds.mean * 1000 - setup - idle - blocked - scp - busy);
+  return { 'association set-up': setup, 'SCU idle': idle, 'upstream blocked': blocked, 'SCP response': scp, 'proxy busy': busy, 'bytes in flight': inFlight };
+}
+
+/** The parts shown: proxy busy when some file had it, association set-up when some row was measured by bench's senders. */
+export function shownParts(settings: readonly ReportSetting[]): SplitPart[] {
+  const setup = settings.some((s) => s.row.setupMs !== undefined && splitOf(s.row) !== undefined);
+  return SPLIT_PARTS.filter((p) => (p !== 'proxy busy' || busyMeasured(settings)) && (p !== 'association set-up' || setup));
 }
 
 /** Some setting with a split has proxy_busy_ms (files written before it have none). */
@@ -312,8 +331,8 @@ export function findings(settings: readonly ReportSetting[], uses: readonly PduU
   }
 
   // Where the time went: every part weighted by the number of timed images of its setting (proxy busy
-  // left out when no file had it: its time is then in bytes in flight).
-  const parts = busyMeasured(settings) ? SPLIT_PARTS : SPLIT_PARTS.filter((p) => p !== 'proxy busy');
+  // left out when no file had it: its time is then in bytes in flight; association set-up only from bench).
+  const parts = shownParts(settings);
   const totals = new Map<SplitPart, number>(parts.map((p) => [p, 0]));
   for (const s of settings) {
     const split = splitOf(s.row);

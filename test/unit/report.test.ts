@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { prepareLogs, reportModel, renderReport, resultRows } from '../../src/report/build.js';
 import { escapeHtml } from '../../src/report/html.js';
-import { findings, pduUse, resultRow, settingsFromMessages, settingsFromResults, splitOf } from '../../src/report/model.js';
+import { findings, pduUse, resultRow, settingsFromMessages, settingsFromResults, shownParts, splitOf } from '../../src/report/model.js';
 import { sweepSpec } from '../../src/report/charts.js';
 import { RESULTS_CSV_COLUMNS } from '../../src/bench/results.js';
 import { detectKind } from '../../src/analysis/csv.js';
@@ -81,19 +81,31 @@ test('settings of results.csv: columns by name, a series only for what varies', 
   assert.deepEqual(settings[2]!.row.seconds, { n: 7, mean: 1.2, min: 0.6, max: 2.5, p50: 1.1, p95: 2.5 });
   assert.equal(settings[2]!.row.failures, 1);
   // 20MB: 1200 ms - (100 + 400 + 600) = 100 ms for the rest.
-  assert.deepEqual(splitOf(settings[2]!.row), { 'SCU idle': 100, 'upstream blocked': 400, 'SCP response': 600, 'proxy busy': 0, 'bytes in flight': 100 });
+  assert.deepEqual(splitOf(settings[2]!.row), { 'association set-up': 0, 'SCU idle': 100, 'upstream blocked': 400, 'SCP response': 600, 'proxy busy': 0, 'bytes in flight': 100 });
 
   // With proxy_busy_ms (results.csv from now on): its own bar, and bytes in flight is what remains; the
   // five parts sum to the mean (1200 ms).
   const busy = resultRow('20MB', { ...rows[2]!, proxy_busy_ms: '60.000' });
   const split = splitOf(busy)!;
-  assert.deepEqual(split, { 'SCU idle': 100, 'upstream blocked': 400, 'SCP response': 600, 'proxy busy': 60, 'bytes in flight': 40 });
+  assert.deepEqual(split, { 'association set-up': 0, 'SCU idle': 100, 'upstream blocked': 400, 'SCP response': 600, 'proxy busy': 60, 'bytes in flight': 40 });
   assert.equal(
     Object.values(split).reduce((x, y) => x + y, 0),
     busy.seconds!.mean * 1000,
   );
   // A bound larger than what remains: bytes in flight is 0, never negative.
   assert.equal(splitOf(resultRow('20MB', { ...rows[2]!, proxy_busy_ms: '250' }))!['bytes in flight'], 0);
+
+  // With the senders' connect_ms and associate_ms (bench): the association's set-up is a part of its own.
+  // One association per image: 2 + 18 = 20 ms per image; bytes in flight 1200 - 20 - 1100 - 60 = 20.
+  const perImage = resultRow('20MB', { ...rows[2]!, proxy_busy_ms: '60', connect_ms: '2.000', associate_ms: '18.000', association: 'per-image' });
+  assert.deepEqual(splitOf(perImage), { 'association set-up': 20, 'SCU idle': 100, 'upstream blocked': 400, 'SCP response': 600, 'proxy busy': 60, 'bytes in flight': 20 });
+  // One association per sender: an image's time starts at its request's first byte, the set-up is in none.
+  const perSender = resultRow('20MB', { ...rows[2]!, connect_ms: '2.000', associate_ms: '18.000', association: 'per-sender' });
+  assert.equal(perSender.setupMs, undefined);
+  // Files from before these columns: no set-up part shown; with them, shown first.
+  const withSetup = settingsFromResults([{ ...rows[2]!, connect_ms: '1', associate_ms: '1' }]);
+  assert.deepEqual(shownParts(settings), ['SCU idle', 'upstream blocked', 'SCP response', 'bytes in flight']);
+  assert.deepEqual(shownParts(withSetup), ['association set-up', 'SCU idle', 'upstream blocked', 'SCP response', 'bytes in flight']);
 
   // Two image sizes: one series each, named from run.json when it knows them.
   const two = [row({ image_bytes: '1000' }), row({ image_bytes: '2097600' })];
@@ -201,7 +213,7 @@ test('stats --html split from messages CSVs: proxy_busy_ms is a part of its own,
     settingsFromMessages(await groupMessages(engine, { by: 'max_pdu', perRoute: false })),
   );
   // Mean 15 ms: idle 1, blocked 2, SCP 3, busy (2 + 4) / 2 = 3, bytes in flight 15 - 9 = 6.
-  assert.deepEqual(splitOf(setting!.row), { 'SCU idle': 1, 'upstream blocked': 2, 'SCP response': 3, 'proxy busy': 3, 'bytes in flight': 6 });
+  assert.deepEqual(splitOf(setting!.row), { 'association set-up': 0, 'SCU idle': 1, 'upstream blocked': 2, 'SCP response': 3, 'proxy busy': 3, 'bytes in flight': 6 });
 });
 
 test('what the SCU sent, from a chunk CSV with an extra route column', async () => {
