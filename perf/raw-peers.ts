@@ -21,7 +21,7 @@ import { PduFramer } from '../src/pdu/framer.js';
 import { encodePData, singlePdvHeader } from '../src/pdu/pdata.js';
 import { EXPLICIT_LE, SECONDARY_CAPTURE, buildAc, buildRq } from '../test/helpers/raw.js';
 import { busyShare, machineTicks } from './machine.js';
-import { cStoreRqCommand, commandStatus } from './raw-store.js';
+import { cStoreRqCommand, commandStatus, element, us } from './raw-store.js';
 
 /** Whole middle PDUs per prebuilt block (one write each). */
 const BLOCK_TARGET_BYTES = 1024 * 1024;
@@ -58,20 +58,6 @@ class Messages implements FrameHandler {
     }
   }
   onDataEnd(): void {}
-}
-
-function element(group: number, elem: number, value: Buffer): Buffer {
-  const header = Buffer.alloc(8);
-  header.writeUInt16LE(group, 0);
-  header.writeUInt16LE(elem, 2);
-  header.writeUInt32LE(value.length, 4);
-  return Buffer.concat([header, value]);
-}
-
-function us(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(n, 0);
-  return b;
 }
 
 /** The value of an implicit VR LE command element, or undefined. */

@@ -30,7 +30,8 @@ export interface RawStoreResult {
   durationMs: number;
 }
 
-function element(group: number, elem: number, value: Buffer): Buffer {
+/** One implicit VR LE element: tag, 4-byte length, value. */
+export function element(group: number, elem: number, value: Buffer): Buffer {
   const header = Buffer.alloc(8);
   header.writeUInt16LE(group, 0);
   header.writeUInt16LE(elem, 2);
@@ -38,7 +39,8 @@ function element(group: number, elem: number, value: Buffer): Buffer {
   return Buffer.concat([header, value]);
 }
 
-function us(n: number): Buffer {
+/** A US value, little endian. */
+export function us(n: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeUInt16LE(n, 0);
   return b;
